@@ -1,0 +1,133 @@
+//! The `log` import and the run log: every line a guest or the host writes about an
+//! instance, scrubbed of secrets, capped in count and size.
+
+use super::{RunContext, StepCtx};
+use crate::bindings::log::{Host, Level};
+use serde::Serialize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Lines a run may log before further guest lines are dropped (counted, not kept).
+pub const MAX_LINES: u64 = 20_000;
+/// Longest message or field value kept, in bytes.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogRecord {
+    /// Milliseconds since the epoch.
+    pub time: u64,
+    pub level: &'static str,
+    /// `guest`, `stdout`, `stderr` or `host`.
+    pub origin: &'static str,
+    pub step: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+pub struct LogSink {
+    records: Mutex<Vec<LogRecord>>,
+    dropped: AtomicU64,
+}
+
+impl LogSink {
+    pub fn records(&self) -> Vec<LogRecord> {
+        self.records.lock().unwrap().clone()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// A line from the host about this run (denials, rejections, step outcomes).
+    pub fn host(&self, run: &RunContext, step: &str, level: &'static str, message: &str) {
+        self.push(run, step, level, "host", message, Vec::new(), true);
+    }
+
+    pub fn guest_stdio(&self, run: &RunContext, step: &str, stream: &'static str, line: &str) {
+        self.push(run, step, "info", stream, line, Vec::new(), false);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &self,
+        run: &RunContext,
+        step: &str,
+        level: &'static str,
+        origin: &'static str,
+        message: &str,
+        fields: Vec<(String, String)>,
+        always: bool,
+    ) {
+        let mut records = self.records.lock().unwrap();
+        if !always && records.len() as u64 >= MAX_LINES {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let clean = |s: &str| run.secrets.redact(truncate(s, MAX_LINE_BYTES));
+        let record = LogRecord {
+            time: now_ms(),
+            level,
+            origin,
+            step: step.to_string(),
+            message: clean(message),
+            fields: fields.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
+        };
+        emit_tracing(&run.instance_id, &record);
+        records.push(record);
+    }
+}
+
+fn emit_tracing(instance: &str, r: &LogRecord) {
+    let fields = r
+        .fields
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match r.level {
+        "error" => tracing::error!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
+        "warn" => tracing::warn!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
+        "info" => tracing::info!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
+        _ => tracing::debug!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The longest prefix of `s` within `max` bytes that ends on a character boundary.
+pub fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl Host for StepCtx {
+    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        let level = match level {
+            Level::Trace | Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        if level == "warn" {
+            self.run.stats.warnings.fetch_add(1, Ordering::Relaxed);
+        }
+        let fields = fields.into_iter().take(32).collect();
+        self.run
+            .log
+            .push(&self.run, &self.step, level, "guest", &message, fields, false);
+        Ok(())
+    }
+}

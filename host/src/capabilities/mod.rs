@@ -1,0 +1,164 @@
+//! What a guest can reach, one module per WIT import: `http`, `graph`, `log`, `config`.
+//!
+//! Each call arrives on a [`StepCtx`] (one per wasm instance: a step, `validate`, or the
+//! manifest read) which points at the run's shared [`RunContext`]: the grant, the
+//! secrets, the graph and the counters. Every check against the grant happens in these
+//! modules, at the moment the guest asks.
+
+pub mod config;
+pub mod graph;
+pub mod http;
+pub mod log;
+
+use crate::policy::Grant;
+use crate::secrets::Secrets;
+use graph::GraphStore;
+use http::HttpCapability;
+use log::LogSink;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Largest guest stdout or stderr kept per call, in bytes.
+const STDIO_CAPACITY: usize = 64 << 10;
+
+/// Everything one run of one instance shares across its steps.
+pub struct RunContext {
+    pub instance_id: String,
+    pub instance_name: String,
+    pub grant: Grant,
+    pub secrets: Secrets,
+    /// Non-secret config values, as strings.
+    pub config: BTreeMap<String, String>,
+    /// Fields the manifest declares secret (readable only by reference).
+    pub secret_fields: BTreeSet<String>,
+    pub http: HttpCapability,
+    pub graph: Mutex<GraphStore>,
+    pub log: LogSink,
+    pub stats: RunStats,
+    /// When the run's wall-clock budget ends.
+    pub deadline: Instant,
+}
+
+/// Counters of one run, for `summary.json` and the run log.
+#[derive(Default)]
+pub struct RunStats {
+    pub requests: AtomicU64,
+    pub denials: Mutex<Vec<Event>>,
+    pub limit_hits: Mutex<Vec<Event>>,
+    pub rejections: Mutex<Vec<Event>>,
+    pub warnings: AtomicU64,
+}
+
+/// A denial, limit hit or rejected object: what, and the rule that decided.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    pub step: String,
+    pub action: String,
+    pub resource: String,
+    pub rule: String,
+}
+
+impl RunStats {
+    pub fn record(list: &Mutex<Vec<Event>>, event: Event) {
+        let mut l = list.lock().unwrap();
+        // Keep the first thousand in full; the count is what matters past that.
+        if l.len() < 1000 {
+            l.push(event);
+        }
+    }
+
+    pub fn count_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// The store data of one wasm instance.
+pub struct StepCtx {
+    pub run: Arc<RunContext>,
+    /// The step id, or `validate` / `manifest`.
+    pub step: String,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl StepCtx {
+    /// A context with WASI linked but nothing granted: no files, no environment, no
+    /// arguments, no sockets, no name lookups. Stdout and stderr are captured and become
+    /// log lines of the instance.
+    pub fn new(run: Arc<RunContext>, step: &str) -> Self {
+        let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let memory = run.grant.limits.memory_mib.saturating_mul(1 << 20) as usize;
+        StepCtx {
+            run,
+            step: step.to_string(),
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(memory),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Moves what the guest printed into the run log.
+    pub fn drain_stdio(&self) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let bytes = pipe.contents();
+            if bytes.is_empty() {
+                continue;
+            }
+            for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+                self.run.log.guest_stdio(&self.run, &self.step, stream, line);
+            }
+        }
+    }
+}
+
+impl WasiView for StepCtx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers whether the cap was hit, so a guest that dies of
+/// it gets a "memory limit" error rather than a bare trap.
+pub struct MemoryLimiter {
+    pub max_bytes: usize,
+    pub hit: bool,
+}
+
+impl MemoryLimiter {
+    fn new(max_bytes: usize) -> Self {
+        MemoryLimiter { max_bytes, hit: false }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = desired <= self.max_bytes;
+        self.hit |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}

@@ -1,0 +1,223 @@
+//! The `corral` command line: `run`, `demo`, `plugin inspect`, `simulate`.
+
+use crate::config::CorralConfig;
+use crate::output;
+use crate::plugin::LoadedPlugin;
+use crate::run::{self, RunReport};
+use crate::runtime::Runtime;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "corral", version, about = "Runs graph-integration connectors as sandboxed WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run instances once and write each one's graph to DIR/<id>/.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Run only these instances (default: all).
+        #[arg(long = "instance")]
+        instances: Vec<String>,
+        /// Output directory (default: data_dir/out).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Start the built-in provider simulators and run the connectors against them.
+    Demo {
+        /// Output directory.
+        #[arg(long, default_value = ".corral/out")]
+        out: PathBuf,
+        /// Simulated devices in the Kandji tenant.
+        #[arg(long, default_value_t = 300)]
+        devices: usize,
+    },
+    /// Plugin tools.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Serve a provider simulator on 127.0.0.1 until interrupted.
+    Simulate {
+        /// Provider: kandji.
+        provider: String,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The bearer token the simulator accepts.
+        #[arg(long, default_value = "kandji-sim-token")]
+        token: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Manifest, steps, declared types and requested capabilities of a plugin.
+    Inspect {
+        /// A .wasm file, or a plugin id.
+        plugin: String,
+        /// Also look in this config's plugin_dir.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime");
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Run { config, instances, out } => run_command(&config, &instances, out).await,
+        Command::Demo { out, devices } => crate::demo::run_demo(&out, devices).await,
+        Command::Plugin { command: PluginCommand::Inspect { plugin, config, json } } => {
+            inspect(&plugin, config.as_deref(), json).await
+        }
+        Command::Simulate { provider, port, devices, seed, token } => {
+            crate::demo::simulate(&provider, port, devices, seed, &token).await
+        }
+    }
+}
+
+/// A runtime with `plugin_dir` loaded; plugin files that fail are reported, not fatal.
+pub async fn runtime_for(config: &CorralConfig) -> anyhow::Result<Runtime> {
+    let rt = Runtime::new()?;
+    if let Some(dir) = &config.plugin_dir {
+        for failure in rt.load_plugin_dir(dir).await? {
+            eprintln!("warning: plugin refused: {failure}");
+        }
+    }
+    Ok(rt)
+}
+
+async fn run_command(path: &Path, only: &[String], out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = CorralConfig::load(path)?;
+    for id in only {
+        if config.instance(id).is_none() {
+            bail!("{}: no instance with id {id:?}", path.display());
+        }
+    }
+    let selected: Vec<_> = config
+        .instances
+        .iter()
+        .filter(|i| only.is_empty() || only.contains(&i.id))
+        .collect();
+    if selected.is_empty() {
+        bail!("{}: no instances to run", path.display());
+    }
+    let rt = runtime_for(&config).await?;
+    // Resolve every instance before running any, so bad input stops the run before
+    // anything is written.
+    let mut resolved = Vec::new();
+    for inst in &selected {
+        let plugin = rt
+            .plugin(&inst.plugin)
+            .await
+            .with_context(|| format!("{}: instance {:?}", path.display(), inst.id))?;
+        let r = run::resolve_instance(inst, plugin).with_context(|| format!("{}: instance {:?}", path.display(), inst.id))?;
+        resolved.push(r);
+    }
+    let out = out.unwrap_or_else(|| config.data_dir.join("out"));
+    let reports = run_all(&rt, &resolved).await;
+    report_all(&out, &reports)
+}
+
+/// Runs instances concurrently.
+pub async fn run_all(rt: &Runtime, instances: &[run::ResolvedInstance]) -> Vec<RunReport> {
+    futures::future::join_all(instances.iter().map(|i| run::run_instance(i, rt.client.clone()))).await
+}
+
+/// Writes each report (not when validation failed: nothing is presented as a result)
+/// and prints its summary; exit status 0 only when every run succeeded.
+pub fn report_all(out: &Path, reports: &[RunReport]) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for report in reports {
+        let dest = match report.validation {
+            Ok(()) => Some(output::write_run(out, report)?),
+            Err(_) => None,
+        };
+        print!("{}", output::console_summary(report, dest.as_deref()));
+        ok &= report.succeeded();
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let path = Path::new(target);
+    let plugin = if path.exists() {
+        let rt = Runtime::new()?;
+        rt.load_file(path).await?
+    } else {
+        let rt = match config {
+            Some(c) => runtime_for(&CorralConfig::load(c)?).await?,
+            None => Runtime::new()?,
+        };
+        rt.plugin(target).await?
+    };
+    if json {
+        let mut v = serde_json::to_value(&plugin.manifest)?;
+        v["digest"] = plugin.digest.clone().into();
+        v["source"] = plugin.source.to_string().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", describe_plugin(&plugin));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The manifest in plain words.
+pub fn describe_plugin(p: &Arc<LoadedPlugin>) -> String {
+    let m = &p.manifest;
+    let mut s = format!("{} {} ({})\n  {}\n  source: {}\n  sha256: {}\n", m.id, m.version, m.name, m.description, p.source, p.digest);
+    s.push_str("\nconfig fields:\n");
+    for f in &m.config_fields {
+        let tags = [(f.secret, "secret"), (f.optional, "optional")];
+        let tags: Vec<&str> = tags.iter().filter(|(on, _)| *on).map(|(_, t)| *t).collect();
+        let tags = if tags.is_empty() { String::new() } else { format!(" [{}]", tags.join(", ")) };
+        s.push_str(&format!("  {}{tags}: {}\n", f.name, f.description));
+    }
+    s.push_str("\nsteps:\n");
+    for st in &m.steps {
+        let deps = if st.depends_on.is_empty() { String::new() } else { format!(" (after {})", st.depends_on.join(", ")) };
+        s.push_str(&format!("  {} \"{}\"{deps}\n", st.id, st.name));
+        for e in &st.entities {
+            s.push_str(&format!("    entity {} ({})\n", e.type_name, e.class_name));
+        }
+        for r in &st.relationships {
+            let mapped = if r.mapped { " mapped" } else { "" };
+            s.push_str(&format!("    relationship {}: {} {} {}{mapped}\n", r.type_name, r.source_type, r.class_name, r.target_type));
+        }
+    }
+    s.push_str("\nrequested capabilities (the grant is this intersected with the operator's policy):\n");
+    match serde_json::from_str::<serde_json::Value>(&m.capabilities) {
+        Ok(v) => s.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Err(_) => s.push_str(&m.capabilities),
+    }
+    s.push('\n');
+    s
+}

@@ -1,0 +1,83 @@
+//! The wasmtime engine: component model, pooling allocator, epoch interruption.
+//!
+//! One engine per process. Every component is compiled once against it and every run
+//! instantiates from an `InstancePre`, so instantiation is a pool slot and a few
+//! pointer writes rather than a compile.
+
+use anyhow::Result;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The most memory any one instance may ever have; policies ask for less.
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+
+/// Sizes of the instance pool.
+#[derive(Debug, Clone)]
+pub struct PoolSize {
+    /// Component instances alive at once (one per running step, validate or manifest read).
+    pub instances: u32,
+}
+
+impl Default for PoolSize {
+    fn default() -> Self {
+        PoolSize { instances: 256 }
+    }
+}
+
+/// Builds the process's engine and starts its epoch ticker.
+pub fn build_engine(pool: &PoolSize) -> Result<Engine> {
+    let mut pooling = PoolingAllocationConfig::new();
+    // A Rust component is a handful of core instances (the program plus shims), one
+    // memory and a few tables.
+    pooling
+        .total_component_instances(pool.instances)
+        .total_core_instances(pool.instances * 8)
+        .total_memories(pool.instances)
+        .total_tables(pool.instances * 4)
+        .total_stacks(pool.instances)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(2)
+        .max_tables_per_component(8)
+        .max_memory_size(MAX_MEMORY_BYTES)
+        .table_elements(100_000);
+
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        // Plain synchronous exports: no component-model-async tasks, so calls into the
+        // guest are cheaper.
+        .concurrency_support(false)
+        // Each memory reserves its maximum up front (1 GiB, not the 4 GiB default), so a
+        // full pool costs `instances` GiB of address space, not 4× that plus guards.
+        .memory_reservation(MAX_MEMORY_BYTES as u64)
+        .memory_guard_size(32 << 20)
+        .max_wasm_stack(1 << 20)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    let engine = Engine::new(&config)?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+/// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("corral-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}
+
+/// Epoch ticks for a wall-clock budget, rounded up.
+pub fn ticks_for(budget: Duration) -> u64 {
+    (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}

@@ -1,0 +1,21 @@
+//! corral: runs graph-integration connectors as sandboxed WebAssembly components.
+//!
+//! Start at [`runtime::Runtime`] (engine, linker, plugins) and [`run::run_instance`]
+//! (one instance, validate then the step DAG). What a guest can reach lives in
+//! [`capabilities`], one module per WIT import; every policy decision is made by
+//! [`policy::Grant::check`].
+
+pub mod bindings;
+pub mod builtin;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod datamodel;
+pub mod demo;
+pub mod engine;
+pub mod output;
+pub mod plugin;
+pub mod policy;
+pub mod run;
+pub mod runtime;
+pub mod secrets;

@@ -1,0 +1,172 @@
+//! Writing a run in JupiterOne's `collect` layout:
+//! `DIR/<id>/graph/<stepId>/entities/<type>-<n>.json` (`{"entities": […]}`), the same for
+//! relationships, at most 500 objects of one `_type` per file; `summary.json`; and the
+//! run log as `log.jsonl`. The directory is written beside the old one and swapped in
+//! whole, so a reader never sees half a run.
+
+use crate::capabilities::graph::Stored;
+use crate::run::{RunReport, StepStatus};
+use anyhow::Context;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Objects of one `_type` per file, as JupiterOne's collector writes them.
+pub const MAX_PER_FILE: usize = 500;
+
+/// Writes `report` to `out/<instance id>/`, replacing what was there.
+pub fn write_run(out: &Path, report: &RunReport) -> anyhow::Result<PathBuf> {
+    let dest = out.join(&report.instance_id);
+    let tmp = out.join(format!(".{}.tmp-{}", report.instance_id, std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+    write_objects(&tmp, "entities", &report.graph.entities)?;
+    write_objects(&tmp, "relationships", &report.graph.relationships)?;
+    write_json(&tmp.join("summary.json"), &summary(report))?;
+    write_log(&tmp.join("log.jsonl"), report)?;
+    if dest.exists() {
+        std::fs::remove_dir_all(&dest).with_context(|| format!("{}: cannot replace", dest.display()))?;
+    }
+    std::fs::rename(&tmp, &dest).with_context(|| format!("{}: cannot move into place", dest.display()))?;
+    Ok(dest)
+}
+
+fn write_objects(dir: &Path, kind: &str, objects: &[Stored]) -> anyhow::Result<()> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&Stored>> = BTreeMap::new();
+    for o in objects {
+        groups.entry((o.step.as_str(), o.type_name.as_str())).or_default().push(o);
+    }
+    for ((step, type_name), items) in groups {
+        let folder = dir.join("graph").join(step).join(kind);
+        std::fs::create_dir_all(&folder)?;
+        for (n, chunk) in items.chunks(MAX_PER_FILE).enumerate() {
+            let list: Vec<Value> = chunk.iter().map(|s| Value::Object(s.object.clone())).collect();
+            write_json(&folder.join(format!("{type_name}-{n}.json")), &json!({ kind: list }))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+fn write_log(path: &Path, report: &RunReport) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for r in &report.log {
+        text.push_str(&serde_json::to_string(r)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// Counts of each `_type` a step emitted.
+fn encountered(report: &RunReport, step: &str) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for o in report.graph.entities.iter().chain(&report.graph.relationships) {
+        if o.step == step {
+            *counts.entry(o.type_name.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// `summary.json`: JupiterOne's fields, plus a `corral` section with the run's facts.
+pub fn summary(report: &RunReport) -> Value {
+    let steps: Vec<Value> = report
+        .steps
+        .iter()
+        .map(|s| {
+            let counts = encountered(report, &s.info.id);
+            let partial = matches!(s.status, StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure);
+            json!({
+                "id": s.info.id,
+                "name": s.info.name,
+                "status": s.status,
+                "declaredTypes": s.info.declared_types(),
+                "encounteredTypes": counts.keys().collect::<Vec<_>>(),
+                "encounteredTypeCounts": counts,
+                "partialTypes": if partial { s.info.declared_types() } else { Vec::new() },
+                "duration": s.duration.as_millis() as u64,
+                "dependsOn": s.info.depends_on,
+                "error": s.error,
+            })
+        })
+        .collect();
+    json!({
+        "integrationStepResults": steps,
+        "metadata": { "partialDatasets": { "types": report.partial_types() } },
+        "corral": {
+            "instance": report.instance_id,
+            "instanceName": report.instance_name,
+            "plugin": {
+                "id": report.plugin_id, "version": report.plugin_version,
+                "digest": report.plugin_digest, "source": report.plugin_source,
+            },
+            "startedAt": report.started_at_ms,
+            "endedAt": report.ended_at_ms,
+            "status": if report.succeeded() { "succeeded" } else { "failed" },
+            "validation": match &report.validation { Ok(()) => json!({"ok": true}), Err(e) => json!({"ok": false, "error": e}) },
+            "counts": {
+                "entities": report.graph.entities.len(),
+                "relationships": report.graph.relationships.len(),
+                "requests": report.requests,
+                "warnings": report.warnings,
+                "denials": report.denials.len(),
+                "limitHits": report.limit_hits.len(),
+                "rejected": report.rejections.len(),
+                "logLinesDropped": report.log_dropped,
+            },
+            "denials": report.denials,
+            "limitHits": report.limit_hits,
+            "rejections": report.rejections,
+        }
+    })
+}
+
+/// A few lines a person can read: outcome, counts per step, where the output went.
+pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
+    let mut out = String::new();
+    let outcome = if report.succeeded() { "succeeded" } else { "FAILED" };
+    out.push_str(&format!(
+        "{} (plugin {} {}): {outcome} in {:.1} s, {} requests, {} entities, {} relationships\n",
+        report.instance_id,
+        report.plugin_id,
+        report.plugin_version,
+        report.duration.as_secs_f64(),
+        report.requests,
+        report.graph.entities.len(),
+        report.graph.relationships.len(),
+    ));
+    if let Err(e) = &report.validation {
+        out.push_str(&format!("  validation failed: {e}\n"));
+    }
+    for s in &report.steps {
+        let counts: Vec<String> = encountered(report, &s.info.id)
+            .iter()
+            .map(|(t, n)| format!("{n} {t}"))
+            .collect();
+        let status = serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        out.push_str(&format!("  {:<22} {:<10} {}\n", s.info.id, status, counts.join(", ")));
+        if let Some(e) = &s.error {
+            out.push_str(&format!("  {:<22} error: {e}\n", ""));
+        }
+    }
+    let notes = [
+        (report.warnings, "warnings"),
+        (report.denials.len() as u64, "denials"),
+        (report.limit_hits.len() as u64, "limit hits"),
+        (report.rejections.len() as u64, "rejected objects"),
+    ];
+    let notes: Vec<String> = notes.iter().filter(|(n, _)| *n > 0).map(|(n, w)| format!("{n} {w}")).collect();
+    if !notes.is_empty() {
+        out.push_str(&format!("  {} (see log.jsonl and summary.json)\n", notes.join(", ")));
+    }
+    if let Some(d) = dest {
+        out.push_str(&format!("  output: {}\n", d.display()));
+    }
+    out
+}

@@ -1,0 +1,419 @@
+//! Running an instance: resolve its config and grant, `validate`, then the steps as a
+//! DAG by `dependsOn`, each step in a fresh instance from the plugin's `InstancePre`.
+//! Independent steps run at once; a failed step's dependents still run and are marked
+//! partial, as JupiterOne does.
+
+use crate::bindings::{Plugin, PluginPre, connector};
+use crate::capabilities::graph::GraphStore;
+use crate::capabilities::http::HttpCapability;
+use crate::capabilities::log::{LogRecord, LogSink, now_ms};
+use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
+use crate::config::{ConfigValue, InstanceConfig};
+use crate::engine::ticks_for;
+use crate::plugin::{LoadedPlugin, StepInfo};
+use crate::policy::{Grant, Policy};
+use crate::secrets::{SecretValue, Secrets};
+use anyhow::{Context as _, bail};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use wasmtime::{Store, Trap};
+
+/// Budget for reading a manifest: it must not reach out, so it has no reason to be slow.
+const MANIFEST_BUDGET: Duration = Duration::from_secs(5);
+const MANIFEST_MEMORY_MIB: u64 = 64;
+
+/// An instance ready to run: its plugin, config split into plain values and secrets,
+/// and its grant.
+pub struct ResolvedInstance {
+    pub id: String,
+    pub name: String,
+    pub plugin: Arc<LoadedPlugin>,
+    pub config: BTreeMap<String, String>,
+    pub secrets: Secrets,
+    pub grant: Grant,
+    pub policy_path: Option<PathBuf>,
+}
+
+/// Splits the config into values and secrets (reading `{ env = … }`), checks it against
+/// the manifest's fields, and builds the grant from the manifest and the operator policy.
+pub fn resolve_instance(cfg: &InstanceConfig, plugin: Arc<LoadedPlugin>) -> anyhow::Result<ResolvedInstance> {
+    let policy = match &cfg.policy {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read policy", path.display()))?;
+            Some((text, path.display().to_string()))
+        }
+    };
+    resolve_with_policy(cfg, plugin, policy)
+}
+
+/// As [`resolve_instance`], with the operator policy given as (text, source name).
+pub fn resolve_with_policy(
+    cfg: &InstanceConfig,
+    plugin: Arc<LoadedPlugin>,
+    policy: Option<(String, String)>,
+) -> anyhow::Result<ResolvedInstance> {
+    let m = &plugin.manifest;
+    let secret_fields = m.secret_fields();
+    let mut config = BTreeMap::new();
+    let mut secrets = Secrets::default();
+    for (name, value) in &cfg.config {
+        if !m.config_fields.iter().any(|f| &f.name == name) {
+            let known: Vec<&str> = m.config_fields.iter().map(|f| f.name.as_str()).collect();
+            bail!("config field {name} is not declared by plugin {} (its fields: {})", m.id, known.join(", "));
+        }
+        let text = match value {
+            ConfigValue::Text(s) => s.clone(),
+            ConfigValue::Bool(b) => b.to_string(),
+            ConfigValue::Integer(i) => i.to_string(),
+            ConfigValue::Float(f) => f.to_string(),
+            ConfigValue::Env { env } => std::env::var(env)
+                .with_context(|| format!("config field {name}: environment variable {env} is not set"))?,
+        };
+        if secret_fields.contains(name) {
+            secrets.insert(name.clone(), SecretValue::new(text));
+        } else {
+            config.insert(name.clone(), text);
+        }
+    }
+    for f in m.config_fields.iter().filter(|f| !f.optional) {
+        if !config.contains_key(&f.name) && !secrets.contains(&f.name) {
+            bail!("config field {} is required by plugin {} ({})", f.name, m.id, f.description);
+        }
+    }
+    let requested = Policy::parse(&m.capabilities, &format!("manifest of plugin {}", m.id), &config)?;
+    let operator = match policy {
+        None => None,
+        Some((text, source)) => Some(Policy::parse(&text, &source, &config)?),
+    };
+    Ok(ResolvedInstance {
+        id: cfg.id.clone(),
+        name: cfg.name.clone(),
+        plugin,
+        config,
+        secrets,
+        grant: Grant::new(requested, operator),
+        policy_path: cfg.policy.clone(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Success,
+    Failure,
+    PartialSuccessDueToDependencyFailure,
+    Disabled,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    pub info: StepInfo,
+    pub status: StepStatus,
+    pub duration: Duration,
+    pub error: Option<String>,
+}
+
+/// Everything a run produced, for the output writer and the console.
+pub struct RunReport {
+    pub instance_id: String,
+    pub instance_name: String,
+    pub plugin_id: String,
+    pub plugin_version: String,
+    pub plugin_digest: String,
+    pub plugin_source: String,
+    pub started_at_ms: u64,
+    pub ended_at_ms: u64,
+    pub duration: Duration,
+    /// `Err(reason)` when validation failed; then no step ran.
+    pub validation: Result<(), String>,
+    pub steps: Vec<StepResult>,
+    pub graph: GraphStore,
+    pub log: Vec<LogRecord>,
+    pub log_dropped: u64,
+    pub requests: u64,
+    pub warnings: u64,
+    pub denials: Vec<Event>,
+    pub limit_hits: Vec<Event>,
+    pub rejections: Vec<Event>,
+}
+
+impl RunReport {
+    /// True only if validation passed and every step succeeded (disabled steps count).
+    pub fn succeeded(&self) -> bool {
+        self.validation.is_ok()
+            && self.steps.iter().all(|s| matches!(s.status, StepStatus::Success | StepStatus::Disabled))
+    }
+
+    /// Types of failed and partial steps: JupiterOne must not delete their old data.
+    pub fn partial_types(&self) -> Vec<String> {
+        let set: BTreeSet<String> = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure))
+            .flat_map(|s| s.info.declared_types())
+            .collect();
+        set.into_iter().collect()
+    }
+}
+
+/// One wasm instance with its store.
+struct GuestInstance {
+    store: Store<StepCtx>,
+    plugin: Plugin,
+}
+
+impl GuestInstance {
+    async fn new(pre: &PluginPre<StepCtx>, run: &Arc<RunContext>, step: &str) -> Result<Self, String> {
+        let mut store = Store::new(pre.engine(), StepCtx::new(run.clone(), step));
+        store.limiter(|ctx| &mut ctx.limiter);
+        let remaining = run.deadline.saturating_duration_since(Instant::now());
+        store.set_epoch_deadline(ticks_for(remaining));
+        store.epoch_deadline_trap();
+        let plugin = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        Ok(GuestInstance { store, plugin })
+    }
+
+    /// A clear reason for a trap: the memory cap, the deadline, or the guest's own fault.
+    fn explain(&self, e: &wasmtime::Error, run: &RunContext) -> String {
+        self.store.data().drain_stdio();
+        if self.store.data().limiter.hit {
+            return format!("memory limit of {} MiB reached", run.grant.limits.memory_mib);
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return format!("wall-clock limit of {} s reached", run.grant.limits.timeout_seconds);
+        }
+        let text = format!("guest trapped: {e:#}");
+        run.secrets.redact(crate::capabilities::log::truncate(&text, 2000))
+    }
+}
+
+/// Runs `call` against a fresh instance, bounded by the run's deadline.
+macro_rules! guest_call {
+    ($pre:expr, $run:expr, $step:expr, |$plugin:ident, $store:ident| $call:expr) => {{
+        let run: &Arc<RunContext> = $run;
+        match GuestInstance::new($pre, run, $step).await {
+            Err(e) => Err(e),
+            Ok(mut g) => {
+                let remaining = run.deadline.saturating_duration_since(Instant::now());
+                let outcome = {
+                    let $plugin = &g.plugin;
+                    let $store = &mut g.store;
+                    tokio::time::timeout(remaining + Duration::from_millis(100), $call).await
+                };
+                let result = match outcome {
+                    Err(_) => Err(format!("wall-clock limit of {} s reached", run.grant.limits.timeout_seconds)),
+                    Ok(Err(e)) => Err(g.explain(&e, run)),
+                    Ok(Ok(v)) => Ok(v),
+                };
+                g.store.data().drain_stdio();
+                result
+            }
+        }
+    }};
+}
+
+/// Calls the plugin's `manifest` export in an instance with nothing granted.
+pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector::PluginManifest> {
+    let nothing = Policy { source: "no grant (manifest read)".into(), statements: Vec::new(), limits: Default::default() };
+    let mut grant = Grant::new(nothing, None);
+    grant.limits.memory_mib = MANIFEST_MEMORY_MIB;
+    grant.limits.timeout_seconds = MANIFEST_BUDGET.as_secs();
+    let run = Arc::new(new_context("manifest", "manifest", grant, Secrets::default(), BTreeMap::new(), BTreeSet::new(), reqwest::Client::new()));
+    let out = guest_call!(pre, &run, "manifest", |p, s| p.corral_integration_connector().call_manifest(s));
+    out.map_err(|e| anyhow::anyhow!(e))
+}
+
+fn new_context(
+    id: &str,
+    name: &str,
+    grant: Grant,
+    secrets: Secrets,
+    config: BTreeMap<String, String>,
+    secret_fields: BTreeSet<String>,
+    client: reqwest::Client,
+) -> RunContext {
+    let deadline = Instant::now() + Duration::from_secs(grant.limits.timeout_seconds);
+    RunContext {
+        instance_id: id.into(),
+        instance_name: name.into(),
+        http: HttpCapability::new(client, &grant.limits),
+        grant,
+        secrets,
+        config,
+        secret_fields,
+        graph: Default::default(),
+        log: LogSink::default(),
+        stats: RunStats::default(),
+        deadline,
+    }
+}
+
+/// Runs one instance to the end and reports what happened. Never panics on guest
+/// behaviour: traps, timeouts and refusals become step errors.
+pub async fn run_instance(inst: &ResolvedInstance, client: reqwest::Client) -> RunReport {
+    let started = Instant::now();
+    let started_at_ms = now_ms();
+    let m = &inst.plugin.manifest;
+    let run = Arc::new(new_context(
+        &inst.id,
+        &inst.name,
+        inst.grant.clone(),
+        inst.secrets.clone(),
+        inst.config.clone(),
+        m.secret_fields(),
+        client,
+    ));
+    let pre = &inst.plugin.pre;
+    let validation = guest_call!(pre, &run, "validate", |p, s| p.corral_integration_connector().call_validate(s))
+        .and_then(|r| r.map_err(|e| describe_step_error(&e)));
+    let steps = match &validation {
+        Ok(()) => run_steps(inst, &run).await,
+        Err(reason) => {
+            run.log.host(&run, "validate", "error", &format!("validation failed: {reason}"));
+            Vec::new()
+        }
+    };
+    finish(inst, run, validation, steps, started, started_at_ms)
+}
+
+fn finish(
+    inst: &ResolvedInstance,
+    run: Arc<RunContext>,
+    validation: Result<(), String>,
+    steps: Vec<StepResult>,
+    started: Instant,
+    started_at_ms: u64,
+) -> RunReport {
+    let take = |l: &std::sync::Mutex<Vec<Event>>| std::mem::take(&mut *l.lock().unwrap());
+    RunReport {
+        instance_id: inst.id.clone(),
+        instance_name: inst.name.clone(),
+        plugin_id: inst.plugin.manifest.id.clone(),
+        plugin_version: inst.plugin.manifest.version.clone(),
+        plugin_digest: inst.plugin.digest.clone(),
+        plugin_source: inst.plugin.source.to_string(),
+        started_at_ms,
+        ended_at_ms: now_ms(),
+        duration: started.elapsed(),
+        validation,
+        steps,
+        graph: std::mem::take(&mut *run.graph.lock().unwrap()),
+        log: run.log.records(),
+        log_dropped: run.log.dropped(),
+        requests: run.stats.requests.load(Ordering::Relaxed),
+        warnings: run.stats.warnings.load(Ordering::Relaxed),
+        denials: take(&run.stats.denials),
+        limit_hits: take(&run.stats.limit_hits),
+        rejections: take(&run.stats.rejections),
+    }
+}
+
+pub fn describe_step_error(e: &connector::StepError) -> String {
+    use connector::StepError as E;
+    match e {
+        E::Authentication(m) => format!("authentication error: {m}"),
+        E::Config(m) => format!("config error: {m}"),
+        E::Provider(m) => format!("provider error: {m}"),
+        E::Other(m) => m.clone(),
+    }
+}
+
+/// The order steps can run in, or an error naming a cycle.
+pub fn topological_order(steps: &[StepInfo]) -> anyhow::Result<Vec<usize>> {
+    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let mut order = Vec::new();
+    let mut state = vec![0u8; steps.len()]; // 0 new, 1 visiting, 2 done
+    fn visit(i: usize, steps: &[StepInfo], index: &HashMap<&str, usize>, state: &mut [u8], order: &mut Vec<usize>) -> anyhow::Result<()> {
+        match state[i] {
+            2 => return Ok(()),
+            1 => bail!("steps form a dependency cycle through {:?}", steps[i].id),
+            _ => {}
+        }
+        state[i] = 1;
+        for d in &steps[i].depends_on {
+            if let Some(&j) = index.get(d.as_str()) {
+                visit(j, steps, index, state, order)?;
+            }
+        }
+        state[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    for i in 0..steps.len() {
+        visit(i, steps, &index, &mut state, &mut order)?;
+    }
+    Ok(order)
+}
+
+async fn disabled_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Result<BTreeSet<String>, String> {
+    let pre = &inst.plugin.pre;
+    let list = guest_call!(pre, run, "disabled-steps", |p, s| p.corral_integration_connector().call_disabled_steps(s))?;
+    Ok(list.into_iter().collect())
+}
+
+async fn run_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Vec<StepResult> {
+    let steps = &inst.plugin.manifest.steps;
+    let disabled = match disabled_steps(inst, run).await {
+        Ok(d) => d,
+        Err(e) => {
+            run.log.host(run, "disabled-steps", "error", &e);
+            BTreeSet::new()
+        }
+    };
+    let mut done: HashMap<String, StepResult> = HashMap::new();
+    let mut running = BTreeSet::new();
+    let mut set = JoinSet::new();
+    loop {
+        for s in steps {
+            if done.contains_key(&s.id) || running.contains(&s.id) {
+                continue;
+            }
+            if !s.depends_on.iter().all(|d| done.contains_key(d)) {
+                continue;
+            }
+            let deps: Vec<&StepResult> = s.depends_on.iter().map(|d| &done[d]).collect();
+            if disabled.contains(&s.id) || deps.iter().any(|d| d.status == StepStatus::Disabled) {
+                let r = StepResult { info: s.clone(), status: StepStatus::Disabled, duration: Duration::ZERO, error: None };
+                done.insert(s.id.clone(), r);
+                continue;
+            }
+            let upstream_failed = deps.iter().any(|d| matches!(d.status, StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure));
+            running.insert(s.id.clone());
+            let (info, run, plugin) = (s.clone(), run.clone(), inst.plugin.clone());
+            set.spawn(async move { run_step(info, run, plugin, upstream_failed).await });
+        }
+        let Some(joined) = set.join_next().await else { break };
+        let result = joined.expect("step tasks do not panic");
+        running.remove(&result.info.id);
+        done.insert(result.info.id.clone(), result);
+        // Disabled steps may have completed the DAG without anything running.
+        if set.is_empty() && done.len() == steps.len() {
+            break;
+        }
+    }
+    steps.iter().filter_map(|s| done.remove(&s.id)).collect()
+}
+
+async fn run_step(info: StepInfo, run: Arc<RunContext>, plugin: Arc<LoadedPlugin>, upstream_failed: bool) -> StepResult {
+    let started = Instant::now();
+    let id = info.id.clone();
+    let outcome = guest_call!(&plugin.pre, &run, &id, |p, s| p.corral_integration_connector().call_run_step(s, &id))
+        .and_then(|r| r.map_err(|e| describe_step_error(&e)));
+    let (status, error) = match outcome {
+        Ok(()) if upstream_failed => (StepStatus::PartialSuccessDueToDependencyFailure, None),
+        Ok(()) => (StepStatus::Success, None),
+        Err(e) => {
+            run.log.host(&run, &id, "error", &format!("step failed: {e}"));
+            (StepStatus::Failure, Some(e))
+        }
+    };
+    StepResult { info, status, duration: started.elapsed(), error }
+}

@@ -1,0 +1,94 @@
+//! The process-wide runtime: the engine, the linker, the HTTP client and the loaded
+//! plugins (first-party ones embedded in the binary, others from `plugin_dir`).
+
+use crate::builtin;
+use crate::capabilities::StepCtx;
+use crate::capabilities::http::build_client;
+use crate::engine::{PoolSize, build_engine};
+use crate::plugin::{self, LoadedPlugin, PluginError, PluginSource};
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+pub struct Runtime {
+    pub engine: Engine,
+    pub linker: Linker<StepCtx>,
+    pub client: reqwest::Client,
+    /// Plugins from `plugin_dir`, by id; they override first-party ones.
+    dropped_in: Mutex<BTreeMap<String, Arc<LoadedPlugin>>>,
+    /// First-party plugins compiled so far.
+    builtins: Mutex<BTreeMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl Runtime {
+    pub fn new() -> anyhow::Result<Self> {
+        Self::with_pool(&PoolSize::default())
+    }
+
+    pub fn with_pool(pool: &PoolSize) -> anyhow::Result<Self> {
+        let engine = build_engine(pool).context("creating the wasm engine")?;
+        let linker = plugin::build_linker(&engine).context("linking the host imports")?;
+        Ok(Runtime {
+            engine,
+            linker,
+            client: build_client(),
+            dropped_in: Mutex::default(),
+            builtins: Mutex::default(),
+        })
+    }
+
+    /// Compiles and checks one component file.
+    pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let source = PluginSource::File(path.to_path_buf());
+        let bytes = std::fs::read(path).map_err(|e| PluginError::NotComponent {
+            source_name: path.display().to_string(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        plugin::load(&self.engine, &self.linker, &bytes, source).await
+    }
+
+    /// Loads every `*.wasm` in `dir`. A file that fails is reported and skipped; the
+    /// others still load. Returns the failures.
+    pub async fn load_plugin_dir(&self, dir: &Path) -> anyhow::Result<Vec<PluginError>> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot read plugin_dir", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        files.sort();
+        let mut failures = Vec::new();
+        for path in files {
+            match self.load_file(&path).await {
+                Ok(p) => {
+                    self.dropped_in.lock().unwrap().insert(p.manifest.id.clone(), p);
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        Ok(failures)
+    }
+
+    /// The plugin for `id`: a dropped-in one if present, else the first-party one.
+    pub async fn plugin(&self, id: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
+        if let Some(p) = self.dropped_in.lock().unwrap().get(id) {
+            return Ok(p.clone());
+        }
+        if let Some(p) = self.builtins.lock().unwrap().get(id) {
+            return Ok(p.clone());
+        }
+        let Some(bytes) = builtin::component(id) else {
+            let mut known: Vec<String> = builtin::ids().map(String::from).collect();
+            known.extend(self.dropped_in.lock().unwrap().keys().cloned());
+            bail!("unknown plugin id {id:?} (available: {})", known.join(", "));
+        };
+        let p = plugin::load(&self.engine, &self.linker, bytes, PluginSource::Builtin).await?;
+        if p.manifest.id != id {
+            bail!("first-party plugin {id} declares id {:?}", p.manifest.id);
+        }
+        self.builtins.lock().unwrap().insert(id.to_string(), p.clone());
+        Ok(p)
+    }
+}

@@ -1,0 +1,335 @@
+//! Kandji API objects to JupiterOne entities and relationships.
+//!
+//! Pure functions over `serde_json::Value`, unit-tested natively. The property mapping
+//! is the reference integration's (graph-kandji at 59fe2a8); see this crate's README for
+//! where this port deviates.
+
+use corral_sdk::entity::{End, EntityBuilder, Object, RelationshipBuilder};
+use corral_sdk::time::parse_epoch_ms;
+use serde_json::{Value, json};
+
+pub const ACCOUNT_TYPE: &str = "kandji_account";
+pub const DEVICE_TYPE: &str = "kandji_device";
+pub const APP_TYPE: &str = "kandji_app";
+pub const USER_TYPE: &str = "kandji_user";
+pub const ACCOUNT_KEY: &str = "kandji-account";
+
+pub fn account_entity() -> Object {
+    let source = json!({ "id": ACCOUNT_KEY, "name": "Kandji Account" });
+    EntityBuilder::new(ACCOUNT_KEY, ACCOUNT_TYPE, "Account")
+        .prop("id", ACCOUNT_KEY)
+        .prop("name", "Kandji Account")
+        .prop("displayName", "Kandji Account")
+        .raw_data(source)
+        .build()
+}
+
+/// A device from its list item `d` and its details `x` (absent when not fetched).
+pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
+    let id = d
+        .get("device_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("device without a device_id")?;
+    let platform = str_of(d, "platform");
+    let user = d.get("user").filter(|u| u.is_object());
+    let user_field = |f: &str| user.and_then(|u| u.get(f)).cloned().unwrap_or(Value::Null);
+
+    let mut e = EntityBuilder::new(id, DEVICE_TYPE, "Device")
+        .prop("id", id)
+        .prop("deviceId", id)
+        .opt("name", scalar(d.get("device_name")))
+        .prop("make", "Apple Inc.")
+        .opt("model", scalar(d.get("model")))
+        .opt("serial", scalar(d.get("serial_number")))
+        .opt("serialNumber", scalar(d.get("serial_number")))
+        .opt("category", scalar(d.get("platform")))
+        .prop(
+            "platform",
+            if platform == Some("Mac") { "darwin" } else { "ios" },
+        )
+        .opt("osVersion", scalar(d.get("os_version")))
+        .opt("encrypted", scalar(at(x, &["filevault", "filevault_enabled"])))
+        .opt("lastCheckinOn", time_of(d, "last_check_in"))
+        .opt("lastSeenOn", time_of(d, "last_check_in"))
+        .prop("user.id", user_field("id"))
+        .prop("user.name", user_field("name"))
+        .prop("user.email", user_field("email"))
+        .prop("user.isArchived", user_field("is_archived"))
+        .opt("firstEnrollmentOn", time_of(d, "first_enrollment"))
+        .opt("lastEnrollmentOn", time_of(d, "last_enrollment"));
+
+    for (prop, field) in LIST_FIELDS {
+        e = e.opt(prop, scalar(d.get(*field)));
+    }
+    for (prefix, section, fields) in DETAIL_SECTIONS {
+        for (prop, field) in *fields {
+            let name = format!("{prefix}.{prop}");
+            e = e.opt(&name, scalar(at(x, &[section, field])));
+        }
+    }
+    for (prop, value) in assigned_user_props(x) {
+        e = e.prop(&prop, value);
+    }
+    let mac = scalar(at(x, &["network", "mac_address"]));
+    e = e
+        .opt("macAddress", mac.clone())
+        .opt("network.macAddress", mac)
+        .opt("volumes", pluck(at(x, &["volumes"]), "identifier"))
+        .opt(
+            "users.regularUsers",
+            pluck(at(x, &["users", "regular_users"]), "uid"),
+        )
+        .opt(
+            "users.systemUsers",
+            pluck(at(x, &["users", "system_users"]), "uid"),
+        )
+        .opt("installedProfiles", pluck(at(x, &["installed_profiles"]), "uuid"));
+    Ok(e.raw_data(merge(d, x)).build())
+}
+
+/// Device list fields copied unchanged: (property, field).
+const LIST_FIELDS: &[(&str, &str)] = &[
+    ("assetTag", "asset_tag"),
+    ("blueprintId", "blueprint_id"),
+    ("blueprintName", "blueprint_name"),
+    ("mdmEnabled", "mdm_enabled"),
+    ("agentInstalled", "agent_installed"),
+    ("isMissing", "is_missing"),
+    ("isRemoved", "is_removed"),
+    ("agentVersion", "agent_version"),
+];
+
+type Section = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+/// Detail sections: (property prefix, section, [(property, field)]).
+const DETAIL_SECTIONS: &[Section] = &[
+    (
+        "general",
+        "general",
+        &[
+            ("systemVersion", "system_version"),
+            ("bootVolume", "boot_volume"),
+            ("timeSinceBoot", "time_since_boot"),
+            ("lastUser", "last_user"),
+            ("blueprintName", "blueprint_name"),
+            ("blueprintUuid", "blueprint_uuid"),
+        ],
+    ),
+    (
+        "mdm",
+        "mdm",
+        &[
+            ("mdmEnabled", "mdm_enabled"),
+            ("installDate", "install_date"),
+            ("lastCheckIn", "last_check_in"),
+            ("mdmEnabledUser", "mdm_enabled_user"),
+        ],
+    ),
+    (
+        "activationLock",
+        "activation_lock",
+        &[
+            ("bypassCodeFailed", "bypass_code_failed"),
+            ("userActivationLockEnabled", "user_activation_lock_enabled"),
+            ("deviceActivationLockEnabled", "device_activation_lock_enabled"),
+            (
+                "activationLockAllowedWhileSupervised",
+                "activation_lock_allowed_while_supervised",
+            ),
+            ("activationLockSupported", "activation_lock_supported"),
+        ],
+    ),
+    (
+        "filevault",
+        "filevault",
+        &[
+            ("filevaultEnabled", "filevault_enabled"),
+            ("filevaultRecoverykeyType", "filevault_recoverykey_type"),
+            ("filevaultPrkEscrowed", "filevault_prk_escrowed"),
+            ("filevaultNextRotation", "filevault_next_rotation"),
+            ("filevaultRegenRequired", "filevault_regen_required"),
+        ],
+    ),
+    (
+        "kandjiAgent",
+        "kandji_agent",
+        &[
+            ("agentInstalled", "agent_installed"),
+            ("installDate", "install_date"),
+            ("lastCheckIn", "last_check_in"),
+            ("agentVersion", "agent_version"),
+        ],
+    ),
+    (
+        "hardwareOverview",
+        "hardware_overview",
+        &[
+            ("modelName", "model_name"),
+            ("modelIdentifier", "model_identifier"),
+            ("processorName", "processor_name"),
+            ("processorSpeed", "processor_speed"),
+            ("numberOfProcessors", "number_of_processors"),
+            ("totalNumberOfCores", "total_number_of_cores"),
+            ("memory", "memory"),
+        ],
+    ),
+    (
+        "network",
+        "network",
+        &[
+            ("localHostname", "local_hostname"),
+            ("ipAddress", "ip_address"),
+            ("publicIp", "public_ip"),
+        ],
+    ),
+];
+
+/// The `general.assignedUser*` properties read a nested object one level further down.
+fn assigned_user_props(x: &Value) -> Vec<(String, Value)> {
+    [
+        ("Id", "id"),
+        ("Name", "name"),
+        ("Email", "email"),
+        ("IsArchived", "is_archived"),
+    ]
+    .iter()
+    .filter_map(|(suffix, field)| {
+        scalar(at(x, &["general", "assigned_user", field]))
+            .map(|v| (format!("general.assignedUser{suffix}"), v))
+    })
+    .collect()
+}
+
+pub fn account_device_relationship(device_key: &str) -> Object {
+    RelationshipBuilder::direct(
+        "HAS",
+        End { key: ACCOUNT_KEY, entity_type: ACCOUNT_TYPE },
+        End { key: device_key, entity_type: DEVICE_TYPE },
+    )
+    .build()
+}
+
+/// The app's key id: its bundle id, or its `app_id` when the bundle id is empty,
+/// `"No value"` or missing.
+pub fn app_key(app: &Value) -> Option<String> {
+    let id = match str_of(app, "bundle_id") {
+        Some(b) if !b.is_empty() && b != "No value" => b,
+        _ => str_of(app, "app_id").filter(|s| !s.is_empty())?,
+    };
+    Some(format!("kandji_app:{id}"))
+}
+
+pub fn app_entity(app: &Value) -> Option<Object> {
+    let key = app_key(app)?;
+    Some(
+        EntityBuilder::new(key, APP_TYPE, "Application")
+            .opt("name", scalar(app.get("app_name")))
+            .opt("bundleId", scalar(app.get("bundle_id")))
+            .opt("appStoreVendable", scalar(app.get("app_store_vendable")))
+            .opt("deviceBasedVpp", scalar(app.get("device_based_vpp")))
+            .opt("source", scalar(app.get("source")))
+            .opt("process", scalar(app.get("process")))
+            .raw_data(app.clone())
+            .build(),
+    )
+}
+
+/// Device HAS app, keyed by the per-device `app_id` (not the app entity's key), so two
+/// versions of one bundle on a device are two edges to one app.
+pub fn device_app_relationship(device_id: &str, app: &Value) -> Option<Object> {
+    let to_key = app_key(app)?;
+    let app_id = str_of(app, "app_id")?;
+    Some(
+        RelationshipBuilder::direct(
+            "HAS",
+            End { key: device_id, entity_type: DEVICE_TYPE },
+            End { key: &to_key, entity_type: APP_TYPE },
+        )
+        .key(format!("{device_id}|has|kandji_app:{app_id}"))
+        .prop("id", app_id)
+        .opt("signature", scalar(app.get("signature")))
+        .opt("bundleSize", scalar(app.get("bundle_size")))
+        .opt("path", scalar(app.get("path")))
+        .opt("version", scalar(app.get("version")))
+        .opt("createdOn", time_of(app, "creation_date"))
+        .opt("updatedOn", time_of(app, "modification_date"))
+        .build(),
+    )
+}
+
+/// The user a stored device entity names in `user.*`, if any.
+pub fn user_entity(device: &Object) -> Option<Object> {
+    let id = device.get("user.id").filter(|v| !v.is_null())?;
+    let id_text = match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let field = |f: &str| device.get(f).cloned().unwrap_or(Value::Null);
+    let raw = json!({
+        "id": id, "name": field("user.name"), "email": field("user.email"),
+        "is_archived": field("user.isArchived"),
+    });
+    Some(
+        EntityBuilder::new(format!("kandji_user:{id_text}"), USER_TYPE, "User")
+            .prop("id", format!("kandji_user:{id_text}"))
+            .prop("name", field("user.name"))
+            .prop("email", field("user.email"))
+            .prop("isArchived", field("user.isArchived"))
+            .prop("username", field("user.email"))
+            .prop("active", true)
+            .raw_data(raw)
+            .build(),
+    )
+}
+
+pub fn device_user_relationship(device_key: &str, user_key: &str) -> Object {
+    RelationshipBuilder::direct(
+        "HAS",
+        End { key: device_key, entity_type: DEVICE_TYPE },
+        End { key: user_key, entity_type: USER_TYPE },
+    )
+    .build()
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, p| v.get(p))
+}
+
+fn str_of<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    v.get(field).and_then(Value::as_str)
+}
+
+fn time_of(v: &Value, field: &str) -> Option<i64> {
+    str_of(v, field).and_then(parse_epoch_ms)
+}
+
+/// The value if it is a primitive, null, or a flat array of primitives; the data model
+/// allows nothing else, so anything nested is left out rather than emitted.
+fn scalar(v: Option<&Value>) -> Option<Value> {
+    match v? {
+        Value::Object(_) => None,
+        Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => None,
+        other => Some(other.clone()),
+    }
+}
+
+/// `items[].field` for a list of objects, as a flat array.
+fn pluck(list: Option<&Value>, field: &str) -> Option<Value> {
+    let items = list?.as_array()?;
+    Some(Value::Array(
+        items
+            .iter()
+            .filter_map(|i| scalar(i.get(field)).filter(|v| !v.is_null()))
+            .collect(),
+    ))
+}
+
+/// `{...d, ...x}`.
+fn merge(d: &Value, x: &Value) -> Value {
+    let mut out = d.as_object().cloned().unwrap_or_default();
+    if let Some(x) = x.as_object() {
+        out.extend(x.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Value::Object(out)
+}

@@ -1,0 +1,111 @@
+//! What the Kandji plugin declares: config fields, steps and types, requested capabilities.
+
+use crate::convert::{ACCOUNT_TYPE, APP_TYPE, DEVICE_TYPE, USER_TYPE};
+use corral_sdk::entity::relationship_type;
+use corral_sdk::{ConfigField, EntityType, PluginManifest, RelationshipType, Step};
+
+pub const FETCH_ACCOUNT: &str = "fetch-account";
+pub const FETCH_DEVICES: &str = "fetch-devices";
+pub const FETCH_DEVICE_APPS: &str = "fetch-device-apps";
+pub const FETCH_DEVICE_USERS: &str = "fetch-device-users";
+
+/// HTTPS-or-HTTP GET to the configured API only; the token only to that API.
+const CAPABILITIES: &str = r#"{
+  "permissions": [
+    { "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.apiUrl}}*"] },
+    { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:accessToken"],
+      "condition": { "stringLike": { "http:url": "{{config.apiUrl}}*" } } },
+    { "effect": "ALLOW", "actions": ["graph:EmitEntity", "graph:EmitRelationship", "graph:Read"],
+      "resources": ["type:kandji_*"] }
+  ],
+  "limits": { "requestsPerSecond": 50, "maxConcurrentRequests": 8 }
+}"#;
+
+fn entity(resource: &str, type_name: &str, class: &str) -> EntityType {
+    EntityType {
+        resource_name: resource.into(),
+        type_name: type_name.into(),
+        class_name: class.into(),
+    }
+}
+
+fn has(source: &str, target: &str) -> RelationshipType {
+    RelationshipType {
+        type_name: relationship_type("HAS", source, target),
+        class_name: "HAS".into(),
+        source_type: source.into(),
+        target_type: target.into(),
+        mapped: false,
+    }
+}
+
+fn step(
+    id: &str,
+    name: &str,
+    entities: Vec<EntityType>,
+    relationships: Vec<RelationshipType>,
+    depends_on: &[&str],
+) -> Step {
+    Step {
+        id: id.into(),
+        name: name.into(),
+        entities,
+        relationships,
+        depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+pub fn manifest() -> PluginManifest {
+    PluginManifest {
+        id: "kandji".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        name: "Kandji".into(),
+        description: "Devices, apps and users from the Kandji Apple MDM API".into(),
+        config_fields: vec![
+            ConfigField {
+                name: "apiUrl".into(),
+                secret: false,
+                optional: false,
+                description: "Organisation API URL, e.g. https://acme.api.kandji.io/api/v1/"
+                    .into(),
+            },
+            ConfigField {
+                name: "accessToken".into(),
+                secret: true,
+                optional: false,
+                description: "Kandji API token (bearer)".into(),
+            },
+        ],
+        steps: vec![
+            step(
+                FETCH_ACCOUNT,
+                "Fetch Account",
+                vec![entity("Account", ACCOUNT_TYPE, "Account")],
+                vec![],
+                &[],
+            ),
+            step(
+                FETCH_DEVICES,
+                "Fetch Devices",
+                vec![entity("Device", DEVICE_TYPE, "Device")],
+                vec![has(ACCOUNT_TYPE, DEVICE_TYPE)],
+                &[FETCH_ACCOUNT],
+            ),
+            step(
+                FETCH_DEVICE_APPS,
+                "Fetch Device Apps",
+                vec![entity("App", APP_TYPE, "Application")],
+                vec![has(DEVICE_TYPE, APP_TYPE)],
+                &[FETCH_DEVICES],
+            ),
+            step(
+                FETCH_DEVICE_USERS,
+                "Fetch Device Users",
+                vec![entity("User", USER_TYPE, "User")],
+                vec![has(DEVICE_TYPE, USER_TYPE)],
+                &[FETCH_DEVICES],
+            ),
+        ],
+        capabilities: CAPABILITIES.into(),
+    }
+}

@@ -1,0 +1,298 @@
+//! HTTP through the host: request building with credentials by reference, retry with
+//! backoff on 429 and 5xx honouring `Retry-After`, and pagination loops.
+
+use crate::bindings::corral::integration::http as wit;
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+pub use wit::{Auth, BasicAuth, HttpError, Request, Response};
+
+/// A `GET` with no headers and no credentials.
+pub fn get(url: impl Into<String>) -> Request {
+    Request {
+        method: "GET".into(),
+        url: url.into(),
+        headers: Vec::new(),
+        auth: Auth::None,
+        body: None,
+        timeout_ms: None,
+    }
+}
+
+/// Builder-style helpers on the WIT request record.
+pub trait RequestExt: Sized {
+    /// `Authorization: Bearer <secret>`; the host substitutes the named secret.
+    fn bearer(self, secret: &str) -> Self;
+    /// A header; its value may hold `{{secret:NAME}}`.
+    fn header(self, name: &str, value: &str) -> Self;
+    fn timeout(self, timeout: Duration) -> Self;
+}
+
+impl RequestExt for Request {
+    fn bearer(mut self, secret: &str) -> Self {
+        self.auth = Auth::Bearer(secret.to_string());
+        self
+    }
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+    fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout_ms = Some(timeout.as_millis().min(u32::MAX as u128) as u32);
+        self
+    }
+}
+
+/// Helpers on the WIT response record.
+pub trait ResponseExt {
+    fn header(&self, name: &str) -> Option<&str>;
+    fn is_success(&self) -> bool;
+    /// Parses the body as JSON; garbage is a provider error naming the URL.
+    fn json<T: DeserializeOwned>(&self) -> Result<T>;
+    /// The J1-style error for a non-2xx answer, or `Ok` for a 2xx.
+    fn error_for_status(self) -> Result<Response>;
+}
+
+impl ResponseExt for Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::Provider(format!(
+                "Provider API answered invalid JSON at {}: {e}",
+                self.url
+            ))
+        })
+    }
+    fn error_for_status(self) -> Result<Response> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(Error::provider_status(&self.url, self.status))
+        }
+    }
+}
+
+/// When and how long to retry.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubled after each further one.
+    pub base_delay: Duration,
+    /// Cap on any one delay, `Retry-After` included.
+    pub max_delay: Duration,
+    /// Retry 5xx answers (429 is always retried).
+    pub retry_server_errors: bool,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            retry_server_errors: true,
+        }
+    }
+}
+
+impl Retry {
+    /// Never retry; for validation calls where any failure is final.
+    pub fn none() -> Self {
+        Retry {
+            max_attempts: 1,
+            ..Retry::default()
+        }
+    }
+
+    /// How long to wait before retrying this outcome, or `None` when it is final.
+    fn delay_for(&self, outcome: &std::result::Result<Response, HttpError>, attempt: u32) -> Option<Duration> {
+        if attempt + 1 >= self.max_attempts {
+            return None;
+        }
+        let backoff = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max_delay);
+        match outcome {
+            Ok(r) if r.status == 429 => Some(retry_after(r).unwrap_or(backoff).min(self.max_delay)),
+            Ok(r) if r.status >= 500 && self.retry_server_errors => {
+                Some(retry_after(r).unwrap_or(backoff).min(self.max_delay))
+            }
+            Err(HttpError::Timeout(_)) | Err(HttpError::Connect(_)) => Some(backoff),
+            _ => None,
+        }
+    }
+}
+
+/// `Retry-After` in seconds, or Kandji-style `ratelimit-reset`.
+fn retry_after(r: &Response) -> Option<Duration> {
+    ["retry-after", "ratelimit-reset", "x-ratelimit-reset"]
+        .iter()
+        .find_map(|h| r.header(h)?.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// One request, retried per `retry`. A non-2xx answer that is not retried (or that
+/// still fails after the last attempt) is returned as a response for the caller to judge.
+pub fn fetch(req: &Request, retry: &Retry) -> std::result::Result<Response, HttpError> {
+    let mut attempt = 0;
+    loop {
+        let outcome = wit::fetch(req);
+        match retry.delay_for(&outcome, attempt) {
+            Some(delay) => {
+                std::thread::sleep(delay);
+                attempt += 1;
+            }
+            None => return outcome,
+        }
+    }
+}
+
+/// Many requests at once through the host's batch fetch. Those that need a retry are
+/// sent again together, after the longest delay any of them asked for.
+pub fn fetch_all(reqs: &[Request], retry: &Retry) -> Vec<std::result::Result<Response, HttpError>> {
+    let mut results: Vec<Option<std::result::Result<Response, HttpError>>> =
+        (0..reqs.len()).map(|_| None).collect();
+    let mut pending: Vec<usize> = (0..reqs.len()).collect();
+    let mut attempt = 0;
+    while !pending.is_empty() {
+        let batch: Vec<Request> = pending.iter().map(|&i| reqs[i].clone()).collect();
+        let outcomes = wit::fetch_batch(&batch);
+        let mut again = Vec::new();
+        let mut wait = Duration::ZERO;
+        for (&i, outcome) in pending.iter().zip(outcomes) {
+            match retry.delay_for(&outcome, attempt) {
+                Some(d) => {
+                    wait = wait.max(d);
+                    again.push(i);
+                }
+                None => results[i] = Some(outcome),
+            }
+        }
+        if !again.is_empty() {
+            std::thread::sleep(wait);
+        }
+        pending = again;
+        attempt += 1;
+    }
+    results.into_iter().map(|r| r.expect("every request has an outcome")).collect()
+}
+
+/// Offset pagination: calls `page(offset)` at 0, `limit`, 2×`limit`… and hands each
+/// non-empty page to `each`, stopping at the first empty page.
+pub fn for_each_offset_page<T>(
+    limit: usize,
+    mut page: impl FnMut(usize) -> Result<Vec<T>>,
+    mut each: impl FnMut(Vec<T>) -> Result<()>,
+) -> Result<()> {
+    let mut offset = 0;
+    loop {
+        let items = page(offset)?;
+        if items.is_empty() {
+            return Ok(());
+        }
+        each(items)?;
+        offset += limit;
+    }
+}
+
+/// Cursor pagination: `page(cursor)` returns items and the next cursor; stops when
+/// there is none, or when a provider hands back the cursor it was just given.
+pub fn for_each_cursor_page<T>(
+    mut page: impl FnMut(Option<&str>) -> Result<(Vec<T>, Option<String>)>,
+    mut each: impl FnMut(Vec<T>) -> Result<()>,
+) -> Result<()> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let (items, next) = page(cursor.as_deref())?;
+        each(items)?;
+        match next {
+            Some(n) if !n.is_empty() && Some(&n) != cursor.as_ref() => cursor = Some(n),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+pub fn encode_query_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)]) -> Response {
+        Response {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: Vec::new(),
+            url: "http://x/".into(),
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let r = Retry::default();
+        let d = r.delay_for(&Ok(response(429, &[("Retry-After", "2")])), 0);
+        assert_eq!(d, Some(Duration::from_secs(2)));
+        let d = r.delay_for(&Ok(response(503, &[("retry-after", "9999")])), 0);
+        assert_eq!(d, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn backoff_doubles_and_client_errors_are_final() {
+        let r = Retry::default();
+        assert_eq!(r.delay_for(&Ok(response(500, &[])), 0), Some(Duration::from_millis(250)));
+        assert_eq!(r.delay_for(&Ok(response(500, &[])), 2), Some(Duration::from_millis(1000)));
+        for status in [200, 400, 401, 403, 404] {
+            assert_eq!(r.delay_for(&Ok(response(status, &[])), 0), None, "{status}");
+        }
+        assert_eq!(r.delay_for(&Ok(response(429, &[])), 9), None, "attempts exhausted");
+    }
+
+    #[test]
+    fn offset_pages_stop_on_empty() {
+        let mut seen = Vec::new();
+        let mut calls = Vec::new();
+        for_each_offset_page(
+            2,
+            |offset| {
+                calls.push(offset);
+                Ok((offset..5.min(offset + 2)).collect::<Vec<_>>())
+            },
+            |items| {
+                seen.extend(items);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, vec![0, 1, 2, 3, 4]);
+        assert_eq!(calls, vec![0, 2, 4, 6]);
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode_query_value("a b/c=d+e"), "a%20b%2Fc%3Dd%2Be");
+    }
+}

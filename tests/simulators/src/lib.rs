@@ -1,0 +1,11 @@
+//! Provider API simulators on loopback: deterministic data from a seed and a size, the
+//! providers' real paths and pagination, auth checks, and fault injection.
+//!
+//! [`server`] is the framework every provider shares (routing hook, auth, faults, the
+//! request log, lifecycle); each provider module holds only its data and routes.
+
+pub mod kandji;
+pub mod rng;
+pub mod server;
+
+pub use server::{FaultRule, LoggedRequest, SimServer};
