@@ -16,7 +16,10 @@ fn main() {
     let root = manifest_dir.parent().unwrap().to_path_buf();
     println!("cargo:rerun-if-changed={}", root.join("plugins").display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
 
     let plugins = first_party_plugins(&root.join("plugins"));
     ensure_wasm_target();
@@ -24,14 +27,23 @@ fn main() {
     build_plugins(&root, &target_dir, &plugins);
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    let mut code = String::from("/// First-party plugins: (id, component bytes).\npub const BUILTINS: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// First-party plugins: (id, component bytes).\npub const BUILTINS: &[(&str, &[u8])] = &[\n",
+    );
     for (id, krate) in &plugins {
         let wasm = target_dir
             .join(TARGET)
             .join("release")
             .join(format!("{}.wasm", krate.replace('-', "_")));
-        assert!(wasm.exists(), "plugin {id}: {} was not built", wasm.display());
-        code.push_str(&format!("    ({id:?}, include_bytes!({:?})),\n", wasm.display().to_string()));
+        assert!(
+            wasm.exists(),
+            "plugin {id}: {} was not built",
+            wasm.display()
+        );
+        code.push_str(&format!(
+            "    ({id:?}, include_bytes!({:?})),\n",
+            wasm.display().to_string()
+        ));
     }
     code.push_str("];\n");
     std::fs::write(out.join("builtin_plugins.rs"), code).unwrap();
@@ -53,15 +65,22 @@ fn first_party_plugins(dir: &Path) -> Vec<(String, String)> {
 
 fn ensure_wasm_target() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc).args(["--print", "sysroot"]).output().expect("running rustc");
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("running rustc");
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
     if sysroot.join("lib/rustlib").join(TARGET).exists() {
         return;
     }
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
     match status {
         Ok(s) if s.success() => {}
-        _ => panic!("the {TARGET} target is missing and `rustup target add {TARGET}` failed; install it and build again"),
+        _ => panic!(
+            "the {TARGET} target is missing and `rustup target add {TARGET}` failed; install it and build again"
+        ),
     }
 }
 
@@ -98,5 +117,8 @@ fn build_plugins(root: &Path, target_dir: &Path, plugins: &[(String, String)]) {
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .env("CARGO_PROFILE_RELEASE_PANIC", "abort");
     let status = cmd.status().expect("running cargo for the plugins");
-    assert!(status.success(), "building the plugins for {TARGET} failed (see the errors above)");
+    assert!(
+        status.success(),
+        "building the plugins for {TARGET} failed (see the errors above)"
+    );
 }

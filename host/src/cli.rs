@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "corral", version, about = "Runs graph-integration connectors as sandboxed WebAssembly components")]
+#[command(
+    name = "corral",
+    version,
+    about = "Runs graph-integration connectors as sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,14 +97,27 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Run { config, instances, out } => run_command(&config, &instances, out).await,
+        Command::Run {
+            config,
+            instances,
+            out,
+        } => run_command(&config, &instances, out).await,
         Command::Demo { out, devices } => crate::demo::run_demo(&out, devices).await,
-        Command::Plugin { command: PluginCommand::Inspect { plugin, config, json } } => {
-            inspect(&plugin, config.as_deref(), json).await
-        }
-        Command::Simulate { provider, port, devices, seed, token } => {
-            crate::demo::simulate(&provider, port, devices, seed, &token).await
-        }
+        Command::Plugin {
+            command:
+                PluginCommand::Inspect {
+                    plugin,
+                    config,
+                    json,
+                },
+        } => inspect(&plugin, config.as_deref(), json).await,
+        Command::Simulate {
+            provider,
+            port,
+            devices,
+            seed,
+            token,
+        } => crate::demo::simulate(&provider, port, devices, seed, &token).await,
     }
 }
 
@@ -115,7 +132,11 @@ pub async fn runtime_for(config: &CorralConfig) -> anyhow::Result<Runtime> {
     Ok(rt)
 }
 
-async fn run_command(path: &Path, only: &[String], out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn run_command(
+    path: &Path,
+    only: &[String],
+    out: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
     let config = CorralConfig::load(path)?;
     for id in only {
         if config.instance(id).is_none() {
@@ -139,7 +160,8 @@ async fn run_command(path: &Path, only: &[String], out: Option<PathBuf>) -> anyh
             .plugin(&inst.plugin)
             .await
             .with_context(|| format!("{}: instance {:?}", path.display(), inst.id))?;
-        let r = run::resolve_instance(inst, plugin).with_context(|| format!("{}: instance {:?}", path.display(), inst.id))?;
+        let r = run::resolve_instance(inst, plugin)
+            .with_context(|| format!("{}: instance {:?}", path.display(), inst.id))?;
         resolved.push(r);
     }
     let out = out.unwrap_or_else(|| config.data_dir.join("out"));
@@ -149,7 +171,12 @@ async fn run_command(path: &Path, only: &[String], out: Option<PathBuf>) -> anyh
 
 /// Runs instances concurrently.
 pub async fn run_all(rt: &Runtime, instances: &[run::ResolvedInstance]) -> Vec<RunReport> {
-    futures::future::join_all(instances.iter().map(|i| run::run_instance(i, rt.client.clone()))).await
+    futures::future::join_all(
+        instances
+            .iter()
+            .map(|i| run::run_instance(i, rt.client.clone())),
+    )
+    .await
 }
 
 /// Writes each report (not when validation failed: nothing is presented as a result)
@@ -164,7 +191,11 @@ pub fn report_all(out: &Path, reports: &[RunReport]) -> anyhow::Result<ExitCode>
         print!("{}", output::console_summary(report, dest.as_deref()));
         ok &= report.succeeded();
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
@@ -193,27 +224,43 @@ async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Res
 /// The manifest in plain words.
 pub fn describe_plugin(p: &Arc<LoadedPlugin>) -> String {
     let m = &p.manifest;
-    let mut s = format!("{} {} ({})\n  {}\n  source: {}\n  sha256: {}\n", m.id, m.version, m.name, m.description, p.source, p.digest);
+    let mut s = format!(
+        "{} {} ({})\n  {}\n  source: {}\n  sha256: {}\n",
+        m.id, m.version, m.name, m.description, p.source, p.digest
+    );
     s.push_str("\nconfig fields:\n");
     for f in &m.config_fields {
         let tags = [(f.secret, "secret"), (f.optional, "optional")];
         let tags: Vec<&str> = tags.iter().filter(|(on, _)| *on).map(|(_, t)| *t).collect();
-        let tags = if tags.is_empty() { String::new() } else { format!(" [{}]", tags.join(", ")) };
+        let tags = if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", tags.join(", "))
+        };
         s.push_str(&format!("  {}{tags}: {}\n", f.name, f.description));
     }
     s.push_str("\nsteps:\n");
     for st in &m.steps {
-        let deps = if st.depends_on.is_empty() { String::new() } else { format!(" (after {})", st.depends_on.join(", ")) };
+        let deps = if st.depends_on.is_empty() {
+            String::new()
+        } else {
+            format!(" (after {})", st.depends_on.join(", "))
+        };
         s.push_str(&format!("  {} \"{}\"{deps}\n", st.id, st.name));
         for e in &st.entities {
             s.push_str(&format!("    entity {} ({})\n", e.type_name, e.class_name));
         }
         for r in &st.relationships {
             let mapped = if r.mapped { " mapped" } else { "" };
-            s.push_str(&format!("    relationship {}: {} {} {}{mapped}\n", r.type_name, r.source_type, r.class_name, r.target_type));
+            s.push_str(&format!(
+                "    relationship {}: {} {} {}{mapped}\n",
+                r.type_name, r.source_type, r.class_name, r.target_type
+            ));
         }
     }
-    s.push_str("\nrequested capabilities (the grant is this intersected with the operator's policy):\n");
+    s.push_str(
+        "\nrequested capabilities (the grant is this intersected with the operator's policy):\n",
+    );
     match serde_json::from_str::<serde_json::Value>(&m.capabilities) {
         Ok(v) => s.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default()),
         Err(_) => s.push_str(&m.capabilities),

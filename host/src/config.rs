@@ -137,7 +137,8 @@ impl CorralConfig {
             };
             if !valid_id(&r.id) {
                 return Err(fail(
-                    "id must be 1-64 characters of a-z, 0-9, '-' or '_' (it names directories)".into(),
+                    "id must be 1-64 characters of a-z, 0-9, '-' or '_' (it names directories)"
+                        .into(),
                 ));
             }
             if !seen.insert(r.id.clone()) {
@@ -222,18 +223,41 @@ accessToken = { env = "KANDJI_TOKEN" }
         assert_eq!(c.plugin_dir, Some(PathBuf::from("/etc/corral/plugins.d")));
         assert_eq!(c.data_dir, PathBuf::from("/etc/corral/.corral"));
         let i = &c.instances[0];
-        assert_eq!((i.id.as_str(), i.name.as_str(), i.plugin.as_str()), ("kandji-prod", "Acme Kandji", "kandji"));
-        assert_eq!(i.policy, Some(PathBuf::from("/etc/corral/policies/kandji.json")));
+        assert_eq!(
+            (i.id.as_str(), i.name.as_str(), i.plugin.as_str()),
+            ("kandji-prod", "Acme Kandji", "kandji")
+        );
+        assert_eq!(
+            i.policy,
+            Some(PathBuf::from("/etc/corral/policies/kandji.json"))
+        );
         assert_eq!(i.polling_interval, PollingInterval::Disabled);
-        assert_eq!(i.config["accessToken"], ConfigValue::Env { env: "KANDJI_TOKEN".into() });
-        assert_eq!(i.config["apiUrl"], ConfigValue::Text("https://acme.api.kandji.io/api/v1/".into()));
+        assert_eq!(
+            i.config["accessToken"],
+            ConfigValue::Env {
+                env: "KANDJI_TOKEN".into()
+            }
+        );
+        assert_eq!(
+            i.config["apiUrl"],
+            ConfigValue::Text("https://acme.api.kandji.io/api/v1/".into())
+        );
     }
 
     #[test]
     fn name_defaults_to_id_and_every_interval_parses() {
-        for (text, secs) in [("DISABLED", None), ("FIFTEEN_MINUTES", Some(900)), ("ONE_HOUR", Some(3600)),
-            ("FOUR_HOURS", Some(14400)), ("TWELVE_HOURS", Some(43200)), ("ONE_DAY", Some(86400)), ("ONE_WEEK", Some(604800))] {
-            let toml = format!("[[instance]]\nid = \"a\"\nplugin = \"kandji\"\npolling_interval = \"{text}\"\n");
+        for (text, secs) in [
+            ("DISABLED", None),
+            ("FIFTEEN_MINUTES", Some(900)),
+            ("ONE_HOUR", Some(3600)),
+            ("FOUR_HOURS", Some(14400)),
+            ("TWELVE_HOURS", Some(43200)),
+            ("ONE_DAY", Some(86400)),
+            ("ONE_WEEK", Some(604800)),
+        ] {
+            let toml = format!(
+                "[[instance]]\nid = \"a\"\nplugin = \"kandji\"\npolling_interval = \"{text}\"\n"
+            );
             let c = CorralConfig::parse(&toml, Path::new("c.toml")).unwrap();
             assert_eq!(c.instances[0].name, "a");
             assert_eq!(c.instances[0].polling_interval.seconds(), secs);
@@ -243,16 +267,31 @@ accessToken = { env = "KANDJI_TOKEN" }
     #[test]
     fn errors_name_file_line_and_field() {
         let bad = "[[instance]]\nid = \"a\"\nplugin = \"kandji\"\npolling = \"ONE_DAY\"\n";
-        let e = CorralConfig::parse(bad, Path::new("corral.toml")).unwrap_err().to_string();
-        assert!(e.starts_with("corral.toml:4:1: unknown field `polling`"), "{e}");
+        let e = CorralConfig::parse(bad, Path::new("corral.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("corral.toml:4:1: unknown field `polling`"),
+            "{e}"
+        );
         let bad = "[[instance]]\nid = \"a\"\nplugin = \"kandji\"\npolling_interval = \"HOURLY\"\n";
-        let e = CorralConfig::parse(bad, Path::new("corral.toml")).unwrap_err().to_string();
-        assert!(e.starts_with("corral.toml:4:20: unknown variant `HOURLY`"), "{e}");
+        let e = CorralConfig::parse(bad, Path::new("corral.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("corral.toml:4:20: unknown variant `HOURLY`"),
+            "{e}"
+        );
         let bad = "[[instance]]\nid = \"a\"\n";
-        let e = CorralConfig::parse(bad, Path::new("corral.toml")).unwrap_err().to_string();
+        let e = CorralConfig::parse(bad, Path::new("corral.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing field `plugin`"), "{e}");
-        let dup = "[[instance]]\nid = \"a\"\nplugin = \"k\"\n[[instance]]\nid = \"a\"\nplugin = \"k\"\n";
-        let e = CorralConfig::parse(dup, Path::new("corral.toml")).unwrap_err().to_string();
+        let dup =
+            "[[instance]]\nid = \"a\"\nplugin = \"k\"\n[[instance]]\nid = \"a\"\nplugin = \"k\"\n";
+        let e = CorralConfig::parse(dup, Path::new("corral.toml"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "corral.toml: instance \"a\": duplicate instance id");
     }
 }

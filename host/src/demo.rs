@@ -16,7 +16,10 @@ pub const KANDJI_DEMO_POLICY: &str = include_str!("../demo/kandji-policy.json");
 
 pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new()?;
-    let sim_config = KandjiConfig { devices, ..KandjiConfig::default() };
+    let sim_config = KandjiConfig {
+        devices,
+        ..KandjiConfig::default()
+    };
     let sim = KandjiSim::new(&sim_config);
     let server = sim.start(0).await?;
     let instance = InstanceConfig {
@@ -28,13 +31,25 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
         polling_interval: PollingInterval::Disabled,
         tag_account_name: false,
         config: BTreeMap::from([
-            ("apiUrl".into(), ConfigValue::Text(format!("{}{API_PREFIX}", server.origin()))),
-            ("accessToken".into(), ConfigValue::Text(sim_config.token.clone())),
+            (
+                "apiUrl".into(),
+                ConfigValue::Text(format!("{}{API_PREFIX}", server.origin())),
+            ),
+            (
+                "accessToken".into(),
+                ConfigValue::Text(sim_config.token.clone()),
+            ),
         ]),
     };
-    println!("corral demo: Kandji simulator with {devices} devices on {}", server.origin());
+    println!(
+        "corral demo: Kandji simulator with {devices} devices on {}",
+        server.origin()
+    );
     let plugin = rt.plugin("kandji").await?;
-    let policy = Some((KANDJI_DEMO_POLICY.to_string(), "demo policy kandji-policy.json".to_string()));
+    let policy = Some((
+        KANDJI_DEMO_POLICY.to_string(),
+        "demo policy kandji-policy.json".to_string(),
+    ));
     let resolved = vec![resolve_with_policy(&instance, plugin, policy)?];
     let reports = run_all(&rt, &resolved).await;
     println!("simulator saw {} requests\n", server.requests().len());
@@ -42,13 +57,26 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
 }
 
 /// `corral simulate`: serves a simulator until Ctrl-C.
-pub async fn simulate(provider: &str, port: u16, devices: usize, seed: u64, token: &str) -> anyhow::Result<ExitCode> {
+pub async fn simulate(
+    provider: &str,
+    port: u16,
+    devices: usize,
+    seed: u64,
+    token: &str,
+) -> anyhow::Result<ExitCode> {
     if provider != "kandji" {
         bail!("unknown provider {provider:?} (available: kandji)");
     }
-    let sim = KandjiSim::new(&KandjiConfig { seed, devices, token: token.into() });
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed,
+        devices,
+        token: token.into(),
+    });
     let server = sim.start(port).await?;
-    println!("kandji simulator: apiUrl {}{API_PREFIX} ({devices} devices, seed {seed}); Ctrl-C stops it", server.origin());
+    println!(
+        "kandji simulator: apiUrl {}{API_PREFIX} ({devices} devices, seed {seed}); Ctrl-C stops it",
+        server.origin()
+    );
     tokio::signal::ctrl_c().await?;
     println!("served {} requests", server.requests().len());
     Ok(ExitCode::SUCCESS)

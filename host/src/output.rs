@@ -17,7 +17,11 @@ pub const MAX_PER_FILE: usize = 500;
 /// Writes `report` to `out/<instance id>/`, replacing what was there.
 pub fn write_run(out: &Path, report: &RunReport) -> anyhow::Result<PathBuf> {
     let dest = out.join(&report.instance_id);
-    let tmp = out.join(format!(".{}.tmp-{}", report.instance_id, std::process::id()));
+    let tmp = out.join(format!(
+        ".{}.tmp-{}",
+        report.instance_id,
+        std::process::id()
+    ));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
@@ -27,23 +31,34 @@ pub fn write_run(out: &Path, report: &RunReport) -> anyhow::Result<PathBuf> {
     write_json(&tmp.join("summary.json"), &summary(report))?;
     write_log(&tmp.join("log.jsonl"), report)?;
     if dest.exists() {
-        std::fs::remove_dir_all(&dest).with_context(|| format!("{}: cannot replace", dest.display()))?;
+        std::fs::remove_dir_all(&dest)
+            .with_context(|| format!("{}: cannot replace", dest.display()))?;
     }
-    std::fs::rename(&tmp, &dest).with_context(|| format!("{}: cannot move into place", dest.display()))?;
+    std::fs::rename(&tmp, &dest)
+        .with_context(|| format!("{}: cannot move into place", dest.display()))?;
     Ok(dest)
 }
 
 fn write_objects(dir: &Path, kind: &str, objects: &[Stored]) -> anyhow::Result<()> {
     let mut groups: BTreeMap<(&str, &str), Vec<&Stored>> = BTreeMap::new();
     for o in objects {
-        groups.entry((o.step.as_str(), o.type_name.as_str())).or_default().push(o);
+        groups
+            .entry((o.step.as_str(), o.type_name.as_str()))
+            .or_default()
+            .push(o);
     }
     for ((step, type_name), items) in groups {
         let folder = dir.join("graph").join(step).join(kind);
         std::fs::create_dir_all(&folder)?;
         for (n, chunk) in items.chunks(MAX_PER_FILE).enumerate() {
-            let list: Vec<Value> = chunk.iter().map(|s| Value::Object(s.object.clone())).collect();
-            write_json(&folder.join(format!("{type_name}-{n}.json")), &json!({ kind: list }))?;
+            let list: Vec<Value> = chunk
+                .iter()
+                .map(|s| Value::Object(s.object.clone()))
+                .collect();
+            write_json(
+                &folder.join(format!("{type_name}-{n}.json")),
+                &json!({ kind: list }),
+            )?;
         }
     }
     Ok(())
@@ -66,7 +81,12 @@ fn write_log(path: &Path, report: &RunReport) -> anyhow::Result<()> {
 /// Counts of each `_type` a step emitted.
 fn encountered(report: &RunReport, step: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for o in report.graph.entities.iter().chain(&report.graph.relationships) {
+    for o in report
+        .graph
+        .entities
+        .iter()
+        .chain(&report.graph.relationships)
+    {
         if o.step == step {
             *counts.entry(o.type_name.clone()).or_insert(0) += 1;
         }
@@ -81,7 +101,10 @@ pub fn summary(report: &RunReport) -> Value {
         .iter()
         .map(|s| {
             let counts = encountered(report, &s.info.id);
-            let partial = matches!(s.status, StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure);
+            let partial = matches!(
+                s.status,
+                StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
+            );
             json!({
                 "id": s.info.id,
                 "name": s.info.name,
@@ -130,7 +153,11 @@ pub fn summary(report: &RunReport) -> Value {
 /// A few lines a person can read: outcome, counts per step, where the output went.
 pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
     let mut out = String::new();
-    let outcome = if report.succeeded() { "succeeded" } else { "FAILED" };
+    let outcome = if report.succeeded() {
+        "succeeded"
+    } else {
+        "FAILED"
+    };
     out.push_str(&format!(
         "{} (plugin {} {}): {outcome} in {:.1} s, {} requests, {} entities, {} relationships\n",
         report.instance_id,
@@ -149,8 +176,16 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
             .iter()
             .map(|(t, n)| format!("{n} {t}"))
             .collect();
-        let status = serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        out.push_str(&format!("  {:<22} {:<10} {}\n", s.info.id, status, counts.join(", ")));
+        let status = serde_json::to_value(s.status)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<22} {:<10} {}\n",
+            s.info.id,
+            status,
+            counts.join(", ")
+        ));
         if let Some(e) = &s.error {
             out.push_str(&format!("  {:<22} error: {e}\n", ""));
         }
@@ -161,9 +196,16 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
         (report.limit_hits.len() as u64, "limit hits"),
         (report.rejections.len() as u64, "rejected objects"),
     ];
-    let notes: Vec<String> = notes.iter().filter(|(n, _)| *n > 0).map(|(n, w)| format!("{n} {w}")).collect();
+    let notes: Vec<String> = notes
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, w)| format!("{n} {w}"))
+        .collect();
     if !notes.is_empty() {
-        out.push_str(&format!("  {} (see log.jsonl and summary.json)\n", notes.join(", ")));
+        out.push_str(&format!(
+            "  {} (see log.jsonl and summary.json)\n",
+            notes.join(", ")
+        ));
     }
     if let Some(d) = dest {
         out.push_str(&format!("  output: {}\n", d.display()));

@@ -98,7 +98,11 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn secret_fields(&self) -> BTreeSet<String> {
-        self.config_fields.iter().filter(|f| f.secret).map(|f| f.name.clone()).collect()
+        self.config_fields
+            .iter()
+            .filter(|f| f.secret)
+            .map(|f| f.name.clone())
+            .collect()
     }
 }
 
@@ -151,7 +155,10 @@ pub async fn load(
     let compile_time = started.elapsed();
     let pre = linker
         .instantiate_pre(&component)
-        .map_err(|e| PluginError::Link { source_name: source_name.clone(), reason: explain_link_error(&e) })?;
+        .map_err(|e| PluginError::Link {
+            source_name: source_name.clone(),
+            reason: explain_link_error(&e),
+        })?;
     let pre = PluginPre::new(pre).map_err(|e| PluginError::Link {
         source_name: source_name.clone(),
         reason: format!("does not export corral:integration/connector@0.1.0: {e:#}"),
@@ -159,7 +166,10 @@ pub async fn load(
     let manifest = crate::run::read_manifest(&pre)
         .await
         .and_then(|m| convert_manifest(m).context("invalid manifest"))
-        .map_err(|e| PluginError::Manifest { source_name: source_name.clone(), reason: format!("{e:#}") })?;
+        .map_err(|e| PluginError::Manifest {
+            source_name: source_name.clone(),
+            reason: format!("{e:#}"),
+        })?;
     Ok(Arc::new(LoadedPlugin {
         manifest,
         digest: hex::encode(Sha256::digest(bytes)),
@@ -188,7 +198,10 @@ fn explain_link_error(e: &wasmtime::Error) -> String {
             bindings::WIT_PACKAGE
         );
     }
-    format!("imports something this host does not offer (this host offers {} and WASI p2): {text}", bindings::WIT_PACKAGE)
+    format!(
+        "imports something this host does not offer (this host offers {} and WASI p2): {text}",
+        bindings::WIT_PACKAGE
+    )
 }
 
 fn convert_manifest(m: connector::PluginManifest) -> anyhow::Result<Manifest> {
@@ -200,7 +213,12 @@ fn convert_manifest(m: connector::PluginManifest) -> anyhow::Result<Manifest> {
         config_fields: m
             .config_fields
             .into_iter()
-            .map(|f| ConfigField { name: f.name, secret: f.secret, optional: f.optional, description: f.description })
+            .map(|f| ConfigField {
+                name: f.name,
+                secret: f.secret,
+                optional: f.optional,
+                description: f.description,
+            })
             .collect(),
         steps: m
             .steps
@@ -211,7 +229,11 @@ fn convert_manifest(m: connector::PluginManifest) -> anyhow::Result<Manifest> {
                 entities: s
                     .entities
                     .into_iter()
-                    .map(|e| EntityType { resource_name: e.resource_name, type_name: e.type_name, class_name: e.class_name })
+                    .map(|e| EntityType {
+                        resource_name: e.resource_name,
+                        type_name: e.type_name,
+                        class_name: e.class_name,
+                    })
                     .collect(),
                 relationships: s
                     .relationships
@@ -236,15 +258,31 @@ fn convert_manifest(m: connector::PluginManifest) -> anyhow::Result<Manifest> {
 /// A manifest the host can run: a plausible id, unique steps whose dependencies exist
 /// and form no cycle, and a capability request that parses.
 fn check_manifest(m: &Manifest) -> anyhow::Result<()> {
-    let id_ok = !m.id.is_empty() && m.id.len() <= 64 && m.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    anyhow::ensure!(id_ok, "plugin id {:?} must be 1-64 characters of a-z, 0-9, '-', '_'", m.id);
+    let id_ok = !m.id.is_empty()
+        && m.id.len() <= 64
+        && m.id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    anyhow::ensure!(
+        id_ok,
+        "plugin id {:?} must be 1-64 characters of a-z, 0-9, '-', '_'",
+        m.id
+    );
     let mut ids = BTreeSet::new();
     for s in &m.steps {
-        anyhow::ensure!(ids.insert(s.id.as_str()), "step {:?} is declared twice", s.id);
+        anyhow::ensure!(
+            ids.insert(s.id.as_str()),
+            "step {:?} is declared twice",
+            s.id
+        );
     }
     for s in &m.steps {
         for d in &s.depends_on {
-            anyhow::ensure!(ids.contains(d.as_str()), "step {:?} depends on unknown step {d:?}", s.id);
+            anyhow::ensure!(
+                ids.contains(d.as_str()),
+                "step {:?} depends on unknown step {d:?}",
+                s.id
+            );
         }
     }
     crate::run::topological_order(&m.steps)?;
@@ -253,8 +291,17 @@ fn check_manifest(m: &Manifest) -> anyhow::Result<()> {
         .config_fields
         .iter()
         .filter(|f| !f.secret)
-        .map(|f| (f.name.clone(), format!("https://{}.invalid/", f.name.to_lowercase())))
+        .map(|f| {
+            (
+                f.name.clone(),
+                format!("https://{}.invalid/", f.name.to_lowercase()),
+            )
+        })
         .collect();
-    Policy::parse(&m.capabilities, &format!("manifest of plugin {}", m.id), &placeholders)?;
+    Policy::parse(
+        &m.capabilities,
+        &format!("manifest of plugin {}", m.id),
+        &placeholders,
+    )?;
     Ok(())
 }

@@ -85,14 +85,24 @@ impl Limits {
         let op = operator.unwrap_or(&none);
         fn pick<T: PartialOrd + Copy>(a: Option<T>, b: Option<T>, default: T) -> T {
             match (a, b) {
-                (Some(a), Some(b)) => if a < b { a } else { b },
+                (Some(a), Some(b)) => {
+                    if a < b {
+                        a
+                    } else {
+                        b
+                    }
+                }
                 (Some(v), None) | (None, Some(v)) => v,
                 (None, None) => default,
             }
         }
         EffectiveLimits {
             memory_mib: pick(manifest.memory_mib, op.memory_mib, d.memory_mib),
-            timeout_seconds: pick(manifest.timeout_seconds, op.timeout_seconds, d.timeout_seconds),
+            timeout_seconds: pick(
+                manifest.timeout_seconds,
+                op.timeout_seconds,
+                d.timeout_seconds,
+            ),
             max_requests: pick(manifest.max_requests, op.max_requests, d.max_requests),
             requests_per_second: pick(
                 manifest.requests_per_second,
@@ -110,7 +120,10 @@ impl Limits {
                 d.max_response_bytes,
             ),
             max_entities: pick(manifest.max_entities, op.max_entities, d.max_entities),
-            allow_private_networks: match (manifest.allow_private_networks, op.allow_private_networks) {
+            allow_private_networks: match (
+                manifest.allow_private_networks,
+                op.allow_private_networks,
+            ) {
                 (Some(a), Some(b)) => a && b,
                 (None, Some(b)) => b,
                 _ => false,
@@ -255,7 +268,13 @@ struct Parser<'a> {
     config: &'a BTreeMap<String, String>,
 }
 
-const CONDITION_KEYS: &[&str] = &["http:url", "http:host", "http:method", "graph:type", "graph:class"];
+const CONDITION_KEYS: &[&str] = &[
+    "http:url",
+    "http:host",
+    "http:method",
+    "graph:type",
+    "graph:class",
+];
 
 const LIMIT_KEYS: &[&str] = &[
     "memoryMiB",
@@ -289,8 +308,15 @@ impl Parser<'_> {
         }
     }
 
-    fn object<'v>(&self, v: &'v Value, path: &str, allowed: &[&str]) -> Result<&'v serde_json::Map<String, Value>, PolicyError> {
-        let obj = v.as_object().ok_or_else(|| self.shape(path, "an object", v))?;
+    fn object<'v>(
+        &self,
+        v: &'v Value,
+        path: &str,
+        allowed: &[&str],
+    ) -> Result<&'v serde_json::Map<String, Value>, PolicyError> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| self.shape(path, "an object", v))?;
         if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(self.shape(
                 &format!("{path}.{unknown}"),
@@ -332,7 +358,13 @@ impl Parser<'_> {
         let effect = match effect_v.as_str() {
             Some("ALLOW") => Effect::Allow,
             Some("DENY") => Effect::Deny,
-            _ => return Err(self.shape(&format!("{path}.effect"), "\"ALLOW\" or \"DENY\"", effect_v)),
+            _ => {
+                return Err(self.shape(
+                    &format!("{path}.effect"),
+                    "\"ALLOW\" or \"DENY\"",
+                    effect_v,
+                ));
+            }
         };
         let actions = self.strings(obj.get("actions"), &format!("{path}.actions"))?;
         for (i, a) in actions.iter().enumerate() {
@@ -363,11 +395,19 @@ impl Parser<'_> {
         })
     }
 
-    fn conditions(&self, v: &Value, path: &str) -> Result<Vec<(Operator, String, Vec<String>)>, PolicyError> {
+    fn conditions(
+        &self,
+        v: &Value,
+        path: &str,
+    ) -> Result<Vec<(Operator, String, Vec<String>)>, PolicyError> {
         let obj = self.object(v, path, &["stringEquals", "stringLike"])?;
         let mut out = Vec::new();
         for (op_name, body) in obj {
-            let op = if op_name == "stringEquals" { Operator::StringEquals } else { Operator::StringLike };
+            let op = if op_name == "stringEquals" {
+                Operator::StringEquals
+            } else {
+                Operator::StringLike
+            };
             let op_path = format!("{path}.{op_name}");
             let keys = self.object(body, &op_path, CONDITION_KEYS)?;
             for (key, patterns) in keys {
@@ -389,7 +429,10 @@ impl Parser<'_> {
     fn strings(&self, v: Option<&Value>, path: &str) -> Result<Vec<String>, PolicyError> {
         let v = v.unwrap_or(&Value::Null);
         let expected = "a non-empty array of strings";
-        let list = v.as_array().filter(|l| !l.is_empty()).ok_or_else(|| self.shape(path, expected, v))?;
+        let list = v
+            .as_array()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| self.shape(path, expected, v))?;
         list.iter()
             .enumerate()
             .map(|(i, item)| {
@@ -406,22 +449,33 @@ impl Parser<'_> {
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
-            let end = rest[start..].find("}}").ok_or_else(|| PolicyError::Template {
-                file: self.source.into(),
-                path: path.into(),
-                message: format!("unclosed {{{{ in {text:?}"),
-            })?;
+            let end = rest[start..]
+                .find("}}")
+                .ok_or_else(|| PolicyError::Template {
+                    file: self.source.into(),
+                    path: path.into(),
+                    message: format!("unclosed {{{{ in {text:?}"),
+                })?;
             let name = rest[start + 2..start + end].trim();
-            let field = name.strip_prefix("config.").ok_or_else(|| PolicyError::Template {
-                file: self.source.into(),
-                path: path.into(),
-                message: format!("unknown template {{{{{name}}}}}: only {{{{config.FIELD}}}} is supported"),
-            })?;
-            let value = self.config.get(field).ok_or_else(|| PolicyError::Template {
-                file: self.source.into(),
-                path: path.into(),
-                message: format!("{{{{config.{field}}}}} names no non-secret config field of this instance"),
-            })?;
+            let field = name
+                .strip_prefix("config.")
+                .ok_or_else(|| PolicyError::Template {
+                    file: self.source.into(),
+                    path: path.into(),
+                    message: format!(
+                        "unknown template {{{{{name}}}}}: only {{{{config.FIELD}}}} is supported"
+                    ),
+                })?;
+            let value = self
+                .config
+                .get(field)
+                .ok_or_else(|| PolicyError::Template {
+                    file: self.source.into(),
+                    path: path.into(),
+                    message: format!(
+                        "{{{{config.{field}}}}} names no non-secret config field of this instance"
+                    ),
+                })?;
             out.push_str(value);
             rest = &rest[start + end + 2..];
         }
@@ -431,26 +485,29 @@ impl Parser<'_> {
 
     fn limits(&self, v: &Value) -> Result<Limits, PolicyError> {
         let obj = self.object(v, "$.limits", LIMIT_KEYS)?;
-        let uint = |key: &str| -> Result<Option<u64>, PolicyError> {
-            match obj.get(key) {
-                None => Ok(None),
-                Some(n) => n.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
-                    self.shape(&format!("$.limits.{key}"), "a positive integer", n)
-                }),
-            }
-        };
-        let rps = match obj.get("requestsPerSecond") {
-            None => None,
-            Some(n) => Some(n.as_f64().filter(|f| *f > 0.0).ok_or_else(|| {
-                self.shape("$.limits.requestsPerSecond", "a positive number", n)
-            })?),
-        };
-        let private = match obj.get("allowPrivateNetworks") {
-            None => None,
-            Some(b) => Some(b.as_bool().ok_or_else(|| {
-                self.shape("$.limits.allowPrivateNetworks", "true or false", b)
-            })?),
-        };
+        let uint =
+            |key: &str| -> Result<Option<u64>, PolicyError> {
+                match obj.get(key) {
+                    None => Ok(None),
+                    Some(n) => n.as_u64().filter(|n| *n > 0).map(Some).ok_or_else(|| {
+                        self.shape(&format!("$.limits.{key}"), "a positive integer", n)
+                    }),
+                }
+            };
+        let rps =
+            match obj.get("requestsPerSecond") {
+                None => None,
+                Some(n) => Some(n.as_f64().filter(|f| *f > 0.0).ok_or_else(|| {
+                    self.shape("$.limits.requestsPerSecond", "a positive number", n)
+                })?),
+            };
+        let private =
+            match obj.get("allowPrivateNetworks") {
+                None => None,
+                Some(b) => Some(b.as_bool().ok_or_else(|| {
+                    self.shape("$.limits.allowPrivateNetworks", "true or false", b)
+                })?),
+            };
         Ok(Limits {
             memory_mib: uint("memoryMiB")?,
             timeout_seconds: uint("timeoutSeconds")?,
@@ -467,7 +524,9 @@ impl Parser<'_> {
 fn valid_action(a: &str) -> bool {
     match a.split_once(':') {
         None => a == "*",
-        Some(("http", m)) => m == "*" || (!m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase())),
+        Some(("http", m)) => {
+            m == "*" || (!m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()))
+        }
         Some(("graph", g)) => matches!(g, "EmitEntity" | "EmitRelationship" | "Read" | "*"),
         Some(("secret", s)) => matches!(s, "Use" | "*"),
         _ => false,
@@ -602,7 +661,10 @@ mod tests {
     use super::*;
 
     fn cfg() -> BTreeMap<String, String> {
-        BTreeMap::from([("apiUrl".to_string(), "https://acme.api.kandji.io/api/v1/".to_string())])
+        BTreeMap::from([(
+            "apiUrl".to_string(),
+            "https://acme.api.kandji.io/api/v1/".to_string(),
+        )])
     }
 
     const DESIGN_EXAMPLE: &str = r#"{
@@ -621,41 +683,92 @@ mod tests {
 
     fn http(p: &Policy, method: &str, url: &str) -> Decision {
         let u = Url::parse(url).unwrap();
-        p.evaluate(&format!("http:{method}"), u.as_str(), &Context::http(method, &u))
+        p.evaluate(
+            &format!("http:{method}"),
+            u.as_str(),
+            &Context::http(method, &u),
+        )
     }
 
     #[test]
     fn design_example_parses_and_evaluates() {
         let p = Policy::parse(DESIGN_EXAMPLE, "p.json", &cfg()).unwrap();
         assert_eq!(p.limits.memory_mib, Some(64));
-        assert!(http(&p, "GET", "https://acme.api.kandji.io/api/v1/devices?limit=1").allowed);
+        assert!(
+            http(
+                &p,
+                "GET",
+                "https://acme.api.kandji.io/api/v1/devices?limit=1"
+            )
+            .allowed
+        );
         assert!(http(&p, "GET", "https://acme.api.kandji.io:443/api/v1/devices").allowed);
         let d = http(&p, "POST", "https://acme.api.kandji.io/api/v1/devices");
-        assert_eq!(d, Decision { allowed: false, rule: "no ALLOW matches (p.json)".into() });
+        assert_eq!(
+            d,
+            Decision {
+                allowed: false,
+                rule: "no ALLOW matches (p.json)".into()
+            }
+        );
         assert!(!http(&p, "GET", "https://acme.api.kandji.io:8443/api/v1/devices").allowed);
         assert!(!http(&p, "GET", "https://evil.example/api/v1/").allowed);
         let d = http(&p, "GET", "http://acme.api.kandji.io/api/v1/devices");
         assert_eq!(d.rule, "p.json permissions[3] (DENY)");
         let u = Url::parse("https://acme.api.kandji.io/api/v1/x").unwrap();
-        assert!(p.evaluate("secret:Use", "secret:accessToken", &Context::http("GET", &u)).allowed);
+        assert!(
+            p.evaluate(
+                "secret:Use",
+                "secret:accessToken",
+                &Context::http("GET", &u)
+            )
+            .allowed
+        );
         let evil = Url::parse("https://evil.example/").unwrap();
-        assert!(!p.evaluate("secret:Use", "secret:accessToken", &Context::http("GET", &evil)).allowed);
-        assert!(p.evaluate("graph:EmitEntity", "type:kandji_device", &Context::default()).allowed);
-        assert!(!p.evaluate("graph:EmitEntity", "type:rumble_asset", &Context::default()).allowed);
+        assert!(
+            !p.evaluate(
+                "secret:Use",
+                "secret:accessToken",
+                &Context::http("GET", &evil)
+            )
+            .allowed
+        );
+        assert!(
+            p.evaluate(
+                "graph:EmitEntity",
+                "type:kandji_device",
+                &Context::default()
+            )
+            .allowed
+        );
+        assert!(
+            !p.evaluate("graph:EmitEntity", "type:rumble_asset", &Context::default())
+                .allowed
+        );
     }
 
     #[test]
     fn host_globs_do_not_cross_into_paths() {
-        assert!(url_match("https://*.example.com/*", "https://a.example.com/x"));
-        assert!(!url_match("https://*.example.com/*", "https://evil.com/.example.com/x"));
-        assert!(!url_match("https://*.example.com/*", "https://a.example.com:8443/x"));
+        assert!(url_match(
+            "https://*.example.com/*",
+            "https://a.example.com/x"
+        ));
+        assert!(!url_match(
+            "https://*.example.com/*",
+            "https://evil.com/.example.com/x"
+        ));
+        assert!(!url_match(
+            "https://*.example.com/*",
+            "https://a.example.com:8443/x"
+        ));
         assert!(url_match("http://*", "http://127.0.0.1:8080/anything"));
         assert!(url_match("http://[::1]:8080/*", "http://[::1]:8080/a"));
     }
 
     #[test]
     fn errors_name_file_path_and_expectation() {
-        let bad = r#"{"permissions":[{"effect":"allow","actions":["http:GET"],"resources":["*"]}]}"#;
+        let bad =
+            r#"{"permissions":[{"effect":"allow","actions":["http:GET"],"resources":["*"]}]}"#;
         let e = Policy::parse(bad, "policies/k.json", &cfg()).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -664,9 +777,21 @@ mod tests {
         let e = Policy::parse("{\n  \"permissions\": [,]\n}", "k.json", &cfg()).unwrap_err();
         assert!(matches!(e, PolicyError::Syntax { line: 2, .. }), "{e}");
         let e = Policy::parse(r#"{"permissions":[{"effect":"ALLOW","actions":["http:GET"],"resources":["{{config.nope}}*"]}]}"#, "k.json", &cfg()).unwrap_err();
-        assert_eq!(e.to_string(), "k.json: $.permissions[0].resources[0]: {{config.nope}} names no non-secret config field of this instance");
-        let e = Policy::parse(r#"{"permissions":[], "limits": {"memoryMb": 3}}"#, "k.json", &cfg()).unwrap_err();
-        assert!(e.to_string().starts_with("k.json: $.limits.memoryMb: expected one of memoryMiB"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "k.json: $.permissions[0].resources[0]: {{config.nope}} names no non-secret config field of this instance"
+        );
+        let e = Policy::parse(
+            r#"{"permissions":[], "limits": {"memoryMb": 3}}"#,
+            "k.json",
+            &cfg(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("k.json: $.limits.memoryMb: expected one of memoryMiB"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -681,9 +806,22 @@ mod tests {
         )
         .unwrap();
         let g = Grant::new(manifest, Some(operator));
-        assert!(g.check("graph:EmitEntity", "type:kandji_device", &Context::default()).allowed);
-        assert!(!g.check("graph:EmitEntity", "type:kandji_app", &Context::default()).allowed);
-        assert!(!g.check("graph:EmitEntity", "type:other_thing", &Context::default()).allowed);
+        assert!(
+            g.check(
+                "graph:EmitEntity",
+                "type:kandji_device",
+                &Context::default()
+            )
+            .allowed
+        );
+        assert!(
+            !g.check("graph:EmitEntity", "type:kandji_app", &Context::default())
+                .allowed
+        );
+        assert!(
+            !g.check("graph:EmitEntity", "type:other_thing", &Context::default())
+                .allowed
+        );
         assert_eq!(g.limits.memory_mib, 32);
         assert_eq!(g.limits.requests_per_second, 20.0);
     }

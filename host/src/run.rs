@@ -40,11 +40,15 @@ pub struct ResolvedInstance {
 
 /// Splits the config into values and secrets (reading `{ env = … }`), checks it against
 /// the manifest's fields, and builds the grant from the manifest and the operator policy.
-pub fn resolve_instance(cfg: &InstanceConfig, plugin: Arc<LoadedPlugin>) -> anyhow::Result<ResolvedInstance> {
+pub fn resolve_instance(
+    cfg: &InstanceConfig,
+    plugin: Arc<LoadedPlugin>,
+) -> anyhow::Result<ResolvedInstance> {
     let policy = match &cfg.policy {
         None => None,
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read policy", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read policy", path.display()))?;
             Some((text, path.display().to_string()))
         }
     };
@@ -64,15 +68,20 @@ pub fn resolve_with_policy(
     for (name, value) in &cfg.config {
         if !m.config_fields.iter().any(|f| &f.name == name) {
             let known: Vec<&str> = m.config_fields.iter().map(|f| f.name.as_str()).collect();
-            bail!("config field {name} is not declared by plugin {} (its fields: {})", m.id, known.join(", "));
+            bail!(
+                "config field {name} is not declared by plugin {} (its fields: {})",
+                m.id,
+                known.join(", ")
+            );
         }
         let text = match value {
             ConfigValue::Text(s) => s.clone(),
             ConfigValue::Bool(b) => b.to_string(),
             ConfigValue::Integer(i) => i.to_string(),
             ConfigValue::Float(f) => f.to_string(),
-            ConfigValue::Env { env } => std::env::var(env)
-                .with_context(|| format!("config field {name}: environment variable {env} is not set"))?,
+            ConfigValue::Env { env } => std::env::var(env).with_context(|| {
+                format!("config field {name}: environment variable {env} is not set")
+            })?,
         };
         if secret_fields.contains(name) {
             secrets.insert(name.clone(), SecretValue::new(text));
@@ -82,10 +91,19 @@ pub fn resolve_with_policy(
     }
     for f in m.config_fields.iter().filter(|f| !f.optional) {
         if !config.contains_key(&f.name) && !secrets.contains(&f.name) {
-            bail!("config field {} is required by plugin {} ({})", f.name, m.id, f.description);
+            bail!(
+                "config field {} is required by plugin {} ({})",
+                f.name,
+                m.id,
+                f.description
+            );
         }
     }
-    let requested = Policy::parse(&m.capabilities, &format!("manifest of plugin {}", m.id), &config)?;
+    let requested = Policy::parse(
+        &m.capabilities,
+        &format!("manifest of plugin {}", m.id),
+        &config,
+    )?;
     let operator = match policy {
         None => None,
         Some((text, source)) => Some(Policy::parse(&text, &source, &config)?),
@@ -146,7 +164,10 @@ impl RunReport {
     /// True only if validation passed and every step succeeded (disabled steps count).
     pub fn succeeded(&self) -> bool {
         self.validation.is_ok()
-            && self.steps.iter().all(|s| matches!(s.status, StepStatus::Success | StepStatus::Disabled))
+            && self
+                .steps
+                .iter()
+                .all(|s| matches!(s.status, StepStatus::Success | StepStatus::Disabled))
     }
 
     /// Types of failed and partial steps: JupiterOne must not delete their old data.
@@ -154,7 +175,12 @@ impl RunReport {
         let set: BTreeSet<String> = self
             .steps
             .iter()
-            .filter(|s| matches!(s.status, StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure))
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
+                )
+            })
             .flat_map(|s| s.info.declared_types())
             .collect();
         set.into_iter().collect()
@@ -168,7 +194,11 @@ struct GuestInstance {
 }
 
 impl GuestInstance {
-    async fn new(pre: &PluginPre<StepCtx>, run: &Arc<RunContext>, step: &str) -> Result<Self, String> {
+    async fn new(
+        pre: &PluginPre<StepCtx>,
+        run: &Arc<RunContext>,
+        step: &str,
+    ) -> Result<Self, String> {
         let mut store = Store::new(pre.engine(), StepCtx::new(run.clone(), step));
         store.limiter(|ctx| &mut ctx.limiter);
         let remaining = run.deadline.saturating_duration_since(Instant::now());
@@ -185,13 +215,20 @@ impl GuestInstance {
     fn explain(&self, e: &wasmtime::Error, run: &RunContext) -> String {
         self.store.data().drain_stdio();
         if self.store.data().limiter.hit {
-            return format!("memory limit of {} MiB reached", run.grant.limits.memory_mib);
+            return format!(
+                "memory limit of {} MiB reached",
+                run.grant.limits.memory_mib
+            );
         }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return format!("wall-clock limit of {} s reached", run.grant.limits.timeout_seconds);
+            return format!(
+                "wall-clock limit of {} s reached",
+                run.grant.limits.timeout_seconds
+            );
         }
         let text = format!("guest trapped: {e:#}");
-        run.secrets.redact(crate::capabilities::log::truncate(&text, 2000))
+        run.secrets
+            .redact(crate::capabilities::log::truncate(&text, 2000))
     }
 }
 
@@ -209,7 +246,10 @@ macro_rules! guest_call {
                     tokio::time::timeout(remaining + Duration::from_millis(100), $call).await
                 };
                 let result = match outcome {
-                    Err(_) => Err(format!("wall-clock limit of {} s reached", run.grant.limits.timeout_seconds)),
+                    Err(_) => Err(format!(
+                        "wall-clock limit of {} s reached",
+                        run.grant.limits.timeout_seconds
+                    )),
                     Ok(Err(e)) => Err(g.explain(&e, run)),
                     Ok(Ok(v)) => Ok(v),
                 };
@@ -222,12 +262,26 @@ macro_rules! guest_call {
 
 /// Calls the plugin's `manifest` export in an instance with nothing granted.
 pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector::PluginManifest> {
-    let nothing = Policy { source: "no grant (manifest read)".into(), statements: Vec::new(), limits: Default::default() };
+    let nothing = Policy {
+        source: "no grant (manifest read)".into(),
+        statements: Vec::new(),
+        limits: Default::default(),
+    };
     let mut grant = Grant::new(nothing, None);
     grant.limits.memory_mib = MANIFEST_MEMORY_MIB;
     grant.limits.timeout_seconds = MANIFEST_BUDGET.as_secs();
-    let run = Arc::new(new_context("manifest", "manifest", grant, Secrets::default(), BTreeMap::new(), BTreeSet::new(), reqwest::Client::new()));
-    let out = guest_call!(pre, &run, "manifest", |p, s| p.corral_integration_connector().call_manifest(s));
+    let run = Arc::new(new_context(
+        "manifest",
+        "manifest",
+        grant,
+        Secrets::default(),
+        BTreeMap::new(),
+        BTreeSet::new(),
+        reqwest::Client::new(),
+    ));
+    let out = guest_call!(pre, &run, "manifest", |p, s| p
+        .corral_integration_connector()
+        .call_manifest(s));
     out.map_err(|e| anyhow::anyhow!(e))
 }
 
@@ -272,12 +326,19 @@ pub async fn run_instance(inst: &ResolvedInstance, client: reqwest::Client) -> R
         client,
     ));
     let pre = &inst.plugin.pre;
-    let validation = guest_call!(pre, &run, "validate", |p, s| p.corral_integration_connector().call_validate(s))
-        .and_then(|r| r.map_err(|e| describe_step_error(&e)));
+    let validation = guest_call!(pre, &run, "validate", |p, s| p
+        .corral_integration_connector()
+        .call_validate(s))
+    .and_then(|r| r.map_err(|e| describe_step_error(&e)));
     let steps = match &validation {
         Ok(()) => run_steps(inst, &run).await,
         Err(reason) => {
-            run.log.host(&run, "validate", "error", &format!("validation failed: {reason}"));
+            run.log.host(
+                &run,
+                "validate",
+                "error",
+                &format!("validation failed: {reason}"),
+            );
             Vec::new()
         }
     };
@@ -328,10 +389,20 @@ pub fn describe_step_error(e: &connector::StepError) -> String {
 
 /// The order steps can run in, or an error naming a cycle.
 pub fn topological_order(steps: &[StepInfo]) -> anyhow::Result<Vec<usize>> {
-    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut order = Vec::new();
     let mut state = vec![0u8; steps.len()]; // 0 new, 1 visiting, 2 done
-    fn visit(i: usize, steps: &[StepInfo], index: &HashMap<&str, usize>, state: &mut [u8], order: &mut Vec<usize>) -> anyhow::Result<()> {
+    fn visit(
+        i: usize,
+        steps: &[StepInfo],
+        index: &HashMap<&str, usize>,
+        state: &mut [u8],
+        order: &mut Vec<usize>,
+    ) -> anyhow::Result<()> {
         match state[i] {
             2 => return Ok(()),
             1 => bail!("steps form a dependency cycle through {:?}", steps[i].id),
@@ -353,9 +424,14 @@ pub fn topological_order(steps: &[StepInfo]) -> anyhow::Result<Vec<usize>> {
     Ok(order)
 }
 
-async fn disabled_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Result<BTreeSet<String>, String> {
+async fn disabled_steps(
+    inst: &ResolvedInstance,
+    run: &Arc<RunContext>,
+) -> Result<BTreeSet<String>, String> {
     let pre = &inst.plugin.pre;
-    let list = guest_call!(pre, run, "disabled-steps", |p, s| p.corral_integration_connector().call_disabled_steps(s))?;
+    let list = guest_call!(pre, run, "disabled-steps", |p, s| p
+        .corral_integration_connector()
+        .call_disabled_steps(s))?;
     Ok(list.into_iter().collect())
 }
 
@@ -381,16 +457,28 @@ async fn run_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Vec<StepRe
             }
             let deps: Vec<&StepResult> = s.depends_on.iter().map(|d| &done[d]).collect();
             if disabled.contains(&s.id) || deps.iter().any(|d| d.status == StepStatus::Disabled) {
-                let r = StepResult { info: s.clone(), status: StepStatus::Disabled, duration: Duration::ZERO, error: None };
+                let r = StepResult {
+                    info: s.clone(),
+                    status: StepStatus::Disabled,
+                    duration: Duration::ZERO,
+                    error: None,
+                };
                 done.insert(s.id.clone(), r);
                 continue;
             }
-            let upstream_failed = deps.iter().any(|d| matches!(d.status, StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure));
+            let upstream_failed = deps.iter().any(|d| {
+                matches!(
+                    d.status,
+                    StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
+                )
+            });
             running.insert(s.id.clone());
             let (info, run, plugin) = (s.clone(), run.clone(), inst.plugin.clone());
             set.spawn(async move { run_step(info, run, plugin, upstream_failed).await });
         }
-        let Some(joined) = set.join_next().await else { break };
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
         let result = joined.expect("step tasks do not panic");
         running.remove(&result.info.id);
         done.insert(result.info.id.clone(), result);
@@ -402,18 +490,31 @@ async fn run_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Vec<StepRe
     steps.iter().filter_map(|s| done.remove(&s.id)).collect()
 }
 
-async fn run_step(info: StepInfo, run: Arc<RunContext>, plugin: Arc<LoadedPlugin>, upstream_failed: bool) -> StepResult {
+async fn run_step(
+    info: StepInfo,
+    run: Arc<RunContext>,
+    plugin: Arc<LoadedPlugin>,
+    upstream_failed: bool,
+) -> StepResult {
     let started = Instant::now();
     let id = info.id.clone();
-    let outcome = guest_call!(&plugin.pre, &run, &id, |p, s| p.corral_integration_connector().call_run_step(s, &id))
-        .and_then(|r| r.map_err(|e| describe_step_error(&e)));
+    let outcome = guest_call!(&plugin.pre, &run, &id, |p, s| p
+        .corral_integration_connector()
+        .call_run_step(s, &id))
+    .and_then(|r| r.map_err(|e| describe_step_error(&e)));
     let (status, error) = match outcome {
         Ok(()) if upstream_failed => (StepStatus::PartialSuccessDueToDependencyFailure, None),
         Ok(()) => (StepStatus::Success, None),
         Err(e) => {
-            run.log.host(&run, &id, "error", &format!("step failed: {e}"));
+            run.log
+                .host(&run, &id, "error", &format!("step failed: {e}"));
             (StepStatus::Failure, Some(e))
         }
     };
-    StepResult { info, status, duration: started.elapsed(), error }
+    StepResult {
+        info,
+        status,
+        duration: started.elapsed(),
+        error,
+    }
 }

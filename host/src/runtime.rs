@@ -63,7 +63,10 @@ impl Runtime {
         for path in files {
             match self.load_file(&path).await {
                 Ok(p) => {
-                    self.dropped_in.lock().unwrap().insert(p.manifest.id.clone(), p);
+                    self.dropped_in
+                        .lock()
+                        .unwrap()
+                        .insert(p.manifest.id.clone(), p);
                 }
                 Err(e) => failures.push(e),
             }
@@ -88,7 +91,10 @@ impl Runtime {
         if p.manifest.id != id {
             bail!("first-party plugin {id} declares id {:?}", p.manifest.id);
         }
-        self.builtins.lock().unwrap().insert(id.to_string(), p.clone());
+        self.builtins
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), p.clone());
         Ok(p)
     }
 }

@@ -29,7 +29,9 @@ fn write_config(dir: &Path, api_url: &str, extra: &str) -> PathBuf {
 
 async fn corral(args: &[&str], token: Option<&str>) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"));
-    cmd.args(args).env("CORRAL_LOG", "debug").env_remove("CORRAL_TEST_TOKEN");
+    cmd.args(args)
+        .env("CORRAL_LOG", "debug")
+        .env_remove("CORRAL_TEST_TOKEN");
     if let Some(t) = token {
         cmd.env("CORRAL_TEST_TOKEN", t);
     }
@@ -58,7 +60,11 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_writes_the_collect_layout_and_leaks_no_secret() {
-    let sim = KandjiSim::new(&KandjiConfig { seed: 11, devices: 120, token: TOKEN.into() });
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed: 11,
+        devices: 120,
+        token: TOKEN.into(),
+    });
     let gone = sim.data().device_ids()[0].clone();
     let server = sim.start(0).await.unwrap();
     server.add_fault(FaultRule::new(&format!("/devices/{gone}/"), 404, u32::MAX));
@@ -66,58 +72,116 @@ async fn run_writes_the_collect_layout_and_leaks_no_secret() {
     let dir = scratch("layout");
     let policy = dir.join("kandji.json");
     std::fs::write(&policy, corral::demo::KANDJI_DEMO_POLICY).unwrap();
-    let config = write_config(&dir, &format!("{}{API_PREFIX}", server.origin()), "policy = \"kandji.json\"\n");
+    let config = write_config(
+        &dir,
+        &format!("{}{API_PREFIX}", server.origin()),
+        "policy = \"kandji.json\"\n",
+    );
     let out = dir.join("out");
-    let result = corral(&["run", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()], Some(TOKEN)).await;
+    let result = corral(
+        &[
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Some(TOKEN),
+    )
+    .await;
     let (stdout, stderr) = (text(&result.stdout), text(&result.stderr));
     assert!(result.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("kandji-cli (plugin kandji 0.1.0): succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("kandji-cli (plugin kandji 0.1.0): succeeded"),
+        "{stdout}"
+    );
 
     let root = out.join("kandji-cli");
-    let summary: Value = serde_json::from_str(&std::fs::read_to_string(root.join("summary.json")).unwrap()).unwrap();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("summary.json")).unwrap()).unwrap();
     let steps = summary["integrationStepResults"].as_array().unwrap();
     let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["fetch-account", "fetch-devices", "fetch-device-apps", "fetch-device-users"]);
+    assert_eq!(
+        ids,
+        [
+            "fetch-account",
+            "fetch-devices",
+            "fetch-device-apps",
+            "fetch-device-users"
+        ]
+    );
     for s in steps {
         assert_eq!(s["status"], "success");
-        for field in ["name", "declaredTypes", "encounteredTypes", "encounteredTypeCounts", "partialTypes", "duration"] {
+        for field in [
+            "name",
+            "declaredTypes",
+            "encounteredTypes",
+            "encounteredTypeCounts",
+            "partialTypes",
+            "duration",
+        ] {
             assert!(s.get(field).is_some(), "{field} missing from step result");
         }
     }
     assert_eq!(steps[1]["encounteredTypeCounts"]["kandji_device"], 119);
-    assert_eq!(summary["metadata"]["partialDatasets"]["types"], serde_json::json!([]));
+    assert_eq!(
+        summary["metadata"]["partialDatasets"]["types"],
+        serde_json::json!([])
+    );
 
     // graph/<step>/{entities,relationships}/*.json, at most 500 per file, one _type each.
     let mut edges = 0;
     for f in files(&root.join("graph")) {
         let rel = f.strip_prefix(root.join("graph")).unwrap();
-        let parts: Vec<_> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let parts: Vec<_> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         assert_eq!(parts.len(), 3, "{rel:?}");
         let kind = parts[1].as_str();
         assert!(kind == "entities" || kind == "relationships", "{rel:?}");
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
         let list = doc[kind].as_array().unwrap();
-        assert!(!list.is_empty() && list.len() <= 500, "{rel:?} holds {}", list.len());
-        let types: std::collections::BTreeSet<_> = list.iter().map(|o| o["_type"].as_str().unwrap()).collect();
+        assert!(
+            !list.is_empty() && list.len() <= 500,
+            "{rel:?} holds {}",
+            list.len()
+        );
+        let types: std::collections::BTreeSet<_> =
+            list.iter().map(|o| o["_type"].as_str().unwrap()).collect();
         assert_eq!(types.len(), 1, "{rel:?}");
         if parts[0] == "fetch-device-apps" && kind == "relationships" {
             edges += list.len();
         }
     }
-    assert!(edges > 500, "premise: device→app edges span several files ({edges})");
+    assert!(
+        edges > 500,
+        "premise: device→app edges span several files ({edges})"
+    );
 
     // The token is nowhere: not in any file written, not on stdout or stderr.
     for f in files(&dir) {
         let content = std::fs::read(&f).unwrap();
-        assert!(!text(&content).contains(TOKEN), "{} holds the token", f.display());
+        assert!(
+            !text(&content).contains(TOKEN),
+            "{} holds the token",
+            f.display()
+        );
     }
     assert!(!stdout.contains(TOKEN) && !stderr.contains(TOKEN));
-    assert!(stderr.contains("device disappeared during the run"), "the run log reaches stderr: {stderr}");
+    assert!(
+        stderr.contains("device disappeared during the run"),
+        "the run log reaches stderr: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_exits_non_zero_and_writes_nothing() {
-    let sim = KandjiSim::new(&KandjiConfig { seed: 1, devices: 3, token: TOKEN.into() });
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed: 1,
+        devices: 3,
+        token: TOKEN.into(),
+    });
     let server = sim.start(0).await.unwrap();
     let dir = scratch("badtoken");
     let config = write_config(&dir, &format!("{}{API_PREFIX}", server.origin()), "");
@@ -125,7 +189,10 @@ async fn a_wrong_token_exits_non_zero_and_writes_nothing() {
     let result = corral(&["run", "--config", config.to_str().unwrap()], Some(wrong)).await;
     let (stdout, stderr) = (text(&result.stdout), text(&result.stderr));
     assert_eq!(result.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("validation failed: authentication error"), "{stdout}");
+    assert!(
+        stdout.contains("validation failed: authentication error"),
+        "{stdout}"
+    );
     assert!(!dir.join("state/out/kandji-cli").exists());
     for t in [&stdout, &stderr] {
         assert!(!t.contains(wrong));
@@ -143,7 +210,10 @@ async fn refused(name: &str, config_text: &str, policy_text: Option<&str>) -> St
     let result = corral(&["run", "--config", config.to_str().unwrap()], None).await;
     let stderr = text(&result.stderr);
     assert_eq!(result.status.code(), Some(2), "{name}: {stderr}");
-    assert!(!dir.join(".corral").exists() && !dir.join("state").exists(), "{name}: output was written");
+    assert!(
+        !dir.join(".corral").exists() && !dir.join("state").exists(),
+        "{name}: output was written"
+    );
     stderr
 }
 
@@ -152,31 +222,88 @@ async fn bad_input_is_named_precisely() {
     let base = "[[instance]]\nid = \"k\"\nplugin = \"kandji\"\n";
     let config = "[instance.config]\napiUrl = \"http://127.0.0.1:9/api/v1/\"\naccessToken = \"x-token-value\"\n";
 
-    let e = refused("typo", &format!("{base}polling = \"ONE_DAY\"\n{config}"), None).await;
-    assert!(e.contains("corral.toml:4:1: unknown field `polling`"), "{e}");
+    let e = refused(
+        "typo",
+        &format!("{base}polling = \"ONE_DAY\"\n{config}"),
+        None,
+    )
+    .await;
+    assert!(
+        e.contains("corral.toml:4:1: unknown field `polling`"),
+        "{e}"
+    );
 
-    let e = refused("variant", &format!("{base}polling_interval = \"HOURLY\"\n{config}"), None).await;
-    assert!(e.contains("corral.toml:4:20: unknown variant `HOURLY`"), "{e}");
+    let e = refused(
+        "variant",
+        &format!("{base}polling_interval = \"HOURLY\"\n{config}"),
+        None,
+    )
+    .await;
+    assert!(
+        e.contains("corral.toml:4:20: unknown variant `HOURLY`"),
+        "{e}"
+    );
 
-    let policy = r#"{"permissions": [{"effect": "Allow", "actions": ["http:GET"], "resources": ["*"]}]}"#;
-    let e = refused("policy", &format!("{base}policy = \"kandji.json\"\n{config}"), Some(policy)).await;
-    assert!(e.contains("kandji.json: $.permissions[0].effect: expected \"ALLOW\" or \"DENY\", found \"Allow\""), "{e}");
+    let policy =
+        r#"{"permissions": [{"effect": "Allow", "actions": ["http:GET"], "resources": ["*"]}]}"#;
+    let e = refused(
+        "policy",
+        &format!("{base}policy = \"kandji.json\"\n{config}"),
+        Some(policy),
+    )
+    .await;
+    assert!(
+        e.contains(
+            "kandji.json: $.permissions[0].effect: expected \"ALLOW\" or \"DENY\", found \"Allow\""
+        ),
+        "{e}"
+    );
 
-    let e = refused("policy-json", &format!("{base}policy = \"kandji.json\"\n{config}"), Some("{\n  \"permissions\": [\n    {,\n")).await;
-    assert!(e.contains("kandji.json: line 3, column 6: invalid JSON"), "{e}");
+    let e = refused(
+        "policy-json",
+        &format!("{base}policy = \"kandji.json\"\n{config}"),
+        Some("{\n  \"permissions\": [\n    {,\n"),
+    )
+    .await;
+    assert!(
+        e.contains("kandji.json: line 3, column 6: invalid JSON"),
+        "{e}"
+    );
 
-    let e = refused("plugin", &format!("[[instance]]\nid = \"k\"\nplugin = \"nope\"\n{config}"), None).await;
-    assert!(e.contains("instance \"k\": unknown plugin id \"nope\" (available: kandji)"), "{e}");
+    let e = refused(
+        "plugin",
+        &format!("[[instance]]\nid = \"k\"\nplugin = \"nope\"\n{config}"),
+        None,
+    )
+    .await;
+    assert!(
+        e.contains("instance \"k\": unknown plugin id \"nope\" (available: kandji)"),
+        "{e}"
+    );
 
     let env_config = "[instance.config]\napiUrl = \"http://127.0.0.1:9/api/v1/\"\naccessToken = { env = \"CORRAL_MISSING_VAR\" }\n";
     let e = refused("env", &format!("{base}{env_config}"), None).await;
-    assert!(e.contains("config field accessToken: environment variable CORRAL_MISSING_VAR is not set"), "{e}");
+    assert!(
+        e.contains("config field accessToken: environment variable CORRAL_MISSING_VAR is not set"),
+        "{e}"
+    );
 
     let e = refused("missing-field", base, None).await;
-    assert!(e.contains("config field apiUrl is required by plugin kandji"), "{e}");
+    assert!(
+        e.contains("config field apiUrl is required by plugin kandji"),
+        "{e}"
+    );
 
-    let e = refused("unknown-field", &format!("{base}{config}apiURL = \"x\"\n"), None).await;
-    assert!(e.contains("config field apiURL is not declared by plugin kandji"), "{e}");
+    let e = refused(
+        "unknown-field",
+        &format!("{base}{config}apiURL = \"x\"\n"),
+        None,
+    )
+    .await;
+    assert!(
+        e.contains("config field apiURL is not declared by plugin kandji"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,14 +316,23 @@ async fn files_that_are_not_components_are_refused() {
     let truncated = dir.join("truncated.wasm");
     std::fs::write(&truncated, b"\0asm\x0d\0\x01\0\x01\x02").unwrap();
     for (file, expected) in [
-        (&module, "not a WebAssembly component: this is a core wasm module"),
-        (&garbage, "not a WebAssembly component: the file does not start with the wasm magic bytes"),
+        (
+            &module,
+            "not a WebAssembly component: this is a core wasm module",
+        ),
+        (
+            &garbage,
+            "not a WebAssembly component: the file does not start with the wasm magic bytes",
+        ),
         (&truncated, "not a WebAssembly component:"),
     ] {
         let result = corral(&["plugin", "inspect", file.to_str().unwrap()], None).await;
         let stderr = text(&result.stderr);
         assert_eq!(result.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains(&format!("{}: {expected}", file.display())), "{stderr}");
+        assert!(
+            stderr.contains(&format!("{}: {expected}", file.display())),
+            "{stderr}"
+        );
     }
 }
 
@@ -208,15 +344,36 @@ async fn plugin_inspect_shows_the_manifest() {
     assert_eq!(m["id"], "kandji");
     assert_eq!(m["source"], "builtin");
     assert_eq!(m["digest"].as_str().unwrap().len(), 64);
-    let steps: Vec<&str> = m["steps"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["fetch-account", "fetch-devices", "fetch-device-apps", "fetch-device-users"]);
-    let fields: Vec<(&str, bool)> = m["configFields"].as_array().unwrap().iter().map(|f| (f["name"].as_str().unwrap(), f["secret"].as_bool().unwrap())).collect();
+    let steps: Vec<&str> = m["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "fetch-account",
+            "fetch-devices",
+            "fetch-device-apps",
+            "fetch-device-users"
+        ]
+    );
+    let fields: Vec<(&str, bool)> = m["configFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap(), f["secret"].as_bool().unwrap()))
+        .collect();
     assert_eq!(fields, [("apiUrl", false), ("accessToken", true)]);
     let caps: Value = serde_json::from_str(m["capabilities"].as_str().unwrap()).unwrap();
     assert_eq!(caps["permissions"][1]["resources"][0], "secret:accessToken");
 
     let human = corral(&["plugin", "inspect", "kandji"], None).await;
     let out = text(&human.stdout);
-    assert!(out.contains("relationship kandji_device_has_app: kandji_device HAS kandji_app"), "{out}");
+    assert!(
+        out.contains("relationship kandji_device_has_app: kandji_device HAS kandji_app"),
+        "{out}"
+    );
     assert!(out.contains("accessToken [secret]"), "{out}");
 }

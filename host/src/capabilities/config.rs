@@ -7,7 +7,8 @@ use crate::bindings::config::{ConfigError, Host};
 impl Host for StepCtx {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<Option<String>, ConfigError>> {
         if self.run.secret_fields.contains(&name) || self.run.secrets.contains(&name) {
-            let msg = format!("config field {name} is a secret: use it by reference in an http request");
+            let msg =
+                format!("config field {name} is a secret: use it by reference in an http request");
             self.run.log.host(&self.run, &self.step, "warn", &msg);
             return Ok(Err(ConfigError::Secret(msg)));
         }

@@ -45,7 +45,10 @@ impl GraphStore {
             Kind::Entity => {
                 let i = self.entities.len();
                 self.entity_index.insert(stored.key.clone(), i);
-                self.by_type.entry(stored.type_name.clone()).or_default().push(i);
+                self.by_type
+                    .entry(stored.type_name.clone())
+                    .or_default()
+                    .push(i);
                 self.entities.push(stored);
             }
             Kind::Relationship => self.relationships.push(stored),
@@ -60,7 +63,10 @@ impl StepCtx {
             Kind::Entity => "graph:EmitEntity",
             Kind::Relationship => "graph:EmitRelationship",
         };
-        let mut report = EmitReport { accepted: 0, rejected: Vec::new() };
+        let mut report = EmitReport {
+            accepted: 0,
+            rejected: Vec::new(),
+        };
         for (index, json) in items.iter().enumerate() {
             match self.admit(kind, action, json) {
                 Ok(()) => report.accepted += 1,
@@ -72,13 +78,22 @@ impl StepCtx {
                         resource: key.clone(),
                         rule: reason.clone(),
                     };
-                    run.log.host(&run, &self.step, "warn", &format!("{action} {key} rejected: {reason}"));
+                    run.log.host(
+                        &run,
+                        &self.step,
+                        "warn",
+                        &format!("{action} {key} rejected: {reason}"),
+                    );
                     if limit {
                         RunStats::record(&run.stats.limit_hits, event);
                         return Err(GraphError::Limit(reason));
                     }
                     RunStats::record(&run.stats.rejections, event);
-                    report.rejected.push(Rejection { index: index as u32, key, reason });
+                    report.rejected.push(Rejection {
+                        index: index as u32,
+                        key,
+                        reason,
+                    });
                 }
             }
         }
@@ -86,18 +101,34 @@ impl StepCtx {
     }
 
     /// Checks one object and stores it; on refusal, (key, reason, is-a-limit).
-    fn admit(&mut self, kind: Kind, action: &str, json: &str) -> Result<(), (String, String, bool)> {
-        let (object, header) = datamodel::parse_object(json).map_err(|r| (String::new(), r, false))?;
+    fn admit(
+        &mut self,
+        kind: Kind,
+        action: &str,
+        json: &str,
+    ) -> Result<(), (String, String, bool)> {
+        let (object, header) =
+            datamodel::parse_object(json).map_err(|r| (String::new(), r, false))?;
         let fail = |reason: String| (header.key.clone(), reason, false);
-        let decision = self.run.grant.check(action, &format!("type:{}", header.type_name), &graph_context(&header));
+        let decision = self.run.grant.check(
+            action,
+            &format!("type:{}", header.type_name),
+            &graph_context(&header),
+        );
         if !decision.allowed {
-            RunStats::record(&self.run.stats.denials, Event {
-                step: self.step.clone(),
-                action: action.into(),
-                resource: format!("type:{}", header.type_name),
-                rule: decision.rule.clone(),
-            });
-            return Err(fail(format!("{action} type:{} denied: {}", header.type_name, decision.rule)));
+            RunStats::record(
+                &self.run.stats.denials,
+                Event {
+                    step: self.step.clone(),
+                    action: action.into(),
+                    resource: format!("type:{}", header.type_name),
+                    rule: decision.rule.clone(),
+                },
+            );
+            return Err(fail(format!(
+                "{action} type:{} denied: {}",
+                header.type_name, decision.rule
+            )));
         }
         match kind {
             Kind::Entity => datamodel::check_entity(&object, &header).map_err(fail)?,
@@ -107,9 +138,14 @@ impl StepCtx {
         if graph.keys.contains(&header.key) {
             return Err(fail(format!("duplicate _key {:?}", header.key)));
         }
-        if kind == Kind::Entity && graph.entities.len() as u64 >= self.run.grant.limits.max_entities {
+        if kind == Kind::Entity && graph.entities.len() as u64 >= self.run.grant.limits.max_entities
+        {
             let limit = self.run.grant.limits.max_entities;
-            return Err((header.key.clone(), format!("maxEntities limit of {limit} reached"), true));
+            return Err((
+                header.key.clone(),
+                format!("maxEntities limit of {limit} reached"),
+                true,
+            ));
         }
         if kind == Kind::Relationship && !object.contains_key("_mapping") {
             for end in ["_fromEntityKey", "_toEntityKey"] {
@@ -119,49 +155,76 @@ impl StepCtx {
                 }
             }
         }
-        graph.insert(kind, Stored {
-            step: self.step.clone(),
-            type_name: header.type_name,
-            key: header.key,
-            object,
-        });
+        graph.insert(
+            kind,
+            Stored {
+                step: self.step.clone(),
+                type_name: header.type_name,
+                key: header.key,
+                object,
+            },
+        );
         Ok(())
     }
 
     fn check_read(&self, type_name: &str) -> Result<(), GraphError> {
-        let decision = self.run.grant.check("graph:Read", &format!("type:{type_name}"), &Context::default().with("graph:type", type_name));
+        let decision = self.run.grant.check(
+            "graph:Read",
+            &format!("type:{type_name}"),
+            &Context::default().with("graph:type", type_name),
+        );
         if decision.allowed {
             return Ok(());
         }
-        RunStats::record(&self.run.stats.denials, Event {
-            step: self.step.clone(),
-            action: "graph:Read".into(),
-            resource: format!("type:{type_name}"),
-            rule: decision.rule.clone(),
-        });
-        Err(GraphError::Denied(format!("graph:Read type:{type_name} denied: {}", decision.rule)))
+        RunStats::record(
+            &self.run.stats.denials,
+            Event {
+                step: self.step.clone(),
+                action: "graph:Read".into(),
+                resource: format!("type:{type_name}"),
+                rule: decision.rule.clone(),
+            },
+        );
+        Err(GraphError::Denied(format!(
+            "graph:Read type:{type_name} denied: {}",
+            decision.rule
+        )))
     }
 }
 
 fn graph_context(h: &Header) -> Context {
     Context::default()
         .with("graph:type", h.type_name.clone())
-        .with("graph:class", h.classes.first().cloned().unwrap_or_default())
+        .with(
+            "graph:class",
+            h.classes.first().cloned().unwrap_or_default(),
+        )
 }
 
 impl Host for StepCtx {
-    fn emit_entities(&mut self, entities: Vec<String>) -> wasmtime::Result<Result<EmitReport, GraphError>> {
+    fn emit_entities(
+        &mut self,
+        entities: Vec<String>,
+    ) -> wasmtime::Result<Result<EmitReport, GraphError>> {
         Ok(self.emit(Kind::Entity, entities))
     }
 
-    fn emit_relationships(&mut self, relationships: Vec<String>) -> wasmtime::Result<Result<EmitReport, GraphError>> {
+    fn emit_relationships(
+        &mut self,
+        relationships: Vec<String>,
+    ) -> wasmtime::Result<Result<EmitReport, GraphError>> {
         Ok(self.emit(Kind::Relationship, relationships))
     }
 
     fn find_entity(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, GraphError>> {
         let found = {
             let graph = self.run.graph.lock().unwrap();
-            graph.entity(&key).map(|s| (s.type_name.clone(), Value::Object(s.object.clone()).to_string()))
+            graph.entity(&key).map(|s| {
+                (
+                    s.type_name.clone(),
+                    Value::Object(s.object.clone()).to_string(),
+                )
+            })
         };
         Ok(match found {
             None => Ok(None),
@@ -173,14 +236,25 @@ impl Host for StepCtx {
         Ok(self.run.graph.lock().unwrap().keys.contains(&key))
     }
 
-    fn list_entities(&mut self, entity_type: String, cursor: u32, limit: u32) -> wasmtime::Result<Result<EntityPage, GraphError>> {
+    fn list_entities(
+        &mut self,
+        entity_type: String,
+        cursor: u32,
+        limit: u32,
+    ) -> wasmtime::Result<Result<EntityPage, GraphError>> {
         if let Err(e) = self.check_read(&entity_type) {
             return Ok(Err(e));
         }
         let graph = self.run.graph.lock().unwrap();
-        let indices = graph.by_type.get(&entity_type).map(Vec::as_slice).unwrap_or_default();
+        let indices = graph
+            .by_type
+            .get(&entity_type)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let start = (cursor as usize).min(indices.len());
-        let end = start.saturating_add(limit.clamp(1, 1000) as usize).min(indices.len());
+        let end = start
+            .saturating_add(limit.clamp(1, 1000) as usize)
+            .min(indices.len());
         let entities = indices[start..end]
             .iter()
             .map(|&i| Value::Object(graph.entities[i].object.clone()).to_string())

@@ -57,14 +57,19 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(rate: f64) -> Self {
-        TokenBucket { rate, tokens: rate.max(1.0), last: Instant::now() }
+        TokenBucket {
+            rate,
+            tokens: rate.max(1.0),
+            last: Instant::now(),
+        }
     }
 
     /// Takes a token, or says how long until one is there.
     fn take(&mut self) -> Result<(), Duration> {
         let now = Instant::now();
         let burst = self.rate.max(1.0);
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -83,12 +88,15 @@ struct Call<'a> {
 
 impl Call<'_> {
     fn record(&self, list: &Mutex<Vec<Event>>, action: &str, resource: &str, rule: &str) {
-        RunStats::record(list, Event {
-            step: self.step.to_string(),
-            action: action.to_string(),
-            resource: resource.to_string(),
-            rule: rule.to_string(),
-        });
+        RunStats::record(
+            list,
+            Event {
+                step: self.step.to_string(),
+                action: action.to_string(),
+                resource: resource.to_string(),
+                rule: rule.to_string(),
+            },
+        );
         let msg = format!("{action} {resource}: {rule}");
         self.run.log.host(self.run, self.step, "warn", &msg);
     }
@@ -110,22 +118,34 @@ impl Call<'_> {
         let mut body = req.body.clone();
         for _hop in 0..=MAX_REDIRECTS {
             let headers = self.authorize(&method_now, &url, &req)?;
-            let resp = self.send(&method_now, &url, headers, body.clone(), req.timeout_ms).await?;
+            let resp = self
+                .send(&method_now, &url, headers, body.clone(), req.timeout_ms)
+                .await?;
             let Some(next) = redirect_target(&resp, &url) else {
                 return Ok(resp);
             };
             // 303, and 301/302 after a POST, turn into a GET without a body (as browsers do).
-            if resp.status == 303 || (matches!(resp.status, 301 | 302) && method_now == reqwest::Method::POST) {
+            if resp.status == 303
+                || (matches!(resp.status, 301 | 302) && method_now == reqwest::Method::POST)
+            {
                 method_now = reqwest::Method::GET;
                 body = None;
             }
             url = next;
         }
-        Err(HttpError::Invalid(format!("more than {MAX_REDIRECTS} redirects from {}", req.url)))
+        Err(HttpError::Invalid(format!(
+            "more than {MAX_REDIRECTS} redirects from {}",
+            req.url
+        )))
     }
 
     /// The policy check for one hop, then the headers with secrets substituted.
-    fn authorize(&self, method: &reqwest::Method, url: &Url, req: &Request) -> Result<HeaderMap, HttpError> {
+    fn authorize(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        req: &Request,
+    ) -> Result<HeaderMap, HttpError> {
         let action = format!("http:{method}");
         let ctx = Context::http(method.as_str(), url);
         let decision = self.run.grant.check(&action, url.as_str(), &ctx);
@@ -137,7 +157,9 @@ impl Call<'_> {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::Invalid(format!("invalid header name {name:?}")))?;
             if name == reqwest::header::HOST {
-                return Err(HttpError::Invalid("the Host header is set by the host from the URL".into()));
+                return Err(HttpError::Invalid(
+                    "the Host header is set by the host from the URL".into(),
+                ));
             }
             let value = self.substitute(value, url, &ctx)?;
             headers.append(name, header_value(&value)?);
@@ -146,12 +168,18 @@ impl Call<'_> {
             Auth::None => {}
             Auth::Bearer(secret) => {
                 let token = self.secret(secret, url, &ctx)?;
-                headers.insert(reqwest::header::AUTHORIZATION, header_value(&format!("Bearer {token}"))?);
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    header_value(&format!("Bearer {token}"))?,
+                );
             }
             Auth::Basic(b) => {
                 let password = self.secret(&b.password_secret, url, &ctx)?;
                 let encoded = base64_encode(format!("{}:{password}", b.username).as_bytes());
-                headers.insert(reqwest::header::AUTHORIZATION, header_value(&format!("Basic {encoded}"))?);
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    header_value(&format!("Basic {encoded}"))?,
+                );
             }
         }
         Ok(headers)
@@ -162,10 +190,16 @@ impl Call<'_> {
         let resource = format!("secret:{name}");
         let decision = self.run.grant.check("secret:Use", &resource, ctx);
         if !decision.allowed {
-            return Err(self.deny("secret:Use", &resource, &format!("{} (for {url})", decision.rule)));
+            return Err(self.deny(
+                "secret:Use",
+                &resource,
+                &format!("{} (for {url})", decision.rule),
+            ));
         }
         let value = self.run.secrets.get(name).ok_or_else(|| {
-            HttpError::Invalid(format!("no secret named {name} is configured for this instance"))
+            HttpError::Invalid(format!(
+                "no secret named {name} is configured for this instance"
+            ))
         })?;
         Ok(value.expose().to_string())
     }
@@ -197,29 +231,51 @@ impl Call<'_> {
         let limits = &self.run.grant.limits;
         let resource = url.as_str();
         if self.run.stats.count_request() > limits.max_requests {
-            return Err(self.limit(&format!("maxRequests limit of {} reached", limits.max_requests), resource));
+            return Err(self.limit(
+                &format!("maxRequests limit of {} reached", limits.max_requests),
+                resource,
+            ));
         }
-        let _permit = self.run.http.concurrency.acquire().await.expect("the semaphore is never closed");
+        let _permit = self
+            .run
+            .http
+            .concurrency
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         self.wait_for_token().await;
         let remaining = self.run.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            return Err(HttpError::Timeout(format!("the run's deadline passed before {method} {url}")));
+            return Err(HttpError::Timeout(format!(
+                "the run's deadline passed before {method} {url}"
+            )));
         }
         let timeout = timeout_ms
             .map(|ms| Duration::from_millis(ms.into()))
             .unwrap_or(DEFAULT_TIMEOUT)
             .min(remaining);
-        let mut builder = self.run.http.client.request(method.clone(), url.clone()).headers(headers);
+        let mut builder = self
+            .run
+            .http
+            .client
+            .request(method.clone(), url.clone())
+            .headers(headers);
         if let Some(b) = body {
             builder = builder.body(b);
         }
         let work = async {
-            let resp = builder.send().await.map_err(|e| self.transport_error(url, e))?;
+            let resp = builder
+                .send()
+                .await
+                .map_err(|e| self.transport_error(url, e))?;
             self.read(url, resp, limits.max_response_bytes).await
         };
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| HttpError::Timeout(format!("{method} {url} took longer than {} ms", timeout.as_millis())))?
+        tokio::time::timeout(timeout, work).await.map_err(|_| {
+            HttpError::Timeout(format!(
+                "{method} {url} took longer than {} ms",
+                timeout.as_millis()
+            ))
+        })?
     }
 
     async fn wait_for_token(&self) {
@@ -233,7 +289,12 @@ impl Call<'_> {
     }
 
     /// Reads the body while it streams, stopping as soon as it passes `max` bytes.
-    async fn read(&self, url: &Url, mut resp: reqwest::Response, max: u64) -> Result<Response, HttpError> {
+    async fn read(
+        &self,
+        url: &Url,
+        mut resp: reqwest::Response,
+        max: u64,
+    ) -> Result<Response, HttpError> {
         if resp.content_length().is_some_and(|n| n > max) {
             return Err(self.too_large(url, max));
         }
@@ -241,26 +302,48 @@ impl Call<'_> {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(url, e))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(url, e))?
+        {
             if body.len() as u64 + chunk.len() as u64 > max {
                 return Err(self.too_large(url, max));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Response { status, headers, body, url: url.to_string() })
+        Ok(Response {
+            status,
+            headers,
+            body,
+            url: url.to_string(),
+        })
     }
 
     fn too_large(&self, url: &Url, max: u64) -> HttpError {
-        self.record(&self.run.stats.limit_hits, "http", url.as_str(), &format!("maxResponseBytes limit of {max} reached"));
+        self.record(
+            &self.run.stats.limit_hits,
+            "http",
+            url.as_str(),
+            &format!("maxResponseBytes limit of {max} reached"),
+        );
         HttpError::TooLarge(max)
     }
 
     fn transport_error(&self, url: &Url, e: reqwest::Error) -> HttpError {
         // reqwest's messages can carry the URL but never headers; scrub anyway.
-        let text = self.run.secrets.redact(&format!("{url}: {}", error_chain(&e)));
+        let text = self
+            .run
+            .secrets
+            .redact(&format!("{url}: {}", error_chain(&e)));
         if e.is_timeout() {
             HttpError::Timeout(text)
         } else if e.is_connect() {
@@ -284,18 +367,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn parse_method(m: &str) -> Result<reqwest::Method, HttpError> {
     if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(HttpError::Invalid(format!("invalid method {m:?}: use an upper-case token such as GET")));
+        return Err(HttpError::Invalid(format!(
+            "invalid method {m:?}: use an upper-case token such as GET"
+        )));
     }
-    reqwest::Method::from_bytes(m.as_bytes()).map_err(|_| HttpError::Invalid(format!("invalid method {m:?}")))
+    reqwest::Method::from_bytes(m.as_bytes())
+        .map_err(|_| HttpError::Invalid(format!("invalid method {m:?}")))
 }
 
 fn parse_url(u: &str) -> Result<Url, HttpError> {
     let url = Url::parse(u).map_err(|e| HttpError::Invalid(format!("invalid URL {u:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(HttpError::Invalid(format!("unsupported URL {u:?}: only http and https with a host")));
+        return Err(HttpError::Invalid(format!(
+            "unsupported URL {u:?}: only http and https with a host"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(HttpError::Invalid("credentials in a URL are refused: use auth".into()));
+        return Err(HttpError::Invalid(
+            "credentials in a URL are refused: use auth".into(),
+        ));
     }
     Ok(url)
 }
@@ -309,7 +399,10 @@ fn redirect_target(resp: &Response, base: &Url) -> Option<Url> {
     if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
         return None;
     }
-    let location = resp.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("location"))?;
+    let location = resp
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("location"))?;
     base.join(&location.1).ok()
 }
 
@@ -317,7 +410,11 @@ fn base64_encode(input: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -332,16 +429,28 @@ fn base64_encode(input: &[u8]) -> String {
 
 impl Host for StepCtx {
     async fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
-        let call = Call { run: &self.run, step: &self.step };
+        let call = Call {
+            run: &self.run,
+            step: &self.step,
+        };
         call.fetch(req).await
     }
 
     async fn fetch_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Response, HttpError>> {
         if reqs.len() > MAX_BATCH {
-            let msg = format!("a batch holds at most {MAX_BATCH} requests, not {}", reqs.len());
-            return reqs.iter().map(|_| Err(HttpError::Invalid(msg.clone()))).collect();
+            let msg = format!(
+                "a batch holds at most {MAX_BATCH} requests, not {}",
+                reqs.len()
+            );
+            return reqs
+                .iter()
+                .map(|_| Err(HttpError::Invalid(msg.clone())))
+                .collect();
         }
-        let call = Call { run: &self.run, step: &self.step };
+        let call = Call {
+            run: &self.run,
+            step: &self.step,
+        };
         join_all(reqs.into_iter().map(|r| call.fetch(r))).await
     }
 }
@@ -363,6 +472,9 @@ mod tests {
         assert!(b.take().is_ok());
         assert!(b.take().is_ok());
         let wait = b.take().unwrap_err();
-        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500), "{wait:?}");
+        assert!(
+            wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
     }
 }

@@ -87,9 +87,15 @@ fn emit_tracing(instance: &str, r: &LogRecord) {
         .collect::<Vec<_>>()
         .join(" ");
     match r.level {
-        "error" => tracing::error!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
-        "warn" => tracing::warn!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
-        "info" => tracing::info!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
+        "error" => {
+            tracing::error!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message)
+        }
+        "warn" => {
+            tracing::warn!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message)
+        }
+        "info" => {
+            tracing::info!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message)
+        }
         _ => tracing::debug!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
     }
 }
@@ -114,7 +120,12 @@ pub fn truncate(s: &str, max: usize) -> &str {
 }
 
 impl Host for StepCtx {
-    fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+    fn log(
+        &mut self,
+        level: Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
         let level = match level {
             Level::Trace | Level::Debug => "debug",
             Level::Info => "info",
@@ -125,9 +136,9 @@ impl Host for StepCtx {
             self.run.stats.warnings.fetch_add(1, Ordering::Relaxed);
         }
         let fields = fields.into_iter().take(32).collect();
-        self.run
-            .log
-            .push(&self.run, &self.step, level, "guest", &message, fields, false);
+        self.run.log.push(
+            &self.run, &self.step, level, "guest", &message, fields, false,
+        );
         Ok(())
     }
 }

@@ -46,10 +46,17 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
         .opt("category", scalar(d.get("platform")))
         .prop(
             "platform",
-            if platform == Some("Mac") { "darwin" } else { "ios" },
+            if platform == Some("Mac") {
+                "darwin"
+            } else {
+                "ios"
+            },
         )
         .opt("osVersion", scalar(d.get("os_version")))
-        .opt("encrypted", scalar(at(x, &["filevault", "filevault_enabled"])))
+        .opt(
+            "encrypted",
+            scalar(at(x, &["filevault", "filevault_enabled"])),
+        )
         .opt("lastCheckinOn", time_of(d, "last_check_in"))
         .opt("lastSeenOn", time_of(d, "last_check_in"))
         .prop("user.id", user_field("id"))
@@ -84,7 +91,10 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
             "users.systemUsers",
             pluck(at(x, &["users", "system_users"]), "uid"),
         )
-        .opt("installedProfiles", pluck(at(x, &["installed_profiles"]), "uuid"));
+        .opt(
+            "installedProfiles",
+            pluck(at(x, &["installed_profiles"]), "uuid"),
+        );
     Ok(e.raw_data(merge(d, x)).build())
 }
 
@@ -100,7 +110,11 @@ const LIST_FIELDS: &[(&str, &str)] = &[
     ("agentVersion", "agent_version"),
 ];
 
-type Section = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type Section = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 /// Detail sections: (property prefix, section, [(property, field)]).
 const DETAIL_SECTIONS: &[Section] = &[
@@ -132,7 +146,10 @@ const DETAIL_SECTIONS: &[Section] = &[
         &[
             ("bypassCodeFailed", "bypass_code_failed"),
             ("userActivationLockEnabled", "user_activation_lock_enabled"),
-            ("deviceActivationLockEnabled", "device_activation_lock_enabled"),
+            (
+                "deviceActivationLockEnabled",
+                "device_activation_lock_enabled",
+            ),
             (
                 "activationLockAllowedWhileSupervised",
                 "activation_lock_allowed_while_supervised",
@@ -204,8 +221,14 @@ fn assigned_user_props(x: &Value) -> Vec<(String, Value)> {
 pub fn account_device_relationship(device_key: &str) -> Object {
     RelationshipBuilder::direct(
         "HAS",
-        End { key: ACCOUNT_KEY, entity_type: ACCOUNT_TYPE },
-        End { key: device_key, entity_type: DEVICE_TYPE },
+        End {
+            key: ACCOUNT_KEY,
+            entity_type: ACCOUNT_TYPE,
+        },
+        End {
+            key: device_key,
+            entity_type: DEVICE_TYPE,
+        },
     )
     .build()
 }
@@ -243,8 +266,14 @@ pub fn device_app_relationship(device_id: &str, app: &Value) -> Option<Object> {
     Some(
         RelationshipBuilder::direct(
             "HAS",
-            End { key: device_id, entity_type: DEVICE_TYPE },
-            End { key: &to_key, entity_type: APP_TYPE },
+            End {
+                key: device_id,
+                entity_type: DEVICE_TYPE,
+            },
+            End {
+                key: &to_key,
+                entity_type: APP_TYPE,
+            },
         )
         .key(format!("{device_id}|has|kandji_app:{app_id}"))
         .prop("id", app_id)
@@ -286,8 +315,14 @@ pub fn user_entity(device: &Object) -> Option<Object> {
 pub fn device_user_relationship(device_key: &str, user_key: &str) -> Object {
     RelationshipBuilder::direct(
         "HAS",
-        End { key: device_key, entity_type: DEVICE_TYPE },
-        End { key: user_key, entity_type: USER_TYPE },
+        End {
+            key: device_key,
+            entity_type: DEVICE_TYPE,
+        },
+        End {
+            key: user_key,
+            entity_type: USER_TYPE,
+        },
     )
     .build()
 }
@@ -332,4 +367,190 @@ fn merge(d: &Value, x: &Value) -> Value {
         out.extend(x.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
     Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list_item(user: Value) -> Value {
+        json!({
+            "device_id": "4a7d3c2e-0000-4000-8000-000000000001", "device_name": "Ada's MacBook",
+            "model": "MacBook Pro", "serial_number": "C02XK1JHJG5H", "platform": "Mac",
+            "os_version": "14.4.1", "asset_tag": "A-1", "blueprint_id": "bp", "blueprint_name": "Std",
+            "mdm_enabled": true, "agent_installed": true, "is_missing": false, "is_removed": false,
+            "agent_version": "3.9.1", "last_check_in": "2024-03-01T12:39:21.576048Z",
+            "first_enrollment": "2022-06-24 14:20:19.961496+00:00",
+            "last_enrollment": "", "user": user,
+        })
+    }
+
+    fn details() -> Value {
+        json!({
+            "general": { "system_version": "macOS 14.4.1", "assigned_user": { "id": 7, "name": "Ada", "email": "ada@x.io", "is_archived": false } },
+            "mdm": { "mdm_enabled": "True", "mdm_enabled_user": ["ada"] },
+            "filevault": { "filevault_enabled": true, "filevault_recoverykey_type": "Personal" },
+            "network": { "mac_address": "14:7d:da:4f:73:10", "ip_address": "10.0.0.2" },
+            "volumes": [{ "identifier": "disk3s1" }, { "identifier": "disk3s5" }],
+            "users": { "regular_users": [{ "uid": "501" }], "system_users": [{ "uid": "0" }, { "uid": "1" }] },
+            "installed_profiles": [{ "uuid": "p-1" }],
+            "hardware_overview": { "model_name": "MacBook Pro", "udid": "secret-ish", "serial_number": "x" },
+        })
+    }
+
+    #[test]
+    fn device_maps_list_and_details_like_the_reference() {
+        let user = json!({ "id": 7, "name": "Ada", "email": "ada@x.io", "is_archived": false });
+        let e = device_entity(&list_item(user), &details()).unwrap();
+        let id = "4a7d3c2e-0000-4000-8000-000000000001";
+        assert_eq!(e["_key"], id);
+        assert_eq!(e["id"], id);
+        assert_eq!(e["deviceId"], id);
+        assert_eq!(e["_class"], json!(["Device"]));
+        assert_eq!(e["displayName"], "Ada's MacBook");
+        assert_eq!(e["make"], "Apple Inc.");
+        assert_eq!(e["category"], "Mac");
+        assert_eq!(e["platform"], "darwin");
+        assert_eq!(e["serial"], "C02XK1JHJG5H");
+        assert_eq!(e["serialNumber"], "C02XK1JHJG5H");
+        assert_eq!(e["encrypted"], true);
+        assert_eq!(e["lastCheckinOn"], 1_709_296_761_576i64);
+        assert_eq!(e["lastSeenOn"], 1_709_296_761_576i64);
+        assert_eq!(e["firstEnrollmentOn"], 1_656_080_419_961i64);
+        assert!(
+            !e.contains_key("lastEnrollmentOn"),
+            "an empty time is undefined"
+        );
+        assert_eq!(e["user.id"], 7);
+        assert_eq!(e["user.isArchived"], false);
+        assert_eq!(e["general.assignedUserEmail"], "ada@x.io");
+        assert_eq!(e["mdm.mdmEnabled"], "True");
+        assert_eq!(e["mdm.mdmEnabledUser"], json!(["ada"]));
+        assert_eq!(e["filevault.filevaultRecoverykeyType"], "Personal");
+        assert_eq!(e["macAddress"], "14:7d:da:4f:73:10");
+        assert_eq!(e["network.macAddress"], "14:7d:da:4f:73:10");
+        assert_eq!(e["volumes"], json!(["disk3s1", "disk3s5"]));
+        assert_eq!(e["users.regularUsers"], json!(["501"]));
+        assert_eq!(e["users.systemUsers"], json!(["0", "1"]));
+        assert_eq!(e["installedProfiles"], json!(["p-1"]));
+        assert_eq!(e["hardwareOverview.modelName"], "MacBook Pro");
+        assert!(!e.keys().any(|k| k.contains("udid")));
+        assert_eq!(e["_rawData"][0]["rawData"]["device_name"], "Ada's MacBook");
+        assert_eq!(
+            e["_rawData"][0]["rawData"]["filevault"]["filevault_enabled"],
+            true
+        );
+        assert!(
+            e.iter().all(|(k, v)| k == "_rawData" || !v.is_object()),
+            "flat properties only"
+        );
+    }
+
+    #[test]
+    fn unassigned_and_absent_user_are_null_and_give_no_user() {
+        for user in [json!(""), Value::Null] {
+            let mut d = list_item(user);
+            if d["user"].is_null() {
+                d.as_object_mut().unwrap().remove("user");
+            }
+            let e = device_entity(&d, &json!({})).unwrap();
+            for f in ["user.id", "user.name", "user.email", "user.isArchived"] {
+                assert_eq!(e[f], Value::Null, "{f}");
+            }
+            assert!(user_entity(&e).is_none());
+        }
+    }
+
+    #[test]
+    fn non_mac_platforms_are_ios() {
+        let mut d = list_item(json!(""));
+        d["platform"] = json!("iPhone");
+        let e = device_entity(&d, &json!({})).unwrap();
+        assert_eq!(
+            (e["platform"].as_str(), e["category"].as_str()),
+            (Some("ios"), Some("iPhone"))
+        );
+        assert!(
+            !e.contains_key("encrypted"),
+            "no filevault section, no encrypted property"
+        );
+    }
+
+    #[test]
+    fn app_keys_fall_back_to_app_id() {
+        let app = |bundle: Value| json!({ "app_id": "12", "app_name": "X", "bundle_id": bundle, "creation_date": "2023-01-01T00:00:00Z" });
+        assert_eq!(
+            app_key(&app(json!("com.x.app"))).as_deref(),
+            Some("kandji_app:com.x.app")
+        );
+        assert_eq!(app_key(&app(json!(""))).as_deref(), Some("kandji_app:12"));
+        assert_eq!(
+            app_key(&app(json!("No value"))).as_deref(),
+            Some("kandji_app:12")
+        );
+        assert_eq!(app_key(&app(Value::Null)).as_deref(), Some("kandji_app:12"));
+        let e = app_entity(&app(json!("No value"))).unwrap();
+        assert_eq!(e["bundleId"], "No value", "bundleId stays raw");
+        let r = device_app_relationship("dev-000001", &app(json!("com.x.app"))).unwrap();
+        assert_eq!(r["_key"], "dev-000001|has|kandji_app:12");
+        assert_eq!(r["_toEntityKey"], "kandji_app:com.x.app");
+        assert_eq!(r["_type"], "kandji_device_has_app");
+        assert_eq!(r["createdOn"], 1_672_531_200_000i64);
+    }
+
+    #[test]
+    fn user_from_device_properties() {
+        let user = json!({ "id": 7, "name": "Ada", "email": "ada@x.io", "is_archived": true });
+        let device = device_entity(&list_item(user), &json!({})).unwrap();
+        let u = user_entity(&device).unwrap();
+        assert_eq!(u["_key"], "kandji_user:7");
+        assert_eq!(u["id"], "kandji_user:7");
+        assert_eq!(u["username"], "ada@x.io");
+        assert_eq!(u["active"], true);
+        assert_eq!(u["isArchived"], true);
+        assert_eq!(
+            u["_rawData"][0]["rawData"],
+            json!({ "id": 7, "name": "Ada", "email": "ada@x.io", "is_archived": true })
+        );
+        let r = device_user_relationship("dev-000001", "kandji_user:7");
+        assert_eq!(r["_key"], "dev-000001|has|kandji_user:7");
+        assert_eq!(r["_type"], "kandji_device_has_user");
+    }
+
+    #[test]
+    fn account_is_a_constant() {
+        let a = account_entity();
+        assert_eq!(a["_key"], "kandji-account");
+        assert_eq!(a["name"], "Kandji Account");
+        let r = account_device_relationship("dev-000001");
+        assert_eq!(r["_key"], "kandji-account|has|dev-000001");
+        assert_eq!(r["_type"], "kandji_account_has_device");
+    }
+
+    /// The recorded responses convert cleanly; skipped when `../shared` is not beside
+    /// the project (it is not part of a clone).
+    #[test]
+    fn recorded_samples_convert() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/providers/samples/kandji");
+        let read = |f: &str| -> Option<Value> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(f)).ok()?).ok()
+        };
+        let (Some(devices), Some(details), Some(apps)) = (
+            read("devices.json"),
+            read("device-details.json"),
+            read("device-apps.json"),
+        ) else {
+            eprintln!("skipped: {} is absent", dir.display());
+            return;
+        };
+        let first = &devices.as_array().unwrap()[0];
+        let e = device_entity(first, &details).unwrap();
+        assert_eq!(e["_key"], first["device_id"]);
+        assert!(e.iter().all(|(k, v)| k == "_rawData" || !v.is_object()));
+        for app in apps["apps"].as_array().unwrap() {
+            assert!(app_key(app).unwrap().starts_with("kandji_app:"));
+            assert!(app_entity(app).is_some());
+        }
+    }
 }

@@ -66,8 +66,7 @@ pub fn manifest() -> PluginManifest {
                 name: "apiUrl".into(),
                 secret: false,
                 optional: false,
-                description: "Organisation API URL, e.g. https://acme.api.kandji.io/api/v1/"
-                    .into(),
+                description: "Organisation API URL, e.g. https://acme.api.kandji.io/api/v1/".into(),
             },
             ConfigField {
                 name: "accessToken".into(),

@@ -1,7 +1,7 @@
 //! The steps' I/O: requests through the host, entities out through the graph.
 
 use crate::convert::{self, ACCOUNT_KEY, DEVICE_TYPE};
-use crate::manifest::{FETCH_ACCOUNT, FETCH_DEVICES, FETCH_DEVICE_APPS, FETCH_DEVICE_USERS};
+use crate::manifest::{FETCH_ACCOUNT, FETCH_DEVICE_APPS, FETCH_DEVICE_USERS, FETCH_DEVICES};
 use corral_sdk::config;
 use corral_sdk::graph::{self, Emitter};
 use corral_sdk::http::{self, Request, RequestExt, Response, ResponseExt, Retry};
@@ -130,7 +130,12 @@ fn emit_devices(base: &str, devices: &[Value], has_account: bool, out: &mut Emit
 fn fetch_per_device(base: &str, ids: &[&str], what: &str) -> Result<Vec<Option<Value>>> {
     let reqs: Vec<Request> = ids
         .iter()
-        .map(|id| get(format!("{base}devices/{}/{what}", http::encode_query_value(id))))
+        .map(|id| {
+            get(format!(
+                "{base}devices/{}/{what}",
+                http::encode_query_value(id)
+            ))
+        })
         .collect();
     let results = http::fetch_all(&reqs, &Retry::default());
     ids.iter()
@@ -159,7 +164,13 @@ fn device_id(d: &Value) -> Option<&str> {
 /// Every stored device's id, in emission order.
 fn stored_device_ids() -> Result<Vec<String>> {
     graph::entities_of_type(DEVICE_TYPE)
-        .map(|e| Ok(e?.get("id").and_then(Value::as_str).unwrap_or_default().to_string()))
+        .map(|e| {
+            Ok(e?
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string())
+        })
         .filter(|id: &Result<String>| id.as_ref().map_or(true, |s| !s.is_empty()))
         .collect()
 }
@@ -175,7 +186,11 @@ fn fetch_device_apps() -> Result<()> {
         let answers = fetch_per_device(&base, &refs, "apps")?;
         for (device_id, answer) in refs.iter().zip(answers) {
             let Some(body) = answer else { continue };
-            let apps = body.get("apps").and_then(Value::as_array).cloned().unwrap_or_default();
+            let apps = body
+                .get("apps")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for app in &apps {
                 emit_app(device_id, app, &mut apps_seen, &mut edges_seen, &mut out)?;
             }
@@ -215,7 +230,9 @@ fn fetch_device_users() -> Result<()> {
     let mut out = Emitter::new();
     for device in graph::entities_of_type(DEVICE_TYPE) {
         let device = device?;
-        let Some(user) = convert::user_entity(&device) else { continue };
+        let Some(user) = convert::user_entity(&device) else {
+            continue;
+        };
         let user_key = user["_key"].as_str().unwrap_or_default().to_string();
         let device_key = device["_key"].as_str().unwrap_or_default().to_string();
         if users_seen.insert(user_key.clone()) {

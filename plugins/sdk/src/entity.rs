@@ -198,8 +198,14 @@ mod tests {
 
     #[test]
     fn direct_relationship_shape() {
-        let from = End { key: "kandji-account", entity_type: "kandji_account" };
-        let to = End { key: "dev-1", entity_type: "kandji_device" };
+        let from = End {
+            key: "kandji-account",
+            entity_type: "kandji_account",
+        };
+        let to = End {
+            key: "dev-1",
+            entity_type: "kandji_device",
+        };
         let r = RelationshipBuilder::direct("HAS", from, to).build();
         assert_eq!(
             Value::Object(r),

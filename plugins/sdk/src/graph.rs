@@ -23,7 +23,8 @@ impl Emitter {
     }
 
     pub fn entity(&mut self, entity: Object) -> Result<()> {
-        self.entities.push(serde_json::Value::Object(entity).to_string());
+        self.entities
+            .push(serde_json::Value::Object(entity).to_string());
         if self.entities.len() >= BATCH {
             self.flush_entities()?;
         }

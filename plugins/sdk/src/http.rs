@@ -115,7 +115,11 @@ impl Retry {
     }
 
     /// How long to wait before retrying this outcome, or `None` when it is final.
-    fn delay_for(&self, outcome: &std::result::Result<Response, HttpError>, attempt: u32) -> Option<Duration> {
+    fn delay_for(
+        &self,
+        outcome: &std::result::Result<Response, HttpError>,
+        attempt: u32,
+    ) -> Option<Duration> {
         if attempt + 1 >= self.max_attempts {
             return None;
         }
@@ -186,7 +190,10 @@ pub fn fetch_all(reqs: &[Request], retry: &Retry) -> Vec<std::result::Result<Res
         pending = again;
         attempt += 1;
     }
-    results.into_iter().map(|r| r.expect("every request has an outcome")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every request has an outcome"))
+        .collect()
 }
 
 /// Offset pagination: calls `page(offset)` at 0, `limit`, 2×`limit`… and hands each
@@ -245,7 +252,10 @@ mod tests {
     fn response(status: u16, headers: &[(&str, &str)]) -> Response {
         Response {
             status,
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: Vec::new(),
             url: "http://x/".into(),
         }
@@ -263,12 +273,22 @@ mod tests {
     #[test]
     fn backoff_doubles_and_client_errors_are_final() {
         let r = Retry::default();
-        assert_eq!(r.delay_for(&Ok(response(500, &[])), 0), Some(Duration::from_millis(250)));
-        assert_eq!(r.delay_for(&Ok(response(500, &[])), 2), Some(Duration::from_millis(1000)));
+        assert_eq!(
+            r.delay_for(&Ok(response(500, &[])), 0),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            r.delay_for(&Ok(response(500, &[])), 2),
+            Some(Duration::from_millis(1000))
+        );
         for status in [200, 400, 401, 403, 404] {
             assert_eq!(r.delay_for(&Ok(response(status, &[])), 0), None, "{status}");
         }
-        assert_eq!(r.delay_for(&Ok(response(429, &[])), 9), None, "attempts exhausted");
+        assert_eq!(
+            r.delay_for(&Ok(response(429, &[])), 9),
+            None,
+            "attempts exhausted"
+        );
     }
 
     #[test]

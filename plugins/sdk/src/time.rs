@@ -140,7 +140,13 @@ mod tests {
 
     #[test]
     fn garbage_is_none() {
-        for s in ["", "No value", "2022-13-01", "2022-06-24X10:00", "2022-06-24T1a:00"] {
+        for s in [
+            "",
+            "No value",
+            "2022-13-01",
+            "2022-06-24X10:00",
+            "2022-06-24T1a:00",
+        ] {
             assert_eq!(parse_epoch_ms(s), None, "{s}");
         }
     }

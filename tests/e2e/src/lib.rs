@@ -34,7 +34,11 @@ pub fn kandji_instance(id: &str, api_url: &str, token: ConfigValue) -> InstanceC
 }
 
 /// Runs the first-party Kandji plugin once, under `policy` if given.
-pub async fn run_kandji(rt: &Runtime, instance: &InstanceConfig, policy: Option<&str>) -> RunReport {
+pub async fn run_kandji(
+    rt: &Runtime,
+    instance: &InstanceConfig,
+    policy: Option<&str>,
+) -> RunReport {
     let plugin = rt.plugin("kandji").await.expect("the kandji plugin loads");
     let policy = policy.map(|p| (p.to_string(), "test policy".to_string()));
     let resolved = resolve_with_policy(instance, plugin, policy).expect("instance resolves");
@@ -44,8 +48,15 @@ pub async fn run_kandji(rt: &Runtime, instance: &InstanceConfig, policy: Option<
 /// Every `_key` the run stored, by `_type`.
 pub fn keys_by_type(report: &RunReport) -> KeysByType {
     let mut out = KeysByType::new();
-    for o in report.graph.entities.iter().chain(&report.graph.relationships) {
-        out.entry(o.type_name.clone()).or_default().insert(o.key.clone());
+    for o in report
+        .graph
+        .entities
+        .iter()
+        .chain(&report.graph.relationships)
+    {
+        out.entry(o.type_name.clone())
+            .or_default()
+            .insert(o.key.clone());
     }
     out
 }
@@ -60,10 +71,16 @@ pub fn expected_kandji_keys(data: &KandjiData) -> KeysByType {
     for d in &data.devices {
         let id = d["device_id"].as_str().unwrap();
         add("kandji_device", id.into());
-        add("kandji_account_has_device", format!("kandji-account|has|{id}"));
+        add(
+            "kandji_account_has_device",
+            format!("kandji-account|has|{id}"),
+        );
         if let Some(uid) = d["user"].get("id").and_then(Value::as_u64) {
             add("kandji_user", format!("kandji_user:{uid}"));
-            add("kandji_device_has_user", format!("{id}|has|kandji_user:{uid}"));
+            add(
+                "kandji_device_has_user",
+                format!("{id}|has|kandji_user:{uid}"),
+            );
         }
         for app in &data.apps[id] {
             let app_id = app["app_id"].as_str().unwrap();
@@ -72,7 +89,10 @@ pub fn expected_kandji_keys(data: &KandjiData) -> KeysByType {
                 _ => app_id,
             };
             add("kandji_app", format!("kandji_app:{key_id}"));
-            add("kandji_device_has_app", format!("{id}|has|kandji_app:{app_id}"));
+            add(
+                "kandji_device_has_app",
+                format!("{id}|has|kandji_app:{app_id}"),
+            );
         }
     }
     out

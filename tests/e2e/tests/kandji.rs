@@ -10,7 +10,11 @@ use std::collections::BTreeSet;
 const TOKEN: &str = "e2e-kandji-token-7f3a9c";
 
 fn sim(devices: usize) -> std::sync::Arc<KandjiSim> {
-    KandjiSim::new(&KandjiConfig { seed: 7, devices, token: TOKEN.into() })
+    KandjiSim::new(&KandjiConfig {
+        seed: 7,
+        devices,
+        token: TOKEN.into(),
+    })
 }
 
 fn token() -> ConfigValue {
@@ -22,24 +26,46 @@ async fn graph_is_exact_across_pagination() {
     let sim = sim(260);
     {
         let data = sim.data();
-        assert!(data.devices.iter().any(|d| d["user"] == ""), "premise: some devices have no user");
-        let no_bundle = data.apps.values().flatten().filter(|a| a["bundle_id"] == "" || a["bundle_id"] == "No value").count();
+        assert!(
+            data.devices.iter().any(|d| d["user"] == ""),
+            "premise: some devices have no user"
+        );
+        let no_bundle = data
+            .apps
+            .values()
+            .flatten()
+            .filter(|a| a["bundle_id"] == "" || a["bundle_id"] == "No value")
+            .count();
         assert!(no_bundle > 0, "premise: some apps have no bundle id");
     }
     let server = sim.start(0).await.unwrap();
     let rt = runtime();
-    let inst = kandji_instance("kandji-e2e", &format!("{}{API_PREFIX}", server.origin()), token());
+    let inst = kandji_instance(
+        "kandji-e2e",
+        &format!("{}{API_PREFIX}", server.origin()),
+        token(),
+    );
     let report = run_kandji(&rt, &inst, None).await;
 
-    assert!(report.succeeded(), "{:?} {:?}", report.validation, report.steps.iter().map(|s| &s.error).collect::<Vec<_>>());
+    assert!(
+        report.succeeded(),
+        "{:?} {:?}",
+        report.validation,
+        report.steps.iter().map(|s| &s.error).collect::<Vec<_>>()
+    );
     let expected = expected_kandji_keys(&sim.data());
     assert_eq!(keys_by_type(&report), expected);
     let types: BTreeSet<&str> = expected.keys().map(String::as_str).collect();
     assert_eq!(
         types,
         BTreeSet::from([
-            "kandji_account", "kandji_device", "kandji_app", "kandji_user",
-            "kandji_account_has_device", "kandji_device_has_app", "kandji_device_has_user",
+            "kandji_account",
+            "kandji_device",
+            "kandji_app",
+            "kandji_user",
+            "kandji_account_has_device",
+            "kandji_device_has_app",
+            "kandji_device_has_user",
         ])
     );
 
@@ -64,20 +90,34 @@ async fn rate_limits_and_server_errors_are_retried() {
     server.add_fault(FaultRule::new("/apps", 500, 2));
     server.add_fault(FaultRule::new("/api/v1/devices", 503, 1));
     let rt = runtime();
-    let inst = kandji_instance("kandji-retry", &format!("{}{API_PREFIX}", server.origin()), token());
+    let inst = kandji_instance(
+        "kandji-retry",
+        &format!("{}{API_PREFIX}", server.origin()),
+        token(),
+    );
     let report = run_kandji(&rt, &inst, None).await;
 
-    assert!(report.succeeded(), "{:?}", report.steps.iter().map(|s| &s.error).collect::<Vec<_>>());
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report.steps.iter().map(|s| &s.error).collect::<Vec<_>>()
+    );
     assert_eq!(keys_by_type(&report), expected_kandji_keys(&sim.data()));
     let log = server.requests();
-    let injected: Vec<u16> = log.iter().filter(|r| r.injected).map(|r| r.status).collect();
+    let injected: Vec<u16> = log
+        .iter()
+        .filter(|r| r.injected)
+        .map(|r| r.status)
+        .collect();
     assert_eq!(injected.iter().filter(|s| **s == 429).count(), 3);
     assert_eq!(injected.iter().filter(|s| **s == 500).count(), 2);
     assert_eq!(injected.iter().filter(|s| **s == 503).count(), 1);
     // Each refused request was sent again: 1 + 3 pages (0, 100, empty 200) + 2×120, plus 6 retries.
     assert_eq!(log.len(), 1 + 3 + 240 + 6);
     for fault in log.iter().filter(|r| r.injected) {
-        let retried = log.iter().any(|r| r.target == fault.target && r.status == 200);
+        let retried = log
+            .iter()
+            .any(|r| r.target == fault.target && r.status == 200);
         assert!(retried, "{} was not retried", fault.target);
     }
 }
@@ -89,15 +129,29 @@ async fn a_device_deleted_mid_run_is_a_warning() {
     let server = sim.start(0).await.unwrap();
     server.add_fault(FaultRule::new(&format!("/devices/{gone}/"), 404, u32::MAX));
     let rt = runtime();
-    let inst = kandji_instance("kandji-404", &format!("{}{API_PREFIX}", server.origin()), token());
+    let inst = kandji_instance(
+        "kandji-404",
+        &format!("{}{API_PREFIX}", server.origin()),
+        token(),
+    );
     let report = run_kandji(&rt, &inst, None).await;
 
-    assert!(report.succeeded(), "{:?}", report.steps.iter().map(|s| &s.error).collect::<Vec<_>>());
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report.steps.iter().map(|s| &s.error).collect::<Vec<_>>()
+    );
     let keys = keys_by_type(&report);
     assert!(!keys["kandji_device"].contains(&gone));
     assert_eq!(keys["kandji_device"].len(), 29);
     assert_eq!(report.warnings, 1);
-    assert!(report.log.iter().any(|l| l.level == "warn" && l.fields.iter().any(|(k, v)| k == "device_id" && v == &gone)));
+    assert!(
+        report
+            .log
+            .iter()
+            .any(|l| l.level == "warn"
+                && l.fields.iter().any(|(k, v)| k == "device_id" && v == &gone))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,19 +160,47 @@ async fn a_failed_step_marks_its_types_partial_and_dependents_still_run() {
     let server = sim.start(0).await.unwrap();
     server.add_fault(FaultRule::new("/apps", 403, u32::MAX));
     let rt = runtime();
-    let inst = kandji_instance("kandji-partial", &format!("{}{API_PREFIX}", server.origin()), token());
+    let inst = kandji_instance(
+        "kandji-partial",
+        &format!("{}{API_PREFIX}", server.origin()),
+        token(),
+    );
     let report = run_kandji(&rt, &inst, None).await;
 
     assert!(!report.succeeded());
-    let status = |id: &str| report.steps.iter().find(|s| s.info.id == id).unwrap().status;
+    let status = |id: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.info.id == id)
+            .unwrap()
+            .status
+    };
     assert_eq!(status("fetch-device-apps"), StepStatus::Failure);
     assert_eq!(status("fetch-device-users"), StepStatus::Success);
     assert_eq!(status("fetch-devices"), StepStatus::Success);
-    assert_eq!(report.partial_types(), vec!["kandji_app".to_string(), "kandji_device_has_app".to_string()]);
-    let err = report.steps.iter().find(|s| s.info.id == "fetch-device-apps").unwrap().error.clone().unwrap();
+    assert_eq!(
+        report.partial_types(),
+        vec![
+            "kandji_app".to_string(),
+            "kandji_device_has_app".to_string()
+        ]
+    );
+    let err = report
+        .steps
+        .iter()
+        .find(|s| s.info.id == "fetch-device-apps")
+        .unwrap()
+        .error
+        .clone()
+        .unwrap();
     assert!(err.contains("403 Forbidden"), "{err}");
     // 403 is never retried: one request per device at most before the step gave up.
-    let apps_calls = server.requests().iter().filter(|r| r.target.ends_with("/apps")).count();
+    let apps_calls = server
+        .requests()
+        .iter()
+        .filter(|r| r.target.ends_with("/apps"))
+        .count();
     assert!(apps_calls <= 20, "{apps_calls}");
 }
 
@@ -128,11 +210,18 @@ async fn a_wrong_token_fails_validation_and_runs_nothing() {
     let server = sim.start(0).await.unwrap();
     let rt = runtime();
     let wrong = "wrong-token-value-93c1";
-    let inst = kandji_instance("kandji-badtoken", &format!("{}{API_PREFIX}", server.origin()), ConfigValue::Text(wrong.into()));
+    let inst = kandji_instance(
+        "kandji-badtoken",
+        &format!("{}{API_PREFIX}", server.origin()),
+        ConfigValue::Text(wrong.into()),
+    );
     let report = run_kandji(&rt, &inst, None).await;
 
     let err = report.validation.clone().unwrap_err();
-    assert!(err.starts_with("authentication error: Provider authentication failed at"), "{err}");
+    assert!(
+        err.starts_with("authentication error: Provider authentication failed at"),
+        "{err}"
+    );
     assert!(err.ends_with("401 Unauthorized"), "{err}");
     assert!(report.steps.is_empty());
     assert!(report.graph.entities.is_empty());

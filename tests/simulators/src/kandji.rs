@@ -54,7 +54,8 @@ impl KandjiData {
     /// Adds (or replaces) a device with its details and apps.
     pub fn insert(&mut self, (device, details, apps): (Value, Value, Vec<Value>)) {
         let id = device["device_id"].as_str().unwrap_or_default().to_string();
-        self.devices.retain(|d| d["device_id"] != device["device_id"]);
+        self.devices
+            .retain(|d| d["device_id"] != device["device_id"]);
         self.devices.push(device);
         self.details.insert(id.clone(), details);
         self.apps.insert(id, apps);
@@ -90,20 +91,36 @@ const APPS: &[(&str, &str, &str)] = &[
     ("Google Chrome", "com.google.Chrome", "Identified Developer"),
     ("Slack", "com.tinyspeck.slackmacgap", "App Store"),
     ("Zoom", "us.zoom.xos", "Identified Developer"),
-    ("1Password 7", "com.agilebits.onepassword7", "Identified Developer"),
-    ("Visual Studio Code", "com.microsoft.VSCode", "Identified Developer"),
+    (
+        "1Password 7",
+        "com.agilebits.onepassword7",
+        "Identified Developer",
+    ),
+    (
+        "Visual Studio Code",
+        "com.microsoft.VSCode",
+        "Identified Developer",
+    ),
     ("Microsoft Word", "com.microsoft.Word", "App Store"),
     ("Keynote", "com.apple.iWork.Keynote", "Apple"),
     ("Xcode", "com.apple.dt.Xcode", "Apple"),
     ("Firefox", "org.mozilla.firefox", "Identified Developer"),
     ("Docker", "com.docker.docker", "Identified Developer"),
-    ("Kandji Self Service", "io.kandji.KandjiSelfService", "Identified Developer"),
+    (
+        "Kandji Self Service",
+        "io.kandji.KandjiSelfService",
+        "Identified Developer",
+    ),
     ("Legacy Helper", "", "Unknown"),
     ("Printer Utility", "No value", "Unknown"),
 ];
 
-const FIRST: &[&str] = &["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Linus"];
-const LAST: &[&str] = &["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman"];
+const FIRST: &[&str] = &[
+    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Radia", "Linus",
+];
+const LAST: &[&str] = &[
+    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Thompson", "Perlman",
+];
 
 fn user_object(seed: u64, n: u64) -> Value {
     let mut r = Rng::for_item(seed, "user", n);
@@ -224,7 +241,9 @@ fn generate_details(r: &mut Rng, d: &Value) -> Value {
                 "system_users": [ { "username": "root", "uid": "0", "path": "/var/root", "admin": "Yes" } ],
             },
         });
-        x.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        x.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
     }
     x
 }
@@ -232,7 +251,9 @@ fn generate_details(r: &mut Rng, d: &Value) -> Value {
 fn generate_apps(r: &mut Rng) -> Vec<Value> {
     let count = 3 + r.below(8) as usize;
     let mut apps = Vec::new();
-    let mut picks: Vec<usize> = (0..count).map(|_| r.below(APPS.len() as u64) as usize).collect();
+    let mut picks: Vec<usize> = (0..count)
+        .map(|_| r.below(APPS.len() as u64) as usize)
+        .collect();
     // One device in five has a bundle installed twice (two versions, two app_ids).
     if r.chance(20) {
         picks.push(picks[0]);
@@ -280,14 +301,23 @@ impl KandjiSim {
     }
 
     fn list(&self, req: &SimRequest) -> SimResponse {
-        let offset = req.query_param("offset").and_then(|v| v.parse().ok()).unwrap_or(0usize);
+        let offset = req
+            .query_param("offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0usize);
         let limit = req
             .query_param("limit")
             .and_then(|v| v.parse().ok())
             .unwrap_or(MAX_LIMIT)
             .min(MAX_LIMIT);
         let data = self.data();
-        let page: Vec<Value> = data.devices.iter().skip(offset).take(limit).cloned().collect();
+        let page: Vec<Value> = data
+            .devices
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
         SimResponse::json(200, &Value::Array(page))
     }
 

@@ -134,15 +134,15 @@ impl SimServer {
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Faults::default()),
         });
-        let app = Router::new()
-            .fallback(dispatch)
-            .with_state(shared.clone());
+        let app = Router::new().fallback(dispatch).with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let stop = async {
                 let _ = rx.await;
             };
-            let _ = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await;
         });
         Ok(SimServer {
             addr,
@@ -189,7 +189,9 @@ impl Drop for SimServer {
 
 async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20).await.unwrap_or_default();
+    let body = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .unwrap_or_default();
     let target = parts
         .uri
         .path_and_query()
@@ -245,7 +247,8 @@ fn fault_response(rule: &FaultRule) -> SimResponse {
 }
 
 fn into_axum(r: SimResponse) -> Response {
-    let mut builder = Response::builder().status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
     for (k, v) in &r.headers {
         builder = builder.header(k, v);
     }
