@@ -41,7 +41,7 @@ enum Command {
         #[arg(long, default_value = ".corral/out")]
         out: PathBuf,
         /// Simulated devices in the Kandji tenant.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 200)]
         devices: usize,
     },
     /// Plugin tools.

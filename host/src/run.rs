@@ -518,3 +518,30 @@ async fn run_step(
         error,
     }
 }
+
+/// Times `iterations` instantiations of `plugin` from its `InstancePre` (store creation
+/// included), with nothing granted; for the benchmarks.
+pub async fn measure_instantiation(plugin: &LoadedPlugin, iterations: usize) -> Vec<Duration> {
+    let nothing = Policy {
+        source: "benchmark".into(),
+        statements: Vec::new(),
+        limits: Default::default(),
+    };
+    let run = Arc::new(new_context(
+        "bench",
+        "bench",
+        Grant::new(nothing, None),
+        Secrets::default(),
+        BTreeMap::new(),
+        BTreeSet::new(),
+        reqwest::Client::new(),
+    ));
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let started = Instant::now();
+        let instance = GuestInstance::new(&plugin.pre, &run, "bench").await;
+        times.push(started.elapsed());
+        assert!(instance.is_ok(), "instantiation failed");
+    }
+    times
+}

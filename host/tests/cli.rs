@@ -377,3 +377,43 @@ async fn plugin_inspect_shows_the_manifest() {
     );
     assert!(out.contains("accessToken [secret]"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_dir_overrides_first_party_and_refuses_bad_files() {
+    let dir = scratch("plugindir");
+    let plugins = dir.join("plugins.d");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let config = dir.join("corral.toml");
+    std::fs::write(&config, "plugin_dir = \"plugins.d\"\n").unwrap();
+    let inspect = || {
+        corral(
+            &[
+                "plugin",
+                "inspect",
+                "kandji",
+                "--config",
+                config.to_str().unwrap(),
+                "--json",
+            ],
+            None,
+        )
+    };
+
+    // A corrupt file is refused with its reason; the first-party plugin still serves.
+    std::fs::write(plugins.join("broken.wasm"), b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let result = inspect().await;
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains("warning: plugin refused:")
+            && stderr.contains("broken.wasm: not a WebAssembly component"),
+        "{stderr}"
+    );
+    let m: Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(m["source"], "builtin");
+
+    // A component with the same id overrides it.
+    let copy = plugins.join("kandji-custom.wasm");
+    std::fs::write(&copy, corral::builtin::component("kandji").unwrap()).unwrap();
+    let m: Value = serde_json::from_slice(&inspect().await.stdout).unwrap();
+    assert_eq!(m["source"], copy.display().to_string());
+}

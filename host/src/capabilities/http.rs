@@ -346,8 +346,6 @@ impl Call<'_> {
             .redact(&format!("{url}: {}", error_chain(&e)));
         if e.is_timeout() {
             HttpError::Timeout(text)
-        } else if e.is_connect() {
-            HttpError::Connect(text)
         } else {
             HttpError::Connect(text)
         }

@@ -42,14 +42,15 @@ impl LogSink {
 
     /// A line from the host about this run (denials, rejections, step outcomes).
     pub fn host(&self, run: &RunContext, step: &str, level: &'static str, message: &str) {
-        self.push(run, step, level, "host", message, Vec::new(), true);
+        self.push(run, step, level, "host", message, Vec::new());
     }
 
     pub fn guest_stdio(&self, run: &RunContext, step: &str, stream: &'static str, line: &str) {
-        self.push(run, step, "info", stream, line, Vec::new(), false);
+        self.push(run, step, "info", stream, line, Vec::new());
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Keeps the line unless the run already logged `MAX_LINES`; past that, lines are
+    /// only counted (a guest provoking denials must not flood the host either).
     fn push(
         &self,
         run: &RunContext,
@@ -58,10 +59,9 @@ impl LogSink {
         origin: &'static str,
         message: &str,
         fields: Vec<(String, String)>,
-        always: bool,
     ) {
         let mut records = self.records.lock().unwrap();
-        if !always && records.len() as u64 >= MAX_LINES {
+        if records.len() as u64 >= MAX_LINES {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -136,9 +136,9 @@ impl Host for StepCtx {
             self.run.stats.warnings.fetch_add(1, Ordering::Relaxed);
         }
         let fields = fields.into_iter().take(32).collect();
-        self.run.log.push(
-            &self.run, &self.step, level, "guest", &message, fields, false,
-        );
+        self.run
+            .log
+            .push(&self.run, &self.step, level, "guest", &message, fields);
         Ok(())
     }
 }

@@ -37,9 +37,7 @@ fn parse_date(d: &str) -> Option<i64> {
 
 /// `HH:MM[:SS[.fff…]]` followed by an optional offset; returns (ms into the day, offset ms).
 fn parse_time_and_offset(t: &str) -> Option<(i64, i64)> {
-    let split = t
-        .find(|c: char| c == 'Z' || c == 'z' || c == '+' || c == '-')
-        .unwrap_or(t.len());
+    let split = t.find(['Z', 'z', '+', '-']).unwrap_or(t.len());
     let (clock, zone) = t.split_at(split);
     let mut parts = clock.splitn(3, ':');
     let hour: i64 = digits(parts.next()?)?;
