@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use corral::integration::{config, graph, http, log};
-pub use exports::corral::integration::connector;
+pub use self::corral::integration::{config, graph, http, log};
+pub use self::exports::corral::integration::connector;
 
 /// The WIT package this host implements, as components name it in their imports.
 pub const WIT_PACKAGE: &str = "corral:integration@0.1.0";

@@ -385,19 +385,16 @@ async fn plugin_dir_overrides_first_party_and_refuses_bad_files() {
     std::fs::create_dir_all(&plugins).unwrap();
     let config = dir.join("corral.toml");
     std::fs::write(&config, "plugin_dir = \"plugins.d\"\n").unwrap();
-    let inspect = || {
-        corral(
-            &[
-                "plugin",
-                "inspect",
-                "kandji",
-                "--config",
-                config.to_str().unwrap(),
-                "--json",
-            ],
-            None,
-        )
-    };
+    let config_arg = config.to_str().unwrap().to_string();
+    let args = [
+        "plugin",
+        "inspect",
+        "kandji",
+        "--config",
+        config_arg.as_str(),
+        "--json",
+    ];
+    let inspect = || corral(&args, None);
 
     // A corrupt file is refused with its reason; the first-party plugin still serves.
     std::fs::write(plugins.join("broken.wasm"), b"\0asm\x0d\0\x01\0garbage").unwrap();
