@@ -4,7 +4,7 @@
 //! is the reference integration's (graph-kandji at 59fe2a8); see this crate's README for
 //! where this port deviates.
 
-use corral_sdk::entity::{End, EntityBuilder, Object, RelationshipBuilder};
+use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
 use corral_sdk::time::parse_epoch_ms;
 use serde_json::{Value, json};
 

@@ -11,6 +11,37 @@ use serde_json::{Map, Value};
 /// A graph object ready to emit: a flat JSON object.
 pub type Object = Map<String, Value>;
 
+/// Property setters shared by the entity and relationship builders.
+pub trait Properties: Sized {
+    fn object_mut(&mut self) -> &mut Object;
+
+    /// Sets a property; `null` is kept, as JupiterOne keeps it.
+    fn prop(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.object_mut().insert(name.to_string(), value.into());
+        self
+    }
+
+    /// Sets a property only when there is a value (JavaScript's `undefined` vanishes).
+    fn opt<V: Into<Value>>(self, name: &str, value: Option<V>) -> Self {
+        match value {
+            Some(v) => self.prop(name, v),
+            None => self,
+        }
+    }
+}
+
+impl Properties for EntityBuilder {
+    fn object_mut(&mut self) -> &mut Object {
+        &mut self.obj
+    }
+}
+
+impl Properties for RelationshipBuilder {
+    fn object_mut(&mut self) -> &mut Object {
+        &mut self.obj
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EntityBuilder {
     obj: Object,
@@ -23,20 +54,6 @@ impl EntityBuilder {
         obj.insert("_type".into(), entity_type.into());
         obj.insert("_class".into(), Value::Array(vec![class.into()]));
         EntityBuilder { obj }
-    }
-
-    /// Sets a property; `null` is kept, as JupiterOne keeps it.
-    pub fn prop(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.obj.insert(name.to_string(), value.into());
-        self
-    }
-
-    /// Sets a property only when there is a value (JavaScript's `undefined` vanishes).
-    pub fn opt<V: Into<Value>>(self, name: &str, value: Option<V>) -> Self {
-        match value {
-            Some(v) => self.prop(name, v),
-            None => self,
-        }
     }
 
     /// Attaches the provider's object as `_rawData`, unless it is empty.
@@ -128,18 +145,6 @@ impl RelationshipBuilder {
     pub fn key(mut self, key: impl Into<String>) -> Self {
         self.obj.insert("_key".into(), Value::String(key.into()));
         self
-    }
-
-    pub fn prop(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.obj.insert(name.to_string(), value.into());
-        self
-    }
-
-    pub fn opt<V: Into<Value>>(self, name: &str, value: Option<V>) -> Self {
-        match value {
-            Some(v) => self.prop(name, v),
-            None => self,
-        }
     }
 
     pub fn build(self) -> Object {

@@ -3,8 +3,8 @@
 use corral::config::ConfigValue;
 use corral::run::StepStatus;
 use corral_e2e::*;
-use corral_simulators::FaultRule;
 use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
+use corral_simulators::{FaultRule, SimServer};
 use std::collections::BTreeSet;
 
 const TOKEN: &str = "e2e-kandji-token-7f3a9c";
@@ -19,6 +19,13 @@ fn sim(devices: usize) -> std::sync::Arc<KandjiSim> {
 
 fn token() -> ConfigValue {
     ConfigValue::Text(TOKEN.into())
+}
+
+/// One run of the Kandji plugin against `server` as instance `id`.
+async fn run_against(server: &SimServer, id: &str, token: ConfigValue) -> corral::run::RunReport {
+    let rt = runtime();
+    let inst = kandji_instance(id, &format!("{}{API_PREFIX}", server.origin()), token);
+    run_kandji(&rt, &inst, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,13 +46,7 @@ async fn graph_is_exact_across_pagination() {
         assert!(no_bundle > 0, "premise: some apps have no bundle id");
     }
     let server = sim.start(0).await.unwrap();
-    let rt = runtime();
-    let inst = kandji_instance(
-        "kandji-e2e",
-        &format!("{}{API_PREFIX}", server.origin()),
-        token(),
-    );
-    let report = run_kandji(&rt, &inst, None).await;
+    let report = run_against(&server, "kandji-e2e", token()).await;
 
     assert!(
         report.succeeded(),
@@ -89,13 +90,7 @@ async fn rate_limits_and_server_errors_are_retried() {
     server.add_fault(FaultRule::new("/details", 429, 3).retry_after(1));
     server.add_fault(FaultRule::new("/apps", 500, 2));
     server.add_fault(FaultRule::new("/api/v1/devices", 503, 1));
-    let rt = runtime();
-    let inst = kandji_instance(
-        "kandji-retry",
-        &format!("{}{API_PREFIX}", server.origin()),
-        token(),
-    );
-    let report = run_kandji(&rt, &inst, None).await;
+    let report = run_against(&server, "kandji-retry", token()).await;
 
     assert!(
         report.succeeded(),
@@ -128,13 +123,7 @@ async fn a_device_deleted_mid_run_is_a_warning() {
     let gone = sim.data().device_ids()[4].clone();
     let server = sim.start(0).await.unwrap();
     server.add_fault(FaultRule::new(&format!("/devices/{gone}/"), 404, u32::MAX));
-    let rt = runtime();
-    let inst = kandji_instance(
-        "kandji-404",
-        &format!("{}{API_PREFIX}", server.origin()),
-        token(),
-    );
-    let report = run_kandji(&rt, &inst, None).await;
+    let report = run_against(&server, "kandji-404", token()).await;
 
     assert!(
         report.succeeded(),
@@ -159,13 +148,7 @@ async fn a_failed_step_marks_its_types_partial_and_dependents_still_run() {
     let sim = sim(20);
     let server = sim.start(0).await.unwrap();
     server.add_fault(FaultRule::new("/apps", 403, u32::MAX));
-    let rt = runtime();
-    let inst = kandji_instance(
-        "kandji-partial",
-        &format!("{}{API_PREFIX}", server.origin()),
-        token(),
-    );
-    let report = run_kandji(&rt, &inst, None).await;
+    let report = run_against(&server, "kandji-partial", token()).await;
 
     assert!(!report.succeeded());
     let status = |id: &str| {
@@ -208,14 +191,8 @@ async fn a_failed_step_marks_its_types_partial_and_dependents_still_run() {
 async fn a_wrong_token_fails_validation_and_runs_nothing() {
     let sim = sim(5);
     let server = sim.start(0).await.unwrap();
-    let rt = runtime();
     let wrong = "wrong-token-value-93c1";
-    let inst = kandji_instance(
-        "kandji-badtoken",
-        &format!("{}{API_PREFIX}", server.origin()),
-        ConfigValue::Text(wrong.into()),
-    );
-    let report = run_kandji(&rt, &inst, None).await;
+    let report = run_against(&server, "kandji-badtoken", ConfigValue::Text(wrong.into())).await;
 
     let err = report.validation.clone().unwrap_err();
     assert!(

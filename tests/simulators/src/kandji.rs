@@ -133,28 +133,24 @@ fn user_object(seed: u64, n: u64) -> Value {
     })
 }
 
+/// A random time in `year`: ISO with `Z` (`python: false`) or Python's
+/// `YYYY-MM-DD HH:MM:SS.ffffff+00:00`, the two forms Kandji answers with.
+fn timestamp(r: &mut Rng, year: u64, python: bool) -> String {
+    let (month, day) = (1 + r.below(12), 1 + r.below(28));
+    let (h, m, sec, micros) = (r.below(24), r.below(60), r.below(60), r.below(1_000_000));
+    if python {
+        format!("{year}-{month:02}-{day:02} {h:02}:{m:02}:{sec:02}.{micros:06}+00:00")
+    } else {
+        format!("{year}-{month:02}-{day:02}T{h:02}:{m:02}:{sec:02}.{micros:06}Z")
+    }
+}
+
 fn iso(r: &mut Rng, year: u64) -> String {
-    format!(
-        "{year}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        1 + r.below(12),
-        1 + r.below(28),
-        r.below(24),
-        r.below(60),
-        r.below(60),
-        r.below(1_000_000)
-    )
+    timestamp(r, year, false)
 }
 
 fn python_time(r: &mut Rng, year: u64) -> String {
-    format!(
-        "{year}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}+00:00",
-        1 + r.below(12),
-        1 + r.below(28),
-        r.below(24),
-        r.below(60),
-        r.below(60),
-        r.below(1_000_000)
-    )
+    timestamp(r, year, true)
 }
 
 /// Device `i` of tenant `seed`: (list item, details, apps).
