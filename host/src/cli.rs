@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// What an instance's grant allows.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Serve a provider simulator on 127.0.0.1 until interrupted.
     Simulate {
         /// Provider: kandji.
@@ -62,6 +67,31 @@ enum Command {
         /// The bearer token the simulator accepts.
         #[arg(long, default_value = "kandji-sim-token")]
         token: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// The effective grants and limits of an instance, in plain words.
+    Explain {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        instance: String,
+    },
+    /// Allow or deny for one action on one resource, and the statement that decided.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        instance: String,
+        /// e.g. http:GET, graph:EmitEntity, secret:Use
+        action: String,
+        /// e.g. https://host/path, type:kandji_device, secret:accessToken
+        resource: String,
+        /// The request URL, for `secret:Use` and conditions on `http:url`.
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -111,6 +141,36 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => inspect(&plugin, config.as_deref(), json).await,
+        Command::Policy {
+            command: PolicyCommand::Explain { config, instance },
+        } => {
+            let (grant, plugin) = instance_grant(&config, &instance).await?;
+            print!("{}", crate::explain::explain(&instance, &plugin, &grant));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy {
+            command:
+                PolicyCommand::Check {
+                    config,
+                    instance,
+                    action,
+                    resource,
+                    url,
+                },
+        } => {
+            let (grant, _) = instance_grant(&config, &instance).await?;
+            let url = url
+                .map(|u| url::Url::parse(&u).with_context(|| format!("--url {u:?}")))
+                .transpose()?;
+            let d = crate::explain::check(&grant, &action, &resource, url.as_ref());
+            let word = if d.allowed { "allow" } else { "deny" };
+            println!("{word}: {action} {resource}: {}", d.rule);
+            Ok(if d.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Simulate {
             provider,
             port,
@@ -130,6 +190,23 @@ pub async fn runtime_for(config: &CorralConfig) -> anyhow::Result<Runtime> {
         }
     }
     Ok(rt)
+}
+
+/// The grant of one instance, built without reading its secrets.
+async fn instance_grant(path: &Path, id: &str) -> anyhow::Result<(crate::policy::Grant, String)> {
+    let config = CorralConfig::load(path)?;
+    let inst = config
+        .instance(id)
+        .with_context(|| format!("{}: no instance with id {id:?}", path.display()))?;
+    let rt = runtime_for(&config).await?;
+    let context = || format!("{}: instance {id:?}", path.display());
+    let plugin = rt.plugin(&inst.plugin).await.with_context(context)?;
+    let (values, _) =
+        run::split_config(inst, &plugin.manifest, run::Secrecy::Skip).with_context(context)?;
+    let grant = run::build_grant(&plugin.manifest, &values, run::read_policy(inst)?)
+        .with_context(context)?;
+    let label = format!("{} {}", plugin.manifest.id, plugin.manifest.version);
+    Ok((grant, label))
 }
 
 async fn run_command(
@@ -261,10 +338,20 @@ pub fn describe_plugin(p: &Arc<LoadedPlugin>) -> String {
     s.push_str(
         "\nrequested capabilities (the grant is this intersected with the operator's policy):\n",
     );
-    match serde_json::from_str::<serde_json::Value>(&m.capabilities) {
-        Ok(v) => s.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default()),
-        Err(_) => s.push_str(&m.capabilities),
+    // Keep `{{config.X}}` visible: each field stands in for itself.
+    let placeholders = m
+        .config_fields
+        .iter()
+        .map(|f| (f.name.clone(), format!("{{{{config.{}}}}}", f.name)))
+        .collect();
+    match crate::policy::Policy::parse(&m.capabilities, "manifest", &placeholders) {
+        Ok(p) => {
+            s.push_str(&crate::explain::describe_policy(&p));
+            let limits = crate::policy::Limits::effective(&p.limits, None);
+            s.push_str("limits if the operator sets none:\n");
+            s.push_str(&crate::explain::describe_limits(&limits));
+        }
+        Err(e) => s.push_str(&format!("  (unreadable: {e})\n")),
     }
-    s.push('\n');
     s
 }

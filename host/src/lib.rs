@@ -13,6 +13,7 @@ pub mod config;
 pub mod datamodel;
 pub mod demo;
 pub mod engine;
+pub mod explain;
 pub mod output;
 pub mod plugin;
 pub mod policy;

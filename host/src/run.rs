@@ -10,7 +10,7 @@ use crate::capabilities::log::{LogRecord, LogSink, now_ms};
 use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
 use crate::config::{ConfigValue, InstanceConfig};
 use crate::engine::ticks_for;
-use crate::plugin::{LoadedPlugin, StepInfo};
+use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
 use anyhow::{Context as _, bail};
@@ -44,15 +44,18 @@ pub fn resolve_instance(
     cfg: &InstanceConfig,
     plugin: Arc<LoadedPlugin>,
 ) -> anyhow::Result<ResolvedInstance> {
-    let policy = match &cfg.policy {
-        None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read policy", path.display()))?;
-            Some((text, path.display().to_string()))
-        }
-    };
+    let policy = read_policy(cfg)?;
     resolve_with_policy(cfg, plugin, policy)
+}
+
+/// The operator policy file of an instance as (text, source name), if it names one.
+pub fn read_policy(cfg: &InstanceConfig) -> anyhow::Result<Option<(String, String)>> {
+    let Some(path) = &cfg.policy else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read policy", path.display()))?;
+    Ok(Some((text, path.display().to_string())))
 }
 
 /// As [`resolve_instance`], with the operator policy given as (text, source name).
@@ -61,7 +64,33 @@ pub fn resolve_with_policy(
     plugin: Arc<LoadedPlugin>,
     policy: Option<(String, String)>,
 ) -> anyhow::Result<ResolvedInstance> {
-    let m = &plugin.manifest;
+    let (config, secrets) = split_config(cfg, &plugin.manifest, Secrecy::Read)?;
+    let grant = build_grant(&plugin.manifest, &config, policy)?;
+    Ok(ResolvedInstance {
+        id: cfg.id.clone(),
+        name: cfg.name.clone(),
+        plugin,
+        config,
+        secrets,
+        grant,
+        policy_path: cfg.policy.clone(),
+    })
+}
+
+/// Whether secret values are read (to run) or left alone (to explain a policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrecy {
+    Read,
+    Skip,
+}
+
+/// The instance's non-secret config values and its secrets, checked against the
+/// manifest: every field declared, every required field present.
+pub fn split_config(
+    cfg: &InstanceConfig,
+    m: &Manifest,
+    secrecy: Secrecy,
+) -> anyhow::Result<(BTreeMap<String, String>, Secrets)> {
     let secret_fields = m.secret_fields();
     let mut config = BTreeMap::new();
     let mut secrets = Secrets::default();
@@ -74,6 +103,10 @@ pub fn resolve_with_policy(
                 known.join(", ")
             );
         }
+        let secret = secret_fields.contains(name);
+        if secret && secrecy == Secrecy::Skip {
+            continue;
+        }
         let text = match value {
             ConfigValue::Text(s) => s.clone(),
             ConfigValue::Bool(b) => b.to_string(),
@@ -83,14 +116,15 @@ pub fn resolve_with_policy(
                 format!("config field {name}: environment variable {env} is not set")
             })?,
         };
-        if secret_fields.contains(name) {
+        if secret {
             secrets.insert(name.clone(), SecretValue::new(text));
         } else {
             config.insert(name.clone(), text);
         }
     }
     for f in m.config_fields.iter().filter(|f| !f.optional) {
-        if !config.contains_key(&f.name) && !secrets.contains(&f.name) {
+        let skipped = f.secret && secrecy == Secrecy::Skip;
+        if !skipped && !config.contains_key(&f.name) && !secrets.contains(&f.name) {
             bail!(
                 "config field {} is required by plugin {} ({})",
                 f.name,
@@ -99,24 +133,25 @@ pub fn resolve_with_policy(
             );
         }
     }
+    Ok((config, secrets))
+}
+
+/// The manifest's request and the operator's policy, both templated with the config.
+pub fn build_grant(
+    m: &Manifest,
+    config: &BTreeMap<String, String>,
+    policy: Option<(String, String)>,
+) -> anyhow::Result<Grant> {
     let requested = Policy::parse(
         &m.capabilities,
         &format!("manifest of plugin {}", m.id),
-        &config,
+        config,
     )?;
     let operator = match policy {
         None => None,
-        Some((text, source)) => Some(Policy::parse(&text, &source, &config)?),
+        Some((text, source)) => Some(Policy::parse(&text, &source, config)?),
     };
-    Ok(ResolvedInstance {
-        id: cfg.id.clone(),
-        name: cfg.name.clone(),
-        plugin,
-        config,
-        secrets,
-        grant: Grant::new(requested, operator),
-        policy_path: cfg.policy.clone(),
-    })
+    Ok(Grant::new(requested, operator))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1,0 +1,218 @@
+//! `corral policy explain` and `corral policy check`: what an instance's grant allows, in
+//! plain words, and the decision (with the deciding statement) for one action.
+
+use crate::policy::{
+    Context, Decision, Effect, EffectiveLimits, Grant, Operator, Policy, Statement,
+};
+use std::fmt::Write;
+use url::Url;
+
+/// The grant of an instance in plain words.
+pub fn explain(instance: &str, plugin: &str, grant: &Grant) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "instance {instance} runs plugin {plugin}");
+    match &grant.operator {
+        Some(op) => {
+            let _ = writeln!(s, "operator policy: {}", op.source);
+        }
+        None => s.push_str("no operator policy: the plugin's request is the grant\n"),
+    }
+    s.push_str("\nThe plugin asks to:\n");
+    for st in grant
+        .manifest
+        .statements
+        .iter()
+        .filter(|st| st.effect == Effect::Allow)
+    {
+        let _ = writeln!(s, "  - {}", describe(st));
+        let _ = writeln!(s, "      {}", operator_verdict(grant, st));
+    }
+    if let Some(op) = &grant.operator {
+        let denies: Vec<&Statement> = op
+            .statements
+            .iter()
+            .filter(|st| st.effect == Effect::Deny)
+            .collect();
+        if !denies.is_empty() {
+            s.push_str("\nThe operator forbids, whatever else says:\n");
+            for st in denies {
+                let _ = writeln!(
+                    s,
+                    "  - {} ({} permissions[{}])",
+                    describe(st),
+                    op.source,
+                    st.index
+                );
+            }
+        }
+    }
+    s.push_str("\nAnything not listed as allowed is denied.\n");
+    s.push_str(
+        "\nLimits in force (the tighter of the plugin's request and the operator's policy):\n",
+    );
+    s.push_str(&describe_limits(&grant.limits));
+    s
+}
+
+/// One statement as a sentence: "HTTP GET to https://x/*, only when …".
+pub fn describe(st: &Statement) -> String {
+    let actions: Vec<String> = st.actions.iter().map(|a| describe_action(a)).collect();
+    let resources: Vec<String> = st.resources.iter().map(|r| describe_resource(r)).collect();
+    let mut text = format!("{} {}", actions.join(", "), resources.join(" or "));
+    for (op, key, patterns) in &st.conditions {
+        let how = match op {
+            Operator::StringEquals => "is",
+            Operator::StringLike => "matches",
+        };
+        let _ = write!(
+            text,
+            ", only when {} {how} {}",
+            describe_key(key),
+            patterns.join(" or ")
+        );
+    }
+    text
+}
+
+fn describe_action(a: &str) -> String {
+    match a {
+        "*" => "do anything".into(),
+        "http:*" => "any HTTP method".into(),
+        "graph:EmitEntity" => "emit entities".into(),
+        "graph:EmitRelationship" => "emit relationships".into(),
+        "graph:Read" => "read back entities".into(),
+        "graph:*" => "emit and read graph objects".into(),
+        "secret:Use" | "secret:*" => "use the secret".into(),
+        other => match other.strip_prefix("http:") {
+            Some(m) => format!("HTTP {m}"),
+            None => other.into(),
+        },
+    }
+}
+
+fn describe_resource(r: &str) -> String {
+    if r == "*" {
+        return "on anything".into();
+    }
+    if let Some(t) = r.strip_prefix("type:") {
+        return format!("of type {t}");
+    }
+    if let Some(n) = r.strip_prefix("secret:") {
+        return n.to_string();
+    }
+    format!("to {r}")
+}
+
+fn describe_key(k: &str) -> &str {
+    match k {
+        "http:url" => "the request URL",
+        "http:host" => "the request host",
+        "http:method" => "the request method",
+        "graph:type" => "the object's _type",
+        "graph:class" => "the object's _class",
+        other => other,
+    }
+}
+
+/// The operator's decision on a requested statement, checked on its own patterns.
+fn operator_verdict(grant: &Grant, st: &Statement) -> String {
+    let Some(op) = &grant.operator else {
+        return "granted (no operator policy)".into();
+    };
+    let mut verdicts = Vec::new();
+    for action in &st.actions {
+        for resource in &st.resources {
+            let d = op.evaluate(action, resource, &context_for(action, resource, st));
+            let word = if d.allowed { "allowed" } else { "DENIED" };
+            verdicts.push(format!("{word} by {}", d.rule));
+        }
+    }
+    verdicts.dedup();
+    format!("operator: {}", verdicts.join("; "))
+}
+
+/// The context a request for `resource` would carry, filled from the statement's own
+/// conditions where they name a value.
+fn context_for(action: &str, resource: &str, st: &Statement) -> Context {
+    let mut ctx = request_context(action, resource);
+    for (_, key, patterns) in &st.conditions {
+        if let (Some(k), Some(p)) = (static_key(key), patterns.first()) {
+            ctx = ctx.with(k, p.clone());
+        }
+    }
+    ctx
+}
+
+fn static_key(k: &str) -> Option<&'static str> {
+    [
+        "http:url",
+        "http:host",
+        "http:method",
+        "graph:type",
+        "graph:class",
+    ]
+    .into_iter()
+    .find(|s| *s == k)
+}
+
+/// The context of a single action on a resource, as the host builds it.
+pub fn request_context(action: &str, resource: &str) -> Context {
+    if let Some(method) = action.strip_prefix("http:")
+        && let Ok(url) = Url::parse(resource)
+    {
+        return Context::http(method, &url);
+    }
+    match resource.strip_prefix("type:") {
+        Some(t) => Context::default().with("graph:type", t),
+        None => Context::default(),
+    }
+}
+
+/// `corral policy check`: the decision on one action, with `url` as the request context
+/// for `secret:Use`.
+pub fn check(grant: &Grant, action: &str, resource: &str, url: Option<&Url>) -> Decision {
+    let ctx = match url {
+        Some(u) => Context::http(action.strip_prefix("http:").unwrap_or("GET"), u),
+        None => request_context(action, resource),
+    };
+    grant.check(action, resource, &ctx)
+}
+
+pub fn describe_limits(l: &EffectiveLimits) -> String {
+    let private = if l.allow_private_networks {
+        "allowed".to_string()
+    } else {
+        "refused (loopback, private, link-local and metadata addresses), unless the allowing rule names the IP literal or localhost".to_string()
+    };
+    let rows = [
+        ("memory", format!("{} MiB per instance", l.memory_mib)),
+        ("wall time", format!("{} s per run", l.timeout_seconds)),
+        ("requests", format!("{} per run", l.max_requests)),
+        (
+            "request rate",
+            format!("{} per second", l.requests_per_second),
+        ),
+        ("concurrent requests", l.max_concurrent_requests.to_string()),
+        ("response size", format!("{} bytes", l.max_response_bytes)),
+        ("entities", format!("{} per run", l.max_entities)),
+        ("private networks", private),
+    ];
+    rows.iter()
+        .map(|(k, v)| format!("  {k:<20} {v}\n"))
+        .collect()
+}
+
+/// Statements of a policy as sentences, for `plugin inspect`.
+pub fn describe_policy(p: &Policy) -> String {
+    p.statements
+        .iter()
+        .map(|st| {
+            let effect = if st.effect == Effect::Allow {
+                "allow"
+            } else {
+                "DENY"
+            };
+            format!("  {effect}: {}\n", describe(st))
+        })
+        .collect()
+}
