@@ -251,7 +251,7 @@ pub async fn run_all(rt: &Runtime, instances: &[run::ResolvedInstance]) -> Vec<R
     futures::future::join_all(
         instances
             .iter()
-            .map(|i| run::run_instance(i, rt.client.clone())),
+            .map(|i| run::run_instance(i, rt.hosts.clone())),
     )
     .await
 }

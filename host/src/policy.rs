@@ -192,6 +192,19 @@ pub struct Decision {
     pub allowed: bool,
     /// e.g. `policies/kandji.json permissions[3] (DENY)` or `no ALLOW matches (…)`.
     pub rule: String,
+    /// When allowed: the resource patterns of the matching ALLOW statements (the
+    /// address rules ask whether one names the host itself).
+    pub allowing: Vec<String>,
+}
+
+impl Decision {
+    fn deny(rule: String) -> Self {
+        Decision {
+            allowed: false,
+            rule,
+            allowing: Vec::new(),
+        }
+    }
 }
 
 impl fmt::Display for Decision {
@@ -219,47 +232,53 @@ impl Policy {
 
     /// Evaluates one action on one resource.
     pub fn evaluate(&self, action: &str, resource: &str, ctx: &Context) -> Decision {
-        let matching = self
-            .statements
-            .iter()
-            .filter(|s| s.applies(action, resource, ctx));
-        let mut allow = None;
-        for s in matching {
+        let mut first_allow = None;
+        let mut allowing = Vec::new();
+        for s in &self.statements {
+            let Some(pattern) = s.matching_resource(action, resource, ctx) else {
+                continue;
+            };
             if s.effect == Effect::Deny {
-                return Decision {
-                    allowed: false,
-                    rule: format!("{} permissions[{}] (DENY)", self.source, s.index),
-                };
+                return Decision::deny(format!("{} permissions[{}] (DENY)", self.source, s.index));
             }
-            allow.get_or_insert(s.index);
+            first_allow.get_or_insert(s.index);
+            allowing.push(pattern.to_string());
         }
-        match allow {
+        match first_allow {
             Some(i) => Decision {
                 allowed: true,
                 rule: format!("{} permissions[{i}] (ALLOW)", self.source),
+                allowing,
             },
-            None => Decision {
-                allowed: false,
-                rule: format!("no ALLOW matches ({})", self.source),
-            },
+            None => Decision::deny(format!("no ALLOW matches ({})", self.source)),
         }
     }
 }
 
 impl Statement {
-    fn applies(&self, action: &str, resource: &str, ctx: &Context) -> bool {
-        self.actions.iter().any(|a| glob_match(a, action))
-            && self.resources.iter().any(|r| resource_match(r, resource))
-            && self.conditions.iter().all(|(op, key, patterns)| {
-                let Some(value) = ctx.values.get(key.as_str()) else {
-                    return false;
-                };
-                patterns.iter().any(|p| match op {
-                    Operator::StringEquals => p == value,
-                    Operator::StringLike if key == "http:url" => url_match(p, value),
-                    Operator::StringLike => glob_match(p, value),
-                })
+    /// The first of this statement's resources that matches, if the statement applies.
+    fn matching_resource(&self, action: &str, resource: &str, ctx: &Context) -> Option<&str> {
+        if !self.actions.iter().any(|a| glob_match(a, action)) {
+            return None;
+        }
+        let pattern = self
+            .resources
+            .iter()
+            .find(|r| resource_match(r, resource))?;
+        self.conditions_hold(ctx).then_some(pattern.as_str())
+    }
+
+    fn conditions_hold(&self, ctx: &Context) -> bool {
+        self.conditions.iter().all(|(op, key, patterns)| {
+            let Some(value) = ctx.values.get(key.as_str()) else {
+                return false;
+            };
+            patterns.iter().any(|p| match op {
+                Operator::StringEquals => p == value,
+                Operator::StringLike if key == "http:url" => url_match(p, value),
+                Operator::StringLike => glob_match(p, value),
             })
+        })
     }
 }
 
@@ -640,14 +659,12 @@ impl Grant {
         }
     }
 
-    /// Allowed only if the manifest requested it and the operator (if any) allows it.
+    /// Allowed only if the manifest requested it and the operator (if any) allows it; the
+    /// decision (and its allowing resources) is the operator's when there is one.
     pub fn check(&self, action: &str, resource: &str, ctx: &Context) -> Decision {
         let requested = self.manifest.evaluate(action, resource, ctx);
         if !requested.allowed {
-            return Decision {
-                allowed: false,
-                rule: format!("not requested by the plugin: {}", requested.rule),
-            };
+            return Decision::deny(format!("not requested by the plugin: {}", requested.rule));
         }
         match &self.operator {
             Some(op) => op.evaluate(action, resource, ctx),
@@ -704,12 +721,11 @@ mod tests {
         );
         assert!(http(&p, "GET", "https://acme.api.kandji.io:443/api/v1/devices").allowed);
         let d = http(&p, "POST", "https://acme.api.kandji.io/api/v1/devices");
+        assert_eq!(d, Decision::deny("no ALLOW matches (p.json)".into()));
+        let ok = http(&p, "GET", "https://acme.api.kandji.io/api/v1/devices");
         assert_eq!(
-            d,
-            Decision {
-                allowed: false,
-                rule: "no ALLOW matches (p.json)".into()
-            }
+            ok.allowing,
+            vec!["https://acme.api.kandji.io/api/v1/*".to_string()]
         );
         assert!(!http(&p, "GET", "https://acme.api.kandji.io:8443/api/v1/devices").allowed);
         assert!(!http(&p, "GET", "https://evil.example/api/v1/").allowed);

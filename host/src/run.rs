@@ -4,6 +4,7 @@
 //! partial, as JupiterOne does.
 
 use crate::bindings::{Plugin, PluginPre, connector};
+use crate::capabilities::address::StaticHosts;
 use crate::capabilities::graph::GraphStore;
 use crate::capabilities::http::HttpCapability;
 use crate::capabilities::log::{LogRecord, LogSink, now_ms};
@@ -312,7 +313,7 @@ pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector
         Secrets::default(),
         BTreeMap::new(),
         BTreeSet::new(),
-        reqwest::Client::new(),
+        StaticHosts::default(),
     ));
     let out = guest_call!(pre, &run, "manifest", |p, s| p
         .corral_integration_connector()
@@ -327,13 +328,13 @@ fn new_context(
     secrets: Secrets,
     config: BTreeMap<String, String>,
     secret_fields: BTreeSet<String>,
-    client: reqwest::Client,
+    hosts: StaticHosts,
 ) -> RunContext {
     let deadline = Instant::now() + Duration::from_secs(grant.limits.timeout_seconds);
     RunContext {
         instance_id: id.into(),
         instance_name: name.into(),
-        http: HttpCapability::new(client, &grant.limits),
+        http: HttpCapability::new(&grant.limits, hosts),
         grant,
         secrets,
         config,
@@ -347,7 +348,7 @@ fn new_context(
 
 /// Runs one instance to the end and reports what happened. Never panics on guest
 /// behaviour: traps, timeouts and refusals become step errors.
-pub async fn run_instance(inst: &ResolvedInstance, client: reqwest::Client) -> RunReport {
+pub async fn run_instance(inst: &ResolvedInstance, hosts: StaticHosts) -> RunReport {
     let started = Instant::now();
     let started_at_ms = now_ms();
     let m = &inst.plugin.manifest;
@@ -358,7 +359,7 @@ pub async fn run_instance(inst: &ResolvedInstance, client: reqwest::Client) -> R
         inst.secrets.clone(),
         inst.config.clone(),
         m.secret_fields(),
-        client,
+        hosts,
     ));
     let pre = &inst.plugin.pre;
     let validation = guest_call!(pre, &run, "validate", |p, s| p
@@ -569,7 +570,7 @@ pub async fn measure_instantiation(plugin: &LoadedPlugin, iterations: usize) -> 
         Secrets::default(),
         BTreeMap::new(),
         BTreeSet::new(),
-        reqwest::Client::new(),
+        StaticHosts::default(),
     ));
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {

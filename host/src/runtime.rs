@@ -1,9 +1,9 @@
-//! The process-wide runtime: the engine, the linker, the HTTP client and the loaded
+//! The process-wide runtime: the engine, the linker, static host entries and the loaded
 //! plugins (first-party ones embedded in the binary, others from `plugin_dir`).
 
 use crate::builtin;
 use crate::capabilities::StepCtx;
-use crate::capabilities::http::build_client;
+use crate::capabilities::address::StaticHosts;
 use crate::engine::{PoolSize, build_engine};
 use crate::plugin::{self, LoadedPlugin, PluginError, PluginSource};
 use anyhow::{Context, bail};
@@ -16,7 +16,9 @@ use wasmtime::component::Linker;
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<StepCtx>,
-    pub client: reqwest::Client,
+    /// Static host entries every run resolves before DNS (still subject to the address
+    /// rules).
+    pub hosts: StaticHosts,
     /// Plugins from `plugin_dir`, by id; they override first-party ones.
     dropped_in: Mutex<BTreeMap<String, Arc<LoadedPlugin>>>,
     /// First-party plugins compiled so far.
@@ -34,7 +36,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
-            client: build_client(),
+            hosts: StaticHosts::default(),
             dropped_in: Mutex::default(),
             builtins: Mutex::default(),
         })

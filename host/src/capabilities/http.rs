@@ -3,6 +3,7 @@
 //! check for that very URL, and the run's limits (request count, rate, concurrency,
 //! response size, deadline) are enforced here.
 
+use super::address::{CheckedResolver, StaticHosts, names_host, restricted_range};
 use super::{Event, RunContext, RunStats, StepCtx};
 use crate::bindings::http::{Auth, Host, HttpError, Request, Response};
 use crate::policy::{Context, EffectiveLimits};
@@ -27,21 +28,27 @@ pub struct HttpCapability {
     concurrency: Semaphore,
 }
 
-/// The process-wide client: no automatic redirects (the host follows them itself, so it
-/// can check each hop), no proxies from the environment.
-pub fn build_client() -> reqwest::Client {
+/// A run's client: no automatic redirects (the host follows them itself, so it can check
+/// each hop), no proxies from the environment, and every hostname resolved through the
+/// address rules.
+pub fn build_client(limits: &EffectiveLimits, hosts: StaticHosts) -> reqwest::Client {
+    let resolver = CheckedResolver {
+        allow_private: limits.allow_private_networks,
+        hosts,
+    };
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        .dns_resolver(std::sync::Arc::new(resolver))
         .user_agent(concat!("corral/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client configuration is valid")
 }
 
 impl HttpCapability {
-    pub fn new(client: reqwest::Client, limits: &EffectiveLimits) -> Self {
+    pub fn new(limits: &EffectiveLimits, hosts: StaticHosts) -> Self {
         HttpCapability {
-            client,
+            client: build_client(limits, hosts),
             bucket: Mutex::new(TokenBucket::new(limits.requests_per_second)),
             concurrency: Semaphore::new(limits.max_concurrent_requests.max(1) as usize),
         }
@@ -152,6 +159,7 @@ impl Call<'_> {
         if !decision.allowed {
             return Err(self.deny(&action, url.as_str(), &decision.rule));
         }
+        self.check_address(&action, url, &decision.allowing)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &req.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -183,6 +191,30 @@ impl Call<'_> {
             }
         }
         Ok(headers)
+    }
+
+    /// Refuses an IP literal in a restricted range (and `localhost`) unless private
+    /// networks are allowed or the allowing rule names that host itself. Hostnames are
+    /// checked again after DNS by the client's resolver.
+    fn check_address(&self, action: &str, url: &Url, allowing: &[String]) -> Result<(), HttpError> {
+        if self.run.grant.limits.allow_private_networks {
+            return Ok(());
+        }
+        let host = url.host_str().unwrap_or_default();
+        let range = match url.host() {
+            Some(url::Host::Ipv4(ip)) => restricted_range(ip.into()),
+            Some(url::Host::Ipv6(ip)) => restricted_range(ip.into()),
+            Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") => Some("loopback"),
+            _ => None,
+        };
+        let Some(range) = range else { return Ok(()) };
+        if allowing.iter().any(|r| names_host(Some(r), host)) {
+            return Ok(());
+        }
+        let rule = format!(
+            "{host} is a {range} address; allowPrivateNetworks is false and the allowing rule does not name {host} itself"
+        );
+        Err(self.deny(action, url.as_str(), &rule))
     }
 
     /// The value of a secret, after `secret:Use` on `secret:<name>` for this URL.
@@ -339,6 +371,9 @@ impl Call<'_> {
     }
 
     fn transport_error(&self, url: &Url, e: reqwest::Error) -> HttpError {
+        if let Some(r) = find_source::<super::address::RestrictedAddress>(&e) {
+            return self.deny("http:connect", url.as_str(), &r.to_string());
+        }
         // reqwest's messages can carry the URL but never headers; scrub anyway.
         let text = self
             .run
@@ -350,6 +385,19 @@ impl Call<'_> {
             HttpError::Connect(text)
         }
     }
+}
+
+fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(hit) = err.downcast_ref::<T>() {
+            return Some(hit);
+        }
+        current = err.source();
+    }
+    None
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

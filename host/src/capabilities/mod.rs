@@ -5,6 +5,7 @@
 //! secrets, the graph and the counters. Every check against the grant happens in these
 //! modules, at the moment the guest asks.
 
+pub mod address;
 pub mod config;
 pub mod graph;
 pub mod http;

@@ -42,7 +42,7 @@ pub async fn run_kandji(
     let plugin = rt.plugin("kandji").await.expect("the kandji plugin loads");
     let policy = policy.map(|p| (p.to_string(), "test policy".to_string()));
     let resolved = resolve_with_policy(instance, plugin, policy).expect("instance resolves");
-    run_instance(&resolved, rt.client.clone()).await
+    run_instance(&resolved, rt.hosts.clone()).await
 }
 
 /// Every `_key` the run stored, by `_type`.
