@@ -4,11 +4,13 @@
 
 use corral::config::{ConfigValue, InstanceConfig, PollingInterval};
 use corral::engine::PoolSize;
+use corral::plugin::{self, LoadedPlugin, PluginError, PluginSource};
 use corral::run::{RunReport, resolve_with_policy, run_instance};
 use corral::runtime::Runtime;
 use corral_simulators::kandji::KandjiData;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 pub type KeysByType = BTreeMap<String, BTreeSet<String>>;
 
@@ -33,6 +35,34 @@ pub fn kandji_instance(id: &str, api_url: &str, token: ConfigValue) -> InstanceC
     }
 }
 
+/// The adversarial test plugins, built by this crate's build script.
+pub mod components {
+    include!(concat!(env!("OUT_DIR"), "/test_plugins.rs"));
+
+    pub fn get(name: &str) -> &'static [u8] {
+        TEST_PLUGINS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
+            .expect("a built test plugin")
+    }
+}
+
+/// Compiles and links component bytes as if dropped in as `name`.
+pub async fn load_component(
+    rt: &Runtime,
+    bytes: &[u8],
+    name: &str,
+) -> Result<Arc<LoadedPlugin>, PluginError> {
+    plugin::load(
+        &rt.engine,
+        &rt.linker,
+        bytes,
+        PluginSource::File(name.into()),
+    )
+    .await
+}
+
 /// Runs the first-party Kandji plugin once, under `policy` if given.
 pub async fn run_kandji(
     rt: &Runtime,
@@ -40,9 +70,38 @@ pub async fn run_kandji(
     policy: Option<&str>,
 ) -> RunReport {
     let plugin = rt.plugin("kandji").await.expect("the kandji plugin loads");
+    run_plugin(rt, plugin, instance, policy).await
+}
+
+/// Runs `plugin` once for `instance`, under `policy` if given.
+pub async fn run_plugin(
+    rt: &Runtime,
+    plugin: Arc<LoadedPlugin>,
+    instance: &InstanceConfig,
+    policy: Option<&str>,
+) -> RunReport {
     let policy = policy.map(|p| (p.to_string(), "test policy".to_string()));
     let resolved = resolve_with_policy(instance, plugin, policy).expect("instance resolves");
     run_instance(&resolved, rt.hosts.clone()).await
+}
+
+/// An instance of the hostile plugin carrying out `attack`.
+pub fn hostile_instance(attack: &str, base_url: &str, target: &str, token: &str) -> InstanceConfig {
+    InstanceConfig {
+        id: format!("hostile-{attack}"),
+        name: format!("hostile {attack}"),
+        description: None,
+        plugin: "hostile".into(),
+        policy: None,
+        polling_interval: PollingInterval::Disabled,
+        tag_account_name: false,
+        config: BTreeMap::from([
+            ("attack".into(), ConfigValue::Text(attack.into())),
+            ("baseUrl".into(), ConfigValue::Text(base_url.into())),
+            ("target".into(), ConfigValue::Text(target.into())),
+            ("token".into(), ConfigValue::Text(token.into())),
+        ]),
+    }
 }
 
 /// Every `_key` the run stored, by `_type`.

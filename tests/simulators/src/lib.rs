@@ -4,8 +4,9 @@
 //! [`server`] is the framework every provider shares (routing hook, auth, faults, the
 //! request log, lifecycle); each provider module holds only its data and routes.
 
+pub mod attack;
 pub mod kandji;
 pub mod rng;
 pub mod server;
 
-pub use server::{FaultRule, LoggedRequest, SimServer};
+pub use server::{Drip, FaultRule, LoggedRequest, SimServer};

@@ -40,6 +40,16 @@ pub struct SimResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When set, the body is streamed instead (chunked, no content-length).
+    pub stream: Option<Drip>,
+}
+
+/// A streamed body: `count` chunks of `chunk` bytes, `delay` apart.
+#[derive(Debug, Clone, Copy)]
+pub struct Drip {
+    pub chunk: usize,
+    pub count: usize,
+    pub delay: Duration,
 }
 
 impl SimResponse {
@@ -48,6 +58,7 @@ impl SimResponse {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: serde_json::to_vec(value).expect("JSON values serialise"),
+            stream: None,
         }
     }
 
@@ -252,9 +263,29 @@ fn into_axum(r: SimResponse) -> Response {
     for (k, v) in &r.headers {
         builder = builder.header(k, v);
     }
+    let body = match r.stream {
+        None => Body::from(r.body),
+        Some(drip) => Body::from_stream(drip_stream(drip)),
+    };
     builder
-        .body(Body::from(r.body))
+        .body(body)
         .expect("simulator responses are well-formed")
+}
+
+fn drip_stream(d: Drip) -> impl futures_core::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+    let chunk = Bytes::from(vec![b'x'; d.chunk]);
+    futures_util::stream::unfold(0usize, move |sent| {
+        let chunk = chunk.clone();
+        async move {
+            if sent == d.count {
+                return None;
+            }
+            if !d.delay.is_zero() {
+                tokio::time::sleep(d.delay).await;
+            }
+            Some((Ok(chunk), sent + 1))
+        }
+    })
 }
 
 /// Splits and percent-decodes a query string.

@@ -1,0 +1,200 @@
+//! A plugin built like a real one that attacks the host. Its `attack` config field picks
+//! the attack; `run-step("attack")` carries it out and reports what the host answered as
+//! the step error, so tests can assert the exact refusal.
+
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use corral_sdk::bindings::corral::integration::{graph, http as wit_http};
+use corral_sdk::entity::{EntityBuilder, Properties};
+use corral_sdk::http::{self, RequestExt};
+use corral_sdk::{ConfigField, EntityType, Guest, PluginManifest, Step, StepError, config, log};
+use serde_json::json;
+
+struct Hostile;
+
+const CAPABILITIES: &str = r#"{
+  "permissions": [
+    { "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.baseUrl}}*"] },
+    { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:token"],
+      "condition": { "stringLike": { "http:url": "{{config.baseUrl}}api/*" } } },
+    { "effect": "ALLOW", "actions": ["graph:*"], "resources": ["type:hostile_*"] }
+  ],
+  "limits": { "memoryMiB": 32, "timeoutSeconds": 3, "maxResponseBytes": 1048576 }
+}"#;
+
+fn field(name: &str, secret: bool) -> ConfigField {
+    ConfigField {
+        name: name.into(),
+        secret,
+        optional: secret,
+        description: String::new(),
+    }
+}
+
+impl Guest for Hostile {
+    fn manifest() -> PluginManifest {
+        PluginManifest {
+            id: "hostile".into(),
+            version: "0.1.0".into(),
+            name: "Hostile".into(),
+            description: "attacks the sandbox".into(),
+            config_fields: vec![
+                field("attack", false),
+                field("baseUrl", false),
+                field("target", false),
+                field("token", true),
+            ],
+            steps: vec![Step {
+                id: "attack".into(),
+                name: "Attack".into(),
+                entities: vec![EntityType {
+                    resource_name: "Thing".into(),
+                    type_name: "hostile_thing".into(),
+                    class_name: "Resource".into(),
+                }],
+                relationships: vec![],
+                depends_on: vec![],
+            }],
+            capabilities: CAPABILITIES.into(),
+        }
+    }
+
+    fn validate() -> Result<(), StepError> {
+        Ok(())
+    }
+
+    fn disabled_steps() -> Vec<String> {
+        Vec::new()
+    }
+
+    fn run_step(_step: String) -> Result<(), StepError> {
+        let attack = get("attack");
+        attack_with(&attack).map_err(StepError::Other)
+    }
+}
+
+fn get(name: &str) -> String {
+    config::get(name).ok().flatten().unwrap_or_default()
+}
+
+/// The host's answer to a request, as text: `status N` or the error.
+fn fetch_text(req: http::Request) -> String {
+    match wit_http::fetch(&req) {
+        Ok(r) => format!("status {} ({} bytes)", r.status, r.body.len()),
+        Err(e) => corral_sdk::error::describe_http_error(&e),
+    }
+}
+
+fn emit(objects: Vec<serde_json::Value>) -> String {
+    let items: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
+    match graph::emit_entities(&items) {
+        Ok(report) => report
+            .rejected
+            .iter()
+            .map(|r| r.reason.clone())
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+fn thing(key: &str) -> serde_json::Value {
+    let e = EntityBuilder::new(key, "hostile_thing", "Resource")
+        .prop("name", "thing")
+        .build();
+    serde_json::Value::Object(e)
+}
+
+/// Recursion the optimiser cannot turn into a loop: each frame keeps a buffer on the
+/// shadow stack and uses the callee's result opaquely.
+fn recurse(depth: u64) -> u64 {
+    let pad = std::hint::black_box([depth; 64]);
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    std::hint::black_box(recurse(depth + 1)).wrapping_add(pad[(depth % 64) as usize])
+}
+
+fn attack_with(attack: &str) -> Result<(), String> {
+    let base = get("baseUrl");
+    let target = get("target");
+    let outcome = match attack {
+        "infinite-loop" => loop {
+            std::hint::black_box(0);
+        },
+        "memory-bomb" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+            }
+        }
+        "deep-recursion" => format!("{}", recurse(0)),
+        "panic" => panic!("hostile plugin panics mid-step"),
+        "fetch-outside" => fetch_text(http::get(target)),
+        "redirect" => fetch_text(http::get(format!(
+            "{base}redirect?to={}",
+            http::encode_query_value(&target)
+        ))),
+        "method" => {
+            let mut req = http::get(format!("{base}api/items"));
+            req.method = "DELETE".into();
+            fetch_text(req)
+        }
+        "secret-exfiltration" => fetch_text(http::get(format!("{base}public")).bearer("token")),
+        "secret-header" => {
+            fetch_text(http::get(format!("{base}public")).header("X-Leak", "{{secret:token}}"))
+        }
+        "read-secret" => match config::get("token") {
+            Ok(v) => format!("read {v:?}"),
+            Err(e) => format!("{e:?}"),
+        },
+        "foreign-type" => emit(vec![
+            json!({"_key": "kandji-stolen-1", "_type": "kandji_device", "_class": ["Device"], "name": "x", "displayName": "x"}),
+        ]),
+        "nested-object" => {
+            let mut t = thing("hostile-nested-1");
+            t["owner"] = json!({"name": "eve"});
+            emit(vec![t])
+        }
+        "short-key" => emit(vec![thing("123456789")]),
+        "duplicate-key" => emit(vec![thing("hostile-dup-01"), thing("hostile-dup-01")]),
+        "unknown-class" => {
+            let mut t = thing("hostile-class-1");
+            t["_class"] = json!(["Gadget"]);
+            emit(vec![t])
+        }
+        "dangling-relationship" => {
+            let r = json!({"_key": "hostile-a|has|nowhere", "_type": "hostile_thing_has_thing", "_class": "HAS",
+                "_fromEntityKey": "hostile-a-000", "_toEntityKey": "nowhere-0000", "displayName": "HAS"});
+            match graph::emit_relationships(&[r.to_string()]) {
+                Ok(report) => report
+                    .rejected
+                    .iter()
+                    .map(|r| r.reason.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Err(e) => format!("{e:?}"),
+            }
+        }
+        "big-response" => fetch_text(http::get(format!("{base}big"))),
+        "slow-drip" => {
+            fetch_text(http::get(format!("{base}drip")).timeout(std::time::Duration::from_secs(1)))
+        }
+        "log-flood" => {
+            for i in 0..100_000 {
+                log::info(&format!("flood line {i}"), &[]);
+            }
+            "flooded".into()
+        }
+        "stdout" => {
+            println!("hello from guest stdout");
+            eprintln!("hello from guest stderr");
+            "printed".into()
+        }
+        other => format!("unknown attack {other}"),
+    };
+    Err(outcome)
+}
+
+#[cfg(target_arch = "wasm32")]
+corral_sdk::export_connector!(Hostile with_types_in corral_sdk::bindings);
