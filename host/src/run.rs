@@ -249,23 +249,43 @@ impl GuestInstance {
 
     /// A clear reason for a trap: the memory cap, the deadline, or the guest's own fault.
     fn explain(&self, e: &wasmtime::Error, run: &RunContext) -> String {
-        self.store.data().drain_stdio();
-        if self.store.data().limiter.hit {
-            return format!(
+        let ctx = self.store.data();
+        ctx.drain_stdio();
+        if ctx.limiter.hit {
+            let rule = format!(
                 "memory limit of {} MiB reached",
                 run.grant.limits.memory_mib
             );
+            return limit_hit(run, &ctx.step, "memoryMiB", rule);
         }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return format!(
-                "wall-clock limit of {} s reached",
-                run.grant.limits.timeout_seconds
-            );
+            return wall_clock_hit(run, &ctx.step);
         }
         let text = format!("guest trapped: {e:#}");
         run.secrets
             .redact(crate::capabilities::log::truncate(&text, 2000))
     }
+}
+
+/// Records a limit hit (counted in `summary.json`, logged) and returns its message.
+fn limit_hit(run: &RunContext, step: &str, limit: &str, rule: String) -> String {
+    let event = Event {
+        step: step.to_string(),
+        action: "limit".into(),
+        resource: limit.to_string(),
+        rule: rule.clone(),
+    };
+    RunStats::record(&run.stats.limit_hits, event);
+    run.log.host(run, step, "error", &rule);
+    rule
+}
+
+fn wall_clock_hit(run: &RunContext, step: &str) -> String {
+    let rule = format!(
+        "wall-clock limit of {} s reached",
+        run.grant.limits.timeout_seconds
+    );
+    limit_hit(run, step, "timeoutSeconds", rule)
 }
 
 /// Runs `call` against a fresh instance, bounded by the run's deadline.
@@ -282,10 +302,7 @@ macro_rules! guest_call {
                     tokio::time::timeout(remaining + Duration::from_millis(100), $call).await
                 };
                 let result = match outcome {
-                    Err(_) => Err(format!(
-                        "wall-clock limit of {} s reached",
-                        run.grant.limits.timeout_seconds
-                    )),
+                    Err(_) => Err(wall_clock_hit(run, &g.store.data().step)),
                     Ok(Err(e)) => Err(g.explain(&e, run)),
                     Ok(Ok(v)) => Ok(v),
                 };

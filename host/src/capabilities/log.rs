@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const MAX_LINES: u64 = 20_000;
 /// Longest message or field value kept, in bytes.
 pub const MAX_LINE_BYTES: usize = 4096;
+/// Bytes of messages and fields a run may log before further lines are dropped.
+pub const MAX_TOTAL_BYTES: u64 = 8 << 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LogRecord {
@@ -28,6 +30,7 @@ pub struct LogRecord {
 #[derive(Default)]
 pub struct LogSink {
     records: Mutex<Vec<LogRecord>>,
+    bytes: AtomicU64,
     dropped: AtomicU64,
 }
 
@@ -49,8 +52,9 @@ impl LogSink {
         self.push(run, step, "info", stream, line, Vec::new());
     }
 
-    /// Keeps the line unless the run already logged `MAX_LINES`; past that, lines are
-    /// only counted (a guest provoking denials must not flood the host either).
+    /// Keeps the line unless the run already logged `MAX_LINES` lines or
+    /// `MAX_TOTAL_BYTES`; past that, lines are only counted (a guest provoking denials
+    /// must not flood the host either).
     fn push(
         &self,
         run: &RunContext,
@@ -61,7 +65,9 @@ impl LogSink {
         fields: Vec<(String, String)>,
     ) {
         let mut records = self.records.lock().unwrap();
-        if records.len() as u64 >= MAX_LINES {
+        if records.len() as u64 >= MAX_LINES
+            || self.bytes.load(Ordering::Relaxed) >= MAX_TOTAL_BYTES
+        {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -74,6 +80,13 @@ impl LogSink {
             message: clean(message),
             fields: fields.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
         };
+        let size = record.message.len()
+            + record
+                .fields
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        self.bytes.fetch_add(size as u64, Ordering::Relaxed);
         emit_tracing(&run.instance_id, &record);
         records.push(record);
     }

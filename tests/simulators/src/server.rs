@@ -123,6 +123,8 @@ struct Faults {
 
 struct Shared {
     provider: Arc<dyn Provider>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<Faults>,
 }
@@ -142,6 +144,8 @@ impl SimServer {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             provider,
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(Faults::default()),
         });
@@ -176,6 +180,13 @@ impl SimServer {
         self.shared.log.lock().unwrap().clone()
     }
 
+    /// The most requests the server was handling at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn clear_requests(&self) {
         self.shared.log.lock().unwrap().clear();
     }
@@ -199,6 +210,15 @@ impl Drop for SimServer {
 }
 
 async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = shared.in_flight.fetch_add(1, SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, SeqCst);
+    let response = answer(&shared, req).await;
+    shared.in_flight.fetch_sub(1, SeqCst);
+    response
+}
+
+async fn answer(shared: &Shared, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 16 << 20)
         .await
@@ -215,7 +235,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         headers: parts.headers,
         body,
     };
-    let (fault, delay) = take_fault(&shared, &sim_req.path);
+    let (fault, delay) = take_fault(shared, &sim_req.path);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }

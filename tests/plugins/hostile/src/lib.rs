@@ -191,6 +191,36 @@ fn attack_with(attack: &str) -> Result<(), String> {
             eprintln!("hello from guest stderr");
             "printed".into()
         }
+        "request-flood" => {
+            let mut ok = 0;
+            let mut last = String::new();
+            for _ in 0..50 {
+                match wit_http::fetch(&http::get(format!("{base}api/items"))) {
+                    Ok(_) => ok += 1,
+                    Err(e) => last = corral_sdk::error::describe_http_error(&e),
+                }
+            }
+            format!("{ok} sent; {last}")
+        }
+        "entity-flood" => {
+            let things: Vec<String> = (0..100)
+                .map(|i| thing(&format!("hostile-flood-{i:04}")).to_string())
+                .collect();
+            match graph::emit_entities(&things) {
+                Ok(r) => format!("accepted {}", r.accepted),
+                Err(e) => format!("{e:?}"),
+            }
+        }
+        "concurrency" => {
+            let reqs: Vec<http::Request> = (0..12)
+                .map(|i| http::get(format!("{base}api/items?n={i}")))
+                .collect();
+            let ok = wit_http::fetch_batch(&reqs)
+                .iter()
+                .filter(|r| r.is_ok())
+                .count();
+            format!("{ok} answered")
+        }
         other => format!("unknown attack {other}"),
     };
     Err(outcome)
