@@ -156,3 +156,104 @@ pub fn expected_kandji_keys(data: &KandjiData) -> KeysByType {
     }
     out
 }
+
+/// What the load scenario produced.
+pub struct LoadOutcome {
+    pub kandji: Vec<RunReport>,
+    pub hostile: Vec<RunReport>,
+    pub expected: KeysByType,
+}
+
+/// Attacks the load scenario mixes in beside the well-behaved runs.
+pub const LOAD_ATTACKS: &[&str] = &[
+    "infinite-loop",
+    "memory-bomb",
+    "deep-recursion",
+    "panic",
+    "fetch-outside",
+    "log-flood",
+    "big-response",
+    "foreign-type",
+    "secret-exfiltration",
+    "entity-flood",
+];
+
+/// `well_behaved` Kandji instances (20 devices each, one simulator) and `hostile` runs of
+/// the hostile plugin, all at once in one runtime.
+pub async fn load_scenario(well_behaved: usize, hostile: usize) -> LoadOutcome {
+    use corral_simulators::SimServer;
+    use corral_simulators::attack::AttackSim;
+    use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
+
+    let token = "load-test-token-value";
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed: 9,
+        devices: 20,
+        token: token.into(),
+    });
+    let server = sim.start(0).await.expect("kandji simulator");
+    let attack_server = SimServer::start(Arc::new(AttackSim), 0)
+        .await
+        .expect("attack simulator");
+    let rt = Arc::new(Runtime::with_pool(&PoolSize { instances: 200 }).expect("runtime"));
+    let kandji = rt.plugin("kandji").await.expect("kandji loads");
+    let hostile_plugin = load_component(&rt, components::get("hostile"), "hostile.wasm")
+        .await
+        .expect("hostile loads");
+
+    let url = format!("{}{API_PREFIX}", server.origin());
+    let mut good = Vec::new();
+    for n in 0..well_behaved {
+        let (rt, plugin, inst) = (
+            rt.clone(),
+            kandji.clone(),
+            kandji_instance(
+                &format!("kandji-{n}"),
+                &url,
+                ConfigValue::Text(token.into()),
+            ),
+        );
+        good.push(tokio::spawn(async move {
+            run_plugin(&rt, plugin, &inst, None).await
+        }));
+    }
+    let mut bad = Vec::new();
+    let base = format!("{}/", attack_server.origin());
+    for n in 0..hostile {
+        let attack = LOAD_ATTACKS[n % LOAD_ATTACKS.len()];
+        let mut inst = hostile_instance(
+            attack,
+            &base,
+            "https://evil.example/",
+            "hostile-load-secret",
+        );
+        inst.id = format!("hostile-{n}");
+        let (rt, plugin) = (rt.clone(), hostile_plugin.clone());
+        bad.push(tokio::spawn(async move {
+            run_plugin(&rt, plugin, &inst, None).await
+        }));
+    }
+    let mut outcome = LoadOutcome {
+        kandji: Vec::new(),
+        hostile: Vec::new(),
+        expected: expected_kandji_keys(&sim.data()),
+    };
+    for t in good {
+        outcome
+            .kandji
+            .push(t.await.expect("a run task does not panic"));
+    }
+    for t in bad {
+        outcome
+            .hostile
+            .push(t.await.expect("a run task does not panic"));
+    }
+    outcome
+}
+
+/// Peak resident set size of this process, from /proc (Linux), in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
