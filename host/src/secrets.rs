@@ -62,6 +62,37 @@ impl Secrets {
     }
 }
 
+impl Secrets {
+    /// `bytes` with every secret value replaced, for response bodies: a provider that
+    /// echoes the request (headers included) must not hand the credential to the guest.
+    pub fn redact_bytes(&self, bytes: Vec<u8>) -> Vec<u8> {
+        let mut out = bytes;
+        for v in self.values.values() {
+            let needle = v.expose().as_bytes();
+            if needle.len() < 4 || !contains(&out, needle) {
+                continue;
+            }
+            let mut replaced = Vec::with_capacity(out.len());
+            let mut i = 0;
+            while i < out.len() {
+                if out[i..].starts_with(needle) {
+                    replaced.extend_from_slice(REDACTED.as_bytes());
+                    i += needle.len();
+                } else {
+                    replaced.push(out[i]);
+                    i += 1;
+                }
+            }
+            out = replaced;
+        }
+        out
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +105,10 @@ mod tests {
         assert_eq!(
             s.redact("Bearer hunter2-secret was refused"),
             "Bearer [REDACTED] was refused"
+        );
+        assert_eq!(
+            s.redact_bytes(b"{\"auth\":\"Bearer hunter2-secret\"}".to_vec()),
+            b"{\"auth\":\"Bearer [REDACTED]\"}".to_vec()
         );
     }
 }

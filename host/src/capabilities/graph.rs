@@ -107,6 +107,20 @@ impl StepCtx {
         action: &str,
         json: &str,
     ) -> Result<(), (String, String, bool)> {
+        // A credential the guest got hold of anyway never lands in the graph.
+        let redacted;
+        let json = if self.run.secrets.redact(json) != json {
+            redacted = self.run.secrets.redact(json);
+            self.run.log.host(
+                &self.run,
+                &self.step,
+                "warn",
+                "a secret value in an emitted object was redacted",
+            );
+            redacted.as_str()
+        } else {
+            json
+        };
         let (object, header) =
             datamodel::parse_object(json).map_err(|r| (String::new(), r, false))?;
         let fail = |reason: String| (header.key.clone(), reason, false);

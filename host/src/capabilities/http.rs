@@ -331,7 +331,7 @@ impl Call<'_> {
             return Err(self.too_large(url, max));
         }
         let status = resp.status().as_u16();
-        let headers = resp
+        let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
             .map(|(k, v)| {
@@ -352,10 +352,15 @@ impl Call<'_> {
             }
             body.extend_from_slice(&chunk);
         }
+        let secrets = &self.run.secrets;
+        let headers = headers
+            .into_iter()
+            .map(|(k, v): (String, String)| (k, secrets.redact(&v)))
+            .collect();
         Ok(Response {
             status,
             headers,
-            body,
+            body: secrets.redact_bytes(body),
             url: url.to_string(),
         })
     }

@@ -89,6 +89,7 @@ fn expectations(attack_port: u16) -> Vec<(&'static str, String, String)> {
         e("slow-drip", "", "timeout:"),
         e("log-flood", "", "flooded"),
         e("stdout", "", "printed"),
+        e("echo-secret", "", "\"authorization\":\"Bearer [REDACTED]\""),
     ]
 }
 
@@ -214,6 +215,13 @@ async fn every_attack_is_contained_and_kandji_stays_exact() {
     assert!(seen.iter().any(|r| r.target.starts_with("/redirect")));
     // The big response was cut while streaming.
     assert_eq!(by_attack("big-response").limit_hits.len(), 1);
+    // A provider echoing the credential back hands the guest only `[REDACTED]`.
+    let echo = by_attack("echo-secret");
+    let stored = &echo.graph.entities[0].object["echoed"];
+    assert!(
+        stored.as_str().unwrap().contains("Bearer [REDACTED]"),
+        "{stored}"
+    );
     // Log flooding is capped, and counted.
     let flood = by_attack("log-flood");
     assert_eq!(flood.log.len() as u64, MAX_LINES);

@@ -33,6 +33,15 @@ impl Provider for AttackSim {
                 delay: Duration::from_millis(500),
             }),
             "/public" => ok(json!({ "public": true })),
+            // Echoes the request headers back, as some APIs' debug endpoints do.
+            "/api/echo" => {
+                let headers: serde_json::Map<String, serde_json::Value> = req
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+                    .collect();
+                ok(json!({ "headers": headers }))
+            }
             _ => ok(json!([])),
         }
     }

@@ -191,6 +191,16 @@ fn attack_with(attack: &str) -> Result<(), String> {
             eprintln!("hello from guest stderr");
             "printed".into()
         }
+        "echo-secret" => {
+            let req = http::get(format!("{base}api/echo")).bearer("token");
+            let body = match wit_http::fetch(&req) {
+                Ok(r) => String::from_utf8_lossy(&r.body).into_owned(),
+                Err(e) => corral_sdk::error::describe_http_error(&e),
+            };
+            let mut t = thing("hostile-echo-01");
+            t["echoed"] = json!(body.clone());
+            format!("{body} | {}", emit(vec![t]))
+        }
         "request-flood" => {
             let mut ok = 0;
             let mut last = String::new();
