@@ -66,27 +66,29 @@ impl Secrets {
     /// `bytes` with every secret value replaced, for response bodies: a provider that
     /// echoes the request (headers included) must not hand the credential to the guest.
     pub fn redact_bytes(&self, bytes: Vec<u8>) -> Vec<u8> {
-        let mut out = bytes;
-        for v in self.values.values() {
-            let needle = v.expose().as_bytes();
-            if needle.len() < 4 || !contains(&out, needle) {
-                continue;
-            }
-            let mut replaced = Vec::with_capacity(out.len());
-            let mut i = 0;
-            while i < out.len() {
-                if out[i..].starts_with(needle) {
-                    replaced.extend_from_slice(REDACTED.as_bytes());
-                    i += needle.len();
-                } else {
-                    replaced.push(out[i]);
-                    i += 1;
-                }
-            }
-            out = replaced;
-        }
-        out
+        self.values
+            .values()
+            .fold(bytes, |b, v| replace_all(b, v.expose().as_bytes()))
     }
+}
+
+/// `bytes` with every occurrence of `needle` (4 bytes or longer) replaced by `[REDACTED]`.
+pub fn replace_all(bytes: Vec<u8>, needle: &[u8]) -> Vec<u8> {
+    if needle.len() < 4 || !contains(&bytes, needle) {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(needle) {
+            out.extend_from_slice(REDACTED.as_bytes());
+            i += needle.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

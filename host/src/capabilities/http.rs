@@ -124,10 +124,11 @@ impl Call<'_> {
         let mut method_now = method;
         let mut body = req.body.clone();
         for _hop in 0..=MAX_REDIRECTS {
-            let headers = self.authorize(&method_now, &url, &req)?;
+            let (headers, sent_secrets) = self.authorize(&method_now, &url, &req)?;
             let resp = self
                 .send(&method_now, &url, headers, body.clone(), req.timeout_ms)
                 .await?;
+            let resp = redact_sent(resp, &sent_secrets);
             let Some(next) = redirect_target(&resp, &url) else {
                 return Ok(resp);
             };
@@ -146,13 +147,15 @@ impl Call<'_> {
         )))
     }
 
-    /// The policy check for one hop, then the headers with secrets substituted.
+    /// The policy check for one hop, then the headers with secrets substituted, and the
+    /// header values that carry a secret (to scrub from the answer: a provider echoing
+    /// `Basic <base64>` back would otherwise hand the guest a decodable credential).
     fn authorize(
         &self,
         method: &reqwest::Method,
         url: &Url,
         req: &Request,
-    ) -> Result<HeaderMap, HttpError> {
+    ) -> Result<(HeaderMap, Vec<String>), HttpError> {
         let action = format!("http:{method}");
         let ctx = Context::http(method.as_str(), url);
         let decision = self.run.grant.check(&action, url.as_str(), &ctx);
@@ -161,6 +164,7 @@ impl Call<'_> {
         }
         self.check_address(&action, url, &decision.allowing)?;
         let mut headers = HeaderMap::new();
+        let mut sent_secrets = Vec::new();
         for (name, value) in &req.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::Invalid(format!("invalid header name {name:?}")))?;
@@ -169,17 +173,19 @@ impl Call<'_> {
                     "the Host header is set by the host from the URL".into(),
                 ));
             }
-            let value = self.substitute(value, url, &ctx)?;
-            headers.append(name, header_value(&value)?);
+            let substituted = self.substitute(value, url, &ctx)?;
+            if &substituted != value {
+                sent_secrets.push(substituted.clone());
+            }
+            headers.append(name, header_value(&substituted)?);
         }
         match &req.auth {
             Auth::None => {}
             Auth::Bearer(secret) => {
                 let token = self.secret(secret, url, &ctx)?;
-                headers.insert(
-                    reqwest::header::AUTHORIZATION,
-                    header_value(&format!("Bearer {token}"))?,
-                );
+                let value = format!("Bearer {token}");
+                headers.insert(reqwest::header::AUTHORIZATION, header_value(&value)?);
+                sent_secrets.push(value);
             }
             Auth::Basic(b) => {
                 let password = self.secret(&b.password_secret, url, &ctx)?;
@@ -188,9 +194,10 @@ impl Call<'_> {
                     reqwest::header::AUTHORIZATION,
                     header_value(&format!("Basic {encoded}"))?,
                 );
+                sent_secrets.push(encoded);
             }
         }
-        Ok(headers)
+        Ok((headers, sent_secrets))
     }
 
     /// Refuses an IP literal in a restricted range (and `localhost`) unless private
@@ -414,6 +421,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// The response with every secret-bearing header value this hop sent scrubbed out.
+fn redact_sent(mut resp: Response, sent: &[String]) -> Response {
+    for value in sent {
+        resp.body = crate::secrets::replace_all(std::mem::take(&mut resp.body), value.as_bytes());
+        for (_, v) in resp.headers.iter_mut() {
+            if value.len() >= 4 && v.contains(value.as_str()) {
+                *v = v.replace(value.as_str(), crate::secrets::REDACTED);
+            }
+        }
+    }
+    resp
 }
 
 fn parse_method(m: &str) -> Result<reqwest::Method, HttpError> {

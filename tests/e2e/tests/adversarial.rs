@@ -90,6 +90,7 @@ fn expectations(attack_port: u16) -> Vec<(&'static str, String, String)> {
         e("log-flood", "", "flooded"),
         e("stdout", "", "printed"),
         e("echo-secret", "", "\"authorization\":\"Bearer [REDACTED]\""),
+        e("echo-basic", "", "\"authorization\":\"Basic [REDACTED]\""),
     ]
 }
 

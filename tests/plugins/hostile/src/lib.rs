@@ -201,6 +201,17 @@ fn attack_with(attack: &str) -> Result<(), String> {
             t["echoed"] = json!(body.clone());
             format!("{body} | {}", emit(vec![t]))
         }
+        "echo-basic" => {
+            let mut req = http::get(format!("{base}api/echo"));
+            req.auth = http::Auth::Basic(http::BasicAuth {
+                username: "user".into(),
+                password_secret: "token".into(),
+            });
+            match wit_http::fetch(&req) {
+                Ok(r) => String::from_utf8_lossy(&r.body).into_owned(),
+                Err(e) => corral_sdk::error::describe_http_error(&e),
+            }
+        }
         "request-flood" => {
             let mut ok = 0;
             let mut last = String::new();
