@@ -414,3 +414,74 @@ async fn plugin_dir_overrides_first_party_and_refuses_bad_files() {
     let m: Value = serde_json::from_slice(&inspect().await.stdout).unwrap();
     assert_eq!(m["source"], copy.display().to_string());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_explain_and_check_for_the_demo_instance() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/corral.toml");
+    let result = corral(
+        &[
+            "policy",
+            "explain",
+            "--config",
+            config,
+            "--instance",
+            "kandji-prod",
+        ],
+        None,
+    )
+    .await;
+    let out = text(&result.stdout);
+    assert!(result.status.success(), "{}", text(&result.stderr));
+    for line in [
+        "instance kandji-prod runs plugin kandji 0.1.0",
+        "  - HTTP GET to https://acme.api.kandji.io/api/v1/*",
+        "  - use the secret accessToken, only when the request URL matches https://acme.api.kandji.io/api/v1/*",
+        "  - emit entities, emit relationships, read back entities of type kandji_*",
+        "  - any HTTP method to http://169.254.169.254/*",
+        "  request rate         50 per second",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+
+    let check = |args: Vec<&'static str>| async move {
+        let mut all = vec![
+            "policy",
+            "check",
+            "--config",
+            config,
+            "--instance",
+            "kandji-prod",
+        ];
+        all.extend(args);
+        corral(&all, None).await
+    };
+    let allowed = check(vec![
+        "http:GET",
+        "https://acme.api.kandji.io/api/v1/devices",
+    ])
+    .await;
+    assert_eq!(allowed.status.code(), Some(0));
+    assert!(
+        text(&allowed.stdout)
+            .contains("allow: http:GET https://acme.api.kandji.io/api/v1/devices: "),
+        "{}",
+        text(&allowed.stdout)
+    );
+    let denied = check(vec![
+        "http:POST",
+        "https://acme.api.kandji.io/api/v1/devices",
+    ])
+    .await;
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(text(&denied.stdout).contains(
+        "deny: http:POST https://acme.api.kandji.io/api/v1/devices: not requested by the plugin"
+    ));
+    let secret = check(vec![
+        "secret:Use",
+        "secret:accessToken",
+        "--url",
+        "https://evil.example/",
+    ])
+    .await;
+    assert_eq!(secret.status.code(), Some(1));
+}
