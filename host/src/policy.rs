@@ -764,6 +764,56 @@ mod tests {
     }
 
     #[test]
+    fn graph_conditions_and_string_equals() {
+        let p = Policy::parse(
+            r#"{"permissions":[
+                {"effect":"ALLOW","actions":["graph:EmitEntity"],"resources":["type:*"],
+                 "condition":{"stringLike":{"graph:type":"acme_*"},"stringEquals":{"graph:class":["Device","User"]}}},
+                {"effect":"ALLOW","actions":["http:*"],"resources":["https://*"],
+                 "condition":{"stringEquals":{"http:method":"GET"}}}]}"#,
+            "c.json",
+            &cfg(),
+        )
+        .unwrap();
+        let g = |t: &str, c: &str| {
+            Context::default()
+                .with("graph:type", t)
+                .with("graph:class", c)
+        };
+        assert!(
+            p.evaluate(
+                "graph:EmitEntity",
+                "type:acme_laptop",
+                &g("acme_laptop", "Device")
+            )
+            .allowed
+        );
+        assert!(
+            !p.evaluate(
+                "graph:EmitEntity",
+                "type:acme_laptop",
+                &g("acme_laptop", "Host")
+            )
+            .allowed
+        );
+        assert!(
+            !p.evaluate(
+                "graph:EmitEntity",
+                "type:other_laptop",
+                &g("other_laptop", "Device")
+            )
+            .allowed
+        );
+        assert!(
+            !p.evaluate("graph:EmitEntity", "type:acme_laptop", &Context::default())
+                .allowed,
+            "a missing key fails the condition"
+        );
+        assert!(http(&p, "GET", "https://x.example/").allowed);
+        assert!(!http(&p, "DELETE", "https://x.example/").allowed);
+    }
+
+    #[test]
     fn host_globs_do_not_cross_into_paths() {
         assert!(url_match(
             "https://*.example.com/*",

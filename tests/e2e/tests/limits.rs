@@ -101,3 +101,23 @@ async fn response_size_is_enforced_while_streaming() {
         "maxResponseBytes limit of 65536 reached"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_rate_is_held_to_the_token_bucket() {
+    let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+    // 12 requests at once, 4 a second with a burst of 4: the last cannot leave before
+    // 8 more tokens have been earned, 2 s after the first.
+    let r = attack(
+        &server,
+        "concurrency",
+        r#""requestsPerSecond": 4, "maxConcurrentRequests": 12"#,
+    )
+    .await;
+    assert_eq!(step_error(&r), "12 answered");
+    let times: Vec<Duration> = server.requests().iter().map(|q| q.at).collect();
+    let spread = *times.iter().max().unwrap() - *times.iter().min().unwrap();
+    assert!(
+        spread >= Duration::from_millis(1900),
+        "12 requests in {spread:?}"
+    );
+}

@@ -113,6 +113,8 @@ pub struct LoggedRequest {
     pub status: u16,
     /// Whether the status came from an injected fault.
     pub injected: bool,
+    /// When it arrived, counted from the server's start.
+    pub at: Duration,
 }
 
 #[derive(Default)]
@@ -123,6 +125,7 @@ struct Faults {
 
 struct Shared {
     provider: Arc<dyn Provider>,
+    started: std::time::Instant,
     in_flight: std::sync::atomic::AtomicUsize,
     max_in_flight: std::sync::atomic::AtomicUsize,
     log: Mutex<Vec<LoggedRequest>>,
@@ -144,6 +147,7 @@ impl SimServer {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             provider,
+            started: std::time::Instant::now(),
             in_flight: Default::default(),
             max_in_flight: Default::default(),
             log: Mutex::new(Vec::new()),
@@ -219,6 +223,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 async fn answer(shared: &Shared, req: Request) -> Response {
+    let at = shared.started.elapsed();
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 16 << 20)
         .await
@@ -250,6 +255,7 @@ async fn answer(shared: &Shared, req: Request) -> Response {
         target,
         status: response.status,
         injected,
+        at,
     });
     into_axum(response)
 }
