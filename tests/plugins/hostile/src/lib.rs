@@ -87,7 +87,12 @@ fn fetch_text(req: http::Request) -> String {
 
 fn emit(objects: Vec<serde_json::Value>) -> String {
     let items: Vec<String> = objects.iter().map(|o| o.to_string()).collect();
-    match graph::emit_entities(&items) {
+    reasons(graph::emit_entities(&items))
+}
+
+/// The host's reasons for refusing objects of a batch, or its error.
+fn reasons(outcome: Result<graph::EmitReport, graph::GraphError>) -> String {
+    match outcome {
         Ok(report) => report
             .rejected
             .iter()
@@ -166,15 +171,7 @@ fn attack_with(attack: &str) -> Result<(), String> {
         "dangling-relationship" => {
             let r = json!({"_key": "hostile-a|has|nowhere", "_type": "hostile_thing_has_thing", "_class": "HAS",
                 "_fromEntityKey": "hostile-a-000", "_toEntityKey": "nowhere-0000", "displayName": "HAS"});
-            match graph::emit_relationships(&[r.to_string()]) {
-                Ok(report) => report
-                    .rejected
-                    .iter()
-                    .map(|r| r.reason.clone())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                Err(e) => format!("{e:?}"),
-            }
+            reasons(graph::emit_relationships(&[r.to_string()]))
         }
         "big-response" => fetch_text(http::get(format!("{base}big"))),
         "slow-drip" => {
