@@ -97,6 +97,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    pub fn mapped_types(&self) -> BTreeSet<String> {
+        self.steps
+            .iter()
+            .flat_map(|s| &s.relationships)
+            .filter(|r| r.mapped)
+            .map(|r| r.type_name.clone())
+            .collect()
+    }
+
     pub fn secret_fields(&self) -> BTreeSet<String> {
         self.config_fields
             .iter()

@@ -618,7 +618,19 @@ pub fn url_match(pattern: &str, url: &str) -> bool {
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    authority_ok && path.is_none_or(|p| glob_match(p, &target))
+    // Repeated slashes in a pattern's path read as one, so a templated base URL with a
+    // trailing slash (`{{config.serverUrl}}/api/*` with `https://h/`) still means `/api/*`.
+    authority_ok && path.is_none_or(|p| glob_match(&collapse_slashes(p), &target))
+}
+
+fn collapse_slashes(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn split_host_port(authority: &str) -> (&str, Option<&str>) {
@@ -829,6 +841,14 @@ mod tests {
         ));
         assert!(url_match("http://*", "http://127.0.0.1:8080/anything"));
         assert!(url_match("http://[::1]:8080/*", "http://[::1]:8080/a"));
+        assert!(url_match(
+            "https://h.example//api/*",
+            "https://h.example/api/x"
+        ));
+        assert!(!url_match(
+            "https://h.example//api/*",
+            "https://h.example/other"
+        ));
     }
 
     #[test]

@@ -356,6 +356,7 @@ fn new_context(
         secrets,
         config,
         secret_fields,
+        mapped_types: BTreeSet::new(),
         graph: Default::default(),
         log: LogSink::default(),
         stats: RunStats::default(),
@@ -369,7 +370,7 @@ pub async fn run_instance(inst: &ResolvedInstance, hosts: StaticHosts) -> RunRep
     let started = Instant::now();
     let started_at_ms = now_ms();
     let m = &inst.plugin.manifest;
-    let run = Arc::new(new_context(
+    let mut context = new_context(
         &inst.id,
         &inst.name,
         inst.grant.clone(),
@@ -377,7 +378,9 @@ pub async fn run_instance(inst: &ResolvedInstance, hosts: StaticHosts) -> RunRep
         inst.config.clone(),
         m.secret_fields(),
         hosts,
-    ));
+    );
+    context.mapped_types = m.mapped_types();
+    let run = Arc::new(context);
     let pre = &inst.plugin.pre;
     let validation = guest_call!(pre, &run, "validate", |p, s| p
         .corral_integration_connector()

@@ -161,7 +161,9 @@ impl StepCtx {
                 true,
             ));
         }
-        if kind == Kind::Relationship && !object.contains_key("_mapping") {
+        if let Some(mapping) = object.get("_mapping") {
+            check_mapping(mapping, &header, &self.run.mapped_types, &graph).map_err(fail)?;
+        } else if kind == Kind::Relationship {
             for end in ["_fromEntityKey", "_toEntityKey"] {
                 let k = object[end].as_str().unwrap_or_default();
                 if graph.entity(k).is_none() {
@@ -204,6 +206,35 @@ impl StepCtx {
             decision.rule
         )))
     }
+}
+
+/// A mapped relationship: a type the manifest declares mapped, a source in this run,
+/// and a target described by a class.
+fn check_mapping(
+    mapping: &Value,
+    header: &Header,
+    declared: &std::collections::BTreeSet<String>,
+    graph: &GraphStore,
+) -> Result<(), String> {
+    if !declared.contains(&header.type_name) {
+        return Err(format!(
+            "{} is not declared as a mapped relationship in the manifest",
+            header.type_name
+        ));
+    }
+    let source = mapping
+        .get("sourceEntityKey")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if graph.entity(source).is_none() {
+        return Err(format!(
+            "_mapping.sourceEntityKey {source:?} names no entity of this run"
+        ));
+    }
+    if mapping.pointer("/targetEntity/_class").is_none() {
+        return Err("_mapping.targetEntity must name a _class".into());
+    }
+    Ok(())
 }
 
 fn graph_context(h: &Header) -> Context {

@@ -37,6 +37,9 @@ pub struct RunContext {
     pub config: BTreeMap<String, String>,
     /// Fields the manifest declares secret (readable only by reference).
     pub secret_fields: BTreeSet<String>,
+    /// Relationship `_type`s the manifest declares as mapped (the only ones that may
+    /// carry a `_mapping` instead of two ends in the run).
+    pub mapped_types: BTreeSet<String>,
     pub http: HttpCapability,
     pub graph: Mutex<GraphStore>,
     pub log: LogSink,

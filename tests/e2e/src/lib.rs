@@ -19,20 +19,32 @@ pub fn runtime() -> Runtime {
     Runtime::with_pool(&PoolSize { instances: 16 }).expect("runtime")
 }
 
-pub fn kandji_instance(id: &str, api_url: &str, token: ConfigValue) -> InstanceConfig {
+/// An instance of `plugin` with these config values.
+pub fn plugin_instance(id: &str, plugin: &str, config: Vec<(&str, ConfigValue)>) -> InstanceConfig {
     InstanceConfig {
         id: id.into(),
         name: format!("{id} name"),
         description: None,
-        plugin: "kandji".into(),
+        plugin: plugin.into(),
         policy: None,
         polling_interval: PollingInterval::Disabled,
         tag_account_name: false,
-        config: BTreeMap::from([
-            ("apiUrl".into(), ConfigValue::Text(api_url.into())),
-            ("accessToken".into(), token),
-        ]),
+        config: config
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
     }
+}
+
+pub fn kandji_instance(id: &str, api_url: &str, token: ConfigValue) -> InstanceConfig {
+    plugin_instance(
+        id,
+        "kandji",
+        vec![
+            ("apiUrl", ConfigValue::Text(api_url.into())),
+            ("accessToken", token),
+        ],
+    )
 }
 
 /// The adversarial test plugins, built by this crate's build script.

@@ -1,3 +1,5 @@
+#![recursion_limit = "256"]
+
 //! Provider API simulators on loopback: deterministic data from a seed and a size, the
 //! providers' real paths and pagination, auth checks, and fault injection.
 //!
@@ -7,6 +9,7 @@
 pub mod attack;
 pub mod kandji;
 pub mod rng;
+pub mod sentinelone;
 pub mod server;
 
 pub use server::{Drip, FaultRule, LoggedRequest, SimServer};

@@ -1,0 +1,420 @@
+//! SentinelOne API objects to JupiterOne entities and relationships (the reference
+//! integration graph-sentinelone at 4c0e4d5; deviations in this crate's README).
+
+use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
+use corral_sdk::time::parse_epoch_ms;
+use serde_json::{Map, Value, json};
+
+pub const ACCOUNT_TYPE: &str = "sentinelone_account";
+pub const GROUP_TYPE: &str = "sentinelone_group";
+pub const AGENT_TYPE: &str = "sentinelone_agent";
+pub const PROTECTS_TYPE: &str = "sentinelone_agent_protects_device";
+
+pub fn account_key(instance_id: &str) -> String {
+    format!("sentinelone_account-{instance_id}")
+}
+
+pub fn group_key(id: &str) -> String {
+    format!("sentinelone_group-id-{id}")
+}
+
+pub fn agent_key(id: &str) -> String {
+    format!("sentinelone_agent-id-{id}")
+}
+
+pub fn account_entity(instance_id: &str, instance_name: &str) -> Object {
+    EntityBuilder::new(account_key(instance_id), ACCOUNT_TYPE, "Account")
+        .prop("name", instance_name)
+        .prop("displayName", instance_name)
+        .prop("vendor", "SentinelOne")
+        .build()
+}
+
+fn text(v: &Value, f: &str) -> Option<String> {
+    match v.get(f) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A JavaScript template of a raw field: `undefined` or `null` print as such.
+fn js_text(v: &Value, f: &str) -> String {
+    match v.get(f) {
+        None => "undefined".into(),
+        Some(Value::Null) => "null".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A primitive or flat array, as the data model allows; `null` is kept.
+fn scalar(v: Option<&Value>) -> Option<Value> {
+    match v? {
+        Value::Object(_) => None,
+        Value::Array(items)
+            if items
+                .iter()
+                .any(|i| i.is_object() || i.is_array() || i.is_null()) =>
+        {
+            None
+        }
+        other => Some(other.clone()),
+    }
+}
+
+fn ms(v: &Value, f: &str) -> Option<i64> {
+    v.get(f).and_then(Value::as_str).and_then(parse_epoch_ms)
+}
+
+const GROUP_FIELDS: &[&str] = &[
+    "inherits",
+    "creator",
+    "filterName",
+    "totalAgents",
+    "filterId",
+    "rank",
+    "siteId",
+    "isDefault",
+    "creatorId",
+    "type",
+];
+
+pub fn group_entity(g: &Value) -> Option<Object> {
+    let id = text(g, "id")?;
+    let name = text(g, "name")
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| id.clone());
+    let mut e = EntityBuilder::new(group_key(&id), GROUP_TYPE, "Group")
+        .prop("id", id.clone())
+        .prop("name", name)
+        .prop(
+            "displayName",
+            format!("{} {}", js_text(g, "name"), js_text(g, "type")),
+        );
+    for f in GROUP_FIELDS {
+        e = e.opt(f, scalar(g.get(*f)));
+    }
+    for (at, on) in [("createdAt", "createdOn"), ("updatedAt", "updatedOn")] {
+        e = e.opt(at, ms(g, at)).opt(on, ms(g, at));
+    }
+    Some(e.raw_data(without(g, &["registrationToken"])).build())
+}
+
+const AGENT_FIELDS: &[&str] = &[
+    "domain",
+    "appsVulnerabilityStatus",
+    "siteName",
+    "coreCount",
+    "totalMemory",
+    "inRemoteShellSession",
+    "osArch",
+    "allowRemoteShell",
+    "scanStatus",
+    "consoleMigrationStatus",
+    "osType",
+    "externalIp",
+    "computerName",
+    "modelName",
+    "uuid",
+    "encryptedApplications",
+    "adComputerDistinguishedName",
+    "osUsername",
+    "groupName",
+    "cpuId",
+    "machineType",
+    "groupIp",
+    "osRevision",
+    "siteId",
+    "isPendingUninstall",
+    "groupId",
+    "isActive",
+    "agentVersion",
+    "networkStatus",
+    "lastLoggedInUserName",
+    "osName",
+    "mitigationMode",
+    "cpuCount",
+    "isUninstalled",
+    "isUpToDate",
+    "mitigationModeSuspicious",
+    "isDecommissioned",
+    "missingPermissions",
+];
+
+const TIME_PAIRS: &[(&str, &str)] = &[
+    ("createdAt", "createdOn"),
+    ("updatedAt", "updatedOn"),
+    ("policyUpdatedAt", "policyUpdatedOn"),
+    ("registeredAt", "registeredOn"),
+    ("groupUpdatedAt", "groupUpdatedOn"),
+    ("scanAbortedAt", "scanAbortedOn"),
+    ("scanStartedAt", "scanStartedOn"),
+    ("scanFinishedAt", "scanFinishedOn"),
+];
+
+/// The agent entity and, when `tags` is missing, a warning to log.
+pub fn agent_entity(d: &Value) -> Option<(Object, Option<String>)> {
+    let id = text(d, "id")?;
+    let computer = text(d, "computerName").filter(|n| !n.is_empty());
+    let name = computer.clone().unwrap_or_else(|| id.clone());
+    let mut e = EntityBuilder::new(agent_key(&id), AGENT_TYPE, "HostAgent")
+        .prop("id", id.clone())
+        .prop("function", "anti-malware")
+        .prop("name", name.clone())
+        .prop("displayName", computer.unwrap_or(name));
+    for f in AGENT_FIELDS {
+        e = e.opt(f, scalar(d.get(*f)));
+    }
+    e = e
+        .opt("infected", scalar(d.get("infected")))
+        .opt("isInfected", scalar(d.get("infected")))
+        .opt("activeThreats", scalar(d.get("activeThreats")))
+        .opt("activeThreatsCount", scalar(d.get("activeThreats")))
+        .opt("serial", scalar(d.get("serialNumber")));
+    for (at, on) in TIME_PAIRS {
+        // The `…At` names are deprecated twins holding the same epoch ms; the data model
+        // wants only `…On` as times, so the twins are kept under their reference names.
+        e = e.opt(at, ms(d, at)).opt(on, ms(d, at));
+    }
+    e = e
+        .opt("osStartTime", ms(d, "osStartTime"))
+        .opt("lastActiveDate", ms(d, "lastActiveDate"))
+        .prop(
+            "lastSeenOn",
+            ms(d, "lastActiveDate").map_or(Value::Null, Value::from),
+        );
+    let macs = mac_addresses(d.get("networkInterfaces"));
+    e = e
+        .prop("macAddress", macs.clone())
+        .prop("macAddresses", macs);
+    let mut entity = e.raw_data(without(d, &["licenseKey", "tags"])).build();
+    let warning = apply_tags(&mut entity, d.get("tags"));
+    Some((entity, warning))
+}
+
+/// `tag.<key>` properties, the `tags` list, and the `name`/`owner`/`email`/
+/// `classification` overrides, as the reference applies them.
+fn apply_tags(e: &mut Object, tags: Option<&Value>) -> Option<String> {
+    let Some(tags) = tags.filter(|t| t.is_object()) else {
+        return Some("agent has no tags object; no tags applied".into());
+    };
+    let list = tags
+        .get("sentinelone")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut flags: Vec<Value> = Vec::new();
+    for t in &list {
+        let (Some(key), Some(value)) = (
+            t.get("key").and_then(Value::as_str),
+            t.get("value").filter(|v| !v.is_null()),
+        ) else {
+            continue;
+        };
+        let raw = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        e.insert(format!("tag.{key}"), parse_tag_value(&raw));
+        if raw.is_empty() || raw.eq_ignore_ascii_case("true") {
+            flags.push(key.into());
+        }
+        if key.eq_ignore_ascii_case("name") && !raw.is_empty() {
+            e.insert("displayName".into(), raw.clone().into());
+        }
+        if matches!(key, "owner" | "email" | "classification") {
+            e.insert(key.into(), raw.to_lowercase().into());
+        }
+    }
+    if !flags.is_empty() {
+        e.insert("tags".into(), Value::Array(flags));
+    }
+    None
+}
+
+fn parse_tag_value(v: &str) -> Value {
+    match v {
+        "true" => true.into(),
+        "false" => false.into(),
+        d if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
+            d.parse::<i64>().map_or(Value::from(d), Value::from)
+        }
+        other => other.into(),
+    }
+}
+
+/// MACs of interfaces with a public address, then their gateways' MACs, de-duplicated in
+/// interface order.
+pub fn mac_addresses(interfaces: Option<&Value>) -> Vec<Value> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |m: &str| {
+        if !out.iter().any(|x| x == m) {
+            out.push(m.to_string());
+        }
+    };
+    for nic in interfaces.and_then(Value::as_array).into_iter().flatten() {
+        let ips = ["inet", "inet6"]
+            .iter()
+            .flat_map(|f| nic.get(*f).and_then(Value::as_array).into_iter().flatten())
+            .filter_map(Value::as_str);
+        let has_public = ips.clone().any(|ip| !is_private_ip(ip));
+        if let Some(mac) = nic.get("physical").and_then(Value::as_str)
+            && has_public
+            && !is_zero_mac(mac)
+        {
+            push(mac);
+        }
+        let gateway_ip = nic
+            .get("gatewayIp")
+            .and_then(Value::as_str)
+            .is_some_and(|g| !g.is_empty());
+        if let Some(gw) = nic.get("gatewayMacAddress").and_then(Value::as_str)
+            && gateway_ip
+            && !gw.is_empty()
+            && !is_zero_mac(gw)
+        {
+            push(gw);
+        }
+    }
+    out.into_iter().map(Value::from).collect()
+}
+
+fn is_zero_mac(m: &str) -> bool {
+    m.split(':').all(|p| p.chars().all(|c| c == '0'))
+}
+
+/// The reference's private-address patterns: anchored IPv4 ranges and lower-case IPv6
+/// prefixes (so `FE80::1` counts as public, as in the reference).
+pub fn is_private_ip(ip: &str) -> bool {
+    if let Some(octets) = dotted_quad(ip) {
+        return match octets {
+            [10, ..] | [127, ..] => true,
+            [172, b, ..] => (16..=31).contains(&b),
+            [192, 168, ..] | [169, 254, ..] => true,
+            _ => false,
+        };
+    }
+    let hex2 = |s: &str| {
+        s.len() >= 3
+            && s.as_bytes()[..2].iter().all(|b| b.is_ascii_hexdigit())
+            && s.as_bytes()[2] == b':'
+    };
+    let hex1 =
+        |s: &str| s.len() >= 2 && s.as_bytes()[0].is_ascii_hexdigit() && s.as_bytes()[1] == b':';
+    ip == "::1"
+        || ["fc00::", "fd00::", "fe80::"]
+            .iter()
+            .any(|p| ip.starts_with(p))
+        || ["fc", "fd"]
+            .iter()
+            .any(|p| ip.strip_prefix(p).is_some_and(hex2))
+        || ["fe8", "fe9", "fea", "feb"]
+            .iter()
+            .any(|p| ip.strip_prefix(p).is_some_and(hex1))
+}
+
+fn dotted_quad(ip: &str) -> Option<[u16; 4]> {
+    let parts: Vec<&str> = ip.split('.').collect();
+    if parts.len() != 4
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let mut out = [0u16; 4];
+    for (o, p) in out.iter_mut().zip(parts) {
+        *o = p.parse().ok()?;
+    }
+    Some(out)
+}
+
+fn without(v: &Value, drop: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !drop.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Map<_, _>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+pub fn account_group(account: &str, group: &str) -> Object {
+    RelationshipBuilder::direct(
+        "HAS",
+        End {
+            key: account,
+            entity_type: ACCOUNT_TYPE,
+        },
+        End {
+            key: group,
+            entity_type: GROUP_TYPE,
+        },
+    )
+    .build()
+}
+
+pub fn group_agent(group: &str, agent: &str) -> Object {
+    RelationshipBuilder::direct(
+        "HAS",
+        End {
+            key: group,
+            entity_type: GROUP_TYPE,
+        },
+        End {
+            key: agent,
+            entity_type: AGENT_TYPE,
+        },
+    )
+    .build()
+}
+
+/// The agent PROTECTS the device it runs on, matched by serial, then hostname, then MAC
+/// (JupiterOne's mapped-relationship form; the device is never created from here).
+pub fn protects_device(agent: &Object) -> Option<Object> {
+    let key = agent.get("_key")?.as_str()?;
+    let mut target = Map::new();
+    target.insert("_class".into(), "Device".into());
+    let mut filters = Vec::new();
+    let serial = agent
+        .get("serial")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let host = agent
+        .get("computerName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty());
+    let mac = agent
+        .get("macAddresses")
+        .and_then(Value::as_array)
+        .and_then(|m| m.first())
+        .and_then(Value::as_str);
+    for (prop, value) in [("serial", serial), ("hostname", host), ("macAddress", mac)] {
+        if let Some(v) = value {
+            target.insert(prop.into(), v.into());
+            filters.push(json!(["_class", prop]));
+        }
+    }
+    if filters.is_empty() {
+        return None;
+    }
+    let mut r = Object::new();
+    r.insert("_key".into(), format!("{key}|protects|device").into());
+    r.insert("_type".into(), PROTECTS_TYPE.into());
+    r.insert("_class".into(), "PROTECTS".into());
+    r.insert("displayName".into(), "PROTECTS".into());
+    r.insert(
+        "_mapping".into(),
+        json!({
+            "relationshipDirection": "FORWARD",
+            "sourceEntityKey": key,
+            "targetFilterKeys": filters,
+            "targetEntity": target,
+            "skipTargetCreation": true,
+        }),
+    );
+    Some(r)
+}

@@ -1,0 +1,167 @@
+//! The steps' I/O: cursor-paged lists through the host, entities out through the graph.
+
+use crate::convert;
+use crate::manifest::{FETCH_ACCOUNT, FETCH_AGENTS, FETCH_GROUPS};
+use corral_sdk::config;
+use corral_sdk::graph::{self, Emitter};
+use corral_sdk::http::{self, Request, RequestExt, ResponseExt, Retry};
+use corral_sdk::serde_json::Value;
+use corral_sdk::{Error, Result, log};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const PAGE: usize = 100;
+
+fn missing_config() -> Error {
+    Error::Config("Config requires all of {serverUrl, apiToken}".into())
+}
+
+/// `serverUrl + /web/api/v2.1`, without the double slash a trailing `/` would give.
+fn api_base() -> Result<String> {
+    let url = config::get("serverUrl")
+        .ok()
+        .flatten()
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(missing_config)?;
+    Ok(format!("{}/web/api/v2.1", url.trim_end_matches('/')))
+}
+
+fn get(url: String) -> Request {
+    http::get(url).header("Authorization", "ApiToken {{secret:apiToken}}")
+}
+
+/// 429 and 5xx retried with backoff, at most 5 attempts; 401/403 never.
+fn retry() -> Retry {
+    Retry {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(500),
+        ..Retry::default()
+    }
+}
+
+pub fn validate() -> Result<()> {
+    let base = api_base()?;
+    if !config::has_secret("apiToken") {
+        return Err(missing_config());
+    }
+    let url = format!("{base}/system/info");
+    match http::fetch(&get(url.clone()), &retry()) {
+        // A 404 passes, as in the reference (its status helper treats 404 as empty).
+        Ok(r) if r.is_success() || r.status == 404 => Ok(()),
+        Ok(r) => Err(Error::Authentication(format!(
+            "Provider authentication failed at {url}: {} {}",
+            r.status,
+            corral_sdk::error::status_text(r.status)
+        ))),
+        Err(e) => Err(Error::Authentication(format!(
+            "Provider authentication failed at {url}: {}",
+            corral_sdk::error::describe_http_error(&e)
+        ))),
+    }
+}
+
+pub fn run(step: &str) -> Result<()> {
+    match step {
+        FETCH_ACCOUNT => fetch_account(),
+        FETCH_GROUPS => fetch_groups(),
+        FETCH_AGENTS => fetch_agents(),
+        other => Err(Error::Config(format!("unknown step {other}"))),
+    }
+}
+
+/// Every item of a cursor-paged list; a 404 is an empty list, as in the reference.
+fn each_page(resource: &str, mut each: impl FnMut(Vec<Value>) -> Result<()>) -> Result<()> {
+    let base = api_base()?;
+    http::for_each_cursor_page(
+        |cursor| {
+            let url = match cursor {
+                None => format!("{base}/{resource}?limit={PAGE}"),
+                Some(c) => format!(
+                    "{base}/{resource}?limit={PAGE}&cursor={}",
+                    http::encode_query_value(c)
+                ),
+            };
+            let resp = http::fetch(&get(url), &retry())?;
+            if resp.status == 404 {
+                return Ok((Vec::new(), None));
+            }
+            let body: Value = resp.error_for_status()?.json()?;
+            let data = body
+                .get("data")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let next = body
+                .pointer("/pagination/nextCursor")
+                .and_then(Value::as_str)
+                .map(String::from);
+            Ok((data, next))
+        },
+        &mut each,
+    )
+}
+
+fn fetch_account() -> Result<()> {
+    let mut out = Emitter::new();
+    out.entity(convert::account_entity(
+        &config::instance_id(),
+        &config::instance_name(),
+    ))?;
+    out.flush()
+}
+
+fn fetch_groups() -> Result<()> {
+    let account = convert::account_key(&config::instance_id());
+    let mut seen = HashSet::new();
+    let mut out = Emitter::new();
+    each_page("groups", |groups| {
+        for g in &groups {
+            let Some(entity) = convert::group_entity(g) else {
+                log::warn("skipping group without an id", &[]);
+                continue;
+            };
+            let key = entity["_key"].as_str().unwrap_or_default().to_string();
+            if seen.insert(key.clone()) {
+                out.entity(entity)?;
+                out.relationship(convert::account_group(&account, &key))?;
+            }
+        }
+        Ok(())
+    })?;
+    out.flush()
+}
+
+fn fetch_agents() -> Result<()> {
+    let mut seen = HashSet::new();
+    let mut out = Emitter::new();
+    each_page("agents", |agents| {
+        for d in &agents {
+            let Some((entity, warning)) = convert::agent_entity(d) else {
+                log::warn("skipping agent without an id", &[]);
+                continue;
+            };
+            let key = entity["_key"].as_str().unwrap_or_default().to_string();
+            if let Some(w) = warning {
+                log::warn(&w, &[("agent", &key)]);
+            }
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let group = d
+                .get("groupId")
+                .and_then(Value::as_str)
+                .map(convert::group_key);
+            let mapped = convert::protects_device(&entity);
+            out.entity(entity)?;
+            // Agents in an unknown group are kept, with no edge.
+            if let Some(group) = group.filter(|g| graph::has_key(g)) {
+                out.relationship(convert::group_agent(&group, &key))?;
+            }
+            if let Some(m) = mapped {
+                out.relationship(m)?;
+            }
+        }
+        Ok(())
+    })?;
+    out.flush()
+}

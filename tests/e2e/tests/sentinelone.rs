@@ -1,0 +1,184 @@
+//! SentinelOne in the real host against the simulator.
+
+use corral::config::ConfigValue;
+use corral_e2e::*;
+use corral_simulators::FaultRule;
+use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const TOKEN: &str = "e2e-s1-token-0d9b7e";
+
+fn sim(groups: usize, agents: usize) -> Arc<SentinelOneSim> {
+    SentinelOneSim::new(&SentinelOneConfig {
+        seed: 3,
+        groups,
+        agents,
+        token: TOKEN.into(),
+    })
+}
+
+fn instance(
+    id: &str,
+    server: &corral_simulators::SimServer,
+    token: &str,
+) -> corral::config::InstanceConfig {
+    plugin_instance(
+        id,
+        "sentinelone",
+        vec![
+            // A trailing slash, as operators paste it: the connector must not send `//web`.
+            (
+                "serverUrl",
+                ConfigValue::Text(format!("{}/", server.origin())),
+            ),
+            ("apiToken", ConfigValue::Text(token.into())),
+        ],
+    )
+}
+
+/// The keys the spec's formulas give for this tenant and instance id.
+fn expected(sim: &SentinelOneSim, instance_id: &str) -> KeysByType {
+    let mut out = KeysByType::new();
+    let mut add = |t: &str, k: String| {
+        out.entry(t.to_string()).or_default().insert(k);
+    };
+    let account = format!("sentinelone_account-{instance_id}");
+    add("sentinelone_account", account.clone());
+    let groups: BTreeSet<String> = sim
+        .groups
+        .iter()
+        .map(|g| g["id"].as_str().unwrap().to_string())
+        .collect();
+    for g in &groups {
+        add("sentinelone_group", format!("sentinelone_group-id-{g}"));
+        add(
+            "sentinelone_account_has_group",
+            format!("{account}|has|sentinelone_group-id-{g}"),
+        );
+    }
+    for a in &sim.agents {
+        let key = format!("sentinelone_agent-id-{}", a["id"].as_str().unwrap());
+        add("sentinelone_agent", key.clone());
+        add(
+            "sentinelone_agent_protects_device",
+            format!("{key}|protects|device"),
+        );
+        let group = a["groupId"].as_str().unwrap();
+        if groups.contains(group) {
+            add(
+                "sentinelone_group_has_agent",
+                format!("sentinelone_group-id-{group}|has|{key}"),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_is_exact_across_cursor_pages() {
+    let sim = sim(120, 250);
+    let server = sim.start(0).await.unwrap();
+    let rt = runtime();
+    let plugin = rt.plugin("sentinelone").await.unwrap();
+    let report = run_plugin(&rt, plugin, &instance("s1-e2e", &server, TOKEN), None).await;
+
+    assert!(
+        report.succeeded(),
+        "{:?} {:?}",
+        report.validation,
+        report.steps.iter().map(|s| &s.error).collect::<Vec<_>>()
+    );
+    assert_eq!(keys_by_type(&report), expected(&sim, "s1-e2e"));
+    let log = server.requests();
+    let targets: Vec<&str> = log.iter().map(|r| r.target.as_str()).collect();
+    // 1 validation + groups 100+20 + agents 100+100+50; cursors percent-encoded.
+    assert_eq!(log.len(), 6, "{targets:?}");
+    assert!(
+        targets.contains(&"/web/api/v2.1/groups?limit=100&cursor=YXJn%2B100%2Fb2Zmc2V0%3D%3D"),
+        "{targets:?}"
+    );
+    assert!(log.iter().all(|r| r.status == 200));
+
+    // Spot checks of the reference's rules.
+    let agents: Vec<&serde_json::Map<String, Value>> = report
+        .graph
+        .entities
+        .iter()
+        .filter(|e| e.type_name == "sentinelone_agent")
+        .map(|e| &e.object)
+        .collect();
+    assert!(
+        agents
+            .iter()
+            .all(|a| !a.contains_key("licenseKey")
+                && !a["_rawData"].to_string().contains("LICENSE-"))
+    );
+    let nameless = &sim.agents[4];
+    let e = agents.iter().find(|a| a["id"] == nameless["id"]).unwrap();
+    assert_eq!(
+        e["name"], nameless["id"],
+        "missing computerName falls back to the id"
+    );
+    let tagged = agents
+        .iter()
+        .find(|a| a["id"] == sim.agents[3]["id"])
+        .unwrap();
+    assert_eq!(tagged["displayName"], "tagged-host-3");
+    assert_eq!(tagged["tag.critical"], true);
+    assert_eq!(tagged["tags"], serde_json::json!(["critical", "flag"]));
+    let owned = agents
+        .iter()
+        .find(|a| a["id"] == sim.agents[2]["id"])
+        .unwrap();
+    assert_eq!(owned["owner"], "owner.2@example.com");
+    let groups = report
+        .graph
+        .entities
+        .iter()
+        .filter(|e| e.type_name == "sentinelone_group");
+    assert!(
+        groups
+            .into_iter()
+            .all(|g| !g.object["_rawData"].to_string().contains("regtoken-"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried() {
+    let sim = sim(10, 120);
+    let server = sim.start(0).await.unwrap();
+    server.add_fault(FaultRule::new("/agents", 429, 2).retry_after(1));
+    server.add_fault(FaultRule::new("/groups", 500, 1));
+    let rt = runtime();
+    let plugin = rt.plugin("sentinelone").await.unwrap();
+    let report = run_plugin(&rt, plugin, &instance("s1-retry", &server, TOKEN), None).await;
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report.steps.iter().map(|s| &s.error).collect::<Vec<_>>()
+    );
+    assert_eq!(keys_by_type(&report), expected(&sim, "s1-retry"));
+    let injected = server.requests().iter().filter(|r| r.injected).count();
+    assert_eq!(injected, 3);
+    assert_eq!(server.requests().len(), 1 + 1 + 2 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_fails_validation_and_leaks_nothing() {
+    let sim = sim(2, 2);
+    let server = sim.start(0).await.unwrap();
+    let rt = runtime();
+    let plugin = rt.plugin("sentinelone").await.unwrap();
+    let wrong = "wrong-s1-token-5521";
+    let report = run_plugin(&rt, plugin, &instance("s1-bad", &server, wrong), None).await;
+    let err = report.validation.clone().unwrap_err();
+    assert!(
+        err.contains("Provider authentication failed at") && err.ends_with("401 Unauthorized"),
+        "{err}"
+    );
+    assert_eq!(server.requests().len(), 1);
+    let everything = format!("{err} {:?}", report.log);
+    assert!(!everything.contains(wrong) && !everything.contains(TOKEN));
+}
