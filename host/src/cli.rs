@@ -56,16 +56,17 @@ enum Command {
     },
     /// Serve a provider simulator on 127.0.0.1 until interrupted.
     Simulate {
-        /// Provider: kandji.
+        /// Provider: kandji or sentinelone.
         provider: String,
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Devices (kandji) or agents (sentinelone).
         #[arg(long, default_value_t = 1000)]
         devices: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// The bearer token the simulator accepts.
-        #[arg(long, default_value = "kandji-sim-token")]
+        /// The token the simulator accepts.
+        #[arg(long, default_value = "sim-token")]
         token: String,
     },
 }

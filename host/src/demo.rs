@@ -1,58 +1,102 @@
 //! `corral demo`: the built-in simulators on loopback, the first-party connectors run
-//! against them under the demo policies, the graph written, a readable summary.
+//! against them at once under the demo policies, the graph written, a readable summary.
 
 use crate::cli::{report_all, run_all};
 use crate::config::{ConfigValue, InstanceConfig, PollingInterval};
 use crate::run::resolve_with_policy;
 use crate::runtime::Runtime;
 use anyhow::bail;
-use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
-use std::collections::BTreeMap;
+use corral_simulators::SimServer;
+use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
+use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
 use std::path::Path;
 use std::process::ExitCode;
 
-/// The operator policy the demo runs the Kandji connector under.
+/// The operator policies the demo runs the connectors under.
 pub const KANDJI_DEMO_POLICY: &str = include_str!("../demo/kandji-policy.json");
+pub const SENTINELONE_DEMO_POLICY: &str = include_str!("../demo/sentinelone-policy.json");
+
+/// One demo instance: its plugin, policy and config.
+struct Demo {
+    id: &'static str,
+    plugin: &'static str,
+    policy: (&'static str, &'static str),
+    config: Vec<(&'static str, String)>,
+}
+
+impl Demo {
+    fn instance(&self) -> InstanceConfig {
+        InstanceConfig {
+            id: self.id.into(),
+            name: format!("Demo {}", self.plugin),
+            description: Some(format!("{} simulator on loopback", self.plugin)),
+            plugin: self.plugin.into(),
+            policy: None,
+            polling_interval: PollingInterval::Disabled,
+            tag_account_name: false,
+            config: self
+                .config
+                .iter()
+                .map(|(k, v)| (k.to_string(), ConfigValue::Text(v.clone())))
+                .collect(),
+        }
+    }
+}
 
 pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new()?;
-    let sim_config = KandjiConfig {
+    let kandji_config = KandjiConfig {
         devices,
         ..KandjiConfig::default()
     };
-    let sim = KandjiSim::new(&sim_config);
-    let server = sim.start(0).await?;
-    let instance = InstanceConfig {
-        id: "kandji-demo".into(),
-        name: "Demo Kandji".into(),
-        description: Some("Kandji simulator on loopback".into()),
-        plugin: "kandji".into(),
-        policy: None,
-        polling_interval: PollingInterval::Disabled,
-        tag_account_name: false,
-        config: BTreeMap::from([
-            (
-                "apiUrl".into(),
-                ConfigValue::Text(format!("{}{API_PREFIX}", server.origin())),
-            ),
-            (
-                "accessToken".into(),
-                ConfigValue::Text(sim_config.token.clone()),
-            ),
-        ]),
-    };
+    let kandji_server = KandjiSim::new(&kandji_config).start(0).await?;
+    let s1_config = SentinelOneConfig::default();
+    let s1_server = SentinelOneSim::new(&s1_config).start(0).await?;
+    println!("corral demo: simulators on loopback");
     println!(
-        "corral demo: Kandji simulator with {devices} devices on {}",
-        server.origin()
+        "  kandji       {} ({devices} devices)",
+        kandji_server.origin()
     );
-    let plugin = rt.plugin("kandji").await?;
-    let policy = Some((
-        KANDJI_DEMO_POLICY.to_string(),
-        "demo policy kandji-policy.json".to_string(),
-    ));
-    let resolved = vec![resolve_with_policy(&instance, plugin, policy)?];
+    println!(
+        "  sentinelone  {} ({} groups, {} agents)",
+        s1_server.origin(),
+        s1_config.groups,
+        s1_config.agents
+    );
+    let demos = [
+        Demo {
+            id: "kandji-demo",
+            plugin: "kandji",
+            policy: (KANDJI_DEMO_POLICY, "demo policy kandji-policy.json"),
+            config: vec![
+                (
+                    "apiUrl",
+                    format!("{}{}", kandji_server.origin(), kandji::API_PREFIX),
+                ),
+                ("accessToken", kandji_config.token.clone()),
+            ],
+        },
+        Demo {
+            id: "sentinelone-demo",
+            plugin: "sentinelone",
+            policy: (
+                SENTINELONE_DEMO_POLICY,
+                "demo policy sentinelone-policy.json",
+            ),
+            config: vec![
+                ("serverUrl", s1_server.origin()),
+                ("apiToken", s1_config.token.clone()),
+            ],
+        },
+    ];
+    let mut resolved = Vec::new();
+    for d in &demos {
+        let plugin = rt.plugin(d.plugin).await?;
+        let policy = Some((d.policy.0.to_string(), d.policy.1.to_string()));
+        resolved.push(resolve_with_policy(&d.instance(), plugin, policy)?);
+    }
     let reports = run_all(&rt, &resolved).await;
-    println!("simulator saw {} requests\n", server.requests().len());
+    println!();
     report_all(out, &reports)
 }
 
@@ -60,23 +104,39 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
 pub async fn simulate(
     provider: &str,
     port: u16,
-    devices: usize,
+    size: usize,
     seed: u64,
     token: &str,
 ) -> anyhow::Result<ExitCode> {
-    if provider != "kandji" {
-        bail!("unknown provider {provider:?} (available: kandji)");
-    }
-    let sim = KandjiSim::new(&KandjiConfig {
-        seed,
-        devices,
-        token: token.into(),
-    });
-    let server = sim.start(port).await?;
-    println!(
-        "kandji simulator: apiUrl {}{API_PREFIX} ({devices} devices, seed {seed}); Ctrl-C stops it",
-        server.origin()
-    );
+    let (server, what): (SimServer, String) = match provider {
+        "kandji" => {
+            let sim = KandjiSim::new(&KandjiConfig {
+                seed,
+                devices: size,
+                token: token.into(),
+            });
+            let server = sim.start(port).await?;
+            let what = format!(
+                "apiUrl {}{} ({size} devices)",
+                server.origin(),
+                kandji::API_PREFIX
+            );
+            (server, what)
+        }
+        "sentinelone" => {
+            let sim = SentinelOneSim::new(&SentinelOneConfig {
+                seed,
+                groups: size.div_ceil(10),
+                agents: size,
+                token: token.into(),
+            });
+            let server = sim.start(port).await?;
+            let what = format!("serverUrl {} ({size} agents)", server.origin());
+            (server, what)
+        }
+        other => bail!("unknown provider {other:?} (available: kandji, sentinelone)"),
+    };
+    println!("{provider} simulator: {what}, seed {seed}, token {token:?}; Ctrl-C stops it");
     tokio::signal::ctrl_c().await?;
     println!("served {} requests", server.requests().len());
     Ok(ExitCode::SUCCESS)

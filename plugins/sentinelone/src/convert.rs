@@ -418,3 +418,160 @@ pub fn protects_device(agent: &Object) -> Option<Object> {
     );
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_address_rule_is_the_references() {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.9.9",
+            "127.0.0.1",
+            "fe80::1",
+            "fd12:3456::1",
+            "fc00::1",
+            "::1",
+            "fe9a::1",
+        ] {
+            assert!(is_private_ip(ip), "{ip}");
+        }
+        for ip in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.64.0.1",
+            "2001:db8::1",
+            "FE80::1",
+            "1.2.3.4.5",
+            "10.0.0.1000",
+        ] {
+            assert!(!is_private_ip(ip), "{ip}");
+        }
+    }
+
+    #[test]
+    fn macs_need_a_public_address_and_skip_zero() {
+        let nics = json!([
+            { "physical": "aa:aa:aa:aa:aa:01", "inet": ["10.0.0.2"], "inet6": ["2606:4700::1"], "gatewayIp": "10.0.0.1", "gatewayMacAddress": "bb:bb:bb:bb:bb:01" },
+            { "physical": "aa:aa:aa:aa:aa:02", "inet": ["192.168.0.2"], "inet6": ["fe80::2"] },
+            { "physical": "00:00:00:00:00:00", "inet": ["8.8.8.8"], "inet6": [] },
+            { "physical": "aa:aa:aa:aa:aa:01", "inet": ["1.1.1.1"], "gatewayIp": "", "gatewayMacAddress": "cc:cc:cc:cc:cc:cc" },
+        ]);
+        assert_eq!(
+            mac_addresses(Some(&nics)),
+            vec![json!("aa:aa:aa:aa:aa:01"), json!("bb:bb:bb:bb:bb:01")]
+        );
+        assert!(mac_addresses(None).is_empty());
+    }
+
+    #[test]
+    fn group_display_name_uses_raw_fields() {
+        let g = json!({ "id": "7", "name": "Default Group", "createdAt": "2018-02-27T04:49:26.257525Z", "registrationToken": "secret" });
+        let e = group_entity(&g).unwrap();
+        assert_eq!(e["_key"], "sentinelone_group-id-7");
+        assert_eq!(e["displayName"], "Default Group undefined");
+        assert_eq!(e["createdOn"], 1_519_706_966_257i64);
+        assert!(!e["_rawData"].to_string().contains("secret"));
+        let nameless = group_entity(&json!({ "id": "8", "type": "static" })).unwrap();
+        assert_eq!(
+            (nameless["name"].as_str(), nameless["displayName"].as_str()),
+            (Some("8"), Some("undefined static"))
+        );
+    }
+
+    #[test]
+    fn agent_tags_and_renames() {
+        let d = json!({
+            "id": "42", "computerName": "HOST-1", "serialNumber": "SER1", "infected": true, "activeThreats": 2,
+            "licenseKey": "LIC", "osUsername": null, "lastActiveDate": "2024-05-16T09:10:01.947000Z",
+            "tags": { "sentinelone": [
+                { "key": "owner", "value": "John.Doe@Example.com" }, { "key": "Name", "value": "renamed" },
+                { "key": "count", "value": "12" }, { "key": "on", "value": "TRUE" }, { "key": "off", "value": "false" },
+                { "key": "skip", "value": null },
+            ]},
+        });
+        let (e, warning) = agent_entity(&d).unwrap();
+        assert!(warning.is_none());
+        assert_eq!(e["_key"], "sentinelone_agent-id-42");
+        assert_eq!(e["function"], "anti-malware");
+        assert_eq!(e["displayName"], "renamed");
+        assert_eq!(e["owner"], "john.doe@example.com");
+        assert_eq!(e["tag.count"], 12);
+        assert_eq!(e["tag.on"], "TRUE");
+        assert_eq!(e["tag.off"], false);
+        assert!(!e.contains_key("tag.skip"));
+        assert_eq!(e["tags"], json!(["on"]));
+        assert_eq!(
+            (e["infected"].as_bool(), e["isInfected"].as_bool()),
+            (Some(true), Some(true))
+        );
+        assert_eq!(e["activeThreatsCount"], 2);
+        assert_eq!(e["serial"], "SER1");
+        assert_eq!(e["osUsername"], Value::Null, "null from the API is kept");
+        assert_eq!(e["lastSeenOn"], 1_715_850_601_947i64);
+        assert!(!e.contains_key("licenseKey") && !e["_rawData"].to_string().contains("LIC"));
+        assert!(
+            !e["_rawData"].to_string().contains("owner"),
+            "tags are not in _rawData"
+        );
+    }
+
+    #[test]
+    fn missing_tags_and_names_fall_back() {
+        let (e, warning) =
+            agent_entity(&json!({ "id": "9", "tags": null, "lastActiveDate": null })).unwrap();
+        assert!(warning.is_some());
+        assert_eq!(
+            (e["name"].as_str(), e["displayName"].as_str()),
+            (Some("9"), Some("9"))
+        );
+        assert_eq!(e["lastSeenOn"], Value::Null);
+        assert_eq!(e["macAddresses"], json!([]));
+    }
+
+    #[test]
+    fn protects_relationship_is_mapped() {
+        let (e, _) =
+            agent_entity(&json!({ "id": "1", "computerName": "h1", "serialNumber": "S" })).unwrap();
+        let r = protects_device(&e).unwrap();
+        assert_eq!(r["_key"], "sentinelone_agent-id-1|protects|device");
+        assert_eq!(
+            r["_mapping"]["targetEntity"],
+            json!({ "_class": "Device", "serial": "S", "hostname": "h1" })
+        );
+        assert_eq!(
+            r["_mapping"]["targetFilterKeys"],
+            json!([["_class", "serial"], ["_class", "hostname"]])
+        );
+    }
+
+    /// The reconstructed samples, when `../shared` is beside the project.
+    #[test]
+    fn samples_convert_as_the_spec_says() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/providers/samples/sentinelone");
+        let read = |f: &str| -> Option<Value> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(f)).ok()?).ok()
+        };
+        let (Some(page1), Some(page2)) = (read("agents.json"), read("agents-page-2.json")) else {
+            eprintln!("skipped: {} is absent", dir.display());
+            return;
+        };
+        let agents = page1["data"].as_array().unwrap();
+        let (first, _) = agent_entity(&agents[0]).unwrap();
+        assert_eq!(
+            first["macAddresses"],
+            json!(["3c:22:fb:12:34:56", "a4:91:b1:aa:bb:cc"])
+        );
+        let (second, _) = agent_entity(&agents[1]).unwrap();
+        assert_eq!(second["macAddresses"], json!([]));
+        let (last, warning) = agent_entity(&page2["data"][0]).unwrap();
+        assert!(warning.is_some());
+        assert_eq!(last["lastSeenOn"], Value::Null);
+        assert_eq!(last["name"], page2["data"][0]["id"]);
+    }
+}
