@@ -12,6 +12,7 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     exports: { default: async },
+    with: { "corral:integration/http.body": crate::capabilities::http::BodyStream },
 });
 
 pub use self::corral::integration::{config, graph, http, log};

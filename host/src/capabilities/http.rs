@@ -5,14 +5,16 @@
 
 use super::address::{CheckedResolver, StaticHosts, names_host, restricted_range};
 use super::{Event, RunContext, RunStats, StepCtx};
-use crate::bindings::http::{Auth, Host, HttpError, Request, Response};
+use crate::bindings::http::{Auth, Host, HostBody, HttpError, Request, Response, ResponseHead};
 use crate::policy::{Context, EffectiveLimits};
 use futures::future::join_all;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
+use wasmtime::component::Resource;
 
 /// Redirect hops the host follows (each one checked again).
 pub const MAX_REDIRECTS: usize = 10;
@@ -25,7 +27,29 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct HttpCapability {
     client: reqwest::Client,
     bucket: Mutex<TokenBucket>,
-    concurrency: Semaphore,
+    concurrency: Arc<Semaphore>,
+}
+
+/// A response whose head has arrived: the body is still on the wire.
+struct Head {
+    resp: reqwest::Response,
+    url: Url,
+    /// Holds one of the run's concurrent-request slots until the body is read or dropped.
+    permit: OwnedSemaphorePermit,
+    /// When this request's own timeout ends.
+    deadline: Instant,
+    /// Secret-bearing header values sent on the final hop, scrubbed from the answer.
+    sent_secrets: Vec<String>,
+}
+
+/// A body the guest reads as it streams (the WIT `body` resource).
+pub struct BodyStream {
+    resp: reqwest::Response,
+    url: Url,
+    _permit: OwnedSemaphorePermit,
+    pending: Vec<u8>,
+    read: u64,
+    sent_secrets: Vec<String>,
 }
 
 /// A run's client: no automatic redirects (the host follows them itself, so it can check
@@ -39,7 +63,7 @@ pub fn build_client(limits: &EffectiveLimits, hosts: StaticHosts) -> reqwest::Cl
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .dns_resolver(std::sync::Arc::new(resolver))
+        .dns_resolver(Arc::new(resolver))
         .user_agent(concat!("corral/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client configuration is valid")
@@ -50,7 +74,9 @@ impl HttpCapability {
         HttpCapability {
             client: build_client(limits, hosts),
             bucket: Mutex::new(TokenBucket::new(limits.requests_per_second)),
-            concurrency: Semaphore::new(limits.max_concurrent_requests.max(1) as usize),
+            concurrency: Arc::new(Semaphore::new(
+                limits.max_concurrent_requests.max(1) as usize
+            )),
         }
     }
 }
@@ -118,25 +144,29 @@ impl Call<'_> {
         HttpError::RateLimited(what.to_string())
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response, HttpError> {
-        let method = parse_method(&req.method)?;
+    /// Every hop checked and sent until a response that is not a redirect.
+    async fn fetch_head(&self, req: &Request) -> Result<Head, HttpError> {
+        let mut method = parse_method(&req.method)?;
         let mut url = parse_url(&req.url)?;
-        let mut method_now = method;
         let mut body = req.body.clone();
         for _hop in 0..=MAX_REDIRECTS {
-            let (headers, sent_secrets) = self.authorize(&method_now, &url, &req)?;
-            let resp = self
-                .send(&method_now, &url, headers, body.clone(), req.timeout_ms)
+            let (headers, sent_secrets) = self.authorize(&method, &url, req)?;
+            let (resp, permit, deadline) = self
+                .send(&method, &url, headers, body.clone(), req.timeout_ms)
                 .await?;
-            let resp = redact_sent(resp, &sent_secrets);
             let Some(next) = redirect_target(&resp, &url) else {
-                return Ok(resp);
+                return Ok(Head {
+                    resp,
+                    url,
+                    permit,
+                    deadline,
+                    sent_secrets,
+                });
             };
             // 303, and 301/302 after a POST, turn into a GET without a body (as browsers do).
-            if resp.status == 303
-                || (matches!(resp.status, 301 | 302) && method_now == reqwest::Method::POST)
-            {
-                method_now = reqwest::Method::GET;
+            let status = resp.status().as_u16();
+            if status == 303 || (matches!(status, 301 | 302) && method == reqwest::Method::POST) {
+                method = reqwest::Method::GET;
                 body = None;
             }
             url = next;
@@ -145,6 +175,105 @@ impl Call<'_> {
             "more than {MAX_REDIRECTS} redirects from {}",
             req.url
         )))
+    }
+
+    /// One whole request: head, then the body read while it streams, within the
+    /// request's timeout and `maxResponseBytes`.
+    async fn fetch(&self, req: Request) -> Result<Response, HttpError> {
+        let head = self.fetch_head(&req).await?;
+        let (status, headers) = self.head_parts(&head.resp);
+        let max = self.run.grant.limits.max_response_bytes;
+        let url = head.url.clone();
+        let body = tokio::time::timeout_at(head.deadline.into(), self.read(&url, head.resp, max))
+            .await
+            .map_err(|_| HttpError::Timeout(format!("{url} did not finish its body in time")))??;
+        let resp = Response {
+            status,
+            headers,
+            body: self.run.secrets.redact_bytes(body),
+            url: url.to_string(),
+        };
+        Ok(redact_sent(resp, &head.sent_secrets))
+    }
+
+    /// The head of a request whose body the guest will read as it streams.
+    async fn fetch_streaming(&self, req: Request) -> Result<(ResponseHead, BodyStream), HttpError> {
+        let head = self.fetch_head(&req).await?;
+        let (status, headers) = self.head_parts(&head.resp);
+        let headers = headers
+            .into_iter()
+            .map(|(k, v)| (k, redact_values(&v, &head.sent_secrets)))
+            .collect();
+        let max = self.run.grant.limits.max_response_bytes;
+        if head.resp.content_length().is_some_and(|n| n > max) {
+            return Err(self.too_large(&head.url, max));
+        }
+        let url = head.url.to_string();
+        let body = BodyStream {
+            resp: head.resp,
+            url: head.url,
+            _permit: head.permit,
+            pending: Vec::new(),
+            read: 0,
+            sent_secrets: head.sent_secrets,
+        };
+        Ok((
+            ResponseHead {
+                status,
+                headers,
+                url,
+            },
+            body,
+        ))
+    }
+
+    /// Status and headers (secret values scrubbed).
+    fn head_parts(&self, resp: &reqwest::Response) -> (u16, Vec<(String, String)>) {
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    self.run
+                        .secrets
+                        .redact(&String::from_utf8_lossy(v.as_bytes())),
+                )
+            })
+            .collect();
+        (resp.status().as_u16(), headers)
+    }
+
+    /// The next piece of a streamed body, at most `max` bytes; empty at the end.
+    async fn read_stream(&self, body: &mut BodyStream, max: u32) -> Result<Vec<u8>, HttpError> {
+        let limit = self.run.grant.limits.max_response_bytes;
+        if body.pending.is_empty() {
+            let next = tokio::time::timeout_at(self.run.deadline.into(), body.resp.chunk())
+                .await
+                .map_err(|_| {
+                    HttpError::Timeout(format!(
+                        "the run's deadline passed while reading {}",
+                        body.url
+                    ))
+                })?
+                .map_err(|e| self.transport_error(&body.url, e))?;
+            let Some(chunk) = next else {
+                return Ok(Vec::new());
+            };
+            body.read += chunk.len() as u64;
+            if body.read > limit {
+                return Err(self.too_large(&body.url, limit));
+            }
+            // Scrubbed per chunk: a secret split across two chunks is not caught (see
+            // docs/security.md).
+            let chunk = self.run.secrets.redact_bytes(chunk.to_vec());
+            body.pending = body
+                .sent_secrets
+                .iter()
+                .fold(chunk, |c, s| crate::secrets::replace_all(c, s.as_bytes()));
+        }
+        let n = (max.max(1) as usize).min(body.pending.len());
+        Ok(body.pending.drain(..n).collect())
     }
 
     /// The policy check for one hop, then the headers with secrets substituted, and the
@@ -259,6 +388,8 @@ impl Call<'_> {
         Ok(out)
     }
 
+    /// Sends one hop within the run's limits and returns its head, with the request's
+    /// concurrency slot and its own deadline.
     async fn send(
         &self,
         method: &reqwest::Method,
@@ -266,20 +397,18 @@ impl Call<'_> {
         headers: HeaderMap,
         body: Option<Vec<u8>>,
         timeout_ms: Option<u32>,
-    ) -> Result<Response, HttpError> {
+    ) -> Result<(reqwest::Response, OwnedSemaphorePermit, Instant), HttpError> {
         let limits = &self.run.grant.limits;
-        let resource = url.as_str();
         if self.run.stats.count_request() > limits.max_requests {
-            return Err(self.limit(
-                &format!("maxRequests limit of {} reached", limits.max_requests),
-                resource,
-            ));
+            let what = format!("maxRequests limit of {} reached", limits.max_requests);
+            return Err(self.limit(&what, url.as_str()));
         }
-        let _permit = self
+        let permit = self
             .run
             .http
             .concurrency
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .expect("the semaphore is never closed");
         self.wait_for_token().await;
@@ -293,6 +422,7 @@ impl Call<'_> {
             .map(|ms| Duration::from_millis(ms.into()))
             .unwrap_or(DEFAULT_TIMEOUT)
             .min(remaining);
+        let deadline = Instant::now() + timeout;
         let mut builder = self
             .run
             .http
@@ -302,19 +432,16 @@ impl Call<'_> {
         if let Some(b) = body {
             builder = builder.body(b);
         }
-        let work = async {
-            let resp = builder
-                .send()
-                .await
-                .map_err(|e| self.transport_error(url, e))?;
-            self.read(url, resp, limits.max_response_bytes).await
-        };
-        tokio::time::timeout(timeout, work).await.map_err(|_| {
-            HttpError::Timeout(format!(
-                "{method} {url} took longer than {} ms",
-                timeout.as_millis()
-            ))
-        })?
+        let resp = tokio::time::timeout(timeout, builder.send())
+            .await
+            .map_err(|_| {
+                HttpError::Timeout(format!(
+                    "{method} {url} took longer than {} ms",
+                    timeout.as_millis()
+                ))
+            })?
+            .map_err(|e| self.transport_error(url, e))?;
+        Ok((resp, permit, deadline))
     }
 
     async fn wait_for_token(&self) {
@@ -333,21 +460,10 @@ impl Call<'_> {
         url: &Url,
         mut resp: reqwest::Response,
         max: u64,
-    ) -> Result<Response, HttpError> {
+    ) -> Result<Vec<u8>, HttpError> {
         if resp.content_length().is_some_and(|n| n > max) {
             return Err(self.too_large(url, max));
         }
-        let status = resp.status().as_u16();
-        let headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
         let mut body = Vec::new();
         while let Some(chunk) = resp
             .chunk()
@@ -359,17 +475,7 @@ impl Call<'_> {
             }
             body.extend_from_slice(&chunk);
         }
-        let secrets = &self.run.secrets;
-        let headers = headers
-            .into_iter()
-            .map(|(k, v): (String, String)| (k, secrets.redact(&v)))
-            .collect();
-        Ok(Response {
-            status,
-            headers,
-            body: secrets.redact_bytes(body),
-            url: url.to_string(),
-        })
+        Ok(body)
     }
 
     fn too_large(&self, url: &Url, max: u64) -> HttpError {
@@ -423,15 +529,21 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+fn redact_values(text: &str, sent: &[String]) -> String {
+    sent.iter()
+        .filter(|v| v.len() >= 4)
+        .fold(text.to_string(), |t, v| {
+            t.replace(v.as_str(), crate::secrets::REDACTED)
+        })
+}
+
 /// The response with every secret-bearing header value this hop sent scrubbed out.
 fn redact_sent(mut resp: Response, sent: &[String]) -> Response {
     for value in sent {
         resp.body = crate::secrets::replace_all(std::mem::take(&mut resp.body), value.as_bytes());
-        for (_, v) in resp.headers.iter_mut() {
-            if value.len() >= 4 && v.contains(value.as_str()) {
-                *v = v.replace(value.as_str(), crate::secrets::REDACTED);
-            }
-        }
+    }
+    for (_, v) in resp.headers.iter_mut() {
+        *v = redact_values(v, sent);
     }
     resp
 }
@@ -466,15 +578,16 @@ fn header_value(v: &str) -> Result<HeaderValue, HttpError> {
 }
 
 /// The next URL if this is a redirect with a usable `Location`.
-fn redirect_target(resp: &Response, base: &Url) -> Option<Url> {
-    if !matches!(resp.status, 301 | 302 | 303 | 307 | 308) {
+fn redirect_target(resp: &reqwest::Response, base: &Url) -> Option<Url> {
+    if !matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
         return None;
     }
     let location = resp
-        .headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("location"))?;
-    base.join(&location.1).ok()
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    base.join(location).ok()
 }
 
 fn base64_encode(input: &[u8]) -> String {
@@ -523,6 +636,44 @@ impl Host for StepCtx {
             step: &self.step,
         };
         join_all(reqs.into_iter().map(|r| call.fetch(r))).await
+    }
+
+    async fn fetch_streaming(
+        &mut self,
+        req: Request,
+    ) -> Result<(ResponseHead, Resource<BodyStream>), HttpError> {
+        let call = Call {
+            run: &self.run,
+            step: &self.step,
+        };
+        let (head, body) = call.fetch_streaming(req).await?;
+        let handle = self
+            .table_mut()
+            .push(body)
+            .map_err(|e| HttpError::Invalid(format!("too many open bodies: {e}")))?;
+        Ok((head, handle))
+    }
+}
+
+impl HostBody for StepCtx {
+    async fn read(&mut self, body: Resource<BodyStream>, max: u32) -> Result<Vec<u8>, HttpError> {
+        let run = self.run.clone();
+        let step = self.step.clone();
+        let stream = self
+            .table_mut()
+            .get_mut(&body)
+            .map_err(|e| HttpError::Invalid(format!("no such body: {e}")))?;
+        Call {
+            run: &run,
+            step: &step,
+        }
+        .read_stream(stream, max)
+        .await
+    }
+
+    async fn drop(&mut self, body: Resource<BodyStream>) -> wasmtime::Result<()> {
+        self.table_mut().delete(body)?;
+        Ok(())
     }
 }
 

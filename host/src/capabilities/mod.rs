@@ -119,6 +119,11 @@ impl StepCtx {
         }
     }
 
+    /// The instance's resources (open response bodies among them).
+    pub fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     /// Moves what the guest printed into the run log.
     pub fn drain_stdio(&self) {
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {

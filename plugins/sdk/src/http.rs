@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
-pub use wit::{Auth, BasicAuth, HttpError, Request, Response};
+pub use wit::{Auth, BasicAuth, Body, HttpError, Request, Response, ResponseHead};
 
 /// A `GET` with no headers and no credentials.
 pub fn get(url: impl Into<String>) -> Request {
@@ -159,6 +159,97 @@ pub fn fetch(req: &Request, retry: &Retry) -> std::result::Result<Response, Http
                 attempt += 1;
             }
             None => return outcome,
+        }
+    }
+}
+
+/// A request whose body is read as it streams, retried per `retry` on its head (429,
+/// 5xx, connection failures) before any of the body is read.
+pub fn fetch_streaming(
+    req: &Request,
+    retry: &Retry,
+) -> std::result::Result<(ResponseHead, Body), HttpError> {
+    let mut attempt = 0;
+    loop {
+        let outcome = wit::fetch_streaming(req);
+        let as_response = match &outcome {
+            Ok((head, _)) => Ok(Response {
+                status: head.status,
+                headers: head.headers.clone(),
+                body: Vec::new(),
+                url: head.url.clone(),
+            }),
+            Err(e) => Err(e.clone()),
+        };
+        match retry.delay_for(&as_response, attempt) {
+            Some(delay) => {
+                drop(outcome);
+                std::thread::sleep(delay);
+                attempt += 1;
+            }
+            None => return outcome,
+        }
+    }
+}
+
+/// Longest line [`Lines`] accepts before giving up on a body.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
+/// The lines of a streamed body (JSONL exports), read a piece at a time so the whole
+/// body is never in memory. Empty lines are skipped; a trailing `\r` is removed.
+pub struct Lines {
+    body: Body,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl Lines {
+    pub fn new(body: Body) -> Self {
+        Lines {
+            body,
+            buf: Vec::new(),
+            done: false,
+        }
+    }
+}
+
+impl Iterator for Lines {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if line.is_empty() {
+                    continue;
+                }
+                return Some(Ok(String::from_utf8_lossy(&line).into_owned()));
+            }
+            if self.done {
+                if self.buf.is_empty() {
+                    return None;
+                }
+                let rest = std::mem::take(&mut self.buf);
+                return Some(Ok(String::from_utf8_lossy(&rest).into_owned()));
+            }
+            if self.buf.len() > MAX_LINE_BYTES {
+                self.done = true;
+                return Some(Err(Error::Provider(format!(
+                    "a line longer than {MAX_LINE_BYTES} bytes"
+                ))));
+            }
+            match self.body.read(64 << 10) {
+                Ok(chunk) if chunk.is_empty() => self.done = true,
+                Ok(chunk) => self.buf.extend_from_slice(&chunk),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+            }
         }
     }
 }

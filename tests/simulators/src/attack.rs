@@ -8,6 +8,9 @@ use std::time::Duration;
 /// Size of `/big`: 100 MiB, streamed without a content-length.
 pub const BIG_BYTES: usize = 100 << 20;
 
+/// Lines of JSON `/lines` answers with.
+pub const LINES: usize = 5000;
+
 pub struct AttackSim;
 
 impl Provider for AttackSim {
@@ -33,6 +36,14 @@ impl Provider for AttackSim {
                 delay: Duration::from_millis(500),
             }),
             "/public" => ok(json!({ "public": true })),
+            "/lines" => {
+                let mut r = SimResponse::json(200, &json!(null));
+                r.body = (0..LINES)
+                    .map(|i| format!("{{\"n\":{i}}}\n"))
+                    .collect::<String>()
+                    .into_bytes();
+                r
+            }
             // Echoes the request headers back, as some APIs' debug endpoints do.
             "/api/echo" => {
                 let headers: serde_json::Map<String, serde_json::Value> = req

@@ -209,6 +209,35 @@ fn attack_with(attack: &str) -> Result<(), String> {
                 Err(e) => corral_sdk::error::describe_http_error(&e),
             }
         }
+        "stream-lines" | "stream-big" => {
+            let path = if attack == "stream-lines" {
+                "lines"
+            } else {
+                "big"
+            };
+            match http::fetch_streaming(&http::get(format!("{base}{path}")), &http::Retry::none()) {
+                Ok((head, body)) => {
+                    let mut count = 0;
+                    let mut last = String::new();
+                    for line in http::Lines::new(body) {
+                        match line {
+                            Ok(l) => {
+                                count += 1;
+                                last = l;
+                            }
+                            Err(e) => {
+                                return Err(format!(
+                                    "status {} then {count} lines then {e}",
+                                    head.status
+                                ));
+                            }
+                        }
+                    }
+                    format!("status {}: {count} lines, last {last}", head.status)
+                }
+                Err(e) => corral_sdk::error::describe_http_error(&e),
+            }
+        }
         "request-flood" => {
             let mut ok = 0;
             let mut last = String::new();
