@@ -36,6 +36,8 @@ pub struct ConfigField {
     pub secret: bool,
     pub optional: bool,
     pub description: String,
+    #[serde(rename = "default", skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -227,6 +229,7 @@ fn convert_manifest(m: connector::PluginManifest) -> anyhow::Result<Manifest> {
                 secret: f.secret,
                 optional: f.optional,
                 description: f.description,
+                default: f.default_value.filter(|_| !f.secret),
             })
             .collect(),
         steps: m

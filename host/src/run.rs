@@ -123,6 +123,11 @@ pub fn split_config(
             config.insert(name.clone(), text);
         }
     }
+    for f in &m.config_fields {
+        if let (Some(default), false) = (&f.default, config.contains_key(&f.name)) {
+            config.insert(f.name.clone(), default.clone());
+        }
+    }
     for f in m.config_fields.iter().filter(|f| !f.optional) {
         let skipped = f.secret && secrecy == Secrecy::Skip;
         if !skipped && !config.contains_key(&f.name) && !secrets.contains(&f.name) {

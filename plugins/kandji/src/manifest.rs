@@ -67,12 +67,14 @@ pub fn manifest() -> PluginManifest {
                 secret: false,
                 optional: false,
                 description: "Organisation API URL, e.g. https://acme.api.kandji.io/api/v1/".into(),
+                default_value: None,
             },
             ConfigField {
                 name: "accessToken".into(),
                 secret: true,
                 optional: false,
                 description: "Kandji API token (bearer)".into(),
+                default_value: None,
             },
         ],
         steps: vec![

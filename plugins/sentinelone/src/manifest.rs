@@ -51,12 +51,14 @@ pub fn manifest() -> PluginManifest {
                 optional: false,
                 description: "Management console URL, e.g. https://usea1-partners.sentinelone.net"
                     .into(),
+                default_value: None,
             },
             ConfigField {
                 name: "apiToken".into(),
                 secret: true,
                 optional: false,
                 description: "API token (sent as `ApiToken …`)".into(),
+                default_value: None,
             },
         ],
         steps: vec![

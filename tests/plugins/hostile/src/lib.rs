@@ -28,6 +28,7 @@ fn field(name: &str, secret: bool) -> ConfigField {
         secret,
         optional: secret,
         description: String::new(),
+        default_value: None,
     }
 }
 
