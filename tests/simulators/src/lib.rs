@@ -9,6 +9,7 @@
 pub mod attack;
 pub mod kandji;
 pub mod rng;
+pub mod runzero;
 pub mod sentinelone;
 pub mod server;
 

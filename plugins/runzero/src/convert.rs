@@ -1,0 +1,394 @@
+//! runZero API objects to JupiterOne entities and relationships (the reference
+//! integration graph-rumble v2.2.0; deviations in this crate's README).
+
+use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
+use serde_json::{Map, Value, json};
+
+pub const ACCOUNT_TYPE: &str = "rumble_account";
+pub const ORG_TYPE: &str = "rumble_organization";
+pub const SITE_TYPE: &str = "rumble_site";
+pub const USER_TYPE: &str = "rumble_user";
+pub const ASSET_TYPE: &str = "rumble_asset";
+pub const USER_PERSON_TYPE: &str = "rumble_user_is_person";
+
+/// Fields that are credentials: never in an entity or `_rawData`.
+const TOKEN_FIELDS: &[&str] = &["download_token", "export_token"];
+/// Asset fields left out of `_rawData`: service banners can hold whole HTTP bodies,
+/// `credentials` what a scan found.
+const ASSET_RAW_DROPPED: &[&str] = &[
+    "services",
+    "credentials",
+    "attributes",
+    "foreign_attributes",
+];
+
+fn s(v: &Value, f: &str) -> Option<Value> {
+    match v.get(f)? {
+        Value::String(x) => Some(x.clone().into()),
+        _ => None,
+    }
+}
+
+fn plain(v: &Value, f: &str) -> Option<Value> {
+    match v.get(f)? {
+        Value::Null | Value::Object(_) => None,
+        Value::Array(a)
+            if a.iter()
+                .any(|i| i.is_object() || i.is_array() || i.is_null()) =>
+        {
+            None
+        }
+        other => Some(other.clone()),
+    }
+}
+
+/// Epoch seconds to ms; 0 (never) and non-numbers give nothing.
+fn secs(v: &Value, f: &str) -> Option<i64> {
+    v.get(f)
+        .and_then(Value::as_i64)
+        .filter(|t| *t > 0)
+        .map(|t| t * 1000)
+}
+
+fn without(v: &Value, drop: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !drop.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Map<_, _>>(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn id_of(v: &Value) -> Option<String> {
+    v.get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+pub fn account_entity(key: &str, name: &str) -> Object {
+    EntityBuilder::new(key, ACCOUNT_TYPE, "Account")
+        .prop("id", key)
+        .prop("name", name)
+        .prop("displayName", name)
+        .raw_data(json!({ "id": key, "name": name }))
+        .build()
+}
+
+/// (property, field) pairs copied unchanged.
+type Fields = &'static [(&'static str, &'static str)];
+
+const ORG_FIELDS: Fields = &[
+    ("clientId", "client_id"),
+    ("createdBy", "created_by"),
+    ("parentId", "parent_id"),
+    ("demo", "demo"),
+    ("project", "project"),
+    ("inactive", "inactive"),
+    ("serviceCount", "service_count"),
+    ("serviceCountTCP", "service_count_tcp"),
+    ("serviceCountUDP", "service_count_udp"),
+    ("serviceCountARP", "service_count_arp"),
+    ("serviceCountICMP", "service_count_icmp"),
+    ("assetCount", "asset_count"),
+    ("liveAssetCount", "live_asset_count"),
+    ("recentAssetCount", "recent_asset_count"),
+    ("softwareCount", "software_count"),
+    ("vulnerabilityCount", "vulnerability_count"),
+    ("exportTokenLastUsedBy", "export_token_last_used_by"),
+    ("exportTokenCounter", "export_token_counter"),
+    ("expirationAssetsStale", "expiration_assets_stale"),
+    ("expirationAssetsOffline", "expiration_assets_offline"),
+    ("expirationScans", "expiration_scans"),
+];
+const ORG_TIMES: Fields = &[
+    ("createdAt", "created_at"),
+    ("updatedAt", "updated_at"),
+    ("downloadTokenCreatedAt", "download_token_created_at"),
+    ("deactivatedAt", "deactivated_at"),
+    ("exportTokenCreatedAt", "export_token_created_at"),
+    ("exportTokenLastUsedAt", "export_token_last_used_at"),
+    ("expirationWarningLastSent", "expiration_warning_last_sent"),
+];
+
+fn copy(mut e: EntityBuilder, v: &Value, fields: Fields, times: Fields) -> EntityBuilder {
+    for (prop, field) in fields {
+        e = e.opt(prop, plain(v, field));
+    }
+    for (prop, field) in times {
+        e = e.opt(prop, secs(v, field));
+    }
+    e
+}
+
+pub fn org_entity(o: &Value) -> Option<Object> {
+    let id = id_of(o)?;
+    let e = EntityBuilder::new(id.clone(), ORG_TYPE, "Organization")
+        .prop("id", id)
+        .opt("name", s(o, "name"))
+        .opt("description", s(o, "description"));
+    Some(
+        copy(e, o, ORG_FIELDS, ORG_TIMES)
+            .raw_data(without(o, TOKEN_FIELDS))
+            .build(),
+    )
+}
+
+const SITE_FIELDS: Fields = &[
+    ("clientId", "client_id"),
+    ("organizationId", "organization_id"),
+    ("inactive", "inactive"),
+    ("serviceCount", "service_count"),
+    ("serviceCountTCP", "service_count_tcp"),
+    ("serviceCountUDP", "service_count_udp"),
+    ("serviceCountARP", "service_count_arp"),
+    ("serviceCountICMP", "service_count_icmp"),
+    ("assetCount", "asset_count"),
+    ("liveAssetCount", "live_asset_count"),
+    ("recentAssetCount", "recent_asset_count"),
+    ("softwareCount", "software_count"),
+    ("vulnerabilityCount", "vulnerability_count"),
+    ("assetAddressCount", "asset_address_count"),
+    ("assetAddressExtraCount", "asset_address_extra_count"),
+    ("lastTaskDuration", "last_task_duration"),
+    ("scope", "scope"),
+    ("excludes", "excludes"),
+    ("lastTaskId", "last_task_id"),
+    ("lastTaskBy", "last_task_by"),
+];
+const SITE_TIMES: Fields = &[
+    ("createdAt", "created_at"),
+    ("updatedAt", "updated_at"),
+    ("deactivatedAt", "deactivated_at"),
+    ("lastTaskAt", "last_task_at"),
+];
+
+pub fn site_entity(site: &Value) -> Option<Object> {
+    let id = id_of(site)?;
+    let e = EntityBuilder::new(id.clone(), SITE_TYPE, "Site")
+        .prop("id", id.clone())
+        .prop("name", s(site, "name").unwrap_or_else(|| id.into()))
+        .opt("description", s(site, "description"));
+    Some(
+        copy(e, site, SITE_FIELDS, SITE_TIMES)
+            .raw_data(site.clone())
+            .build(),
+    )
+}
+
+const USER_FIELDS: Fields = &[
+    ("firstName", "first_name"),
+    ("lastName", "last_name"),
+    ("email", "email"),
+    ("username", "email"),
+    ("orgDefaultRole", "org_default_role"),
+    ("lastLoginIP", "last_login_ip"),
+    ("lastLoginUa", "last_login_ua"),
+    ("ssoOnly", "sso_only"),
+    ("loginFailures", "login_failures"),
+    ("actions", "actions"),
+];
+const USER_TIMES: Fields = &[
+    ("resetTokenExpiration", "reset_token_expiration"),
+    ("inviteTokenExpiration", "invite_token_expiration"),
+    ("lastLoginAt", "last_login_at"),
+    ("lastActivityAt", "last_activity_at"),
+    ("lastActionAt", "last_action_at"),
+];
+
+pub fn user_entity(u: &Value) -> Option<Object> {
+    let id = id_of(u)?;
+    let part = |f: &str| u.get(f).and_then(Value::as_str).filter(|x| !x.is_empty());
+    let name = match (part("first_name"), part("last_name")) {
+        (Some(f), Some(l)) => format!("{f} {l}"),
+        (Some(one), None) | (None, Some(one)) => one.to_string(),
+        // The data model needs a name; the reference leaves it undefined.
+        (None, None) => part("email").unwrap_or(&id).to_string(),
+    };
+    let admin = u.get("client_admin") == Some(&json!(true))
+        || u.get("org_default_role") == Some(&json!("admin"));
+    let e = EntityBuilder::new(id.clone(), USER_TYPE, "User")
+        .prop("id", id)
+        .prop("name", name)
+        .prop("admin", admin)
+        .prop("active", true);
+    Some(
+        copy(e, u, USER_FIELDS, USER_TIMES)
+            .raw_data(u.clone())
+            .build(),
+    )
+}
+
+pub fn asset_entity(a: &Value) -> Option<Object> {
+    let id = id_of(a)?;
+    let first_name = a
+        .get("names")
+        .and_then(Value::as_array)
+        .and_then(|n| n.first())
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
+    let hw = a
+        .get("hw")
+        .and_then(Value::as_str)
+        .filter(|h| !h.is_empty());
+    let name = first_name.or(hw).unwrap_or(&id).to_string();
+    let os = a
+        .get("os")
+        .and_then(Value::as_str)
+        .filter(|o| !o.is_empty());
+    let os_version = a
+        .get("os_version")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty());
+    let os_details = os.map(|o| match os_version {
+        Some(v) => format!("{o} {v}"),
+        None => o.to_string(),
+    });
+    let mut e = EntityBuilder::new(id.clone(), ASSET_TYPE, "Device")
+        .prop("id", id)
+        .prop("name", name)
+        .opt("createdAt", secs(a, "created_at"))
+        .opt("updatedAt", secs(a, "updated_at"))
+        .opt("firstSeen", secs(a, "first_seen"))
+        .opt("lastSeen", secs(a, "last_seen"))
+        .opt("lastSeenOn", secs(a, "last_seen"))
+        .opt("type", plain(a, "type"))
+        .opt("category", plain(a, "type"))
+        .opt("osName", plain(a, "os_product"))
+        .opt("osDetails", os_details)
+        .prop("serial", Value::Null)
+        .prop("deviceId", Value::Null);
+    for (prop, field) in ASSET_FIELDS {
+        e = e.opt(prop, plain(a, field));
+    }
+    let mut entity = e.raw_data(without(a, ASSET_RAW_DROPPED)).build();
+    apply_tags(&mut entity, a.get("tags"));
+    Some(entity)
+}
+
+const ASSET_FIELDS: Fields = &[
+    ("alive", "alive"),
+    ("scanned", "scanned"),
+    ("detectedBy", "detected_by"),
+    ("osVendor", "os_vendor"),
+    ("osVersion", "os_version"),
+    ("hardware", "hw"),
+    ("make", "hw_vendor"),
+    ("hardwareVendor", "hw_vendor"),
+    ("model", "hw_product"),
+    ("hardwareModel", "hw_product"),
+    ("version", "hw_version"),
+    ("hardwareVersion", "hw_version"),
+    ("macAddresses", "macs"),
+    ("macAddress", "macs"),
+    ("serviceCount", "service_count"),
+    ("softwareCount", "software_count"),
+    ("vulnerabilityCount", "vulnerability_count"),
+    ("lastAgentId", "last_agent_id"),
+    ("lastTaskId", "last_task_id"),
+    ("newestMacAddress", "newest_mac"),
+    ("newestMacVendor", "newest_mac_vendor"),
+    ("orgName", "org_name"),
+    ("siteName", "site_name"),
+];
+
+fn apply_tags(e: &mut Object, tags: Option<&Value>) {
+    let Some(tags) = tags.and_then(Value::as_object) else {
+        return;
+    };
+    let mut flags = Vec::new();
+    for (key, value) in tags {
+        let Some(raw) = value.as_str() else { continue };
+        e.insert(format!("tag.{key}"), parse_tag(raw));
+        if raw.is_empty() || raw == "true" {
+            flags.push(Value::from(key.clone()));
+        }
+        if key.eq_ignore_ascii_case("name") && !raw.is_empty() {
+            e.insert("displayName".into(), raw.into());
+        }
+        if matches!(key.as_str(), "owner" | "classification" | "email") {
+            e.insert(key.clone(), raw.to_lowercase().into());
+        }
+    }
+    if !flags.is_empty() {
+        e.insert("tags".into(), Value::Array(flags));
+    }
+}
+
+fn parse_tag(v: &str) -> Value {
+    match v {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => {
+            if let Ok(i) = v.parse::<i64>() {
+                return i.into();
+            }
+            match v.parse::<f64>() {
+                Ok(f) if f.is_finite() && v.contains('.') => f.into(),
+                _ => v.into(),
+            }
+        }
+    }
+}
+
+fn edge(class: &str, from: (&str, &str), to: (&str, &str)) -> Object {
+    RelationshipBuilder::direct(
+        class,
+        End {
+            key: from.0,
+            entity_type: from.1,
+        },
+        End {
+            key: to.0,
+            entity_type: to.1,
+        },
+    )
+    .build()
+}
+
+pub fn account_has(account: &str, key: &str, to_type: &str) -> Object {
+    edge("HAS", (account, ACCOUNT_TYPE), (key, to_type))
+}
+
+pub fn org_has_site(org: &str, site: &str) -> Object {
+    edge("HAS", (org, ORG_TYPE), (site, SITE_TYPE))
+}
+
+pub fn site_has_asset(site: &str, asset: &str) -> Object {
+    edge("HAS", (site, SITE_TYPE), (asset, ASSET_TYPE))
+}
+
+pub fn user_assigned_org(user: &str, org: &str, role: &str) -> Object {
+    let mut r = edge("ASSIGNED", (user, USER_TYPE), (org, ORG_TYPE));
+    r.insert("assignedRole".into(), role.into());
+    r
+}
+
+/// The runZero user IS the employee with the same email (mapped; never creates one).
+pub fn user_is_person(user: &Object) -> Option<Object> {
+    let key = user.get("_key")?.as_str()?;
+    let email = user
+        .get("email")?
+        .as_str()
+        .filter(|e| !e.is_empty())?
+        .to_lowercase();
+    let mut r = Object::new();
+    r.insert("_key".into(), format!("{key}|is|person:{email}").into());
+    r.insert("_type".into(), USER_PERSON_TYPE.into());
+    r.insert("_class".into(), "IS".into());
+    r.insert("displayName".into(), "IS".into());
+    r.insert(
+        "_mapping".into(),
+        json!({
+            "relationshipDirection": "FORWARD",
+            "sourceEntityKey": key,
+            "targetFilterKeys": [["_class", "email"]],
+            "targetEntity": { "_class": "Person", "email": email },
+            "skipTargetCreation": true,
+        }),
+    );
+    Some(r)
+}
