@@ -154,7 +154,7 @@ fn site(seed: u64, i: u64, client_id: &str, org_id: &str) -> Value {
     let mut r = Rng::for_item(seed, "rz-site", i);
     json!({
         "id": r.uuid(), "created_at": epoch(&mut r), "updated_at": epoch(&mut r), "client_id": client_id, "organization_id": org_id,
-        "name": format!("Site {i}"), "description": if i % 2 == 0 { json!("") } else { Value::Null }, "scope": "10.0.0.0/24",
+        "name": format!("Site {i}"), "description": if i.is_multiple_of(2) { json!("") } else { Value::Null }, "scope": "10.0.0.0/24",
         "excludes": "", "inactive": false, "deactivated_at": 0, "service_count": 0, "service_count_tcp": 0, "service_count_udp": 0,
         "service_count_arp": 0, "service_count_icmp": 0, "asset_count": 0, "live_asset_count": 0, "recent_asset_count": 0,
         "software_count": 0, "vulnerability_count": 0, "subnets": { "10.0.0.0/24": { "description": "office" } },
@@ -174,8 +174,8 @@ fn user(seed: u64, i: u64, client_id: &str, orgs: &[String]) -> Value {
     json!({
         "id": r.uuid(), "client_id": client_id, "created_at": epoch(&mut r), "updated_at": epoch(&mut r),
         "name": format!("User {i}"), "first_name": if i % 7 == 3 { Value::Null } else { json!(format!("First{i}")) },
-        "last_name": format!("Last{i}"), "email": format!("user{i}@example.com"), "client_admin": i % 5 == 0,
-        "org_default_role": if i % 3 == 0 { "admin" } else { "viewer" }, "org_roles": roles,
+        "last_name": format!("Last{i}"), "email": format!("user{i}@example.com"), "client_admin": i.is_multiple_of(5),
+        "org_default_role": if i.is_multiple_of(3) { "admin" } else { "viewer" }, "org_roles": roles,
         "reset_token_expiration": 0, "invite_token_expiration": 0, "last_login_ip": "203.0.113.9", "last_login_at": epoch(&mut r),
         "last_login_ua": Value::Null, "last_activity_at": epoch(&mut r), "sso_only": false, "login_failures": 0,
         "actions": r.below(1000), "last_action_at": epoch(&mut r), "sso_group_mappings": [],
