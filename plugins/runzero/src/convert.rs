@@ -392,3 +392,126 @@ pub fn user_is_person(user: &Object) -> Option<Object> {
     );
     Some(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asset_names_times_os_and_tags() {
+        let a = json!({
+            "id": "asset-0000001", "names": [], "hw": "Dell R640", "os": "Ubuntu Linux", "os_version": "20.04",
+            "os_product": "Linux", "type": "Server", "first_seen": 1583271138, "last_seen": 0, "macs": [],
+            "tags": { "owner": "Alice@Example.com", "name": "renamed", "rack": "12", "weight": "1.5", "flag": "", "critical": "true" },
+            "services": { "x": { "http.body": "<html>" } }, "credentials": { "c": 1 }, "site_id": "s1",
+        });
+        let e = asset_entity(&a).unwrap();
+        assert_eq!(e["name"], "Dell R640", "no names: the hardware");
+        assert_eq!(e["displayName"], "renamed");
+        assert_eq!(e["firstSeen"], 1_583_271_138_000i64);
+        assert!(
+            !e.contains_key("lastSeenOn") && !e.contains_key("lastSeen"),
+            "0 is never"
+        );
+        assert_eq!(e["osDetails"], "Ubuntu Linux 20.04");
+        assert_eq!(
+            (e["type"].as_str(), e["category"].as_str()),
+            (Some("Server"), Some("Server"))
+        );
+        assert_eq!(e["macAddresses"], json!([]));
+        assert_eq!(
+            (e["serial"].clone(), e["deviceId"].clone()),
+            (Value::Null, Value::Null)
+        );
+        assert_eq!(e["owner"], "alice@example.com");
+        assert_eq!(e["tag.rack"], 12);
+        assert_eq!(e["tag.weight"], 1.5);
+        assert_eq!(e["tag.critical"], true);
+        assert_eq!(e["tags"], json!(["critical", "flag"]));
+        let raw = e["_rawData"][0]["rawData"].as_object().unwrap();
+        assert!(
+            !raw.contains_key("services")
+                && !raw.contains_key("credentials")
+                && raw.contains_key("site_id")
+        );
+        let bare = asset_entity(&json!({ "id": "asset-0000002", "os_version": "10" })).unwrap();
+        assert_eq!(bare["name"], "asset-0000002");
+        assert!(!bare.contains_key("osDetails"), "no os, no `undefined 10`");
+    }
+
+    #[test]
+    fn org_drops_tokens_and_converts_seconds() {
+        let o = json!({ "id": "org-0000001", "name": "Org", "description": null, "created_at": 1644261959, "deactivated_at": 0,
+            "export_token": "ET-secret", "download_token": "DT-secret", "export_token_last_used_by": "" });
+        let e = org_entity(&o).unwrap();
+        assert_eq!(e["createdAt"], 1_644_261_959_000i64);
+        assert!(!e.contains_key("deactivatedAt") && !e.contains_key("description"));
+        assert_eq!(e["exportTokenLastUsedBy"], "");
+        assert!(!Value::Object(e).to_string().contains("-secret"));
+    }
+
+    #[test]
+    fn user_name_admin_and_person_mapping() {
+        let u = json!({ "id": "user-000001", "first_name": null, "last_name": "Lovelace", "email": "Ada@Example.com",
+            "client_admin": false, "org_default_role": "admin", "name": "ignored" });
+        let e = user_entity(&u).unwrap();
+        assert_eq!(e["name"], "Lovelace");
+        assert_eq!(e["admin"], true);
+        assert_eq!(e["username"], "Ada@Example.com");
+        assert!(!e.contains_key("firstName"));
+        let r = user_is_person(&e).unwrap();
+        assert_eq!(
+            r["_mapping"]["targetEntity"],
+            json!({ "_class": "Person", "email": "ada@example.com" })
+        );
+        let edge = user_assigned_org("user-000001", "org-0000001", "none");
+        assert_eq!(
+            (edge["_key"].as_str(), edge["assignedRole"].as_str()),
+            (Some("user-000001|assigned|org-0000001"), Some("none"))
+        );
+        assert_eq!(edge["_type"], "rumble_user_assigned_organization");
+    }
+
+    /// The recorded samples, when `../shared` is beside the project.
+    #[test]
+    fn samples_convert() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/providers/samples/runzero");
+        let read = |f: &str| -> Option<Value> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(f)).ok()?).ok()
+        };
+        let (Some(orgs), Some(users), Some(sites), Some(assets)) = (
+            read("account-orgs.json"),
+            read("account-users.json"),
+            read("account-sites.json"),
+            read("export-org-assets.json"),
+        ) else {
+            eprintln!("skipped: {} is absent", dir.display());
+            return;
+        };
+        for o in orgs.as_array().unwrap() {
+            let e = org_entity(o).unwrap();
+            assert!(
+                !Value::Object(e).to_string().contains("REDACTED_"),
+                "a token reached the entity"
+            );
+        }
+        assert!(
+            users
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|u| user_entity(u).is_some())
+        );
+        assert!(
+            sites
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| site_entity(s).is_some())
+        );
+        let second = asset_entity(&assets[1]).unwrap();
+        assert!(!second.contains_key("lastSeenOn"));
+        assert_eq!(second["macAddresses"], json!([]));
+    }
+}
