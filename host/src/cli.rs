@@ -56,7 +56,7 @@ enum Command {
     },
     /// Serve a provider simulator on 127.0.0.1 until interrupted.
     Simulate {
-        /// Provider: kandji or sentinelone.
+        /// Provider: kandji, sentinelone or runzero.
         provider: String,
         #[arg(long, default_value_t = 0)]
         port: u16,

@@ -8,6 +8,7 @@ use crate::runtime::Runtime;
 use anyhow::bail;
 use corral_simulators::SimServer;
 use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
+use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
 use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 /// The operator policies the demo runs the connectors under.
 pub const KANDJI_DEMO_POLICY: &str = include_str!("../demo/kandji-policy.json");
 pub const SENTINELONE_DEMO_POLICY: &str = include_str!("../demo/sentinelone-policy.json");
+pub const RUNZERO_DEMO_POLICY: &str = include_str!("../demo/runzero-policy.json");
 
 /// One demo instance: its plugin, policy and config.
 struct Demo {
@@ -52,6 +54,8 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
     let kandji_server = KandjiSim::new(&kandji_config).start(0).await?;
     let s1_config = SentinelOneConfig::default();
     let s1_server = SentinelOneSim::new(&s1_config).start(0).await?;
+    let rz_config = RunZeroConfig::default();
+    let rz_server = RunZeroSim::new(&rz_config).start(0).await?;
     println!("corral demo: simulators on loopback");
     println!(
         "  kandji       {} ({devices} devices)",
@@ -62,6 +66,12 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
         s1_server.origin(),
         s1_config.groups,
         s1_config.agents
+    );
+    println!(
+        "  runzero      {} ({} organizations, {} assets per site)",
+        rz_server.origin(),
+        rz_config.orgs,
+        rz_config.assets_per_site
     );
     let demos = [
         Demo {
@@ -86,6 +96,18 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
             config: vec![
                 ("serverUrl", s1_server.origin()),
                 ("apiToken", s1_config.token.clone()),
+            ],
+        },
+        Demo {
+            id: "runzero-demo",
+            plugin: "runzero",
+            policy: (RUNZERO_DEMO_POLICY, "demo policy runzero-policy.json"),
+            config: vec![
+                (
+                    "baseUrl",
+                    format!("{}{}", rz_server.origin(), runzero::API_PREFIX),
+                ),
+                ("accountAPIKey", rz_config.account_key.clone()),
             ],
         },
     ];
@@ -134,7 +156,22 @@ pub async fn simulate(
             let what = format!("serverUrl {} ({size} agents)", server.origin());
             (server, what)
         }
-        other => bail!("unknown provider {other:?} (available: kandji, sentinelone)"),
+        "runzero" => {
+            let sim = RunZeroSim::new(&RunZeroConfig {
+                seed,
+                assets_per_site: size / 6,
+                account_key: token.into(),
+                ..RunZeroConfig::default()
+            });
+            let server = sim.start(port).await?;
+            let what = format!(
+                "baseUrl {}{} (accountAPIKey is the token)",
+                server.origin(),
+                runzero::API_PREFIX
+            );
+            (server, what)
+        }
+        other => bail!("unknown provider {other:?} (available: kandji, sentinelone, runzero)"),
     };
     println!("{provider} simulator: {what}, seed {seed}, token {token:?}; Ctrl-C stops it");
     tokio::signal::ctrl_c().await?;

@@ -171,6 +171,7 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
     if let Err(e) = &report.validation {
         out.push_str(&format!("  validation failed: {e}\n"));
     }
+    let width = report.steps.iter().map(|s| s.info.id.len()).max().unwrap_or(0) + 2;
     for s in &report.steps {
         let counts: Vec<String> = encountered(report, &s.info.id)
             .iter()
@@ -181,13 +182,13 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
         out.push_str(&format!(
-            "  {:<22} {:<10} {}\n",
+            "  {:<width$} {:<10} {}\n",
             s.info.id,
             status,
             counts.join(", ")
         ));
         if let Some(e) = &s.error {
-            out.push_str(&format!("  {:<22} error: {e}\n", ""));
+            out.push_str(&format!("  {:<width$} error: {e}\n", ""));
         }
     }
     let notes = [
