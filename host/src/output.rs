@@ -171,7 +171,13 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
     if let Err(e) = &report.validation {
         out.push_str(&format!("  validation failed: {e}\n"));
     }
-    let width = report.steps.iter().map(|s| s.info.id.len()).max().unwrap_or(0) + 2;
+    let width = report
+        .steps
+        .iter()
+        .map(|s| s.info.id.len())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for s in &report.steps {
         let counts: Vec<String> = encountered(report, &s.info.id)
             .iter()

@@ -7,6 +7,7 @@
 //! request log, lifecycle); each provider module holds only its data and routes.
 
 pub mod attack;
+pub mod circleci;
 pub mod kandji;
 pub mod rng;
 pub mod runzero;
