@@ -73,6 +73,13 @@ const VAR_NAMES: &[&str] = &[
     "SENTRY_DSN",
 ];
 
+/// Shared names first (so projects and contexts collide, as the spec warns), then unique ones.
+fn var_name(n: usize, prefix: &str) -> String {
+    VAR_NAMES
+        .get(n)
+        .map_or_else(|| format!("{prefix}_{n}"), |v| v.to_string())
+}
+
 impl CircleCiSim {
     pub fn new(c: &CircleCiConfig) -> Arc<Self> {
         let mut r = Rng::for_item(c.seed, "cci", 0);
@@ -115,11 +122,7 @@ impl CircleCiSim {
                 "vcs_info": { "vcs_url": format!("https://github.com/{slug}/{name}"), "provider": "GitHub", "default_branch": "main" } });
             let vars = if p == 0 { 22 } else { p % 3 };
             for v in 0..vars {
-                let name = if v < VAR_NAMES.len() {
-                    VAR_NAMES[v].to_string()
-                } else {
-                    format!("VAR_{v}")
-                };
+                let name = var_name(v, "VAR");
                 self.project_envvars.push((project["slug"].as_str().unwrap().to_string(), json!({ "name": name, "value": format!("xxxx{}", r.alnum(4)), "created_at": iso(r) })));
             }
             self.projects.push(project);
@@ -155,11 +158,7 @@ impl CircleCiSim {
             let cid = ctx["id"].as_str().unwrap().to_string();
             let vars = if k == 0 { 21 } else { 2 };
             for v in 0..vars {
-                let variable = if v < VAR_NAMES.len() {
-                    VAR_NAMES[v].to_string()
-                } else {
-                    format!("CTX_VAR_{v}")
-                };
+                let variable = var_name(v, "CTX_VAR");
                 self.context_envvars.push(json!({ "variable": variable, "context_id": cid, "created_at": iso(r), "updated_at": iso(r) }));
             }
             for (i, p) in self.projects[first..]

@@ -1,0 +1,212 @@
+//! CircleCI API v2 objects to JupiterOne entities and relationships (the reference
+//! integration graph-circleci v1.2.0; deviations in this crate's README).
+
+use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
+use corral_sdk::time::parse_epoch_ms;
+use serde_json::{Value, json};
+
+pub const ACCOUNT: &str = "circleci_account";
+pub const GROUP: &str = "circleci_user_group";
+pub const PIPELINE: &str = "circleci_pipeline";
+pub const WORKFLOW: &str = "circleci_workflow";
+pub const JOB: &str = "circleci_job";
+pub const PROJECT: &str = "circleci_project";
+pub const PROJECT_VAR: &str = "circleci_project_environment_variable";
+pub const CONTEXT: &str = "circleci_context";
+pub const CONTEXT_VAR: &str = "circleci_context_environment_variable";
+pub const USER: &str = "circleci_user";
+
+pub fn key(type_name: &str, id: &str) -> String {
+    format!("{type_name}:{id}")
+}
+
+fn text(v: &Value, f: &str) -> Option<String> {
+    v.get(f)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+fn plain(v: &Value, f: &str) -> Option<Value> {
+    match v.get(f)? {
+        Value::Null | Value::Object(_) | Value::Array(_) => None,
+        other => Some(other.clone()),
+    }
+}
+
+fn ms(v: &Value, f: &str) -> Option<i64> {
+    v.get(f).and_then(Value::as_str).and_then(parse_epoch_ms)
+}
+
+pub fn account(user_id: &str, login: &str) -> Object {
+    EntityBuilder::new(key(ACCOUNT, user_id), ACCOUNT, "Account")
+        .prop("id", user_id)
+        .prop("name", login)
+        .prop("displayName", login)
+        .raw_data(json!({ "login": login, "id": user_id }))
+        .build()
+}
+
+pub fn group(c: &Value) -> Option<Object> {
+    let id = text(c, "id")?;
+    Some(
+        EntityBuilder::new(key(GROUP, &id), GROUP, "Group")
+            .prop("id", id)
+            .opt("name", plain(c, "name"))
+            .opt("slug", plain(c, "slug"))
+            .opt("vcstype", plain(c, "vcs_type"))
+            .raw_data(c.clone())
+            .build(),
+    )
+}
+
+pub fn pipeline(p: &Value) -> Option<Object> {
+    let id = text(p, "id")?;
+    Some(
+        EntityBuilder::new(key(PIPELINE, &id), PIPELINE, "Configuration")
+            .prop("id", id.clone())
+            .prop("name", id)
+            .opt("slug", plain(p, "project_slug"))
+            .opt("state", plain(p, "state"))
+            .opt("createdOn", ms(p, "created_at"))
+            .opt("updatedOn", ms(p, "updated_at"))
+            .raw_data(p.clone())
+            .build(),
+    )
+}
+
+pub fn workflow(w: &Value) -> Option<Object> {
+    let id = text(w, "id")?;
+    let mut e = EntityBuilder::new(key(WORKFLOW, &id), WORKFLOW, "Configuration")
+        .prop("id", id.clone())
+        .prop("name", text(w, "name").unwrap_or(id))
+        .opt("createdOn", ms(w, "created_at"))
+        .opt("stoppedOn", ms(w, "stopped_at"));
+    for (prop, field) in [
+        ("pipelineId", "pipeline_id"),
+        ("canceledBy", "canceled_by"),
+        ("projectSlug", "project_slug"),
+        ("erroredBy", "errored_by"),
+        ("tag", "tag"),
+        ("status", "status"),
+        ("startedBy", "started_by"),
+        ("pipelineNumber", "pipeline_number"),
+    ] {
+        e = e.opt(prop, plain(w, field));
+    }
+    Some(e.raw_data(w.clone()).build())
+}
+
+pub fn job(j: &Value) -> Option<Object> {
+    let id = text(j, "id")?;
+    let mut e = EntityBuilder::new(key(JOB, &id), JOB, "Task")
+        .prop("id", id.clone())
+        .prop("name", text(j, "name").unwrap_or(id))
+        .opt("startedOn", ms(j, "started_at"))
+        .opt("stoppedOn", ms(j, "stopped_at"));
+    for (prop, field) in [
+        ("canceledBy", "canceled_by"),
+        ("jobNumber", "job_number"),
+        ("approvedBy", "approved_by"),
+        ("projectSlug", "project_slug"),
+        ("status", "status"),
+        ("type", "type"),
+        ("approvalRequestId", "approval_request_id"),
+    ] {
+        e = e.opt(prop, plain(j, field));
+    }
+    Some(e.raw_data(j.clone()).build())
+}
+
+pub fn project(p: &Value) -> Option<Object> {
+    let id = text(p, "id")?;
+    Some(
+        EntityBuilder::new(key(PROJECT, &id), PROJECT, "Repository")
+            .prop("id", id.clone())
+            .prop("name", text(p, "name").unwrap_or(id))
+            .opt("organizationName", plain(p, "organization_name"))
+            .opt("organizationId", plain(p, "organization_id"))
+            .raw_data(p.clone())
+            .build(),
+    )
+}
+
+/// A project environment variable: the name and when, never the value.
+pub fn project_var(v: &Value, project: &Object) -> Option<Object> {
+    let name = text(v, "name")?;
+    Some(
+        EntityBuilder::new(key(PROJECT_VAR, &name), PROJECT_VAR, "Configuration")
+            .prop("name", name.clone())
+            .opt("createdOn", ms(v, "created_at"))
+            .opt("projectId", project.get("id").cloned())
+            .opt(
+                "projectSlug",
+                project
+                    .get("_rawData")
+                    .and_then(|r| r.pointer("/0/rawData/slug"))
+                    .cloned(),
+            )
+            .raw_data(json!({ "name": name, "created_at": v.get("created_at") }))
+            .build(),
+    )
+}
+
+pub fn context(c: &Value) -> Option<Object> {
+    let id = text(c, "id")?;
+    Some(
+        EntityBuilder::new(key(CONTEXT, &id), CONTEXT, "Configuration")
+            .prop("id", id.clone())
+            .prop("name", text(c, "name").unwrap_or(id))
+            .opt("createdOn", ms(c, "created_at"))
+            .raw_data(c.clone())
+            .build(),
+    )
+}
+
+pub fn context_var(v: &Value) -> Option<Object> {
+    let variable = text(v, "variable")?;
+    let mut raw = v.clone();
+    if let Some(m) = raw.as_object_mut() {
+        m.remove("value");
+    }
+    Some(
+        EntityBuilder::new(key(CONTEXT_VAR, &variable), CONTEXT_VAR, "Configuration")
+            .prop("name", variable.clone())
+            .prop("variable", variable)
+            .opt("contextId", plain(v, "context_id"))
+            .opt("createdOn", ms(v, "created_at"))
+            .opt("updatedOn", ms(v, "updated_at"))
+            .raw_data(raw)
+            .build(),
+    )
+}
+
+pub fn user(me: &Value) -> Option<Object> {
+    let id = text(me, "id")?;
+    let login = text(me, "login").unwrap_or_else(|| id.clone());
+    Some(
+        EntityBuilder::new(key(USER, &id), USER, "User")
+            .prop("id", id.clone())
+            .prop("name", login.clone())
+            .prop("username", login.clone())
+            .prop("active", true)
+            .raw_data(json!({ "name": me.get("name"), "login": login, "id": id }))
+            .build(),
+    )
+}
+
+/// A direct relationship between two stored keys of the given types.
+pub fn edge(class: &str, from: (&str, &str), to: (&str, &str)) -> Object {
+    RelationshipBuilder::direct(
+        class,
+        End {
+            key: from.0,
+            entity_type: from.1,
+        },
+        End {
+            key: to.0,
+            entity_type: to.1,
+        },
+    )
+    .build()
+}

@@ -1,0 +1,492 @@
+//! The steps' I/O: `page-token` paging, fan-outs through the host's batch fetch, and
+//! steps that read back what earlier ones stored.
+
+use crate::convert::{self, *};
+use crate::manifest::*;
+use corral_sdk::config;
+use corral_sdk::entity::Object;
+use corral_sdk::graph::{self, Emitter};
+use corral_sdk::http::{self, Request, RequestExt, Response, ResponseExt, Retry};
+use corral_sdk::serde_json::Value;
+use corral_sdk::{Error, Result, log};
+use std::collections::{BTreeMap, HashSet};
+
+fn cfg(name: &str) -> Option<String> {
+    config::get(name)
+        .ok()
+        .flatten()
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn base() -> String {
+    let url = cfg("baseUrl").unwrap_or_else(|| DEFAULT_BASE_URL.into());
+    if url.ends_with('/') {
+        url
+    } else {
+        format!("{url}/")
+    }
+}
+
+fn get(path: &str) -> Request {
+    http::get(format!("{}{path}", base())).header("Circle-Token", "{{secret:apiKey}}")
+}
+
+fn enc(s: &str) -> String {
+    http::encode_query_value(s)
+}
+
+/// `path` with a `page-token` query parameter, encoded, whatever the path already has.
+fn paged(path: &str, token: Option<&str>) -> String {
+    match token {
+        None => path.to_string(),
+        Some(t) => format!(
+            "{path}{}page-token={}",
+            if path.contains('?') { '&' } else { '?' },
+            enc(t)
+        ),
+    }
+}
+
+fn body(r: Response) -> Result<Value> {
+    r.error_for_status()?.json()
+}
+
+/// Every item of every page of each path; the first pages are fetched at once. `None`
+/// where the first page answered 404.
+fn all_pages(paths: &[String]) -> Result<Vec<Option<Vec<Value>>>> {
+    let first: Vec<Request> = paths.iter().map(|p| get(p)).collect();
+    let answers = http::fetch_all(&first, &Retry::default());
+    let mut out = Vec::with_capacity(paths.len());
+    for (path, answer) in paths.iter().zip(answers) {
+        let r = answer?;
+        if r.status == 404 {
+            out.push(None);
+            continue;
+        }
+        let mut page = body(r)?;
+        let mut items = Vec::new();
+        let mut seen_tokens = HashSet::new();
+        loop {
+            items.extend(
+                page.get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            let Some(next) = page
+                .get("next_page_token")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            else {
+                break;
+            };
+            if !seen_tokens.insert(next.to_string()) {
+                break;
+            }
+            page = body(http::fetch(
+                &get(&paged(path, Some(next))),
+                &Retry::default(),
+            )?)?;
+        }
+        out.push(Some(items));
+    }
+    Ok(out)
+}
+
+pub fn validate() -> Result<()> {
+    let (Some(_), Some(_), true) = (cfg("login"), cfg("userId"), config::has_secret("apiKey"))
+    else {
+        return Err(Error::Config(
+            "Config requires  {apiKey, login, userId}".into(),
+        ));
+    };
+    let req = get("me/");
+    match http::fetch(&req, &Retry::default()) {
+        Ok(r) if r.is_success() => Ok(()),
+        Ok(r) => Err(Error::Authentication(format!(
+            "Provider authentication failed at {}: {} {}",
+            req.url,
+            r.status,
+            corral_sdk::error::status_text(r.status)
+        ))),
+        Err(e) => Err(Error::Authentication(format!(
+            "Provider authentication failed at {}: {}",
+            req.url,
+            corral_sdk::error::describe_http_error(&e)
+        ))),
+    }
+}
+
+pub fn run(step: &str) -> Result<()> {
+    match step {
+        FETCH_ACCOUNT => one_entity(convert::account(
+            &cfg("userId").unwrap_or_default(),
+            &cfg("login").unwrap_or_default(),
+        )),
+        FETCH_GROUPS => fetch_groups(),
+        ACCOUNT_GROUPS => account_groups(),
+        FETCH_PIPELINES => fetch_pipelines(),
+        FETCH_WORKFLOWS => fetch_children(
+            PIPELINE,
+            |id| format!("pipeline/{id}/workflow"),
+            convert::workflow,
+            WORKFLOW,
+        ),
+        FETCH_JOBS => fetch_children(
+            WORKFLOW,
+            |id| format!("workflow/{id}/job"),
+            convert::job,
+            JOB,
+        ),
+        FETCH_PROJECTS => fetch_projects(),
+        FETCH_PROJECT_VARS => fetch_project_vars(),
+        GROUP_PROJECTS => group_projects(),
+        FETCH_CONTEXTS => fetch_contexts(),
+        FETCH_USERS => fetch_users(),
+        ACCOUNT_USERS => account_users(),
+        other => Err(Error::Config(format!("unknown step {other}"))),
+    }
+}
+
+fn one_entity(e: Object) -> Result<()> {
+    let mut out = Emitter::new();
+    out.entity(e)?;
+    out.flush()
+}
+
+fn stored(type_name: &str) -> Result<Vec<Object>> {
+    graph::entities_of_type(type_name).collect()
+}
+
+fn key_of(e: &Object) -> String {
+    e.get("_key")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn raw<'a>(e: &'a Object, field: &str) -> Option<&'a str> {
+    e.get("_rawData")?
+        .pointer(&format!("/0/rawData/{field}"))?
+        .as_str()
+}
+
+/// Emits `e` unless its key was already emitted by this step.
+fn emit_once(out: &mut Emitter, seen: &mut HashSet<String>, e: Object) -> Result<()> {
+    if seen.insert(key_of(&e)) {
+        out.entity(e)
+    } else {
+        Ok(())
+    }
+}
+
+fn relate_once(out: &mut Emitter, seen: &mut HashSet<String>, r: Object) -> Result<()> {
+    if seen.insert(key_of(&r)) {
+        out.relationship(r)
+    } else {
+        Ok(())
+    }
+}
+
+fn fetch_groups() -> Result<()> {
+    let list = body(http::fetch(&get("me/collaborations"), &Retry::default())?)?;
+    let mut out = Emitter::new();
+    let mut seen = HashSet::new();
+    for c in list.as_array().into_iter().flatten() {
+        match convert::group(c) {
+            Some(g) => emit_once(&mut out, &mut seen, g)?,
+            None => log::warn("skipping a collaboration without an id", &[]),
+        }
+    }
+    out.flush()
+}
+
+fn account_groups() -> Result<()> {
+    let login = cfg("login").unwrap_or_default();
+    let account = convert::key(ACCOUNT, &cfg("userId").unwrap_or_default());
+    let mut out = Emitter::new();
+    for g in stored(GROUP)?
+        .iter()
+        .filter(|g| g.get("name").and_then(Value::as_str) == Some(login.as_str()))
+    {
+        out.relationship(convert::edge(
+            "HAS",
+            (&account, ACCOUNT),
+            (&key_of(g), GROUP),
+        ))?;
+    }
+    out.flush()
+}
+
+/// Groups with a slug, and the list endpoint for each (`org-slug` or `owner-slug`).
+fn per_group(param: &str, path: &str) -> Result<(Vec<String>, Vec<String>)> {
+    let slugs: Vec<String> = stored(GROUP)?
+        .iter()
+        .filter_map(|g| {
+            g.get("slug")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        })
+        .collect();
+    let paths = slugs
+        .iter()
+        .map(|s| format!("{path}?{param}={}", enc(s)))
+        .collect();
+    Ok((slugs, paths))
+}
+
+fn warn_missing(what: &str, slugs: &[String]) {
+    if !slugs.is_empty() {
+        let msg = format!(
+            "Could not fetch {what} from the following org slugs: {}. Please make sure to use personal API tokens with the right access permissions.",
+            slugs.join(", ")
+        );
+        log::warn(&msg, &[]);
+    }
+}
+
+fn fetch_pipelines() -> Result<()> {
+    let (slugs, paths) = per_group("org-slug", "pipeline")?;
+    let mut out = Emitter::new();
+    let mut seen = HashSet::new();
+    let mut missing = Vec::new();
+    for (slug, items) in slugs.iter().zip(all_pages(&paths)?) {
+        let Some(items) = items else {
+            missing.push(slug.clone());
+            continue;
+        };
+        for p in &items {
+            if let Some(e) = convert::pipeline(p) {
+                emit_once(&mut out, &mut seen, e)?;
+            }
+        }
+    }
+    warn_missing("pipelines", &missing);
+    out.flush()
+}
+
+/// Children of each stored parent (workflows of pipelines, jobs of workflows), with the
+/// parent HAS child edge.
+fn fetch_children(
+    parent_type: &str,
+    path: fn(&str) -> String,
+    convert: fn(&Value) -> Option<Object>,
+    child_type: &str,
+) -> Result<()> {
+    let parents = stored(parent_type)?;
+    let mut out = Emitter::new();
+    let (mut seen, mut edges) = (HashSet::new(), HashSet::new());
+    for chunk in parents.chunks(50) {
+        let paths: Vec<String> = chunk
+            .iter()
+            .map(|p| path(p.get("id").and_then(Value::as_str).unwrap_or_default()))
+            .collect();
+        for (parent, items) in chunk.iter().zip(all_pages(&paths)?) {
+            for item in items.unwrap_or_default() {
+                let Some(child) = convert(&item) else {
+                    continue;
+                };
+                let child_key = key_of(&child);
+                emit_once(&mut out, &mut seen, child)?;
+                relate_once(
+                    &mut out,
+                    &mut edges,
+                    convert::edge(
+                        "HAS",
+                        (&key_of(parent), parent_type),
+                        (&child_key, child_type),
+                    ),
+                )?;
+            }
+        }
+    }
+    out.flush()
+}
+
+/// Each project once, however many pipelines name it; a project that answers an error
+/// is a warning, and its pipelines keep no project edge.
+fn fetch_projects() -> Result<()> {
+    let pipelines = stored(PIPELINE)?;
+    let mut by_slug: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &pipelines {
+        if let Some(slug) = p.get("slug").and_then(Value::as_str) {
+            by_slug.entry(slug.to_string()).or_default().push(key_of(p));
+        }
+    }
+    let slugs: Vec<&String> = by_slug.keys().collect();
+    let reqs: Vec<Request> = slugs
+        .iter()
+        .map(|s| get(&format!("project/{}", enc(s))))
+        .collect();
+    let answers = http::fetch_all(&reqs, &Retry::default());
+    let mut out = Emitter::new();
+    let mut seen = HashSet::new();
+    for (slug, answer) in slugs.iter().zip(answers) {
+        let r = answer?;
+        if !r.is_success() {
+            log::warn(
+                "project could not be fetched; skipped",
+                &[
+                    ("project", slug.as_str()),
+                    ("status", &r.status.to_string()),
+                ],
+            );
+            continue;
+        }
+        let Some(project) = convert::project(&r.json()?) else {
+            continue;
+        };
+        let project_key = key_of(&project);
+        emit_once(&mut out, &mut seen, project)?;
+        for pipeline in &by_slug[*slug] {
+            out.relationship(convert::edge(
+                "HAS",
+                (&project_key, PROJECT),
+                (pipeline, PIPELINE),
+            ))?;
+        }
+    }
+    out.flush()
+}
+
+fn fetch_project_vars() -> Result<()> {
+    let projects = stored(PROJECT)?;
+    let paths: Vec<String> = projects
+        .iter()
+        .map(|p| format!("project/{}/envvar", enc(raw(p, "slug").unwrap_or_default())))
+        .collect();
+    let mut out = Emitter::new();
+    let (mut seen, mut edges) = (HashSet::new(), HashSet::new());
+    for (project, vars) in projects.iter().zip(all_pages(&paths)?) {
+        for v in vars.unwrap_or_default() {
+            let Some(var) = convert::project_var(&v, project) else {
+                continue;
+            };
+            let var_key = key_of(&var);
+            emit_once(&mut out, &mut seen, var)?;
+            relate_once(
+                &mut out,
+                &mut edges,
+                convert::edge("HAS", (&key_of(project), PROJECT), (&var_key, PROJECT_VAR)),
+            )?;
+        }
+    }
+    out.flush()
+}
+
+fn group_projects() -> Result<()> {
+    let mut out = Emitter::new();
+    for p in stored(PROJECT)? {
+        let Some(org) = p.get("organizationId").and_then(Value::as_str) else {
+            continue;
+        };
+        let group = convert::key(GROUP, org);
+        if graph::has_key(&group) {
+            out.relationship(convert::edge(
+                "HAS",
+                (&group, GROUP),
+                (&key_of(&p), PROJECT),
+            ))?;
+        }
+    }
+    out.flush()
+}
+
+fn fetch_contexts() -> Result<()> {
+    let (slugs, paths) = per_group("owner-slug", "context")?;
+    let mut contexts = Vec::new();
+    let mut missing = Vec::new();
+    for (slug, items) in slugs.iter().zip(all_pages(&paths)?) {
+        match items {
+            Some(items) => contexts.extend(items),
+            None => missing.push(slug.clone()),
+        }
+    }
+    warn_missing("contexts", &missing);
+    let ids: Vec<String> = contexts
+        .iter()
+        .filter_map(|c| c.get("id").and_then(Value::as_str).map(String::from))
+        .collect();
+    let restrictions = all_pages(
+        &ids.iter()
+            .map(|id| format!("context/{}/restrictions", enc(id)))
+            .collect::<Vec<_>>(),
+    )?;
+    let variables = all_pages(
+        &ids.iter()
+            .map(|id| format!("context/{id}/environment-variable"))
+            .collect::<Vec<_>>(),
+    )?;
+    let mut out = Emitter::new();
+    let (mut seen, mut edges) = (HashSet::new(), HashSet::new());
+    for ((context, rules), vars) in contexts.iter().zip(restrictions).zip(variables) {
+        let Some(entity) = convert::context(context) else {
+            continue;
+        };
+        let context_key = key_of(&entity);
+        emit_once(&mut out, &mut seen, entity)?;
+        let projects: Vec<String> = rules
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.get("restriction_type").and_then(Value::as_str) == Some("project"))
+            .filter_map(|r| {
+                r.get("project_id")
+                    .and_then(Value::as_str)
+                    .map(|id| convert::key(PROJECT, id))
+            })
+            .filter(|k| graph::has_key(k))
+            .collect();
+        for v in vars.unwrap_or_default() {
+            let Some(var) = convert::context_var(&v) else {
+                continue;
+            };
+            let var_key = key_of(&var);
+            emit_once(&mut out, &mut seen, var)?;
+            relate_once(
+                &mut out,
+                &mut edges,
+                convert::edge("HAS", (&context_key, CONTEXT), (&var_key, CONTEXT_VAR)),
+            )?;
+            for project in &projects {
+                relate_once(
+                    &mut out,
+                    &mut edges,
+                    convert::edge("USES", (project, PROJECT), (&var_key, CONTEXT_VAR)),
+                )?;
+            }
+        }
+    }
+    out.flush()
+}
+
+fn fetch_users() -> Result<()> {
+    let me = body(http::fetch(&get("me"), &Retry::default())?)?;
+    let Some(user) = convert::user(&me) else {
+        return Err(Error::Provider("me: no user id".into()));
+    };
+    let user_key = key_of(&user);
+    let mut out = Emitter::new();
+    out.entity(user)?;
+    for g in stored(GROUP)? {
+        out.relationship(convert::edge(
+            "HAS",
+            (&key_of(&g), GROUP),
+            (&user_key, USER),
+        ))?;
+    }
+    out.flush()
+}
+
+fn account_users() -> Result<()> {
+    let account = convert::key(ACCOUNT, &cfg("userId").unwrap_or_default());
+    let mut out = Emitter::new();
+    for u in stored(USER)? {
+        out.relationship(convert::edge(
+            "HAS",
+            (&account, ACCOUNT),
+            (&key_of(&u), USER),
+        ))?;
+    }
+    out.flush()
+}
