@@ -277,7 +277,7 @@ async fn bad_input_is_named_precisely() {
     )
     .await;
     assert!(
-        e.contains("instance \"k\": unknown plugin id \"nope\" (available: kandji, "),
+        e.contains("instance \"k\": unknown plugin id \"nope\" (available: circleci, kandji, runzero, sentinelone)"),
         "{e}"
     );
 
