@@ -1,0 +1,278 @@
+//! CircleCI in the real host against the simulator.
+
+use corral::config::ConfigValue;
+use corral_e2e::*;
+use corral_simulators::FaultRule;
+use corral_simulators::circleci::{API_PREFIX, CircleCiConfig, CircleCiSim};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const TOKEN: &str = "e2e-circle-token-4f1c";
+const USER_ID: &str = "b1b6e8a6-0000-4000-8000-00000000c1c1";
+
+fn sim() -> Arc<CircleCiSim> {
+    CircleCiSim::new(&CircleCiConfig {
+        seed: 8,
+        token: TOKEN.into(),
+        ..CircleCiConfig::default()
+    })
+}
+
+fn instance(
+    id: &str,
+    server: &corral_simulators::SimServer,
+    token: &str,
+) -> corral::config::InstanceConfig {
+    plugin_instance(
+        id,
+        "circleci",
+        vec![
+            (
+                "baseUrl",
+                ConfigValue::Text(format!("{}{API_PREFIX}", server.origin())),
+            ),
+            ("apiKey", ConfigValue::Text(token.into())),
+            ("login", ConfigValue::Text("octocat".into())),
+            ("userId", ConfigValue::Text(USER_ID.into())),
+        ],
+    )
+}
+
+fn s(v: &Value, f: &str) -> String {
+    v[f].as_str().unwrap().to_string()
+}
+
+fn expected(sim: &CircleCiSim) -> KeysByType {
+    let mut out = KeysByType::new();
+    let mut add = |t: &str, k: String| {
+        out.entry(t.to_string()).or_default().insert(k);
+    };
+    let account = format!("circleci_account:{USER_ID}");
+    let user = format!("circleci_user:{}", s(&sim.me, "id"));
+    add("circleci_account", account.clone());
+    add("circleci_user", user.clone());
+    add("circleci_account_has_user", format!("{account}|has|{user}"));
+    for g in &sim.groups {
+        let key = format!("circleci_user_group:{}", s(g, "id"));
+        add("circleci_user_group", key.clone());
+        add("circleci_user_group_has_user", format!("{key}|has|{user}"));
+        if g["name"] == "octocat" {
+            add(
+                "circleci_account_has_user_group",
+                format!("{account}|has|{key}"),
+            );
+        }
+    }
+    let slugs: BTreeSet<String> = sim
+        .pipelines
+        .iter()
+        .map(|p| s(p, "project_slug"))
+        .filter(|p| *p != sim.forbidden_project)
+        .collect();
+    let projects: Vec<&Value> = sim
+        .projects
+        .iter()
+        .filter(|p| slugs.contains(&s(p, "slug")))
+        .collect();
+    let project_ids: BTreeSet<String> = projects.iter().map(|p| s(p, "id")).collect();
+    for p in &sim.pipelines {
+        let key = format!("circleci_pipeline:{}", s(p, "id"));
+        add("circleci_pipeline", key.clone());
+        if let Some(project) = projects.iter().find(|x| x["slug"] == p["project_slug"]) {
+            add(
+                "circleci_project_has_pipeline",
+                format!("circleci_project:{}|has|{key}", s(project, "id")),
+            );
+        }
+    }
+    for w in &sim.workflows {
+        let key = format!("circleci_workflow:{}", s(w, "id"));
+        add("circleci_workflow", key.clone());
+        add(
+            "circleci_pipeline_has_workflow",
+            format!("circleci_pipeline:{}|has|{key}", s(w, "pipeline_id")),
+        );
+    }
+    for j in &sim.jobs {
+        let key = format!("circleci_job:{}", s(j, "id"));
+        add("circleci_job", key.clone());
+        add(
+            "circleci_workflow_has_job",
+            format!("circleci_workflow:{}|has|{key}", s(j, "workflow_id")),
+        );
+    }
+    for p in &projects {
+        let key = format!("circleci_project:{}", s(p, "id"));
+        add("circleci_project", key.clone());
+        add(
+            "circleci_user_group_has_project",
+            format!("circleci_user_group:{}|has|{key}", s(p, "organization_id")),
+        );
+        for (slug, v) in sim
+            .project_envvars
+            .iter()
+            .filter(|(slug, _)| *slug == s(p, "slug"))
+        {
+            let _ = slug;
+            let var = format!("circleci_project_environment_variable:{}", s(v, "name"));
+            add("circleci_project_environment_variable", var.clone());
+            add(
+                "circleci_project_has_environment_variable",
+                format!("{key}|has|{var}"),
+            );
+        }
+    }
+    for (_, c) in &sim.contexts {
+        let key = format!("circleci_context:{}", s(c, "id"));
+        add("circleci_context", key.clone());
+        let users: Vec<String> = sim
+            .restrictions
+            .iter()
+            .filter(|r| {
+                r["context_id"] == c["id"]
+                    && r["restriction_type"] == "project"
+                    && project_ids.contains(&s(r, "project_id"))
+            })
+            .map(|r| format!("circleci_project:{}", s(r, "project_id")))
+            .collect();
+        for v in sim
+            .context_envvars
+            .iter()
+            .filter(|v| v["context_id"] == c["id"])
+        {
+            let var = format!("circleci_context_environment_variable:{}", s(v, "variable"));
+            add("circleci_context_environment_variable", var.clone());
+            add(
+                "circleci_context_has_environment_variable",
+                format!("{key}|has|{var}"),
+            );
+            for project in &users {
+                add(
+                    "circleci_project_uses_context_environment_variable",
+                    format!("{project}|uses|{var}"),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_is_exact_across_page_tokens() {
+    let sim = sim();
+    let server = sim.start(0).await.unwrap();
+    let rt = runtime();
+    let plugin = rt.plugin("circleci").await.unwrap();
+    let report = run_plugin(&rt, plugin, &instance("circleci-e2e", &server, TOKEN), None).await;
+
+    assert!(
+        report.succeeded(),
+        "{:?} {:?}",
+        report.validation,
+        report
+            .steps
+            .iter()
+            .map(|s| (&s.info.id, &s.error))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(keys_by_type(&report), expected(&sim));
+    let log = server.requests();
+    // Every paged endpoint crossed a page boundary with an encoded page-token.
+    for path in [
+        "/pipeline?org-slug=",
+        "/workflow?page-token=",
+        "/job?page-token=",
+        "/envvar?page-token=",
+        "/environment-variable?page-token=",
+    ] {
+        assert!(
+            log.iter().any(|r| r.target.contains(path)
+                && r.target.contains("page-token=cGFn%2B20%2FZQ%3D%3D")
+                || r.target.contains(path) && path.contains("page-token")),
+            "{path}"
+        );
+    }
+    assert!(
+        log.iter().all(|r| r.status != 400),
+        "a malformed page-token was sent"
+    );
+    // Each project is fetched once, however many pipelines name it.
+    let project_calls: Vec<&str> = log
+        .iter()
+        .map(|r| r.target.as_str())
+        .filter(|t| t.starts_with("/api/v2/project/") && !t.contains("/envvar"))
+        .collect();
+    let distinct: BTreeSet<&&str> = project_calls.iter().collect();
+    assert_eq!(project_calls.len(), distinct.len(), "{project_calls:?}");
+    // Env-var values are never stored.
+    let everything = format!(
+        "{:?}",
+        report
+            .graph
+            .entities
+            .iter()
+            .map(|e| &e.object)
+            .collect::<Vec<_>>()
+    );
+    for (_, v) in &sim.project_envvars {
+        assert!(!everything.contains(v["value"].as_str().unwrap()));
+    }
+    assert!(report.log.iter().any(|l| {
+        l.message
+            .starts_with("Could not fetch pipelines from the following org slugs: bb/gone-org")
+    }));
+    assert!(
+        report
+            .log
+            .iter()
+            .any(|l| l.message.starts_with("project could not be fetched"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried() {
+    let sim = sim();
+    let server = sim.start(0).await.unwrap();
+    server.add_fault(FaultRule::new("/job", 429, 2).retry_after(1));
+    server.add_fault(FaultRule::new("/me/collaborations", 500, 1));
+    let rt = runtime();
+    let plugin = rt.plugin("circleci").await.unwrap();
+    let report = run_plugin(
+        &rt,
+        plugin,
+        &instance("circleci-retry", &server, TOKEN),
+        None,
+    )
+    .await;
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report
+            .steps
+            .iter()
+            .map(|s| (&s.info.id, &s.error))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(keys_by_type(&report), expected(&sim));
+    assert_eq!(server.requests().iter().filter(|r| r.injected).count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_fails_validation() {
+    let sim = sim();
+    let server = sim.start(0).await.unwrap();
+    let rt = runtime();
+    let plugin = rt.plugin("circleci").await.unwrap();
+    let wrong = "wrong-circle-token-818";
+    let report = run_plugin(&rt, plugin, &instance("circleci-bad", &server, wrong), None).await;
+    let err = report.validation.clone().unwrap_err();
+    assert!(
+        err.contains("Provider authentication failed at")
+            && err.contains("/api/v2/me/")
+            && err.ends_with("401 Unauthorized"),
+        "{err}"
+    );
+    assert!(!format!("{err} {:?}", report.log).contains(wrong));
+    assert_eq!(server.requests().len(), 1);
+}
