@@ -179,18 +179,18 @@ async fn graph_is_exact_across_page_tokens() {
     assert_eq!(keys_by_type(&report), expected(&sim));
     let log = server.requests();
     // Every paged endpoint crossed a page boundary with an encoded page-token.
+    let token = "page-token=cGFn%2B20%2FZQ%3D%3D";
     for path in [
         "/pipeline?org-slug=",
-        "/workflow?page-token=",
-        "/job?page-token=",
-        "/envvar?page-token=",
-        "/environment-variable?page-token=",
+        "/workflow?",
+        "/job?",
+        "/envvar?",
+        "/environment-variable?",
     ] {
         assert!(
-            log.iter().any(|r| r.target.contains(path)
-                && r.target.contains("page-token=cGFn%2B20%2FZQ%3D%3D")
-                || r.target.contains(path) && path.contains("page-token")),
-            "{path}"
+            log.iter()
+                .any(|r| r.target.contains(path) && r.target.contains(token)),
+            "no second page of {path}"
         );
     }
     assert!(
