@@ -56,7 +56,7 @@ enum Command {
     },
     /// Serve a provider simulator on 127.0.0.1 until interrupted.
     Simulate {
-        /// Provider: kandji, sentinelone or runzero.
+        /// Provider: kandji, sentinelone, runzero or circleci.
         provider: String,
         #[arg(long, default_value_t = 0)]
         port: u16,
@@ -268,6 +268,9 @@ pub fn report_all(out: &Path, reports: &[RunReport]) -> anyhow::Result<ExitCode>
         };
         print!("{}", output::console_summary(report, dest.as_deref()));
         ok &= report.succeeded();
+    }
+    if reports.len() > 1 {
+        print!("\n{}", output::summary_table(reports));
     }
     Ok(if ok {
         ExitCode::SUCCESS

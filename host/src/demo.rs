@@ -7,6 +7,7 @@ use crate::run::resolve_with_policy;
 use crate::runtime::Runtime;
 use anyhow::bail;
 use corral_simulators::SimServer;
+use corral_simulators::circleci::{self, CircleCiConfig, CircleCiSim};
 use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
 use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
 use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 pub const KANDJI_DEMO_POLICY: &str = include_str!("../demo/kandji-policy.json");
 pub const SENTINELONE_DEMO_POLICY: &str = include_str!("../demo/sentinelone-policy.json");
 pub const RUNZERO_DEMO_POLICY: &str = include_str!("../demo/runzero-policy.json");
+pub const CIRCLECI_DEMO_POLICY: &str = include_str!("../demo/circleci-policy.json");
 
 /// One demo instance: its plugin, policy and config.
 struct Demo {
@@ -56,6 +58,9 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
     let s1_server = SentinelOneSim::new(&s1_config).start(0).await?;
     let rz_config = RunZeroConfig::default();
     let rz_server = RunZeroSim::new(&rz_config).start(0).await?;
+    let cci_config = CircleCiConfig::default();
+    let cci = CircleCiSim::new(&cci_config);
+    let cci_server = cci.start(0).await?;
     println!("corral demo: simulators on loopback");
     println!(
         "  kandji       {} ({devices} devices)",
@@ -72,6 +77,11 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
         rz_server.origin(),
         rz_config.orgs,
         rz_config.assets_per_site
+    );
+    println!(
+        "  circleci     {} ({} pipelines)",
+        cci_server.origin(),
+        cci.pipelines.len()
     );
     let demos = [
         Demo {
@@ -108,6 +118,20 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
                     format!("{}{}", rz_server.origin(), runzero::API_PREFIX),
                 ),
                 ("accountAPIKey", rz_config.account_key.clone()),
+            ],
+        },
+        Demo {
+            id: "circleci-demo",
+            plugin: "circleci",
+            policy: (CIRCLECI_DEMO_POLICY, "demo policy circleci-policy.json"),
+            config: vec![
+                (
+                    "baseUrl",
+                    format!("{}{}", cci_server.origin(), circleci::API_PREFIX),
+                ),
+                ("apiKey", cci_config.token.clone()),
+                ("login", "octocat".into()),
+                ("userId", cci.me["id"].as_str().unwrap_or_default().into()),
             ],
         },
     ];
@@ -171,7 +195,25 @@ pub async fn simulate(
             );
             (server, what)
         }
-        other => bail!("unknown provider {other:?} (available: kandji, sentinelone, runzero)"),
+        "circleci" => {
+            let sim = CircleCiSim::new(&CircleCiConfig {
+                seed,
+                pipelines_per_org: size.max(1),
+                token: token.into(),
+                ..CircleCiConfig::default()
+            });
+            let server = sim.start(port).await?;
+            let what = format!(
+                "baseUrl {}{} (login octocat, userId {})",
+                server.origin(),
+                circleci::API_PREFIX,
+                sim.me["id"]
+            );
+            (server, what)
+        }
+        other => {
+            bail!("unknown provider {other:?} (available: kandji, sentinelone, runzero, circleci)")
+        }
     };
     println!("{provider} simulator: {what}, seed {seed}, token {token:?}; Ctrl-C stops it");
     tokio::signal::ctrl_c().await?;

@@ -219,3 +219,32 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
     }
     out
 }
+
+/// One line per run: instance, plugin, steps ok/failed, objects, requests, denials, time.
+pub fn summary_table(reports: &[RunReport]) -> String {
+    let mut out = format!(
+        "{:<20} {:<12} {:>9} {:>9} {:>13} {:>9} {:>8} {:>8}\n",
+        "instance", "plugin", "steps ok", "failed", "entities", "relations", "requests", "denials"
+    );
+    for r in reports {
+        let ok = r
+            .steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Success | StepStatus::Disabled))
+            .count();
+        let failed = r.steps.len() - ok + usize::from(r.validation.is_err());
+        out.push_str(&format!(
+            "{:<20} {:<12} {:>9} {:>9} {:>13} {:>9} {:>8} {:>8}  {:.1} s\n",
+            r.instance_id,
+            r.plugin_id,
+            ok,
+            failed,
+            r.graph.entities.len(),
+            r.graph.relationships.len(),
+            r.requests,
+            r.denials.len(),
+            r.duration.as_secs_f64()
+        ));
+    }
+    out
+}
