@@ -98,6 +98,14 @@ enum PolicyCommand {
 
 #[derive(Subcommand)]
 enum PluginCommand {
+    /// The data-model tables (entities, relationships) in JupiterOne's docs format.
+    Document {
+        /// A .wasm file, or a plugin id.
+        plugin: String,
+        /// Also look in this config's plugin_dir.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Manifest, steps, declared types and requested capabilities of a plugin.
     Inspect {
         /// A .wasm file, or a plugin id.
@@ -142,6 +150,13 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                     json,
                 },
         } => inspect(&plugin, config.as_deref(), json).await,
+        Command::Plugin {
+            command: PluginCommand::Document { plugin, config },
+        } => {
+            let found = find_plugin(&plugin, config.as_deref()).await?;
+            print!("{}", found.manifest.document());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Policy {
             command: PolicyCommand::Explain { config, instance },
         } => {
@@ -279,18 +294,21 @@ pub fn report_all(out: &Path, reports: &[RunReport]) -> anyhow::Result<ExitCode>
     })
 }
 
-async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+/// A plugin by file path, or by id among the first-party ones and `plugin_dir`.
+async fn find_plugin(target: &str, config: Option<&Path>) -> anyhow::Result<Arc<LoadedPlugin>> {
     let path = Path::new(target);
-    let plugin = if path.exists() {
-        let rt = Runtime::new()?;
-        rt.load_file(path).await?
-    } else {
-        let rt = match config {
-            Some(c) => runtime_for(&CorralConfig::load(c)?).await?,
-            None => Runtime::new()?,
-        };
-        rt.plugin(target).await?
+    if path.exists() {
+        return Ok(Runtime::new()?.load_file(path).await?);
+    }
+    let rt = match config {
+        Some(c) => runtime_for(&CorralConfig::load(c)?).await?,
+        None => Runtime::new()?,
     };
+    rt.plugin(target).await
+}
+
+async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let plugin = find_plugin(target, config).await?;
     if json {
         let mut v = serde_json::to_value(&plugin.manifest)?;
         v["digest"] = plugin.digest.clone().into();

@@ -108,6 +108,72 @@ impl Manifest {
             .collect()
     }
 
+    /// The data-model tables of JupiterOne's integration docs, from the step metadata:
+    /// entities (Resources | Entity `_type` | Entity `_class`), then relationships, then
+    /// mapped relationships, each sorted as those docs sort them.
+    pub fn document(&self) -> String {
+        let mut entities: Vec<[String; 3]> = self
+            .steps
+            .iter()
+            .flat_map(|s| &s.entities)
+            .map(|e| {
+                [
+                    e.resource_name.clone(),
+                    code(&e.type_name),
+                    code(&e.class_name),
+                ]
+            })
+            .collect();
+        let (mapped, direct): (Vec<&RelationshipType>, Vec<&RelationshipType>) = self
+            .steps
+            .iter()
+            .flat_map(|s| &s.relationships)
+            .partition(|r| r.mapped);
+        let row = |r: &&RelationshipType| {
+            [
+                code(&r.source_type),
+                format!("**{}**", r.class_name),
+                code(&r.target_type),
+            ]
+        };
+        let mut direct: Vec<[String; 3]> = direct.iter().map(row).collect();
+        let mut mapped: Vec<[String; 3]> = mapped.iter().map(row).collect();
+        for list in [&mut entities, &mut direct, &mut mapped] {
+            list.sort();
+            list.dedup();
+        }
+        let mut out = String::from("### Entities\n\nThe following entities are created:\n\n");
+        out.push_str(&markdown_table(
+            ["Resources", "Entity `_type`", "Entity `_class`"],
+            &entities,
+        ));
+        if !direct.is_empty() {
+            out.push_str("\n### Relationships\n\nThe following relationships are created:\n\n");
+            out.push_str(&markdown_table(
+                [
+                    "Source Entity `_type`",
+                    "Relationship `_class`",
+                    "Target Entity `_type`",
+                ],
+                &direct,
+            ));
+        }
+        if !mapped.is_empty() {
+            out.push_str(
+                "\n### Mapped Relationships\n\nThe following mapped relationships are created:\n\n",
+            );
+            out.push_str(&markdown_table(
+                [
+                    "Source Entity `_type`",
+                    "Relationship `_class`",
+                    "Target Entity `_type`",
+                ],
+                &mapped,
+            ));
+        }
+        out
+    }
+
     pub fn secret_fields(&self) -> BTreeSet<String> {
         self.config_fields
             .iter()
@@ -115,6 +181,36 @@ impl Manifest {
             .map(|f| f.name.clone())
             .collect()
     }
+}
+
+fn code(s: &str) -> String {
+    format!("`{s}`")
+}
+
+/// A markdown table with columns padded to their widest cell.
+fn markdown_table(header: [&str; 3], rows: &[[String; 3]]) -> String {
+    let mut widths = header.map(str::len);
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 3]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("| {} |\n", padded.join(" | "))
+    };
+    let mut out = line(header);
+    out.push_str(&line(
+        widths.map(|w| "-".repeat(w)).each_ref().map(String::as_str),
+    ));
+    for r in rows {
+        out.push_str(&line(r.each_ref().map(String::as_str)));
+    }
+    out
 }
 
 #[derive(Debug, Error)]

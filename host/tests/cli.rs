@@ -485,3 +485,139 @@ async fn policy_explain_and_check_for_the_demo_instance() {
     .await;
     assert_eq!(secret.status.code(), Some(1));
 }
+
+/// The rows of the markdown table under `heading`, as cells without backticks or bold.
+fn table_rows(doc: &str, heading: &str) -> std::collections::BTreeSet<Vec<String>> {
+    let section = doc.split(heading).nth(1).unwrap_or_default();
+    section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().replace(['`', '*'], ""))
+                .collect()
+        })
+        .collect()
+}
+
+fn rows(spec: &[(&str, &str, &str)]) -> std::collections::BTreeSet<Vec<String>> {
+    spec.iter()
+        .map(|(a, b, c)| vec![a.to_string(), b.to_string(), c.to_string()])
+        .collect()
+}
+
+/// The data-model tables of the seed documents (the issues' acceptance tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_document_matches_the_seed_data_models() {
+    let seeds: [(&str, Vec<(&str, &str, &str)>, Vec<(&str, &str, &str)>); 4] = [
+        (
+            "kandji",
+            vec![
+                ("Account", "kandji_account", "Account"),
+                ("App", "kandji_app", "Application"),
+                ("Device", "kandji_device", "Device"),
+                ("User", "kandji_user", "User"),
+            ],
+            vec![
+                ("kandji_account", "HAS", "kandji_device"),
+                ("kandji_device", "HAS", "kandji_app"),
+                ("kandji_device", "HAS", "kandji_user"),
+            ],
+        ),
+        (
+            "sentinelone",
+            vec![
+                ("Account", "sentinelone_account", "Account"),
+                ("Agent", "sentinelone_agent", "HostAgent"),
+                ("Group", "sentinelone_group", "Group"),
+            ],
+            vec![
+                ("sentinelone_account", "HAS", "sentinelone_group"),
+                ("sentinelone_group", "HAS", "sentinelone_agent"),
+            ],
+        ),
+        (
+            "runzero",
+            vec![
+                ("Account", "rumble_account", "Account"),
+                ("Asset", "rumble_asset", "Device"),
+                ("Organization", "rumble_organization", "Organization"),
+                ("Site", "rumble_site", "Site"),
+                ("User", "rumble_user", "User"),
+            ],
+            vec![
+                ("rumble_account", "HAS", "rumble_organization"),
+                ("rumble_account", "HAS", "rumble_site"),
+                ("rumble_account", "HAS", "rumble_user"),
+                ("rumble_organization", "HAS", "rumble_site"),
+                ("rumble_site", "HAS", "rumble_asset"),
+                ("rumble_user", "ASSIGNED", "rumble_organization"),
+            ],
+        ),
+        (
+            "circleci",
+            vec![
+                ("Account", "circleci_account", "Account"),
+                ("Context", "circleci_context", "Configuration"),
+                (
+                    "Context Environment Variable",
+                    "circleci_context_environment_variable",
+                    "Configuration",
+                ),
+                ("Pipeline", "circleci_pipeline", "Configuration"),
+                ("Pipeline Workflow", "circleci_workflow", "Configuration"),
+                ("Project", "circleci_project", "Repository"),
+                (
+                    "Project Environment Variable",
+                    "circleci_project_environment_variable",
+                    "Configuration",
+                ),
+                ("User", "circleci_user", "User"),
+                ("UserGroup", "circleci_user_group", "Group"),
+                ("Workflow Job", "circleci_job", "Task"),
+            ],
+            vec![
+                ("circleci_account", "HAS", "circleci_user"),
+                ("circleci_account", "HAS", "circleci_user_group"),
+                (
+                    "circleci_context",
+                    "HAS",
+                    "circleci_context_environment_variable",
+                ),
+                ("circleci_pipeline", "HAS", "circleci_workflow"),
+                (
+                    "circleci_project",
+                    "USES",
+                    "circleci_context_environment_variable",
+                ),
+                ("circleci_project", "HAS", "circleci_pipeline"),
+                (
+                    "circleci_project",
+                    "HAS",
+                    "circleci_project_environment_variable",
+                ),
+                ("circleci_user_group", "HAS", "circleci_project"),
+                ("circleci_user_group", "HAS", "circleci_user"),
+                ("circleci_workflow", "HAS", "circleci_job"),
+            ],
+        ),
+    ];
+    for (id, entities, relationships) in seeds {
+        let result = corral(&["plugin", "document", id], None).await;
+        assert!(result.status.success(), "{id}: {}", text(&result.stderr));
+        let doc = text(&result.stdout);
+        assert_eq!(
+            table_rows(&doc, "### Entities"),
+            rows(&entities),
+            "{id} entities"
+        );
+        assert_eq!(
+            table_rows(&doc, "### Relationships"),
+            rows(&relationships),
+            "{id} relationships"
+        );
+    }
+}
