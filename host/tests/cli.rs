@@ -503,7 +503,10 @@ fn table_rows(doc: &str, heading: &str) -> std::collections::BTreeSet<Vec<String
         .collect()
 }
 
-fn rows(spec: &[(&str, &str, &str)]) -> std::collections::BTreeSet<Vec<String>> {
+/// (Resources, `_type`, `_class`) or (source `_type`, class, target `_type`).
+type Row = (&'static str, &'static str, &'static str);
+
+fn rows(spec: &[Row]) -> std::collections::BTreeSet<Vec<String>> {
     spec.iter()
         .map(|(a, b, c)| vec![a.to_string(), b.to_string(), c.to_string()])
         .collect()
@@ -512,7 +515,7 @@ fn rows(spec: &[(&str, &str, &str)]) -> std::collections::BTreeSet<Vec<String>> 
 /// The data-model tables of the seed documents (the issues' acceptance tables).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_document_matches_the_seed_data_models() {
-    let seeds: [(&str, Vec<(&str, &str, &str)>, Vec<(&str, &str, &str)>); 4] = [
+    let seeds: [(&str, Vec<Row>, Vec<Row>); 4] = [
         (
             "kandji",
             vec![
