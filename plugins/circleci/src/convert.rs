@@ -210,3 +210,122 @@ pub fn edge(class: &str, from: (&str, &str), to: (&str, &str)) -> Object {
     )
     .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_is_named_by_its_id() {
+        let p = json!({ "id": "p-1", "project_slug": "gh/o/r", "state": "created", "created_at": "2024-01-02T03:04:05.678Z" });
+        let e = pipeline(&p).unwrap();
+        assert_eq!(e["_key"], "circleci_pipeline:p-1");
+        assert_eq!(
+            (e["name"].as_str(), e["displayName"].as_str()),
+            (Some("p-1"), Some("p-1"))
+        );
+        assert_eq!(e["slug"], "gh/o/r");
+        assert_eq!(e["createdOn"], 1_704_164_645_678i64);
+    }
+
+    #[test]
+    fn env_var_values_never_reach_an_entity() {
+        let project = project(&json!({ "id": "pr-1", "slug": "gh/o/r", "name": "r" })).unwrap();
+        let v = project_var(&json!({ "name": "NPM_TOKEN", "value": "xxxxabcd", "created_at": "2024-01-01T00:00:00Z" }), &project).unwrap();
+        assert_eq!(v["_key"], "circleci_project_environment_variable:NPM_TOKEN");
+        assert_eq!(
+            (v["projectId"].as_str(), v["projectSlug"].as_str()),
+            (Some("pr-1"), Some("gh/o/r"))
+        );
+        assert!(!Value::Object(v).to_string().contains("xxxxabcd"));
+        let c =
+            context_var(&json!({ "variable": "AWS_KEY", "context_id": "c-1", "value": "leak" }))
+                .unwrap();
+        assert_eq!(
+            (c["name"].as_str(), c["variable"].as_str()),
+            (Some("AWS_KEY"), Some("AWS_KEY"))
+        );
+        assert!(!Value::Object(c).to_string().contains("leak"));
+    }
+
+    #[test]
+    fn user_and_group_shapes() {
+        let u = user(&json!({ "id": "u-1", "login": "octocat", "name": "The Octocat" })).unwrap();
+        assert_eq!(
+            (
+                u["name"].as_str(),
+                u["username"].as_str(),
+                u["active"].as_bool()
+            ),
+            (Some("octocat"), Some("octocat"), Some(true))
+        );
+        let g =
+            group(&json!({ "id": "g-1", "name": "org", "slug": "gh/org", "vcs_type": "github" }))
+                .unwrap();
+        assert_eq!(g["vcstype"], "github");
+        let r = edge(
+            "USES",
+            ("circleci_project:p", PROJECT),
+            ("circleci_context_environment_variable:V", CONTEXT_VAR),
+        );
+        assert_eq!(
+            r["_type"],
+            "circleci_project_uses_context_environment_variable"
+        );
+        assert_eq!(
+            r["_key"],
+            "circleci_project:p|uses|circleci_context_environment_variable:V"
+        );
+    }
+
+    /// The recorded samples, when `../shared` is beside the project.
+    #[test]
+    fn samples_convert() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/providers/samples/circleci");
+        let read = |f: &str| -> Option<Value> {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(f)).ok()?).ok()
+        };
+        let (Some(pipelines), Some(workflows), Some(jobs), Some(proj), Some(vars)) = (
+            read("pipelines.json"),
+            read("pipeline-workflows.json"),
+            read("workflow-jobs.json"),
+            read("project.json"),
+            read("project-envvar.json"),
+        ) else {
+            eprintln!("skipped: {} is absent", dir.display());
+            return;
+        };
+        assert_eq!(
+            pipelines["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(pipeline)
+                .count(),
+            20
+        );
+        assert!(
+            workflows["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|w| workflow(w).is_some())
+        );
+        assert!(
+            jobs["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|j| job(j).is_some())
+        );
+        let p = project(&proj).unwrap();
+        for v in vars["items"].as_array().unwrap() {
+            let e = project_var(v, &p).unwrap();
+            assert!(
+                !Value::Object(e).to_string().contains("xxxx"),
+                "a masked value was stored"
+            );
+        }
+    }
+}
