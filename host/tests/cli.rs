@@ -624,3 +624,111 @@ async fn plugin_document_matches_the_seed_data_models() {
         );
     }
 }
+
+/// `corral run` on one instance of `plugin` whose config (TOML lines) reads the secret
+/// from `CORRAL_TEST_TOKEN`; returns the result and the scratch directory.
+async fn run_connector(name: &str, plugin: &str, config: &str, token: &str) -> (Output, PathBuf) {
+    let dir = scratch(name);
+    let text = format!(
+        "[[instance]]\nid = \"{name}\"\nplugin = \"{plugin}\"\n[instance.config]\n{config}"
+    );
+    std::fs::write(dir.join("corral.toml"), text).unwrap();
+    let out = dir.join("out");
+    let cfg = dir.join("corral.toml");
+    let result = corral(
+        &[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Some(token),
+    )
+    .await;
+    (result, dir)
+}
+
+/// For the SentinelOne, runZero and CircleCI connectors: a good token gives exit 0 and
+/// appears in no file, stdout or stderr; a wrong one gives exit 1 and no output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connector_exits_by_its_result_and_leaks_no_secret() {
+    use corral_simulators::circleci::{CircleCiConfig, CircleCiSim};
+    use corral_simulators::runzero::{RunZeroConfig, RunZeroSim};
+    use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
+    const GOOD: &str = "connector-cli-token-a61f0c2e";
+    let s1 = SentinelOneSim::new(&SentinelOneConfig {
+        token: GOOD.into(),
+        groups: 5,
+        agents: 30,
+        ..Default::default()
+    })
+    .start(0)
+    .await
+    .unwrap();
+    let rz = RunZeroSim::new(&RunZeroConfig {
+        account_key: GOOD.into(),
+        assets_per_site: 5,
+        ..Default::default()
+    })
+    .start(0)
+    .await
+    .unwrap();
+    let cci_sim = CircleCiSim::new(&CircleCiConfig {
+        token: GOOD.into(),
+        pipelines_per_org: 5,
+        ..Default::default()
+    });
+    let cci = cci_sim.start(0).await.unwrap();
+    let cases = [
+        (
+            "s1-cli",
+            "sentinelone",
+            format!(
+                "serverUrl = \"{}\"\napiToken = {{ env = \"CORRAL_TEST_TOKEN\" }}\n",
+                s1.origin()
+            ),
+        ),
+        (
+            "rz-cli",
+            "runzero",
+            format!(
+                "baseUrl = \"{}/api/v1.0\"\naccountAPIKey = {{ env = \"CORRAL_TEST_TOKEN\" }}\n",
+                rz.origin()
+            ),
+        ),
+        (
+            "cci-cli",
+            "circleci",
+            format!(
+                "baseUrl = \"{}/api/v2/\"\napiKey = {{ env = \"CORRAL_TEST_TOKEN\" }}\nlogin = \"octocat\"\nuserId = {}\n",
+                cci.origin(),
+                cci_sim.me["id"]
+            ),
+        ),
+    ];
+    for (name, plugin, config) in &cases {
+        let (result, dir) = run_connector(name, plugin, config, GOOD).await;
+        let (stdout, stderr) = (text(&result.stdout), text(&result.stderr));
+        assert_eq!(result.status.code(), Some(0), "{name}: {stdout}\n{stderr}");
+        let written = files(&dir.join("out").join(name));
+        assert!(written.len() > 3, "{name}: {written:?}");
+        for f in files(&dir) {
+            assert!(
+                !text(&std::fs::read(&f).unwrap()).contains(GOOD),
+                "{name}: {} holds the token",
+                f.display()
+            );
+        }
+        assert!(!stdout.contains(GOOD) && !stderr.contains(GOOD), "{name}");
+
+        let (bad, dir) =
+            run_connector(&format!("{name}-bad"), plugin, config, "wrong-token-0000").await;
+        assert_eq!(bad.status.code(), Some(1), "{name}: {}", text(&bad.stdout));
+        assert!(
+            text(&bad.stdout).contains("validation failed: authentication error"),
+            "{name}"
+        );
+        assert!(!dir.join("out").join(format!("{name}-bad")).exists());
+    }
+}

@@ -186,6 +186,8 @@ async fn graph_is_exact_across_page_tokens() {
         "/job?",
         "/envvar?",
         "/environment-variable?",
+        "/context?owner-slug=",
+        "/restrictions?",
     ] {
         assert!(
             log.iter()

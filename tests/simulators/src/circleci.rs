@@ -153,7 +153,10 @@ impl CircleCiSim {
                 }
             }
         }
-        for k in 0..2 {
+        // The first org has enough contexts, and its first context enough expression
+        // rules, to need a second page of each.
+        let contexts = if self.contexts.is_empty() { 21 } else { 2 };
+        for k in 0..contexts {
             let ctx = json!({ "id": r.uuid(), "name": format!("ctx-{k}"), "created_at": iso(r) });
             let cid = ctx["id"].as_str().unwrap().to_string();
             let vars = if k == 0 { 21 } else { 2 };
@@ -170,8 +173,11 @@ impl CircleCiSim {
                     "restriction_type": "project", "restriction_value": p["id"] }));
                 let _ = i;
             }
-            self.restrictions.push(json!({ "id": r.uuid(), "context_id": cid, "project_id": "00000000-0000-0000-0000-000000000000",
-                "name": "main only", "restriction_type": "expression", "restriction_value": "pipeline.git.branch == \"main\"" }));
+            let rules = if k == 0 && contexts > 2 { 21 } else { 1 };
+            for n in 0..rules {
+                self.restrictions.push(json!({ "id": r.uuid(), "context_id": cid, "project_id": "00000000-0000-0000-0000-000000000000",
+                    "name": format!("rule {n}"), "restriction_type": "expression", "restriction_value": "pipeline.git.branch == \"main\"" }));
+            }
             self.contexts.push((self_slug(&self.groups, &org_id), ctx));
         }
     }
