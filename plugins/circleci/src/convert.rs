@@ -2,7 +2,7 @@
 //! integration graph-circleci v1.2.0; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::time::parse_epoch_ms;
+use corral_sdk::props::{plain, text, time_ms as ms};
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = "circleci_account";
@@ -18,24 +18,6 @@ pub const USER: &str = "circleci_user";
 
 pub fn key(type_name: &str, id: &str) -> String {
     format!("{type_name}:{id}")
-}
-
-fn text(v: &Value, f: &str) -> Option<String> {
-    v.get(f)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-}
-
-fn plain(v: &Value, f: &str) -> Option<Value> {
-    match v.get(f)? {
-        Value::Null | Value::Object(_) | Value::Array(_) => None,
-        other => Some(other.clone()),
-    }
-}
-
-fn ms(v: &Value, f: &str) -> Option<i64> {
-    v.get(f).and_then(Value::as_str).and_then(parse_epoch_ms)
 }
 
 pub fn account(user_id: &str, login: &str) -> Object {

@@ -1,8 +1,8 @@
 //! What the CircleCI plugin declares: config fields, steps and types, capabilities.
 
 use crate::convert::*;
-use corral_sdk::entity::relationship_type;
-use corral_sdk::{ConfigField, EntityType, PluginManifest, RelationshipType, Step};
+use corral_sdk::PluginManifest;
+use corral_sdk::manifest::{entity, field, relationship as rel, step};
 
 pub const FETCH_ACCOUNT: &str = "fetch-account";
 pub const FETCH_GROUPS: &str = "fetch-user-groups";
@@ -29,56 +29,6 @@ const CAPABILITIES: &str = r#"{
   ],
   "limits": { "maxConcurrentRequests": 5 }
 }"#;
-
-fn field(
-    name: &str,
-    secret: bool,
-    optional: bool,
-    description: &str,
-    default: Option<&str>,
-) -> ConfigField {
-    ConfigField {
-        name: name.into(),
-        secret,
-        optional,
-        description: description.into(),
-        default_value: default.map(String::from),
-    }
-}
-
-fn entity(resource: &str, type_name: &str, class: &str) -> EntityType {
-    EntityType {
-        resource_name: resource.into(),
-        type_name: type_name.into(),
-        class_name: class.into(),
-    }
-}
-
-fn rel(class: &str, source: &str, target: &str) -> RelationshipType {
-    RelationshipType {
-        type_name: relationship_type(class, source, target),
-        class_name: class.into(),
-        source_type: source.into(),
-        target_type: target.into(),
-        mapped: false,
-    }
-}
-
-fn step(
-    id: &str,
-    name: &str,
-    entities: Vec<EntityType>,
-    relationships: Vec<RelationshipType>,
-    deps: &[&str],
-) -> Step {
-    Step {
-        id: id.into(),
-        name: name.into(),
-        entities,
-        relationships,
-        depends_on: deps.iter().map(|d| d.to_string()).collect(),
-    }
-}
 
 pub fn manifest() -> PluginManifest {
     PluginManifest {

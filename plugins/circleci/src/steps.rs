@@ -100,21 +100,7 @@ pub fn validate() -> Result<()> {
             "Config requires  {apiKey, login, userId}".into(),
         ));
     };
-    let req = get("me/");
-    match http::fetch(&req, &Retry::default()) {
-        Ok(r) if r.is_success() => Ok(()),
-        Ok(r) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {}: {} {}",
-            req.url,
-            r.status,
-            corral_sdk::error::status_text(r.status)
-        ))),
-        Err(e) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {}: {}",
-            req.url,
-            corral_sdk::error::describe_http_error(&e)
-        ))),
-    }
+    http::check_credentials(&get("me/"), &Retry::default(), |s| (200..300).contains(&s))
 }
 
 pub fn run(step: &str) -> Result<()> {

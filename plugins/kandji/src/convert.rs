@@ -5,6 +5,7 @@
 //! where this port deviates.
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
+use corral_sdk::props::allowed as scalar;
 use corral_sdk::time::parse_epoch_ms;
 use serde_json::{Value, json};
 
@@ -337,16 +338,6 @@ fn str_of<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
 
 fn time_of(v: &Value, field: &str) -> Option<i64> {
     str_of(v, field).and_then(parse_epoch_ms)
-}
-
-/// The value if it is a primitive, null, or a flat array of primitives; the data model
-/// allows nothing else, so anything nested is left out rather than emitted.
-fn scalar(v: Option<&Value>) -> Option<Value> {
-    match v? {
-        Value::Object(_) => None,
-        Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => None,
-        other => Some(other.clone()),
-    }
 }
 
 /// `items[].field` for a list of objects, as a flat array.

@@ -1,8 +1,8 @@
 //! What the Kandji plugin declares: config fields, steps and types, requested capabilities.
 
 use crate::convert::{ACCOUNT_TYPE, APP_TYPE, DEVICE_TYPE, USER_TYPE};
-use corral_sdk::entity::relationship_type;
-use corral_sdk::{ConfigField, EntityType, PluginManifest, RelationshipType, Step};
+use corral_sdk::PluginManifest;
+use corral_sdk::manifest::{entity, field, relationship, step};
 
 pub const FETCH_ACCOUNT: &str = "fetch-account";
 pub const FETCH_DEVICES: &str = "fetch-devices";
@@ -21,40 +21,6 @@ const CAPABILITIES: &str = r#"{
   "limits": { "requestsPerSecond": 50, "maxConcurrentRequests": 8 }
 }"#;
 
-fn entity(resource: &str, type_name: &str, class: &str) -> EntityType {
-    EntityType {
-        resource_name: resource.into(),
-        type_name: type_name.into(),
-        class_name: class.into(),
-    }
-}
-
-fn has(source: &str, target: &str) -> RelationshipType {
-    RelationshipType {
-        type_name: relationship_type("HAS", source, target),
-        class_name: "HAS".into(),
-        source_type: source.into(),
-        target_type: target.into(),
-        mapped: false,
-    }
-}
-
-fn step(
-    id: &str,
-    name: &str,
-    entities: Vec<EntityType>,
-    relationships: Vec<RelationshipType>,
-    depends_on: &[&str],
-) -> Step {
-    Step {
-        id: id.into(),
-        name: name.into(),
-        entities,
-        relationships,
-        depends_on: depends_on.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
 pub fn manifest() -> PluginManifest {
     PluginManifest {
         id: "kandji".into(),
@@ -62,20 +28,20 @@ pub fn manifest() -> PluginManifest {
         name: "Kandji".into(),
         description: "Devices, apps and users from the Kandji Apple MDM API".into(),
         config_fields: vec![
-            ConfigField {
-                name: "apiUrl".into(),
-                secret: false,
-                optional: false,
-                description: "Organisation API URL, e.g. https://acme.api.kandji.io/api/v1/".into(),
-                default_value: None,
-            },
-            ConfigField {
-                name: "accessToken".into(),
-                secret: true,
-                optional: false,
-                description: "Kandji API token (bearer)".into(),
-                default_value: None,
-            },
+            field(
+                "apiUrl",
+                false,
+                false,
+                "Organisation API URL, e.g. https://acme.api.kandji.io/api/v1/",
+                None,
+            ),
+            field(
+                "accessToken",
+                true,
+                false,
+                "Kandji API token (bearer)",
+                None,
+            ),
         ],
         steps: vec![
             step(
@@ -89,21 +55,21 @@ pub fn manifest() -> PluginManifest {
                 FETCH_DEVICES,
                 "Fetch Devices",
                 vec![entity("Device", DEVICE_TYPE, "Device")],
-                vec![has(ACCOUNT_TYPE, DEVICE_TYPE)],
+                vec![relationship("HAS", ACCOUNT_TYPE, DEVICE_TYPE)],
                 &[FETCH_ACCOUNT],
             ),
             step(
                 FETCH_DEVICE_APPS,
                 "Fetch Device Apps",
                 vec![entity("App", APP_TYPE, "Application")],
-                vec![has(DEVICE_TYPE, APP_TYPE)],
+                vec![relationship("HAS", DEVICE_TYPE, APP_TYPE)],
                 &[FETCH_DEVICES],
             ),
             step(
                 FETCH_DEVICE_USERS,
                 "Fetch Device Users",
                 vec![entity("User", USER_TYPE, "User")],
-                vec![has(DEVICE_TYPE, USER_TYPE)],
+                vec![relationship("HAS", DEVICE_TYPE, USER_TYPE)],
                 &[FETCH_DEVICES],
             ),
         ],

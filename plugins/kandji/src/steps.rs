@@ -44,18 +44,7 @@ pub fn validate() -> Result<()> {
         return Err(missing_config());
     }
     let url = format!("{base}devices?limit=1");
-    match http::fetch(&get(url.clone()), &Retry::default()) {
-        Ok(r) if r.is_success() => Ok(()),
-        Ok(r) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {url}: {} {}",
-            r.status,
-            corral_sdk::error::status_text(r.status)
-        ))),
-        Err(e) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {url}: {}",
-            corral_sdk::error::describe_http_error(&e)
-        ))),
-    }
+    http::check_credentials(&get(url), &Retry::default(), |s| (200..300).contains(&s))
 }
 
 pub fn run(step: &str) -> Result<()> {

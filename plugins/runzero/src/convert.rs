@@ -2,7 +2,8 @@
 //! integration graph-rumble v2.2.0; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use serde_json::{Map, Value, json};
+use corral_sdk::props::{plain, without};
+use serde_json::{Value, json};
 
 pub const ACCOUNT_TYPE: &str = "rumble_account";
 pub const ORG_TYPE: &str = "rumble_organization";
@@ -29,37 +30,12 @@ fn s(v: &Value, f: &str) -> Option<Value> {
     }
 }
 
-fn plain(v: &Value, f: &str) -> Option<Value> {
-    match v.get(f)? {
-        Value::Null | Value::Object(_) => None,
-        Value::Array(a)
-            if a.iter()
-                .any(|i| i.is_object() || i.is_array() || i.is_null()) =>
-        {
-            None
-        }
-        other => Some(other.clone()),
-    }
-}
-
 /// Epoch seconds to ms; 0 (never) and non-numbers give nothing.
 fn secs(v: &Value, f: &str) -> Option<i64> {
     v.get(f)
         .and_then(Value::as_i64)
         .filter(|t| *t > 0)
         .map(|t| t * 1000)
-}
-
-fn without(v: &Value, drop: &[&str]) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !drop.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Map<_, _>>(),
-        ),
-        other => other.clone(),
-    }
 }
 
 fn id_of(v: &Value) -> Option<String> {
@@ -302,7 +278,10 @@ fn apply_tags(e: &mut Object, tags: Option<&Value>) {
     let mut flags = Vec::new();
     for (key, value) in tags {
         let Some(raw) = value.as_str() else { continue };
-        e.insert(format!("tag.{key}"), parse_tag(raw));
+        e.insert(
+            format!("tag.{key}"),
+            corral_sdk::props::tag_value(raw, true),
+        );
         if raw.is_empty() || raw == "true" {
             flags.push(Value::from(key.clone()));
         }
@@ -315,22 +294,6 @@ fn apply_tags(e: &mut Object, tags: Option<&Value>) {
     }
     if !flags.is_empty() {
         e.insert("tags".into(), Value::Array(flags));
-    }
-}
-
-fn parse_tag(v: &str) -> Value {
-    match v {
-        "true" => true.into(),
-        "false" => false.into(),
-        _ => {
-            if let Ok(i) = v.parse::<i64>() {
-                return i.into();
-            }
-            match v.parse::<f64>() {
-                Ok(f) if f.is_finite() && v.contains('.') => f.into(),
-                _ => v.into(),
-            }
-        }
     }
 }
 

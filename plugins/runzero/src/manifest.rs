@@ -1,8 +1,8 @@
 //! What the runZero plugin declares: config fields, steps and types, capabilities.
 
 use crate::convert::{ACCOUNT_TYPE, ASSET_TYPE, ORG_TYPE, SITE_TYPE, USER_PERSON_TYPE, USER_TYPE};
-use corral_sdk::entity::relationship_type;
-use corral_sdk::{ConfigField, EntityType, PluginManifest, RelationshipType, Step};
+use corral_sdk::PluginManifest;
+use corral_sdk::manifest::{entity, field, mapped, relationship as rel, step};
 
 pub const FETCH_ACCOUNT: &str = "fetch-account";
 pub const FETCH_ORGS: &str = "fetch-organization";
@@ -31,58 +31,8 @@ const CAPABILITIES: &str = r#"{
   "limits": { "maxConcurrentRequests": 4 }
 }"#;
 
-fn field(name: &str, secret: bool, description: &str, default: Option<&str>) -> ConfigField {
-    ConfigField {
-        name: name.into(),
-        secret,
-        optional: true,
-        description: description.into(),
-        default_value: default.map(String::from),
-    }
-}
-
-fn entity(resource: &str, type_name: &str, class: &str) -> EntityType {
-    EntityType {
-        resource_name: resource.into(),
-        type_name: type_name.into(),
-        class_name: class.into(),
-    }
-}
-
-fn rel(class: &str, source: &str, target: &str) -> RelationshipType {
-    RelationshipType {
-        type_name: relationship_type(class, source, target),
-        class_name: class.into(),
-        source_type: source.into(),
-        target_type: target.into(),
-        mapped: false,
-    }
-}
-
-fn step(
-    id: &str,
-    name: &str,
-    entities: Vec<EntityType>,
-    relationships: Vec<RelationshipType>,
-    deps: &[&str],
-) -> Step {
-    Step {
-        id: id.into(),
-        name: name.into(),
-        entities,
-        relationships,
-        depends_on: deps.iter().map(|d| d.to_string()).collect(),
-    }
-}
-
 pub fn manifest() -> PluginManifest {
-    let person = RelationshipType {
-        type_name: USER_PERSON_TYPE.into(),
-        class_name: "IS".into(),
-        source_type: USER_TYPE.into(),
-        target_type: "Person".into(),
-        mapped: true,
-    };
+    let person = mapped(USER_PERSON_TYPE, "IS", USER_TYPE, "Person");
     PluginManifest {
         id: "runzero".into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -92,11 +42,13 @@ pub fn manifest() -> PluginManifest {
             field(
                 "accountAPIKey",
                 true,
+                true,
                 "Account API key (all organizations); set this or exportToken",
                 None,
             ),
             field(
                 "exportToken",
+                true,
                 true,
                 "One organization's export token; set this or accountAPIKey",
                 None,
@@ -104,6 +56,7 @@ pub fn manifest() -> PluginManifest {
             field(
                 "baseUrl",
                 false,
+                true,
                 "API base URL of a self-hosted console",
                 Some(DEFAULT_BASE_URL),
             ),

@@ -80,20 +80,7 @@ pub fn validate() -> Result<()> {
         Mode::AccountKey => with_account_key("/account/orgs"),
         Mode::ExportToken => with_export_token("/export/org/sites.json"),
     };
-    match http::fetch(&req, &retry()) {
-        Ok(r) if r.is_success() => Ok(()),
-        Ok(r) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {}: {} {}",
-            req.url,
-            r.status,
-            corral_sdk::error::status_text(r.status)
-        ))),
-        Err(e) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {}: {}",
-            req.url,
-            corral_sdk::error::describe_http_error(&e)
-        ))),
-    }
+    http::check_credentials(&req, &retry(), |s| (200..300).contains(&s))
 }
 
 pub fn disabled_steps() -> Vec<String> {

@@ -254,6 +254,27 @@ impl Iterator for Lines {
     }
 }
 
+/// The validation call most connectors make: one request whose failure means the
+/// credentials (or the URL) are wrong. `passes` decides which statuses are fine; anything
+/// else is the reference integrations' "Provider authentication failed at URL: …".
+pub fn check_credentials(req: &Request, retry: &Retry, passes: impl Fn(u16) -> bool) -> Result<()> {
+    let failed = |why: String| {
+        Error::Authentication(format!(
+            "Provider authentication failed at {}: {why}",
+            req.url
+        ))
+    };
+    match fetch(req, retry) {
+        Ok(r) if passes(r.status) => Ok(()),
+        Ok(r) => Err(failed(format!(
+            "{} {}",
+            r.status,
+            crate::error::status_text(r.status)
+        ))),
+        Err(e) => Err(failed(crate::error::describe_http_error(&e))),
+    }
+}
+
 /// Many requests at once through the host's batch fetch. Those that need a retry are
 /// sent again together, after the longest delay any of them asked for.
 pub fn fetch_all(reqs: &[Request], retry: &Retry) -> Vec<std::result::Result<Response, HttpError>> {

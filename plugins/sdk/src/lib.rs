@@ -8,6 +8,8 @@
 //! - [`graph`]: buffered emission and reading back what this run emitted.
 //! - [`time`]: timestamps to epoch milliseconds.
 //! - [`log`]: structured logging through the host.
+//! - [`manifest`]: builders for the manifest's fields, steps and declared types.
+//! - [`props`]: provider JSON to data-model properties.
 
 extern crate self as corral_sdk;
 
@@ -16,6 +18,8 @@ pub mod error;
 pub mod graph;
 pub mod http;
 pub mod log;
+pub mod manifest;
+pub mod props;
 pub mod time;
 
 pub use error::{Error, Result};

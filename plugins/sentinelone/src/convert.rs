@@ -2,7 +2,7 @@
 //! integration graph-sentinelone at 4c0e4d5; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::time::parse_epoch_ms;
+use corral_sdk::props::{allowed as scalar, time_ms as ms, without};
 use serde_json::{Map, Value, json};
 
 pub const ACCOUNT_TYPE: &str = "sentinelone_account";
@@ -46,25 +46,6 @@ fn js_text(v: &Value, f: &str) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     }
-}
-
-/// A primitive or flat array, as the data model allows; `null` is kept.
-fn scalar(v: Option<&Value>) -> Option<Value> {
-    match v? {
-        Value::Object(_) => None,
-        Value::Array(items)
-            if items
-                .iter()
-                .any(|i| i.is_object() || i.is_array() || i.is_null()) =>
-        {
-            None
-        }
-        other => Some(other.clone()),
-    }
-}
-
-fn ms(v: &Value, f: &str) -> Option<i64> {
-    v.get(f).and_then(Value::as_str).and_then(parse_epoch_ms)
 }
 
 const GROUP_FIELDS: &[&str] = &[
@@ -216,7 +197,10 @@ fn apply_tags(e: &mut Object, tags: Option<&Value>) -> Option<String> {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        e.insert(format!("tag.{key}"), parse_tag_value(&raw));
+        e.insert(
+            format!("tag.{key}"),
+            corral_sdk::props::tag_value(&raw, false),
+        );
         if raw.is_empty() || raw.eq_ignore_ascii_case("true") {
             flags.push(key.into());
         }
@@ -231,17 +215,6 @@ fn apply_tags(e: &mut Object, tags: Option<&Value>) -> Option<String> {
         e.insert("tags".into(), Value::Array(flags));
     }
     None
-}
-
-fn parse_tag_value(v: &str) -> Value {
-    match v {
-        "true" => true.into(),
-        "false" => false.into(),
-        d if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => {
-            d.parse::<i64>().map_or(Value::from(d), Value::from)
-        }
-        other => other.into(),
-    }
 }
 
 /// MACs of interfaces with a public address, then their gateways' MACs, de-duplicated in
@@ -328,18 +301,6 @@ fn dotted_quad(ip: &str) -> Option<[u16; 4]> {
         *o = p.parse().ok()?;
     }
     Some(out)
-}
-
-fn without(v: &Value, drop: &[&str]) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !drop.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Map<_, _>>(),
-        ),
-        other => other.clone(),
-    }
 }
 
 pub fn account_group(account: &str, group: &str) -> Object {

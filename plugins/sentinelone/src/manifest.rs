@@ -1,8 +1,8 @@
 //! What the SentinelOne plugin declares: config fields, steps and types, capabilities.
 
 use crate::convert::{ACCOUNT_TYPE, AGENT_TYPE, GROUP_TYPE, PROTECTS_TYPE};
-use corral_sdk::entity::relationship_type;
-use corral_sdk::{ConfigField, EntityType, PluginManifest, RelationshipType, Step};
+use corral_sdk::PluginManifest;
+use corral_sdk::manifest::{entity, field, mapped, relationship, step};
 
 pub const FETCH_ACCOUNT: &str = "fetch-account";
 pub const FETCH_GROUPS: &str = "fetch-groups";
@@ -20,78 +20,51 @@ const CAPABILITIES: &str = r#"{
   "limits": { "maxConcurrentRequests": 4 }
 }"#;
 
-fn entity(resource: &str, type_name: &str, class: &str) -> EntityType {
-    EntityType {
-        resource_name: resource.into(),
-        type_name: type_name.into(),
-        class_name: class.into(),
-    }
-}
-
-fn has(source: &str, target: &str) -> RelationshipType {
-    RelationshipType {
-        type_name: relationship_type("HAS", source, target),
-        class_name: "HAS".into(),
-        source_type: source.into(),
-        target_type: target.into(),
-        mapped: false,
-    }
-}
-
 pub fn manifest() -> PluginManifest {
+    let protects = mapped(PROTECTS_TYPE, "PROTECTS", AGENT_TYPE, "user_endpoint");
     PluginManifest {
         id: "sentinelone".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         name: "SentinelOne".into(),
         description: "Account, groups and agents from a SentinelOne console".into(),
         config_fields: vec![
-            ConfigField {
-                name: "serverUrl".into(),
-                secret: false,
-                optional: false,
-                description: "Management console URL, e.g. https://usea1-partners.sentinelone.net"
-                    .into(),
-                default_value: None,
-            },
-            ConfigField {
-                name: "apiToken".into(),
-                secret: true,
-                optional: false,
-                description: "API token (sent as `ApiToken …`)".into(),
-                default_value: None,
-            },
+            field(
+                "serverUrl",
+                false,
+                false,
+                "Management console URL, e.g. https://usea1-partners.sentinelone.net",
+                None,
+            ),
+            field(
+                "apiToken",
+                true,
+                false,
+                "API token (sent as `ApiToken …`)",
+                None,
+            ),
         ],
         steps: vec![
-            Step {
-                id: FETCH_ACCOUNT.into(),
-                name: "Fetch Account".into(),
-                entities: vec![entity("Account", ACCOUNT_TYPE, "Account")],
-                relationships: vec![],
-                depends_on: vec![],
-            },
-            Step {
-                id: FETCH_GROUPS.into(),
-                name: "Fetch Groups".into(),
-                entities: vec![entity("Group", GROUP_TYPE, "Group")],
-                relationships: vec![has(ACCOUNT_TYPE, GROUP_TYPE)],
-                depends_on: vec![FETCH_ACCOUNT.into()],
-            },
-            Step {
-                id: FETCH_AGENTS.into(),
-                name: "Fetch Agents".into(),
-                entities: vec![entity("Agent", AGENT_TYPE, "HostAgent")],
-                relationships: vec![
-                    has(GROUP_TYPE, AGENT_TYPE),
-                    RelationshipType {
-                        type_name: PROTECTS_TYPE.into(),
-                        class_name: "PROTECTS".into(),
-                        source_type: AGENT_TYPE.into(),
-                        target_type: "user_endpoint".into(),
-                        mapped: true,
-                    },
-                ],
-                depends_on: vec![FETCH_GROUPS.into()],
-            },
+            step(
+                FETCH_ACCOUNT,
+                "Fetch Account",
+                vec![entity("Account", ACCOUNT_TYPE, "Account")],
+                vec![],
+                &[],
+            ),
+            step(
+                FETCH_GROUPS,
+                "Fetch Groups",
+                vec![entity("Group", GROUP_TYPE, "Group")],
+                vec![relationship("HAS", ACCOUNT_TYPE, GROUP_TYPE)],
+                &[FETCH_ACCOUNT],
+            ),
+            step(
+                FETCH_AGENTS,
+                "Fetch Agents",
+                vec![entity("Agent", AGENT_TYPE, "HostAgent")],
+                vec![relationship("HAS", GROUP_TYPE, AGENT_TYPE), protects],
+                &[FETCH_GROUPS],
+            ),
         ],
         capabilities: CAPABILITIES.into(),
     }

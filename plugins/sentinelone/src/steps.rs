@@ -44,20 +44,9 @@ pub fn validate() -> Result<()> {
     if !config::has_secret("apiToken") {
         return Err(missing_config());
     }
-    let url = format!("{base}/system/info");
-    match http::fetch(&get(url.clone()), &retry()) {
-        // A 404 passes, as in the reference (its status helper treats 404 as empty).
-        Ok(r) if r.is_success() || r.status == 404 => Ok(()),
-        Ok(r) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {url}: {} {}",
-            r.status,
-            corral_sdk::error::status_text(r.status)
-        ))),
-        Err(e) => Err(Error::Authentication(format!(
-            "Provider authentication failed at {url}: {}",
-            corral_sdk::error::describe_http_error(&e)
-        ))),
-    }
+    // A 404 passes, as in the reference (its status helper treats 404 as empty).
+    let passes = |s: u16| (200..300).contains(&s) || s == 404;
+    http::check_credentials(&get(format!("{base}/system/info")), &retry(), passes)
 }
 
 pub fn run(step: &str) -> Result<()> {
