@@ -10,27 +10,9 @@ pub mod convert;
 mod manifest;
 mod steps;
 
-use corral_sdk::{Guest, PluginManifest, StepError};
-
-struct CircleCi;
-
-impl Guest for CircleCi {
-    fn manifest() -> PluginManifest {
-        manifest::manifest()
-    }
-
-    fn validate() -> Result<(), StepError> {
-        steps::validate().map_err(Into::into)
-    }
-
-    fn disabled_steps() -> Vec<String> {
-        Vec::new()
-    }
-
-    fn run_step(step_id: String) -> Result<(), StepError> {
-        steps::run(&step_id).map_err(Into::into)
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-corral_sdk::export_connector!(CircleCi with_types_in corral_sdk::bindings);
+corral_sdk::connector!(CircleCi {
+    manifest: manifest::manifest,
+    validate: steps::validate,
+    disabled_steps: Vec::new,
+    run_step: steps::run,
+});

@@ -11,29 +11,9 @@ pub mod convert;
 mod manifest;
 mod steps;
 
-use corral_sdk::{Guest, PluginManifest, StepError};
-
-struct Kandji;
-
-impl Guest for Kandji {
-    fn manifest() -> PluginManifest {
-        manifest::manifest()
-    }
-
-    fn validate() -> Result<(), StepError> {
-        steps::validate().map_err(Into::into)
-    }
-
-    fn disabled_steps() -> Vec<String> {
-        Vec::new()
-    }
-
-    fn run_step(step_id: String) -> Result<(), StepError> {
-        steps::run(&step_id).map_err(Into::into)
-    }
-}
-
-// Exported only in the component: the export names (`corral:integration/…`) are not
-// valid symbol names for a native shared library, where the converters are unit-tested.
-#[cfg(target_arch = "wasm32")]
-corral_sdk::export_connector!(Kandji with_types_in corral_sdk::bindings);
+corral_sdk::connector!(Kandji {
+    manifest: manifest::manifest,
+    validate: steps::validate,
+    disabled_steps: Vec::new,
+    run_step: steps::run,
+});

@@ -11,27 +11,9 @@ pub mod convert;
 mod manifest;
 mod steps;
 
-use corral_sdk::{Guest, PluginManifest, StepError};
-
-struct RunZero;
-
-impl Guest for RunZero {
-    fn manifest() -> PluginManifest {
-        manifest::manifest()
-    }
-
-    fn validate() -> Result<(), StepError> {
-        steps::validate().map_err(Into::into)
-    }
-
-    fn disabled_steps() -> Vec<String> {
-        steps::disabled_steps()
-    }
-
-    fn run_step(step_id: String) -> Result<(), StepError> {
-        steps::run(&step_id).map_err(Into::into)
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-corral_sdk::export_connector!(RunZero with_types_in corral_sdk::bindings);
+corral_sdk::connector!(RunZero {
+    manifest: manifest::manifest,
+    validate: steps::validate,
+    disabled_steps: steps::disabled_steps,
+    run_step: steps::run,
+});

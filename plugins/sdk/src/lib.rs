@@ -45,3 +45,44 @@ pub use bindings::export_connector;
 pub use bindings::exports::corral::integration::connector::{
     ConfigField, EntityType, Guest, PluginManifest, RelationshipType, Step, StepError,
 };
+
+/// Declares a connector: the type, the `Guest` implementation wired to plain functions,
+/// and (in the component only) the export. For example:
+///
+/// ```ignore
+/// corral_sdk::connector!(Kandji {
+///     manifest: manifest::manifest,
+///     validate: steps::validate,
+///     disabled_steps: Vec::new,
+///     run_step: steps::run,
+/// });
+/// ```
+#[macro_export]
+macro_rules! connector {
+    ($ty:ident { manifest: $m:expr, validate: $v:expr, disabled_steps: $d:expr, run_step: $r:expr $(,)? }) => {
+        struct $ty;
+
+        impl $crate::Guest for $ty {
+            fn manifest() -> $crate::PluginManifest {
+                ($m)()
+            }
+
+            fn validate() -> ::core::result::Result<(), $crate::StepError> {
+                ($v)().map_err(::core::convert::Into::into)
+            }
+
+            fn disabled_steps() -> ::std::vec::Vec<::std::string::String> {
+                ($d)()
+            }
+
+            fn run_step(step_id: ::std::string::String) -> ::core::result::Result<(), $crate::StepError> {
+                ($r)(&step_id).map_err(::core::convert::Into::into)
+            }
+        }
+
+        // Exported only in the component: the export names (`corral:integration/…`) are
+        // not valid symbols for a native shared library, where converters are unit-tested.
+        #[cfg(target_arch = "wasm32")]
+        $crate::export_connector!($ty with_types_in $crate::bindings);
+    };
+}
