@@ -269,3 +269,11 @@ pub fn peak_rss_kib() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// Runs the first-party plugin `id` once for `instance`, in a fresh runtime, with no
+/// operator policy.
+pub async fn run_builtin(id: &str, instance: &InstanceConfig) -> RunReport {
+    let rt = runtime();
+    let plugin = rt.plugin(id).await.expect("the first-party plugin loads");
+    run_plugin(&rt, plugin, instance, None).await
+}

@@ -162,9 +162,7 @@ fn expected(sim: &CircleCiSim) -> KeysByType {
 async fn graph_is_exact_across_page_tokens() {
     let sim = sim();
     let server = sim.start(0).await.unwrap();
-    let rt = runtime();
-    let plugin = rt.plugin("circleci").await.unwrap();
-    let report = run_plugin(&rt, plugin, &instance("circleci-e2e", &server, TOKEN), None).await;
+    let report = run_builtin("circleci", &instance("circleci-e2e", &server, TOKEN)).await;
 
     assert!(
         report.succeeded(),
@@ -264,10 +262,8 @@ async fn rate_limits_and_server_errors_are_retried() {
 async fn a_wrong_token_fails_validation() {
     let sim = sim();
     let server = sim.start(0).await.unwrap();
-    let rt = runtime();
-    let plugin = rt.plugin("circleci").await.unwrap();
     let wrong = "wrong-circle-token-818";
-    let report = run_plugin(&rt, plugin, &instance("circleci-bad", &server, wrong), None).await;
+    let report = run_builtin("circleci", &instance("circleci-bad", &server, wrong)).await;
     let err = report.validation.clone().unwrap_err();
     assert!(
         err.contains("Provider authentication failed at")

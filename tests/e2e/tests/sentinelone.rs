@@ -80,9 +80,7 @@ fn expected(sim: &SentinelOneSim, instance_id: &str) -> KeysByType {
 async fn graph_is_exact_across_cursor_pages() {
     let sim = sim(120, 250);
     let server = sim.start(0).await.unwrap();
-    let rt = runtime();
-    let plugin = rt.plugin("sentinelone").await.unwrap();
-    let report = run_plugin(&rt, plugin, &instance("s1-e2e", &server, TOKEN), None).await;
+    let report = run_builtin("sentinelone", &instance("s1-e2e", &server, TOKEN)).await;
 
     assert!(
         report.succeeded(),
@@ -151,9 +149,7 @@ async fn rate_limits_and_server_errors_are_retried() {
     let server = sim.start(0).await.unwrap();
     server.add_fault(FaultRule::new("/agents", 429, 2).retry_after(1));
     server.add_fault(FaultRule::new("/groups", 500, 1));
-    let rt = runtime();
-    let plugin = rt.plugin("sentinelone").await.unwrap();
-    let report = run_plugin(&rt, plugin, &instance("s1-retry", &server, TOKEN), None).await;
+    let report = run_builtin("sentinelone", &instance("s1-retry", &server, TOKEN)).await;
     assert!(
         report.succeeded(),
         "{:?}",
@@ -169,10 +165,8 @@ async fn rate_limits_and_server_errors_are_retried() {
 async fn a_wrong_token_fails_validation_and_leaks_nothing() {
     let sim = sim(2, 2);
     let server = sim.start(0).await.unwrap();
-    let rt = runtime();
-    let plugin = rt.plugin("sentinelone").await.unwrap();
     let wrong = "wrong-s1-token-5521";
-    let report = run_plugin(&rt, plugin, &instance("s1-bad", &server, wrong), None).await;
+    let report = run_builtin("sentinelone", &instance("s1-bad", &server, wrong)).await;
     let err = report.validation.clone().unwrap_err();
     assert!(
         err.contains("Provider authentication failed at") && err.ends_with("401 Unauthorized"),
