@@ -35,6 +35,15 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run as a service: instances on their schedules, plugins swapped as they are
+    /// dropped into plugin_dir, and the admin API.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// Address of the admin API, e.g. 127.0.0.1:7070 (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        admin: std::net::SocketAddr,
+    },
     /// Start the built-in provider simulators and run the connectors against them.
     Demo {
         /// Output directory.
@@ -141,6 +150,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             instances,
             out,
         } => run_command(&config, &instances, out).await,
+        Command::Serve { config, admin } => serve(&config, admin).await,
         Command::Demo { out, devices } => crate::demo::run_demo(&out, devices).await,
         Command::Plugin {
             command:
@@ -195,6 +205,50 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             token,
         } => crate::demo::simulate(&provider, port, devices, seed, &token).await,
     }
+}
+
+/// `corral serve`: runs until SIGTERM or SIGINT, then drains runs in flight within
+/// `serve.shutdown_grace_seconds` and exits 0; a second signal exits at once (status 1),
+/// marking the runs still in flight failed.
+async fn serve(path: &Path, admin: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let config = CorralConfig::load(path)?;
+    let grace = std::time::Duration::from_secs(config.serve.shutdown_grace_seconds);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let handle = crate::serve::start(config, admin).await?;
+    // Tools that start corral read this line for the bound address.
+    println!("corral serve: admin API on http://{}", handle.admin_addr);
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    let daemon = handle.daemon.clone();
+    eprintln!(
+        "corral serve: stopping; waiting up to {} s for {} run(s) in flight (signal again to stop now)",
+        grace.as_secs(),
+        daemon.runs_in_flight()
+    );
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = daemon
+            .history
+            .fail_unfinished("corral was stopped by a second signal during the run");
+        eprintln!("corral serve: second signal; exiting now");
+        std::process::exit(1);
+    });
+    let report = handle.shutdown(grace).await;
+    if report.abandoned > 0 {
+        eprintln!(
+            "corral serve: {} run(s) did not finish within {} s and were marked failed",
+            report.abandoned,
+            grace.as_secs()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A runtime with `plugin_dir` loaded; plugin files that fail are reported, not fatal.

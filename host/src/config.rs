@@ -13,7 +13,40 @@ pub struct CorralConfig {
     pub path: PathBuf,
     pub plugin_dir: Option<PathBuf>,
     pub data_dir: PathBuf,
+    pub serve: ServeConfig,
     pub instances: Vec<InstanceConfig>,
+}
+
+/// `[serve]`: how `corral serve` runs; every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// Runs executing at once; more wait as `queued`.
+    pub max_concurrent_runs: usize,
+    /// How long SIGTERM waits for runs in flight before marking them failed.
+    pub shutdown_grace_seconds: u64,
+    /// A dropped-in component larger than this is refused before compiling (bounds the
+    /// compiler's memory).
+    pub max_plugin_bytes: u64,
+    /// A candidate still compiling after this is refused.
+    pub compile_timeout_seconds: u64,
+    /// Quiet time after the last change to a file before it is read.
+    pub watch_debounce_ms: u64,
+    /// Generations of each plugin kept loaded for rollback besides the current one.
+    pub rollback_generations: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_concurrent_runs: 32,
+            shutdown_grace_seconds: 120,
+            max_plugin_bytes: 64 << 20,
+            compile_timeout_seconds: 60,
+            watch_debounce_ms: 300,
+            rollback_generations: 2,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +54,8 @@ pub struct CorralConfig {
 struct RawConfig {
     plugin_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    #[serde(default)]
+    serve: ServeConfig,
     #[serde(default, rename = "instance")]
     instances: Vec<RawInstance>,
 }
@@ -35,6 +70,7 @@ struct RawInstance {
     policy: Option<PathBuf>,
     #[serde(default)]
     polling_interval: PollingInterval,
+    polling_interval_seconds: Option<u64>,
     #[serde(default)]
     tag_account_name: bool,
     #[serde(default)]
@@ -88,8 +124,20 @@ pub struct InstanceConfig {
     pub plugin: String,
     pub policy: Option<PathBuf>,
     pub polling_interval: PollingInterval,
+    /// Overrides `polling_interval` with any number of seconds (short cadences for tests,
+    /// odd ones for operators).
+    pub polling_interval_seconds: Option<u64>,
     pub tag_account_name: bool,
     pub config: BTreeMap<String, ConfigValue>,
+}
+
+impl InstanceConfig {
+    /// How often `corral serve` runs the instance; `None`: only on request.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        self.polling_interval_seconds
+            .or_else(|| self.polling_interval.seconds())
+            .map(std::time::Duration::from_secs)
+    }
 }
 
 #[derive(Debug, Error)]
@@ -144,6 +192,16 @@ impl CorralConfig {
             if !seen.insert(r.id.clone()) {
                 return Err(fail("duplicate instance id".into()));
             }
+            if r.polling_interval_seconds == Some(0) {
+                return Err(fail("polling_interval_seconds must be at least 1".into()));
+            }
+            if r.polling_interval_seconds.is_some()
+                && r.polling_interval != PollingInterval::Disabled
+            {
+                return Err(fail(
+                    "set polling_interval or polling_interval_seconds, not both".into(),
+                ));
+            }
             instances.push(InstanceConfig {
                 name: r.name.clone().unwrap_or_else(|| r.id.clone()),
                 id: r.id,
@@ -151,6 +209,7 @@ impl CorralConfig {
                 plugin: r.plugin,
                 policy: r.policy.map(resolve),
                 polling_interval: r.polling_interval,
+                polling_interval_seconds: r.polling_interval_seconds,
                 tag_account_name: r.tag_account_name,
                 config: r.config,
             });
@@ -159,6 +218,7 @@ impl CorralConfig {
             path: path.to_path_buf(),
             plugin_dir: raw.plugin_dir.map(resolve),
             data_dir: resolve(raw.data_dir.unwrap_or_else(|| PathBuf::from(".corral"))),
+            serve: raw.serve,
             instances,
         })
     }
@@ -293,5 +353,30 @@ accessToken = { env = "KANDJI_TOKEN" }
             .unwrap_err()
             .to_string();
         assert_eq!(e, "corral.toml: instance \"a\": duplicate instance id");
+    }
+
+    #[test]
+    fn serve_table_and_second_intervals() {
+        let text = "[serve]\nmax_concurrent_runs = 4\n[[instance]]\nid = \"a\"\nplugin = \"k\"\npolling_interval_seconds = 2\n";
+        let c = CorralConfig::parse(text, Path::new("c.toml")).unwrap();
+        assert_eq!(c.serve.max_concurrent_runs, 4);
+        assert_eq!(c.serve.shutdown_grace_seconds, 120);
+        assert_eq!(
+            c.instances[0].interval(),
+            Some(std::time::Duration::from_secs(2))
+        );
+        let both = "[[instance]]\nid = \"a\"\nplugin = \"k\"\npolling_interval = \"ONE_DAY\"\npolling_interval_seconds = 2\n";
+        let e = CorralConfig::parse(both, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "c.toml: instance \"a\": set polling_interval or polling_interval_seconds, not both"
+        );
+        let bad = "[serve]\nmax_runs = 4\n";
+        let e = CorralConfig::parse(bad, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("c.toml:2:1: unknown field `max_runs`"), "{e}");
     }
 }

@@ -37,6 +37,7 @@ impl Demo {
             plugin: self.plugin.into(),
             policy: None,
             polling_interval: PollingInterval::Disabled,
+            polling_interval_seconds: None,
             tag_account_name: false,
             config: self
                 .config

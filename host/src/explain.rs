@@ -119,16 +119,87 @@ fn operator_verdict(grant: &Grant, st: &Statement) -> String {
     let Some(op) = &grant.operator else {
         return "granted (no operator policy)".into();
     };
-    let mut verdicts = Vec::new();
-    for action in &st.actions {
-        for resource in &st.resources {
-            let d = op.evaluate(action, resource, &context_for(action, resource, st));
+    let mut verdicts: Vec<String> = operator_decisions(op, st)
+        .map(|(_, _, d)| {
             let word = if d.allowed { "allowed" } else { "DENIED" };
-            verdicts.push(format!("{word} by {}", d.rule));
-        }
-    }
+            format!("{word} by {}", d.rule)
+        })
+        .collect();
     verdicts.dedup();
     format!("operator: {}", verdicts.join("; "))
+}
+
+/// The operator's decision on each (action, resource) a statement requests.
+fn operator_decisions<'a>(
+    op: &'a Policy,
+    st: &'a Statement,
+) -> impl Iterator<Item = (&'a str, &'a str, Decision)> + 'a {
+    st.actions.iter().flat_map(move |action| {
+        st.resources.iter().map(move |resource| {
+            let d = op.evaluate(action, resource, &context_for(action, resource, st));
+            (action.as_str(), resource.as_str(), d)
+        })
+    })
+}
+
+/// What the plugin requests that the operator's policy does not grant, one line each;
+/// empty when there is no operator policy (then the request is the grant).
+pub fn beyond_operator(grant: &Grant) -> Vec<String> {
+    let Some(op) = &grant.operator else {
+        return Vec::new();
+    };
+    grant
+        .manifest
+        .statements
+        .iter()
+        .filter(|st| st.effect == Effect::Allow)
+        .flat_map(|st| operator_decisions(op, st))
+        .filter(|(_, _, d)| !d.allowed)
+        .map(|(action, resource, d)| format!("{action} {resource} ({})", d.rule))
+        .collect()
+}
+
+/// The capability request of a manifest as sentences, templates left visible.
+pub fn requested_capabilities(m: &crate::plugin::Manifest) -> Vec<String> {
+    let placeholders = m
+        .config_fields
+        .iter()
+        .map(|f| (f.name.clone(), format!("{{{{config.{}}}}}", f.name)))
+        .collect();
+    match Policy::parse(&m.capabilities, "manifest", &placeholders) {
+        Ok(p) => {
+            let limits = crate::policy::Limits::effective(&p.limits, None);
+            describe_policy(&p)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .chain(describe_limits(&limits).lines().map(|l| {
+                    let l = l.trim();
+                    format!(
+                        "limit {}",
+                        l.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )
+                }))
+                .collect()
+        }
+        Err(e) => vec![format!("(unreadable: {e})")],
+    }
+}
+
+/// What `new` requests that `old` did not (`+`) and what it no longer requests (`-`).
+pub fn capability_diff(
+    old: &crate::plugin::Manifest,
+    new: &crate::plugin::Manifest,
+) -> Vec<String> {
+    let (old, new) = (requested_capabilities(old), requested_capabilities(new));
+    let added = new
+        .iter()
+        .filter(|l| !old.contains(l))
+        .map(|l| format!("+ {l}"));
+    let removed = old
+        .iter()
+        .filter(|l| !new.contains(l))
+        .map(|l| format!("- {l}"));
+    added.chain(removed).collect()
 }
 
 /// The context a request for `resource` would carry, filled from the statement's own

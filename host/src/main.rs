@@ -1,12 +1,20 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A service reports swaps, refusals and runs; one-shot verbs print only errors.
+    let serving = std::env::args().nth(1).as_deref() == Some("serve");
+    let default = if serving {
+        "warn,corral::serve=info"
+    } else {
+        "error"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
     corral::cli::main()

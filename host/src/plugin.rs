@@ -221,6 +221,10 @@ pub enum PluginError {
     Link { source_name: String, reason: String },
     #[error("{source_name}: cannot read the manifest: {reason}")]
     Manifest { source_name: String, reason: String },
+    #[error(
+        "{source_name}: declares id {id:?}, but a file in plugin_dir must be named after its id ({id}.wasm)"
+    )]
+    Misnamed { source_name: String, id: String },
 }
 
 /// A compiled, linked plugin with its manifest; runs instantiate from `pre`.
@@ -249,6 +253,24 @@ pub async fn load(
     bytes: &[u8],
     source: PluginSource,
 ) -> Result<Arc<LoadedPlugin>, PluginError> {
+    let compiled = compile(engine, bytes, &source)?;
+    link(linker, compiled, source).await
+}
+
+/// A component compiled but not yet linked: the CPU-heavy half of loading.
+pub struct Compiled {
+    component: Component,
+    digest: String,
+    compile_time: std::time::Duration,
+}
+
+/// Checks the header and compiles. Synchronous and CPU-bound: a long-running host calls
+/// it on a blocking thread so runs in flight are not slowed.
+pub fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    source: &PluginSource,
+) -> Result<Compiled, PluginError> {
     let source_name = source.to_string();
     check_component_header(bytes).map_err(|reason| PluginError::NotComponent {
         source_name: source_name.clone(),
@@ -259,9 +281,28 @@ pub async fn load(
         source_name: source_name.clone(),
         reason: format!("{e:#}"),
     })?;
-    let compile_time = started.elapsed();
+    Ok(Compiled {
+        component,
+        digest: digest(bytes),
+        compile_time: started.elapsed(),
+    })
+}
+
+/// sha256 of component bytes, hex: a plugin's identity in run records.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Links a compiled component against the host's imports, then reads and checks the
+/// manifest in an instance that has nothing granted.
+pub async fn link(
+    linker: &Linker<StepCtx>,
+    compiled: Compiled,
+    source: PluginSource,
+) -> Result<Arc<LoadedPlugin>, PluginError> {
+    let source_name = source.to_string();
     let pre = linker
-        .instantiate_pre(&component)
+        .instantiate_pre(&compiled.component)
         .map_err(|e| PluginError::Link {
             source_name: source_name.clone(),
             reason: explain_link_error(&e),
@@ -279,10 +320,10 @@ pub async fn load(
         })?;
     Ok(Arc::new(LoadedPlugin {
         manifest,
-        digest: hex::encode(Sha256::digest(bytes)),
+        digest: compiled.digest,
         source,
         pre,
-        compile_time,
+        compile_time: compiled.compile_time,
     }))
 }
 

@@ -63,7 +63,11 @@ impl Runtime {
         files.sort();
         let mut failures = Vec::new();
         for path in files {
-            match self.load_file(&path).await {
+            match self
+                .load_file(&path)
+                .await
+                .and_then(|p| named_for_id(&path, p))
+            {
                 Ok(p) => {
                     self.dropped_in
                         .lock()
@@ -99,4 +103,17 @@ impl Runtime {
             .insert(id.to_string(), p.clone());
         Ok(p)
     }
+}
+
+/// A file in `plugin_dir` is named after the id it declares (`<id>.wasm`), so which
+/// plugin a file replaces is never ambiguous.
+pub fn named_for_id(path: &Path, p: Arc<LoadedPlugin>) -> Result<Arc<LoadedPlugin>, PluginError> {
+    let stem = crate::serve::candidate::expected_id(path);
+    if p.manifest.id == stem {
+        return Ok(p);
+    }
+    Err(PluginError::Misnamed {
+        source_name: path.display().to_string(),
+        id: p.manifest.id.clone(),
+    })
 }

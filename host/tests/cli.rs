@@ -409,7 +409,7 @@ async fn plugin_dir_overrides_first_party_and_refuses_bad_files() {
     assert_eq!(m["source"], "builtin");
 
     // A component with the same id overrides it.
-    let copy = plugins.join("kandji-custom.wasm");
+    let copy = plugins.join("kandji.wasm");
     std::fs::write(&copy, corral::builtin::component("kandji").unwrap()).unwrap();
     let m: Value = serde_json::from_slice(&inspect().await.stdout).unwrap();
     assert_eq!(m["source"], copy.display().to_string());

@@ -3,7 +3,13 @@
 
 use std::path::PathBuf;
 
-const PLUGINS: &[&str] = &["hostile", "wrong-wit", "extra-import"];
+const PLUGINS: &[&str] = &[
+    "hostile",
+    "wrong-wit",
+    "extra-import",
+    "kandji-broken",
+    "kandji-greedy",
+];
 
 fn main() {
     let root = corral_build::workspace_root(2);

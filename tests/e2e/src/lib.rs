@@ -2,6 +2,8 @@
 //! the simulators, and the key sets a graph must have, derived from the simulator's data
 //! with the provider spec's formulas (not with the connector's code).
 
+pub mod daemon;
+
 use corral::config::{ConfigValue, InstanceConfig, PollingInterval};
 use corral::engine::PoolSize;
 use corral::plugin::{self, LoadedPlugin, PluginError, PluginSource};
@@ -28,6 +30,7 @@ pub fn plugin_instance(id: &str, plugin: &str, config: Vec<(&str, ConfigValue)>)
         plugin: plugin.into(),
         policy: None,
         polling_interval: PollingInterval::Disabled,
+        polling_interval_seconds: None,
         tag_account_name: false,
         config: config
             .into_iter()
@@ -106,6 +109,7 @@ pub fn hostile_instance(attack: &str, base_url: &str, target: &str, token: &str)
         plugin: "hostile".into(),
         policy: None,
         polling_interval: PollingInterval::Disabled,
+        polling_interval_seconds: None,
         tag_account_name: false,
         config: BTreeMap::from([
             ("attack".into(), ConfigValue::Text(attack.into())),

@@ -1,0 +1,361 @@
+//! Run history in SQLite under `data_dir`: every run `corral serve` admits, with its
+//! status, the plugin version and digest it ran on, and its counts. A run still queued or
+//! running when the process died is marked failed at the next start, so none is lost.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The database file under `data_dir`.
+pub const DB_FILE: &str = "corral.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance       TEXT NOT NULL,
+    trigger        TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    plugin_id      TEXT,
+    plugin_version TEXT,
+    plugin_digest  TEXT,
+    generation     INTEGER,
+    queued_at      INTEGER NOT NULL,
+    started_at     INTEGER,
+    ended_at       INTEGER,
+    counts         TEXT,
+    errors         TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS runs_by_instance ON runs(instance, seq);
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Partial,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Partial => "partial",
+        }
+    }
+
+    fn parse(s: &str) -> RunStatus {
+        match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "partial" => RunStatus::Partial,
+            _ => RunStatus::Failed,
+        }
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCounts {
+    pub entities: u64,
+    pub relationships: u64,
+    pub requests: u64,
+    pub warnings: u64,
+    pub denials: u64,
+    pub limit_hits: u64,
+    pub rejections: u64,
+}
+
+/// A run as `GET /runs/{runId}` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub instance: String,
+    /// `schedule` or `api`.
+    pub trigger: String,
+    pub status: RunStatus,
+    pub plugin_id: Option<String>,
+    pub plugin_version: Option<String>,
+    pub plugin_digest: Option<String>,
+    pub generation: Option<u64>,
+    pub queued_at: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub counts: Option<RunCounts>,
+    pub errors: Vec<String>,
+    #[serde(skip)]
+    pub started_at_ms: Option<u64>,
+}
+
+/// The plugin a run started on.
+pub struct RunPlugin<'a> {
+    pub id: &'a str,
+    pub version: &'a str,
+    pub digest: &'a str,
+    pub generation: u64,
+}
+
+pub struct History {
+    conn: Mutex<Connection>,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: run history: {source}")]
+pub struct HistoryError {
+    path: PathBuf,
+    source: rusqlite::Error,
+}
+
+type Result<T> = std::result::Result<T, HistoryError>;
+
+/// Run ids are `run-<n>`: n never repeats, across restarts too (AUTOINCREMENT).
+fn run_id(seq: i64) -> String {
+    format!("run-{seq}")
+}
+
+fn parse_run_id(id: &str) -> Option<i64> {
+    id.strip_prefix("run-")?.parse().ok()
+}
+
+impl History {
+    /// Opens (creating) the database in `data_dir` and marks runs left in flight by a
+    /// previous process as failed. Returns how many were marked.
+    pub fn open(data_dir: &Path) -> anyhow::Result<(History, usize)> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create data_dir: {e}", data_dir.display()))?;
+        let path = data_dir.join(DB_FILE);
+        let wrap = |source| HistoryError {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(wrap)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(wrap)?;
+        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        let history = History {
+            conn: Mutex::new(conn),
+            path,
+        };
+        let recovered = history.fail_unfinished("corral stopped while this run was in flight")?;
+        Ok((history, recovered))
+    }
+
+    fn wrap(&self, source: rusqlite::Error) -> HistoryError {
+        HistoryError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records a newly admitted run; returns its id.
+    pub fn queue(&self, instance: &str, trigger: &str, at_ms: u64) -> Result<String> {
+        let conn = self.conn.lock().unwrap();
+        conn.execute(
+            "INSERT INTO runs (instance, trigger, status, queued_at) VALUES (?1, ?2, 'queued', ?3)",
+            params![instance, trigger, at_ms as i64],
+        )
+        .map_err(|e| self.wrap(e))?;
+        Ok(run_id(conn.last_insert_rowid()))
+    }
+
+    pub fn start(&self, run: &str, plugin: &RunPlugin, at_ms: u64) -> Result<()> {
+        self.conn
+            .lock()
+            .unwrap()
+            .execute(
+                "UPDATE runs SET status = 'running', plugin_id = ?2, plugin_version = ?3,
+                 plugin_digest = ?4, generation = ?5, started_at = ?6 WHERE seq = ?1",
+                params![
+                    parse_run_id(run),
+                    plugin.id,
+                    plugin.version,
+                    plugin.digest,
+                    plugin.generation as i64,
+                    at_ms as i64
+                ],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    pub fn finish(
+        &self,
+        run: &str,
+        status: RunStatus,
+        counts: Option<&RunCounts>,
+        errors: &[String],
+        at_ms: u64,
+    ) -> Result<()> {
+        let counts = counts.map(|c| serde_json::to_string(c).expect("counts serialise"));
+        let errors = serde_json::to_string(errors).expect("strings serialise");
+        self.conn
+            .lock()
+            .unwrap()
+            .execute(
+                "UPDATE runs SET status = ?2, counts = ?3, errors = ?4, ended_at = ?5 WHERE seq = ?1",
+                params![parse_run_id(run), status.as_str(), counts, errors, at_ms as i64],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Marks every queued or running run failed with `reason`; returns how many.
+    pub fn fail_unfinished(&self, reason: &str) -> Result<usize> {
+        let errors = serde_json::to_string(&[reason]).expect("strings serialise");
+        self.conn
+            .lock()
+            .unwrap()
+            .execute(
+                "UPDATE runs SET status = 'failed', errors = ?1, ended_at = ?2
+                 WHERE status IN ('queued', 'running')",
+                params![errors, crate::capabilities::log::now_ms() as i64],
+            )
+            .map_err(|e| self.wrap(e))
+    }
+
+    pub fn get(&self, run: &str) -> Result<Option<RunRecord>> {
+        let Some(seq) = parse_run_id(run) else {
+            return Ok(None);
+        };
+        let conn = self.conn.lock().unwrap();
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM runs WHERE seq = ?1"),
+            [seq],
+            record,
+        )
+        .optional()
+        .map_err(|e| self.wrap(e))
+    }
+
+    /// The newest runs, of one instance or all, newest first.
+    pub fn recent(&self, instance: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL OR instance = ?1
+                 ORDER BY seq DESC LIMIT ?2"
+            ))
+            .map_err(|e| self.wrap(e))?;
+        let rows = stmt
+            .query_map(params![instance, limit], record)
+            .map_err(|e| self.wrap(e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.wrap(e))
+    }
+}
+
+const COLUMNS: &str = "seq, instance, trigger, status, plugin_id, plugin_version, plugin_digest,
+    generation, queued_at, started_at, ended_at, counts, errors";
+
+fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+    let ms = |i: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(row.get::<_, Option<i64>>(i)?.map(|v| v as u64))
+    };
+    let counts: Option<String> = row.get(11)?;
+    let errors: String = row.get(12)?;
+    let started_at_ms = ms(9)?;
+    Ok(RunRecord {
+        run_id: run_id(row.get(0)?),
+        instance: row.get(1)?,
+        trigger: row.get(2)?,
+        status: RunStatus::parse(&row.get::<_, String>(3)?),
+        plugin_id: row.get(4)?,
+        plugin_version: row.get(5)?,
+        plugin_digest: row.get(6)?,
+        generation: ms(7)?,
+        queued_at: rfc3339(ms(8)?.unwrap_or_default()),
+        started_at: started_at_ms.map(rfc3339),
+        ended_at: ms(10)?.map(rfc3339),
+        counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
+        errors: serde_json::from_str(&errors).unwrap_or_default(),
+        started_at_ms,
+    })
+}
+
+/// Epoch milliseconds as an RFC 3339 UTC timestamp with milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_795_392_000_000), "2026-11-23T00:00:00.000Z");
+    }
+
+    #[test]
+    fn runs_survive_reopening_and_unfinished_ones_fail() {
+        let dir = std::env::temp_dir().join(format!("corral-history-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (h, recovered) = History::open(&dir).unwrap();
+        assert_eq!(recovered, 0);
+        let done = h.queue("a", "api", 1_000).unwrap();
+        let plugin = RunPlugin {
+            id: "kandji",
+            version: "1.0.0",
+            digest: "abc",
+            generation: 2,
+        };
+        h.start(&done, &plugin, 1_001).unwrap();
+        let counts = RunCounts {
+            entities: 5,
+            ..Default::default()
+        };
+        h.finish(&done, RunStatus::Succeeded, Some(&counts), &[], 1_002)
+            .unwrap();
+        let running = h.queue("a", "schedule", 2_000).unwrap();
+        h.start(&running, &plugin, 2_001).unwrap();
+        drop(h);
+
+        let (h, recovered) = History::open(&dir).unwrap();
+        assert_eq!(recovered, 1);
+        let r = h.get(&done).unwrap().unwrap();
+        assert_eq!(r.status, RunStatus::Succeeded);
+        assert_eq!(r.counts, Some(counts));
+        assert_eq!(
+            (r.plugin_digest.as_deref(), r.generation),
+            (Some("abc"), Some(2))
+        );
+        let r = h.get(&running).unwrap().unwrap();
+        assert_eq!(r.status, RunStatus::Failed);
+        assert_eq!(r.errors, ["corral stopped while this run was in flight"]);
+        assert_ne!(h.queue("a", "api", 3_000).unwrap(), running);
+        assert_eq!(h.recent(Some("a"), 10).unwrap().len(), 3);
+        assert!(h.get("run-999").unwrap().is_none());
+        assert!(h.get("nonsense").unwrap().is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

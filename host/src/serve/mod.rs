@@ -1,0 +1,196 @@
+//! `corral serve`: the long-running host. It keeps a generation of every plugin
+//! ([`registry`]), takes new ones dropped into `plugin_dir` while it runs
+//! ([`watch`], [`candidate`]), runs instances on their schedules or on request
+//! ([`schedule`], [`runs`]) with their history in SQLite ([`crate::history`]), and
+//! answers the admin API ([`admin`]) with [`metrics`].
+
+pub mod admin;
+pub mod candidate;
+pub mod metrics;
+pub mod registry;
+pub mod runs;
+pub mod schedule;
+pub mod watch;
+
+use crate::builtin;
+use crate::config::CorralConfig;
+use crate::history::History;
+use crate::runtime::Runtime;
+use anyhow::Context as _;
+use metrics::Metrics;
+use registry::Registry;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch as signal};
+use tokio::task::JoinHandle;
+
+/// The state every part of the daemon shares.
+pub struct Daemon {
+    pub config: CorralConfig,
+    pub runtime: Runtime,
+    pub registry: Registry,
+    pub history: History,
+    pub metrics: Metrics,
+    /// Instance id → the run queued or running for it (at most one each).
+    in_flight: Mutex<HashMap<String, String>>,
+    /// Permits for runs executing at once.
+    run_slots: Arc<Semaphore>,
+    /// One candidate compiles at a time; the permit lives as long as the compile thread,
+    /// even one that overran its timeout.
+    compile_gate: Arc<Semaphore>,
+    admitting: AtomicBool,
+    stop: signal::Sender<bool>,
+}
+
+/// A started daemon; [`DaemonHandle::shutdown`] stops it.
+pub struct DaemonHandle {
+    pub daemon: Arc<Daemon>,
+    pub admin_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<()>,
+}
+
+/// How a shutdown went.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Runs still in flight at the deadline, marked failed.
+    pub abandoned: usize,
+}
+
+/// Loads the plugins, opens the history, binds the admin API and starts the schedules
+/// and the `plugin_dir` watcher.
+pub async fn start(config: CorralConfig, admin: SocketAddr) -> anyhow::Result<DaemonHandle> {
+    let (history, recovered) = History::open(&config.data_dir)?;
+    if recovered > 0 {
+        tracing::warn!(
+            runs = recovered,
+            "marked runs left in flight by the previous process as failed"
+        );
+    }
+    let (stop, _) = signal::channel(false);
+    let daemon = Arc::new(Daemon {
+        runtime: Runtime::new()?,
+        registry: Registry::new(config.serve.rollback_generations),
+        history,
+        metrics: Metrics::default(),
+        in_flight: Mutex::default(),
+        run_slots: Arc::new(Semaphore::new(config.serve.max_concurrent_runs.max(1))),
+        compile_gate: Arc::new(Semaphore::new(1)),
+        admitting: AtomicBool::new(true),
+        stop,
+        config,
+    });
+    daemon.load_builtins().await?;
+    let mut tasks = Vec::new();
+    if let Some(dir) = daemon.config.plugin_dir.clone() {
+        anyhow::ensure!(
+            dir.is_dir(),
+            "{}: plugin_dir {} is not a directory",
+            daemon.config.path.display(),
+            dir.display()
+        );
+        // Watch before the first scan so nothing written in between is missed.
+        tasks.push(watch::spawn(daemon.clone(), dir.clone())?);
+        for path in watch::wasm_files(&dir)? {
+            daemon.offer_settled(&path).await;
+        }
+    }
+    daemon.check_instances();
+    let listener = tokio::net::TcpListener::bind(admin)
+        .await
+        .with_context(|| format!("cannot listen on {admin} for the admin API"))?;
+    let admin_addr = listener.local_addr()?;
+    let server = admin::spawn(daemon.clone(), listener);
+    tasks.extend(schedule::spawn_all(&daemon));
+    tracing::info!(%admin_addr, instances = daemon.config.instances.len(), "corral serve ready");
+    Ok(DaemonHandle {
+        daemon,
+        admin_addr,
+        tasks,
+        server,
+    })
+}
+
+impl Daemon {
+    async fn load_builtins(&self) -> anyhow::Result<()> {
+        for id in builtin::ids() {
+            let plugin = self.runtime.plugin(id).await?;
+            self.registry.install(plugin);
+        }
+        Ok(())
+    }
+
+    /// Logs each instance whose plugin is not loaded: its runs will fail until one is
+    /// dropped in.
+    fn check_instances(&self) {
+        for inst in &self.config.instances {
+            if self.registry.current(&inst.plugin).is_none() {
+                tracing::error!(
+                    instance = %inst.id,
+                    plugin = %inst.plugin,
+                    "no plugin with this id is loaded; runs fail until one is dropped into plugin_dir"
+                );
+            }
+        }
+    }
+
+    pub fn is_admitting(&self) -> bool {
+        self.admitting.load(Ordering::SeqCst)
+    }
+
+    pub fn runs_in_flight(&self) -> usize {
+        self.in_flight.lock().unwrap().len()
+    }
+
+    /// A receiver that turns `true` when the daemon stops.
+    pub fn stopping(&self) -> signal::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    pub fn gauges(&self) -> metrics::Gauges {
+        metrics::Gauges {
+            runs_in_flight: self.runs_in_flight(),
+            generations: self
+                .registry
+                .describe()
+                .into_iter()
+                .filter_map(|p| Some((p.id, p.generation?)))
+                .collect(),
+        }
+    }
+}
+
+impl DaemonHandle {
+    /// Stops admitting runs, waits up to `grace` for those in flight, marks any left as
+    /// failed, then stops the admin API.
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let daemon = &self.daemon;
+        daemon.admitting.store(false, Ordering::SeqCst);
+        let _ = daemon.stop.send(true);
+        let deadline = Instant::now() + grace;
+        while daemon.runs_in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let abandoned = if daemon.runs_in_flight() > 0 {
+            let reason = format!(
+                "corral shut down before this run finished (grace of {} s)",
+                grace.as_secs()
+            );
+            daemon.history.fail_unfinished(&reason).unwrap_or_else(|e| {
+                tracing::error!("{e}");
+                0
+            })
+        } else {
+            0
+        };
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.server.await;
+        tracing::info!(abandoned, "corral serve stopped");
+        ShutdownReport { abandoned }
+    }
+}

@@ -1,0 +1,215 @@
+//! Admitting and executing runs in the daemon: one run per instance at a time, at most
+//! `max_concurrent_runs` executing, each on the generation current when it starts.
+
+use super::Daemon;
+use super::registry::Generation;
+use crate::capabilities::log::now_ms;
+use crate::config::InstanceConfig;
+use crate::history::{HistoryError, RunCounts, RunPlugin, RunStatus};
+use crate::run::{self, RunReport, StepStatus};
+use std::sync::Arc;
+
+/// What asked for a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule,
+    Api,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Api => "api",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// A new run, queued.
+    Queued(String),
+    /// The instance already has this run queued or running; no second one was made.
+    InFlight(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    #[error("no instance with id {0:?} in the config")]
+    UnknownInstance(String),
+    #[error("corral is shutting down and admits no new runs")]
+    ShuttingDown,
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// How a run ended, as the history records it.
+struct Finished {
+    status: RunStatus,
+    counts: Option<RunCounts>,
+    errors: Vec<String>,
+}
+
+impl Finished {
+    fn failed(error: String) -> Self {
+        Finished {
+            status: RunStatus::Failed,
+            counts: None,
+            errors: vec![error],
+        }
+    }
+}
+
+impl Daemon {
+    /// Queues a run of `instance` unless one is already in flight.
+    pub fn request_run(
+        self: &Arc<Self>,
+        instance: &str,
+        trigger: Trigger,
+    ) -> Result<Admission, AdmitError> {
+        if !self.is_admitting() {
+            return Err(AdmitError::ShuttingDown);
+        }
+        let cfg = self
+            .config
+            .instance(instance)
+            .ok_or_else(|| AdmitError::UnknownInstance(instance.to_string()))?
+            .clone();
+        let mut in_flight = self.in_flight.lock().unwrap();
+        if let Some(run) = in_flight.get(instance) {
+            return Ok(Admission::InFlight(run.clone()));
+        }
+        let run_id = self.history.queue(instance, trigger.as_str(), now_ms())?;
+        in_flight.insert(instance.to_string(), run_id.clone());
+        drop(in_flight);
+        tracing::info!(run = %run_id, instance, trigger = trigger.as_str(), "run queued");
+        tokio::spawn(self.clone().execute(run_id.clone(), cfg));
+        Ok(Admission::Queued(run_id))
+    }
+
+    async fn execute(self: Arc<Self>, run_id: String, cfg: InstanceConfig) {
+        let _slot = self.run_slots.clone().acquire_owned().await;
+        let finished = if self.is_admitting() {
+            // A separate task, so even a panic in the host ends as a failed run.
+            let (me, id, c) = (self.clone(), run_id.clone(), cfg.clone());
+            tokio::spawn(async move { me.run_once(&id, &c).await })
+                .await
+                .unwrap_or_else(|e| {
+                    Finished::failed(format!("the host failed during the run: {e}"))
+                })
+        } else {
+            Finished::failed("not started: corral is shutting down".into())
+        };
+        if let Err(e) = self.history.finish(
+            &run_id,
+            finished.status,
+            finished.counts.as_ref(),
+            &finished.errors,
+            now_ms(),
+        ) {
+            tracing::error!(run = %run_id, "{e}");
+        }
+        tracing::info!(run = %run_id, instance = %cfg.id, status = finished.status.as_str(), "run ended");
+        self.in_flight.lock().unwrap().remove(&cfg.id);
+    }
+
+    async fn run_once(&self, run_id: &str, cfg: &InstanceConfig) -> Finished {
+        let Some(generation) = self.registry.current(&cfg.plugin) else {
+            self.metrics
+                .record_unstarted(&cfg.plugin, "", RunStatus::Failed);
+            return Finished::failed(format!("plugin {:?} is not loaded", cfg.plugin));
+        };
+        let m = &generation.plugin.manifest;
+        let plugin = RunPlugin {
+            id: &m.id,
+            version: &m.version,
+            digest: &generation.plugin.digest,
+            generation: generation.number,
+        };
+        if let Err(e) = self.history.start(run_id, &plugin, now_ms()) {
+            tracing::error!(run = %run_id, "{e}");
+        }
+        let resolved = match run::resolve_instance(cfg, generation.plugin.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = format!(
+                    "{}: instance {:?}: {e:#}",
+                    self.config.path.display(),
+                    cfg.id
+                );
+                self.metrics
+                    .record_unstarted(&m.id, &m.version, RunStatus::Failed);
+                return Finished::failed(reason);
+            }
+        };
+        let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
+        let mut finished = judge(&report);
+        if report.validation.is_ok() {
+            let out = self.config.data_dir.join("out");
+            if let Err(e) = crate::output::write_run(&out, &report) {
+                finished.status = RunStatus::Failed;
+                finished.errors.push(format!("writing the graph: {e:#}"));
+            }
+        }
+        self.metrics.record_run(&report, finished.status);
+        self.settle_generation(&generation, finished.status);
+        finished
+    }
+
+    /// Tells the registry how the run went; logs a rollback it triggers.
+    fn settle_generation(&self, generation: &Arc<Generation>, status: RunStatus) {
+        let id = &generation.plugin.manifest.id;
+        if let Some(rb) = self
+            .registry
+            .record_outcome(generation, status == RunStatus::Succeeded)
+        {
+            self.metrics.record_rollback(id);
+            tracing::warn!(
+                plugin = %id,
+                from = rb.from_generation,
+                to = rb.to_generation,
+                to_digest = %rb.to_digest,
+                "rolled back: {}", rb.reason
+            );
+        }
+    }
+}
+
+/// Status, counts and errors of a finished run: `succeeded` when every step did,
+/// `partial` when some steps produced data and others failed, else `failed`.
+fn judge(report: &RunReport) -> Finished {
+    let counts = RunCounts {
+        entities: report.graph.entities.len() as u64,
+        relationships: report.graph.relationships.len() as u64,
+        requests: report.requests,
+        warnings: report.warnings,
+        denials: report.denials.len() as u64,
+        limit_hits: report.limit_hits.len() as u64,
+        rejections: report.rejections.len() as u64,
+    };
+    let mut errors: Vec<String> = report.validation.clone().err().into_iter().collect();
+    errors.extend(
+        report
+            .steps
+            .iter()
+            .filter_map(|s| Some(format!("step {}: {}", s.info.id, s.error.as_ref()?))),
+    );
+    let produced = report.steps.iter().any(|s| {
+        matches!(
+            s.status,
+            StepStatus::Success | StepStatus::PartialSuccessDueToDependencyFailure
+        )
+    });
+    let status = if report.succeeded() {
+        RunStatus::Succeeded
+    } else if report.validation.is_ok() && produced {
+        RunStatus::Partial
+    } else {
+        RunStatus::Failed
+    };
+    Finished {
+        status,
+        counts: Some(counts),
+        errors,
+    }
+}
