@@ -22,6 +22,9 @@ struct PluginCounters {
     duration_count: u64,
 }
 
+/// Reads one counter of a plugin, for rendering.
+type Getter = fn(&PluginCounters) -> u64;
+
 #[derive(Default)]
 struct Counters {
     /// By (plugin id, version).
@@ -114,7 +117,7 @@ impl Metrics {
                 );
             }
         }
-        let simple: [(&str, &str, fn(&PluginCounters) -> u64); 5] = [
+        let simple: [(&str, &str, Getter); 5] = [
             (
                 "corral_requests_total",
                 "HTTP requests the plugin's runs sent.",
