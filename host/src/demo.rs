@@ -48,99 +48,127 @@ impl Demo {
     }
 }
 
+/// The four simulators on loopback with the demo instances pointed at them. Dropping
+/// it stops the simulators.
+pub struct DemoTenants {
+    _servers: Vec<SimServer>,
+    demos: Vec<Demo>,
+    /// What `corral demo` prints about the simulators.
+    pub summary: String,
+}
+
+/// One demo instance with its operator policy (text, source name).
+pub struct DemoInstance {
+    pub config: InstanceConfig,
+    pub policy: (&'static str, &'static str),
+}
+
+impl DemoTenants {
+    /// Starts the simulators (`devices` Kandji devices, the others at their defaults).
+    pub async fn start(devices: usize) -> anyhow::Result<Self> {
+        let kandji_config = KandjiConfig {
+            devices,
+            ..KandjiConfig::default()
+        };
+        let kandji_server = KandjiSim::new(&kandji_config).start(0).await?;
+        let s1_config = SentinelOneConfig::default();
+        let s1_server = SentinelOneSim::new(&s1_config).start(0).await?;
+        let rz_config = RunZeroConfig::default();
+        let rz_server = RunZeroSim::new(&rz_config).start(0).await?;
+        let cci_config = CircleCiConfig::default();
+        let cci = CircleCiSim::new(&cci_config);
+        let cci_server = cci.start(0).await?;
+        let summary = format!(
+            "corral demo: simulators on loopback\n  kandji       {} ({devices} devices)\n  sentinelone  {} ({} groups, {} agents)\n  runzero      {} ({} organizations, {} assets per site)\n  circleci     {} ({} pipelines)\n",
+            kandji_server.origin(),
+            s1_server.origin(),
+            s1_config.groups,
+            s1_config.agents,
+            rz_server.origin(),
+            rz_config.orgs,
+            rz_config.assets_per_site,
+            cci_server.origin(),
+            cci.pipelines.len()
+        );
+        let demos = [
+            Demo {
+                id: "kandji-demo",
+                plugin: "kandji",
+                policy: (KANDJI_DEMO_POLICY, "demo policy kandji-policy.json"),
+                config: vec![
+                    (
+                        "apiUrl",
+                        format!("{}{}", kandji_server.origin(), kandji::API_PREFIX),
+                    ),
+                    ("accessToken", kandji_config.token.clone()),
+                ],
+            },
+            Demo {
+                id: "sentinelone-demo",
+                plugin: "sentinelone",
+                policy: (
+                    SENTINELONE_DEMO_POLICY,
+                    "demo policy sentinelone-policy.json",
+                ),
+                config: vec![
+                    ("serverUrl", s1_server.origin()),
+                    ("apiToken", s1_config.token.clone()),
+                ],
+            },
+            Demo {
+                id: "runzero-demo",
+                plugin: "runzero",
+                policy: (RUNZERO_DEMO_POLICY, "demo policy runzero-policy.json"),
+                config: vec![
+                    (
+                        "baseUrl",
+                        format!("{}{}", rz_server.origin(), runzero::API_PREFIX),
+                    ),
+                    ("accountAPIKey", rz_config.account_key.clone()),
+                ],
+            },
+            Demo {
+                id: "circleci-demo",
+                plugin: "circleci",
+                policy: (CIRCLECI_DEMO_POLICY, "demo policy circleci-policy.json"),
+                config: vec![
+                    (
+                        "baseUrl",
+                        format!("{}{}", cci_server.origin(), circleci::API_PREFIX),
+                    ),
+                    ("apiKey", cci_config.token.clone()),
+                    ("login", "octocat".into()),
+                    ("userId", cci.me["id"].as_str().unwrap_or_default().into()),
+                ],
+            },
+        ];
+        Ok(DemoTenants {
+            _servers: vec![kandji_server, s1_server, rz_server, cci_server],
+            demos: demos.into(),
+            summary,
+        })
+    }
+
+    pub fn instances(&self) -> Vec<DemoInstance> {
+        self.demos
+            .iter()
+            .map(|d| DemoInstance {
+                config: d.instance(),
+                policy: d.policy,
+            })
+            .collect()
+    }
+}
+
 pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new()?;
-    let kandji_config = KandjiConfig {
-        devices,
-        ..KandjiConfig::default()
-    };
-    let kandji_server = KandjiSim::new(&kandji_config).start(0).await?;
-    let s1_config = SentinelOneConfig::default();
-    let s1_server = SentinelOneSim::new(&s1_config).start(0).await?;
-    let rz_config = RunZeroConfig::default();
-    let rz_server = RunZeroSim::new(&rz_config).start(0).await?;
-    let cci_config = CircleCiConfig::default();
-    let cci = CircleCiSim::new(&cci_config);
-    let cci_server = cci.start(0).await?;
-    println!("corral demo: simulators on loopback");
-    println!(
-        "  kandji       {} ({devices} devices)",
-        kandji_server.origin()
-    );
-    println!(
-        "  sentinelone  {} ({} groups, {} agents)",
-        s1_server.origin(),
-        s1_config.groups,
-        s1_config.agents
-    );
-    println!(
-        "  runzero      {} ({} organizations, {} assets per site)",
-        rz_server.origin(),
-        rz_config.orgs,
-        rz_config.assets_per_site
-    );
-    println!(
-        "  circleci     {} ({} pipelines)",
-        cci_server.origin(),
-        cci.pipelines.len()
-    );
-    let demos = [
-        Demo {
-            id: "kandji-demo",
-            plugin: "kandji",
-            policy: (KANDJI_DEMO_POLICY, "demo policy kandji-policy.json"),
-            config: vec![
-                (
-                    "apiUrl",
-                    format!("{}{}", kandji_server.origin(), kandji::API_PREFIX),
-                ),
-                ("accessToken", kandji_config.token.clone()),
-            ],
-        },
-        Demo {
-            id: "sentinelone-demo",
-            plugin: "sentinelone",
-            policy: (
-                SENTINELONE_DEMO_POLICY,
-                "demo policy sentinelone-policy.json",
-            ),
-            config: vec![
-                ("serverUrl", s1_server.origin()),
-                ("apiToken", s1_config.token.clone()),
-            ],
-        },
-        Demo {
-            id: "runzero-demo",
-            plugin: "runzero",
-            policy: (RUNZERO_DEMO_POLICY, "demo policy runzero-policy.json"),
-            config: vec![
-                (
-                    "baseUrl",
-                    format!("{}{}", rz_server.origin(), runzero::API_PREFIX),
-                ),
-                ("accountAPIKey", rz_config.account_key.clone()),
-            ],
-        },
-        Demo {
-            id: "circleci-demo",
-            plugin: "circleci",
-            policy: (CIRCLECI_DEMO_POLICY, "demo policy circleci-policy.json"),
-            config: vec![
-                (
-                    "baseUrl",
-                    format!("{}{}", cci_server.origin(), circleci::API_PREFIX),
-                ),
-                ("apiKey", cci_config.token.clone()),
-                ("login", "octocat".into()),
-                ("userId", cci.me["id"].as_str().unwrap_or_default().into()),
-            ],
-        },
-    ];
+    let tenants = DemoTenants::start(devices).await?;
+    print!("{}", tenants.summary);
     let mut resolved = Vec::new();
-    for d in &demos {
-        let plugin = rt.plugin(d.plugin).await?;
+    for d in tenants.instances() {
+        let plugin = rt.plugin(&d.config.plugin).await?;
         let policy = Some((d.policy.0.to_string(), d.policy.1.to_string()));
-        resolved.push(resolve_with_policy(&d.instance(), plugin, policy)?);
+        resolved.push(resolve_with_policy(&d.config, plugin, policy)?);
     }
     let reports = run_all(&rt, &resolved).await;
     println!();

@@ -9,13 +9,8 @@ use std::process::Output;
 
 const TOKEN: &str = "cli-secret-token-5b2e81d4";
 
-/// A fresh directory under the system temp dir.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corral-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::scratch;
 
 fn write_config(dir: &Path, api_url: &str, extra: &str) -> PathBuf {
     let text = format!(

@@ -12,12 +12,8 @@ use tokio::process::{Child, Command};
 
 const TOKEN: &str = "serve-cli-token-90be13";
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("corral-serve-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+mod common;
+use common::scratch;
 
 /// Starts `corral serve` on a config with one Kandji instance; returns the child and
 /// the admin base URL it printed.

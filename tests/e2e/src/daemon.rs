@@ -177,3 +177,37 @@ impl TestDaemon {
         self.handle.take().unwrap().shutdown(grace).await
     }
 }
+
+/// `corral.toml` instances for `copies` of each demo instance (ids suffixed `-N`), each
+/// under its demo policy (written to `dir`), run every `interval` seconds if given.
+pub fn demo_instances_toml(
+    tenants: &corral::demo::DemoTenants,
+    copies: usize,
+    interval: Option<u64>,
+    dir: &Path,
+) -> String {
+    let mut out = String::new();
+    for d in tenants.instances() {
+        let policy = dir.join(format!("{}-policy.json", d.config.plugin));
+        std::fs::write(&policy, d.policy.0).unwrap();
+        let mut values = String::new();
+        for (k, v) in &d.config.config {
+            let corral::config::ConfigValue::Text(text) = v else {
+                panic!("demo config values are text")
+            };
+            values.push_str(&format!("{k} = {}\n", serde_json::to_string(text).unwrap()));
+        }
+        let every = interval.map_or(String::new(), |s| {
+            format!("polling_interval_seconds = {s}\n")
+        });
+        for n in 1..=copies {
+            out.push_str(&format!(
+                "[[instance]]\nid = \"{}-{n}\"\nplugin = \"{}\"\npolicy = {}\n{every}[instance.config]\n{values}\n",
+                d.config.id,
+                d.config.plugin,
+                serde_json::to_string(&policy.display().to_string()).unwrap()
+            ));
+        }
+    }
+    out
+}

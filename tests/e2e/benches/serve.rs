@@ -1,0 +1,213 @@
+//! `corral serve` measured, one scenario per process (peak RSS is per process):
+//!
+//! - `swap`: time from a component being written into `plugin_dir` to the new generation
+//!   serving, and to the first run on it starting (default 300 ms debounce);
+//! - `throughput`: runs per second sustained with 4 copies of each demo connector, each
+//!   re-run as soon as it ends, against the demo simulators;
+//! - `scheduled`: peak RSS with 100 demo instances scheduled (25 per connector).
+//!
+//! `cargo bench -p corral-e2e --bench serve -- swap|throughput|scheduled`; results go in
+//! docs/benchmarks.md.
+
+use corral::config::CorralConfig;
+use corral::demo::DemoTenants;
+use corral::history::RunStatus;
+use corral::serve::Daemon;
+use corral::serve::runs::{Admission, Trigger};
+use corral_e2e::daemon::{demo_instances_toml, scratch, sha256, variant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn daemon(
+    name: &str,
+    serve: &str,
+    instances: &str,
+) -> (corral::serve::DaemonHandle, Arc<Daemon>) {
+    let dir = scratch(name);
+    let text = format!(
+        "plugin_dir = \"plugins.d\"\ndata_dir = \"state\"\n[serve]\n{serve}\n\n{instances}"
+    );
+    let path = dir.join("corral.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = CorralConfig::load(&path).unwrap();
+    let handle = corral::serve::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let d = handle.daemon.clone();
+    (handle, d)
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn ended(d: &Daemon, run: &str) -> bool {
+    let r = d.history.get(run).unwrap().unwrap();
+    !matches!(r.status, RunStatus::Queued | RunStatus::Running)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn swap() {
+    let tenants = DemoTenants::start(20).await.unwrap();
+    let dir = scratch("bench-swap-policies");
+    let instances = demo_instances_toml(&tenants, 1, None, &dir);
+    let (handle, d) = daemon("bench-swap", "", &instances).await;
+    let plugin_file = handle
+        .daemon
+        .config
+        .plugin_dir
+        .clone()
+        .unwrap()
+        .join("kandji.wasm");
+    let builtin = corral::builtin::component("kandji").unwrap();
+    let (mut installed, mut started) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        let bytes = variant(builtin, &format!("bench-{i}"));
+        let digest = sha256(&bytes);
+        let t0 = Instant::now();
+        std::fs::write(&plugin_file, &bytes).unwrap();
+        wait_until(|| {
+            d.registry
+                .current("kandji")
+                .is_some_and(|g| g.plugin.digest == digest)
+        })
+        .await;
+        installed.push(t0.elapsed());
+        let Ok(Admission::Queued(run)) = d.request_run("kandji-demo-1", Trigger::Api) else {
+            panic!("run not admitted")
+        };
+        wait_until(|| {
+            d.history
+                .get(&run)
+                .unwrap()
+                .unwrap()
+                .started_at_ms
+                .is_some()
+        })
+        .await;
+        started.push(t0.elapsed());
+        let r = d.history.get(&run).unwrap().unwrap();
+        assert_eq!(r.plugin_digest.as_deref(), Some(digest.as_str()));
+        wait_until(|| ended(&d, &run)).await;
+    }
+    for (what, mut times) in [
+        ("new generation serving", installed),
+        ("first run on it started", started),
+    ] {
+        times.sort();
+        println!(
+            "{what}: p50 {:.0} ms, min {:.0} ms, max {:.0} ms (10 swaps, debounce 300 ms)",
+            ms(times[5]),
+            ms(times[0]),
+            ms(times[9])
+        );
+    }
+    handle.shutdown(Duration::from_secs(30)).await;
+}
+
+async fn throughput() {
+    let tenants = DemoTenants::start(20).await.unwrap();
+    let dir = scratch("bench-throughput-policies");
+    let instances = demo_instances_toml(&tenants, 4, None, &dir);
+    let (handle, d) = daemon("bench-throughput", "", &instances).await;
+    let ids: Vec<String> = d.config.instances.iter().map(|i| i.id.clone()).collect();
+    let window = Duration::from_secs(60);
+    let started = Instant::now();
+    let mut runs = Vec::new();
+    while started.elapsed() < window {
+        for id in &ids {
+            if let Ok(Admission::Queued(run)) = d.request_run(id, Trigger::Api) {
+                runs.push(run);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    wait_until(|| d.runs_in_flight() == 0).await;
+    let elapsed = started.elapsed();
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut requests = 0;
+    for run in &runs {
+        let r = d.history.get(run).unwrap().unwrap();
+        *by_status.entry(r.status.as_str()).or_default() += 1;
+        requests += r.counts.map_or(0, |c| c.requests);
+    }
+    println!(
+        "{} runs in {:.1} s: {:.2} runs/s, {:.0} provider requests/s; by status {by_status:?}",
+        runs.len(),
+        elapsed.as_secs_f64(),
+        runs.len() as f64 / elapsed.as_secs_f64(),
+        requests as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "peak RSS: {} MiB",
+        corral_e2e::peak_rss_kib().unwrap_or(0) / 1024
+    );
+    handle.shutdown(Duration::from_secs(60)).await;
+}
+
+async fn scheduled() {
+    let tenants = DemoTenants::start(200).await.unwrap();
+    let dir = scratch("bench-scheduled-policies");
+    let instances = demo_instances_toml(&tenants, 25, Some(3600), &dir);
+    let started = Instant::now();
+    let (handle, d) = daemon("bench-scheduled", "", &instances).await;
+    // Every instance is due at start (no history): 100 runs, 32 at a time.
+    wait_until(|| {
+        d.history
+            .recent(None, 200)
+            .unwrap()
+            .iter()
+            .filter(|r| !matches!(r.status, RunStatus::Queued | RunStatus::Running))
+            .count()
+            >= 100
+    })
+    .await;
+    let statuses: BTreeMap<&str, usize> =
+        d.history
+            .recent(None, 200)
+            .unwrap()
+            .iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(r.status.as_str()).or_default() += 1;
+                m
+            });
+    println!(
+        "100 scheduled instances, first round done in {:.1} s; by status {statuses:?}",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "peak RSS: {} MiB",
+        corral_e2e::peak_rss_kib().unwrap_or(0) / 1024
+    );
+    handle.shutdown(Duration::from_secs(60)).await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let all = which.is_empty();
+    let wants = |name: &str| all || which.iter().any(|w| w == name);
+    rt.block_on(async {
+        if wants("swap") {
+            swap().await;
+        }
+        if wants("throughput") {
+            throughput().await;
+        }
+        if wants("scheduled") {
+            scheduled().await;
+        }
+    });
+}
