@@ -4,7 +4,7 @@
 
 use corral::history::{History, RunStatus};
 use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
