@@ -287,3 +287,77 @@ pub fn describe_policy(p: &Policy) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{ConfigField, Manifest};
+    use std::collections::BTreeMap;
+
+    const BASE: &str = r#"{ "permissions": [
+        { "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.apiUrl}}*"] },
+        { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:token"],
+          "condition": { "stringLike": { "http:url": "{{config.apiUrl}}*" } } } ] }"#;
+
+    fn manifest(capabilities: &str) -> Manifest {
+        Manifest {
+            id: "p".into(),
+            version: "1".into(),
+            name: "P".into(),
+            description: String::new(),
+            config_fields: vec![ConfigField {
+                name: "apiUrl".into(),
+                secret: false,
+                optional: false,
+                description: String::new(),
+                default: None,
+            }],
+            steps: Vec::new(),
+            capabilities: capabilities.into(),
+        }
+    }
+
+    fn grant(request: &str, operator: &str) -> Grant {
+        let config =
+            BTreeMap::from([("apiUrl".to_string(), "https://api.example/v1/".to_string())]);
+        let parse = |text: &str, source: &str| Policy::parse(text, source, &config).unwrap();
+        Grant::new(parse(request, "manifest"), Some(parse(operator, "op.json")))
+    }
+
+    #[test]
+    fn a_request_within_the_operator_policy_is_not_beyond_it() {
+        assert_eq!(beyond_operator(&grant(BASE, BASE)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn wider_urls_methods_and_unconditional_secrets_are_beyond_it() {
+        let greedy = BASE.replace(
+            r#""http:GET"], "resources": ["{{config.apiUrl}}*"]"#,
+            r#""http:*"], "resources": ["https://*"]"#,
+        );
+        assert_eq!(
+            beyond_operator(&grant(&greedy, BASE)),
+            ["http:* https://* (no ALLOW matches (op.json))"]
+        );
+        let unconditional = r#"{ "permissions": [
+            { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:token"] } ] }"#;
+        assert_eq!(
+            beyond_operator(&grant(unconditional, BASE)),
+            ["secret:Use secret:token (no ALLOW matches (op.json))"]
+        );
+    }
+
+    #[test]
+    fn the_capability_diff_names_what_was_added_and_removed() {
+        let old = manifest(BASE);
+        let new = manifest(&BASE.replace("http:GET", "http:POST"));
+        assert_eq!(
+            capability_diff(&old, &new),
+            [
+                "+ allow: HTTP POST to {{config.apiUrl}}*",
+                "- allow: HTTP GET to {{config.apiUrl}}*"
+            ]
+        );
+        assert!(capability_diff(&old, &old).is_empty());
+    }
+}

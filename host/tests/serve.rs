@@ -117,6 +117,11 @@ async fn sigterm_lets_runs_in_flight_finish_then_exits_zero() {
         .await
         .unwrap();
     assert!(!stderr.contains(TOKEN), "the token leaked: {stderr}");
+    for file in ["corral.db", "corral.db-wal"] {
+        let bytes = std::fs::read(dir.join("state").join(file)).unwrap_or_default();
+        let leaked = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());
+        assert!(!leaked, "the token is in {file}");
+    }
     assert!(
         stderr.contains("corral serve: stopping; waiting up to 60 s for 1 run(s) in flight"),
         "{stderr}"
