@@ -1,9 +1,12 @@
-//! The `corral` command line: `run`, `demo`, `plugin inspect`, `simulate`.
+//! The `corral` command line: `run`, `serve`, `demo`, `sync`, `changes`, `query`,
+//! `plugin`, `policy`, `simulate`.
 
 use crate::config::CorralConfig;
-use crate::output;
+use crate::deliver::Delivery;
+use crate::history::History;
+use crate::oneshot;
 use crate::plugin::LoadedPlugin;
-use crate::run::{self, RunReport};
+use crate::run;
 use crate::runtime::Runtime;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -34,6 +37,50 @@ enum Command {
         /// Output directory (default: data_dir/out).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also upload each graph to JupiterOne while it runs ([jupiterone] and the
+        /// instance's integration_instance_id).
+        #[arg(long)]
+        sync: bool,
+    },
+    /// Upload an instance's last collected graph to JupiterOne.
+    Sync {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        instance: String,
+        /// Where `corral run` wrote it (default: data_dir/out).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// What changed in an instance's graph in its last run, or in RUN.
+    Changes {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        instance: String,
+        /// A run id (`run-<n>`).
+        #[arg(long)]
+        run: Option<String>,
+        /// Print changes.json as it was written.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Objects in the local graph state, filtered.
+    Query {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this instance's objects.
+        #[arg(long)]
+        instance: Option<String>,
+        /// A `_type` glob, e.g. rumble_asset or kandji_*.
+        #[arg(long = "type")]
+        type_glob: Option<String>,
+        /// PROPERTY OP VALUE with OP one of = != ~ < <= > >= (repeat: all must hold).
+        #[arg(long = "where")]
+        filters: Vec<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run as a service: instances on their schedules, plugins swapped as they are
     /// dropped into plugin_dir, and the admin API.
@@ -52,6 +99,9 @@ enum Command {
         /// Simulated devices in the Kandji tenant.
         #[arg(long, default_value_t = 200)]
         devices: usize,
+        /// Where the graph state and run history are kept.
+        #[arg(long, default_value = ".corral")]
+        data_dir: PathBuf,
     },
     /// Plugin tools.
     Plugin {
@@ -65,7 +115,7 @@ enum Command {
     },
     /// Serve a provider simulator on 127.0.0.1 until interrupted.
     Simulate {
-        /// Provider: kandji, sentinelone, runzero or circleci.
+        /// kandji, sentinelone, runzero, circleci, or jupiterone (a mock persister).
         provider: String,
         #[arg(long, default_value_t = 0)]
         port: u16,
@@ -74,7 +124,7 @@ enum Command {
         devices: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// The token the simulator accepts.
+        /// The token the simulator accepts (for jupiterone, the API key).
         #[arg(long, default_value = "sim-token")]
         token: String,
     },
@@ -149,9 +199,38 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             config,
             instances,
             out,
-        } => run_command(&config, &instances, out).await,
+            sync,
+        } => run_command(&config, &instances, out, sync).await,
+        Command::Sync {
+            config,
+            instance,
+            out,
+        } => crate::graph_commands::sync(&config, &instance, out).await,
+        Command::Changes {
+            config,
+            instance,
+            run,
+            json,
+        } => crate::graph_commands::changes(&config, &instance, run.as_deref(), json),
+        Command::Query {
+            config,
+            instance,
+            type_glob,
+            filters,
+            json,
+        } => crate::graph_commands::query(
+            &config,
+            instance.as_deref(),
+            type_glob.as_deref(),
+            &filters,
+            json,
+        ),
         Command::Serve { config, admin } => serve(&config, admin).await,
-        Command::Demo { out, devices } => crate::demo::run_demo(&out, devices).await,
+        Command::Demo {
+            out,
+            devices,
+            data_dir,
+        } => crate::demo::run_demo(&out, &data_dir, devices).await,
         Command::Plugin {
             command:
                 PluginCommand::Inspect {
@@ -283,6 +362,7 @@ async fn run_command(
     path: &Path,
     only: &[String],
     out: Option<PathBuf>,
+    sync: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = CorralConfig::load(path)?;
     for id in only {
@@ -298,6 +378,11 @@ async fn run_command(
     if selected.is_empty() {
         bail!("{}: no instances to run", path.display());
     }
+    let target = if sync {
+        Some(crate::graph_commands::sync_target(&config, &selected)?)
+    } else {
+        None
+    };
     let rt = runtime_for(&config).await?;
     // Resolve every instance before running any, so bad input stops the run before
     // anything is written.
@@ -312,40 +397,14 @@ async fn run_command(
         resolved.push(r);
     }
     let out = out.unwrap_or_else(|| config.data_dir.join("out"));
-    let reports = run_all(&rt, &resolved).await;
-    report_all(&out, &reports)
-}
-
-/// Runs instances concurrently.
-pub async fn run_all(rt: &Runtime, instances: &[run::ResolvedInstance]) -> Vec<RunReport> {
-    futures::future::join_all(
-        instances
-            .iter()
-            .map(|i| run::run_instance(i, rt.hosts.clone())),
-    )
-    .await
-}
-
-/// Writes each report (not when validation failed: nothing is presented as a result)
-/// and prints its summary; exit status 0 only when every run succeeded.
-pub fn report_all(out: &Path, reports: &[RunReport]) -> anyhow::Result<ExitCode> {
-    let mut ok = true;
-    for report in reports {
-        let dest = match report.validation {
-            Ok(()) => Some(output::write_run(out, report)?),
-            Err(_) => None,
-        };
-        print!("{}", output::console_summary(report, dest.as_deref()));
-        ok &= report.succeeded();
-    }
-    if reports.len() > 1 {
-        print!("\n{}", output::summary_table(reports));
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    let (history, _) = History::open(&config.data_dir)?;
+    let delivery = Delivery::open(
+        &config.data_dir,
+        out,
+        config.alerts.clone(),
+        rt.hosts.clone(),
+    )?;
+    oneshot::run_and_report(&rt, &resolved, &history, &delivery, target.as_ref()).await
 }
 
 /// A plugin by file path, or by id among the first-party ones and `plugin_dir`.

@@ -14,7 +14,24 @@ pub struct CorralConfig {
     pub plugin_dir: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub serve: ServeConfig,
+    pub jupiterone: Option<JupiterOneConfig>,
+    pub alerts: Vec<crate::alerts::AlertRule>,
     pub instances: Vec<InstanceConfig>,
+}
+
+/// `[jupiterone]`: the account `corral sync` and `corral run --sync` upload to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JupiterOneConfig {
+    #[serde(default = "default_j1_base")]
+    pub api_base_url: String,
+    pub account: String,
+    /// The API key: `{ env = "NAME" }` (or a literal, not recommended).
+    pub api_key: ConfigValue,
+}
+
+fn default_j1_base() -> String {
+    "https://api.us.jupiterone.io".into()
 }
 
 /// `[serve]`: how `corral serve` runs; every field has a default.
@@ -56,6 +73,9 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     #[serde(default)]
     serve: ServeConfig,
+    jupiterone: Option<JupiterOneConfig>,
+    #[serde(default, rename = "alert")]
+    alerts: Vec<crate::alerts::RawAlert>,
     #[serde(default, rename = "instance")]
     instances: Vec<RawInstance>,
 }
@@ -71,6 +91,7 @@ struct RawInstance {
     #[serde(default)]
     polling_interval: PollingInterval,
     polling_interval_seconds: Option<u64>,
+    integration_instance_id: Option<String>,
     #[serde(default)]
     tag_account_name: bool,
     #[serde(default)]
@@ -127,6 +148,8 @@ pub struct InstanceConfig {
     /// Overrides `polling_interval` with any number of seconds (short cadences for tests,
     /// odd ones for operators).
     pub polling_interval_seconds: Option<u64>,
+    /// The JupiterOne integration instance this instance's graph syncs to.
+    pub integration_instance_id: Option<String>,
     pub tag_account_name: bool,
     pub config: BTreeMap<String, ConfigValue>,
 }
@@ -152,6 +175,12 @@ pub enum ConfigError {
         path: PathBuf,
         line: usize,
         column: usize,
+        message: String,
+    },
+    #[error("{path}: [[alert]] {name:?}: {message}")]
+    Alert {
+        path: PathBuf,
+        name: String,
         message: String,
     },
     #[error("{path}: instance {id:?}: {message}")]
@@ -210,6 +239,7 @@ impl CorralConfig {
                 policy: r.policy.map(resolve),
                 polling_interval: r.polling_interval,
                 polling_interval_seconds: r.polling_interval_seconds,
+                integration_instance_id: r.integration_instance_id,
                 tag_account_name: r.tag_account_name,
                 config: r.config,
             });
@@ -219,6 +249,8 @@ impl CorralConfig {
             plugin_dir: raw.plugin_dir.map(resolve),
             data_dir: resolve(raw.data_dir.unwrap_or_else(|| PathBuf::from(".corral"))),
             serve: raw.serve,
+            jupiterone: raw.jupiterone,
+            alerts: check_alerts(path, raw.alerts)?,
             instances,
         })
     }
@@ -226,6 +258,22 @@ impl CorralConfig {
     pub fn instance(&self, id: &str) -> Option<&InstanceConfig> {
         self.instances.iter().find(|i| i.id == id)
     }
+}
+
+fn check_alerts(
+    path: &Path,
+    raw: Vec<crate::alerts::RawAlert>,
+) -> Result<Vec<crate::alerts::AlertRule>, ConfigError> {
+    raw.into_iter()
+        .map(|r| {
+            let name = r.name.clone();
+            crate::alerts::AlertRule::new(r).map_err(|message| ConfigError::Alert {
+                path: path.to_path_buf(),
+                name,
+                message,
+            })
+        })
+        .collect()
 }
 
 fn valid_id(id: &str) -> bool {

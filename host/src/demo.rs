@@ -1,13 +1,15 @@
 //! `corral demo`: the built-in simulators on loopback, the first-party connectors run
 //! against them at once under the demo policies, the graph written, a readable summary.
 
-use crate::cli::{report_all, run_all};
 use crate::config::{ConfigValue, InstanceConfig, PollingInterval};
+use crate::deliver::Delivery;
+use crate::history::History;
 use crate::run::resolve_with_policy;
 use crate::runtime::Runtime;
 use anyhow::bail;
 use corral_simulators::SimServer;
 use corral_simulators::circleci::{self, CircleCiConfig, CircleCiSim};
+use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
 use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
 use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
 use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
@@ -38,6 +40,7 @@ impl Demo {
             policy: None,
             polling_interval: PollingInterval::Disabled,
             polling_interval_seconds: None,
+            integration_instance_id: None,
             tag_account_name: false,
             config: self
                 .config
@@ -160,7 +163,7 @@ impl DemoTenants {
     }
 }
 
-pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
+pub async fn run_demo(out: &Path, data_dir: &Path, devices: usize) -> anyhow::Result<ExitCode> {
     let rt = Runtime::new()?;
     let tenants = DemoTenants::start(devices).await?;
     print!("{}", tenants.summary);
@@ -170,9 +173,10 @@ pub async fn run_demo(out: &Path, devices: usize) -> anyhow::Result<ExitCode> {
         let policy = Some((d.policy.0.to_string(), d.policy.1.to_string()));
         resolved.push(resolve_with_policy(&d.config, plugin, policy)?);
     }
-    let reports = run_all(&rt, &resolved).await;
     println!();
-    report_all(out, &reports)
+    let (history, _) = History::open(data_dir)?;
+    let delivery = Delivery::open(data_dir, out.to_path_buf(), Vec::new(), rt.hosts.clone())?;
+    crate::oneshot::run_and_report(&rt, &resolved, &history, &delivery, None).await
 }
 
 /// `corral simulate`: serves a simulator until Ctrl-C.
@@ -240,9 +244,22 @@ pub async fn simulate(
             );
             (server, what)
         }
-        other => {
-            bail!("unknown provider {other:?} (available: kandji, sentinelone, runzero, circleci)")
+        "jupiterone" => {
+            let mock = MockPersister::new(PersisterConfig {
+                api_key: token.into(),
+                ..PersisterConfig::default()
+            });
+            let server = mock.start(port).await?;
+            let what = format!(
+                "api_base_url {}, account {:?} (api_key is the token)",
+                server.origin(),
+                mock.config.account
+            );
+            (server, what)
         }
+        other => bail!(
+            "unknown provider {other:?} (available: kandji, sentinelone, runzero, circleci, jupiterone)"
+        ),
     };
     println!("{provider} simulator: {what}, seed {seed}, token {token:?}; Ctrl-C stops it");
     tokio::signal::ctrl_c().await?;

@@ -1,7 +1,8 @@
-//! Run history in SQLite under `data_dir`: every run `corral serve` admits, with its
+//! Run history in SQLite under `data_dir`: every run `corral serve` admits or `corral run` makes, with its
 //! status, the plugin version and digest it ran on, and its counts. A run still queued or
-//! running when the process died is marked failed at the next start, so none is lost.
+//! running when its process died is marked failed at the next start, so none is lost.
 
+use crate::run::{RunReport, StepStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at     INTEGER,
     ended_at       INTEGER,
     counts         TEXT,
-    errors         TEXT NOT NULL DEFAULT '[]'
+    errors         TEXT NOT NULL DEFAULT '[]',
+    pid            INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_instance ON runs(instance, seq);
 ";
@@ -72,6 +74,82 @@ pub struct RunCounts {
     pub denials: u64,
     pub limit_hits: u64,
     pub rejections: u64,
+}
+
+/// Databases written before runs recorded their process lack the column.
+fn add_pid_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = 'pid'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE runs ADD COLUMN pid INTEGER")?;
+    }
+    Ok(())
+}
+
+/// Whether a process with this id exists (Linux: `/proc`; elsewhere every recorded
+/// process counts as gone, which is right after a restart).
+fn process_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// How a run ended, as the history records it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: RunStatus,
+    pub counts: Option<RunCounts>,
+    pub errors: Vec<String>,
+}
+
+impl Outcome {
+    pub fn failed(error: String) -> Self {
+        Outcome {
+            status: RunStatus::Failed,
+            counts: None,
+            errors: vec![error],
+        }
+    }
+
+    /// `succeeded` when every step did, `partial` when some steps produced data and
+    /// others failed, else `failed`.
+    pub fn of(report: &RunReport) -> Self {
+        let counts = RunCounts {
+            entities: report.graph.entities.len() as u64,
+            relationships: report.graph.relationships.len() as u64,
+            requests: report.requests,
+            warnings: report.warnings,
+            denials: report.denials.len() as u64,
+            limit_hits: report.limit_hits.len() as u64,
+            rejections: report.rejections.len() as u64,
+        };
+        let mut errors: Vec<String> = report.validation.clone().err().into_iter().collect();
+        errors.extend(
+            report
+                .steps
+                .iter()
+                .filter_map(|s| Some(format!("step {}: {}", s.info.id, s.error.as_ref()?))),
+        );
+        let produced = report.steps.iter().any(|s| {
+            matches!(
+                s.status,
+                StepStatus::Success | StepStatus::PartialSuccessDueToDependencyFailure
+            )
+        });
+        let status = if report.succeeded() {
+            RunStatus::Succeeded
+        } else if report.validation.is_ok() && produced {
+            RunStatus::Partial
+        } else {
+            RunStatus::Failed
+        };
+        Outcome {
+            status,
+            counts: Some(counts),
+            errors,
+        }
+    }
 }
 
 /// A run as `GET /runs/{runId}` shows it.
@@ -141,13 +219,45 @@ impl History {
         let conn = Connection::open(&path).map_err(wrap)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(wrap)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        add_pid_column(&conn).map_err(wrap)?;
         let history = History {
             conn: Mutex::new(conn),
             path,
         };
-        let recovered = history.fail_unfinished("corral stopped while this run was in flight")?;
+        let recovered = history.recover()?;
         Ok((history, recovered))
+    }
+
+    /// Marks failed the runs left queued or running by a process that is gone. Runs of a
+    /// live process (a `corral run` beside this `corral serve`) are its own to finish.
+    fn recover(&self) -> Result<usize> {
+        let conn = self.conn.lock().unwrap();
+        let orphans: Vec<i64> = conn
+            .prepare("SELECT seq, pid FROM runs WHERE status IN ('queued', 'running')")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<u32>>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| self.wrap(e))?
+            .into_iter()
+            .filter(|(_, pid)| pid.is_none_or(|p| p == std::process::id() || !process_alive(p)))
+            .map(|(seq, _)| seq)
+            .collect();
+        let errors = serde_json::to_string(&["corral stopped while this run was in flight"])
+            .expect("strings serialise");
+        for seq in &orphans {
+            conn.execute(
+                "UPDATE runs SET status = 'failed', errors = ?2, ended_at = ?3 WHERE seq = ?1",
+                params![seq, errors, crate::capabilities::log::now_ms() as i64],
+            )
+            .map_err(|e| self.wrap(e))?;
+        }
+        Ok(orphans.len())
     }
 
     fn wrap(&self, source: rusqlite::Error) -> HistoryError {
@@ -161,8 +271,9 @@ impl History {
     pub fn queue(&self, instance: &str, trigger: &str, at_ms: u64) -> Result<String> {
         let conn = self.conn.lock().unwrap();
         conn.execute(
-            "INSERT INTO runs (instance, trigger, status, queued_at) VALUES (?1, ?2, 'queued', ?3)",
-            params![instance, trigger, at_ms as i64],
+            "INSERT INTO runs (instance, trigger, status, queued_at, pid)
+             VALUES (?1, ?2, 'queued', ?3, ?4)",
+            params![instance, trigger, at_ms as i64, std::process::id()],
         )
         .map_err(|e| self.wrap(e))?;
         Ok(run_id(conn.last_insert_rowid()))
@@ -209,7 +320,8 @@ impl History {
         Ok(())
     }
 
-    /// Marks every queued or running run failed with `reason`; returns how many.
+    /// Marks this process's queued and running runs failed with `reason`; returns how
+    /// many.
     pub fn fail_unfinished(&self, reason: &str) -> Result<usize> {
         let errors = serde_json::to_string(&[reason]).expect("strings serialise");
         self.conn
@@ -217,8 +329,12 @@ impl History {
             .unwrap()
             .execute(
                 "UPDATE runs SET status = 'failed', errors = ?1, ended_at = ?2
-                 WHERE status IN ('queued', 'running')",
-                params![errors, crate::capabilities::log::now_ms() as i64],
+                 WHERE status IN ('queued', 'running') AND pid = ?3",
+                params![
+                    errors,
+                    crate::capabilities::log::now_ms() as i64,
+                    std::process::id()
+                ],
             )
             .map_err(|e| self.wrap(e))
     }

@@ -5,20 +5,29 @@
 //! [`capabilities`], one module per WIT import; every policy decision is made by
 //! [`policy::Grant::check`].
 
+pub mod alerts;
 pub mod bindings;
 pub mod builtin;
 pub mod capabilities;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod datamodel;
+pub mod deliver;
 pub mod demo;
 pub mod engine;
 pub mod explain;
+pub mod graph_commands;
 pub mod history;
+pub mod jupiterone;
+pub mod oneshot;
 pub mod output;
 pub mod plugin;
 pub mod policy;
+pub mod query;
 pub mod run;
 pub mod runtime;
 pub mod secrets;
 pub mod serve;
+pub mod state;
+pub mod sync;

@@ -221,7 +221,7 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
 }
 
 /// One line per run: instance, plugin, steps ok/failed, objects, requests, denials, time.
-pub fn summary_table(reports: &[RunReport]) -> String {
+pub fn summary_table(reports: &[&RunReport]) -> String {
     let mut out = format!(
         "{:<20} {:<12} {:>9} {:>9} {:>13} {:>9} {:>8} {:>8}\n",
         "instance", "plugin", "steps ok", "failed", "entities", "relations", "requests", "denials"

@@ -15,6 +15,7 @@ use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
 use anyhow::{Context as _, bail};
+use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -369,9 +370,35 @@ fn new_context(
     }
 }
 
+/// What a run tells an observer as it goes (`corral run --sync` uploads from this).
+#[derive(Debug)]
+pub enum StepEvent {
+    Started {
+        id: String,
+        name: String,
+    },
+    /// A step ended; the objects it emitted come with it.
+    Finished {
+        result: StepResult,
+        entities: Vec<Map<String, Value>>,
+        relationships: Vec<Map<String, Value>>,
+    },
+}
+
+pub type StepObserver = tokio::sync::mpsc::UnboundedSender<StepEvent>;
+
 /// Runs one instance to the end and reports what happened. Never panics on guest
 /// behaviour: traps, timeouts and refusals become step errors.
 pub async fn run_instance(inst: &ResolvedInstance, hosts: StaticHosts) -> RunReport {
+    run_instance_observed(inst, hosts, None).await
+}
+
+/// [`run_instance`], telling `observer` when each step starts and ends.
+pub async fn run_instance_observed(
+    inst: &ResolvedInstance,
+    hosts: StaticHosts,
+    observer: Option<StepObserver>,
+) -> RunReport {
     let started = Instant::now();
     let started_at_ms = now_ms();
     let m = &inst.plugin.manifest;
@@ -392,7 +419,7 @@ pub async fn run_instance(inst: &ResolvedInstance, hosts: StaticHosts) -> RunRep
         .call_validate(s))
     .and_then(|r| r.map_err(|e| describe_step_error(&e)));
     let steps = match &validation {
-        Ok(()) => run_steps(inst, &run).await,
+        Ok(()) => run_steps(inst, &run, observer.as_ref()).await,
         Err(reason) => {
             run.log.host(
                 &run,
@@ -496,7 +523,11 @@ async fn disabled_steps(
     Ok(list.into_iter().collect())
 }
 
-async fn run_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Vec<StepResult> {
+async fn run_steps(
+    inst: &ResolvedInstance,
+    run: &Arc<RunContext>,
+    observer: Option<&StepObserver>,
+) -> Vec<StepResult> {
     let steps = &inst.plugin.manifest.steps;
     let disabled = match disabled_steps(inst, run).await {
         Ok(d) => d,
@@ -534,6 +565,12 @@ async fn run_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Vec<StepRe
                 )
             });
             running.insert(s.id.clone());
+            if let Some(o) = observer {
+                let _ = o.send(StepEvent::Started {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                });
+            }
             let (info, run, plugin) = (s.clone(), run.clone(), inst.plugin.clone());
             set.spawn(async move { run_step(info, run, plugin, upstream_failed).await });
         }
@@ -542,6 +579,9 @@ async fn run_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Vec<StepRe
         };
         let result = joined.expect("step tasks do not panic");
         running.remove(&result.info.id);
+        if let Some(o) = observer {
+            let _ = o.send(finished_event(run, &result));
+        }
         done.insert(result.info.id.clone(), result);
         // Disabled steps may have completed the DAG without anything running.
         if set.is_empty() && done.len() == steps.len() {
@@ -549,6 +589,22 @@ async fn run_steps(inst: &ResolvedInstance, run: &Arc<RunContext>) -> Vec<StepRe
         }
     }
     steps.iter().filter_map(|s| done.remove(&s.id)).collect()
+}
+
+/// The step's result with copies of the objects it emitted.
+fn finished_event(run: &RunContext, result: &StepResult) -> StepEvent {
+    let graph = run.graph.lock().unwrap();
+    let of_step = |list: &[crate::capabilities::graph::Stored]| {
+        list.iter()
+            .filter(|o| o.step == result.info.id)
+            .map(|o| o.object.clone())
+            .collect()
+    };
+    StepEvent::Finished {
+        result: result.clone(),
+        entities: of_step(&graph.entities),
+        relationships: of_step(&graph.relationships),
+    }
 }
 
 async fn run_step(

@@ -518,7 +518,7 @@ fn find_source<'a, T: std::error::Error + 'static>(
     None
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

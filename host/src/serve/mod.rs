@@ -33,6 +33,8 @@ pub struct Daemon {
     pub runtime: Runtime,
     pub registry: Registry,
     pub history: History,
+    /// Output, graph state, changes and alerts after each run.
+    pub delivery: crate::deliver::Delivery,
     pub metrics: Metrics,
     /// Instance id → the run queued or running for it (at most one each).
     in_flight: Mutex<HashMap<String, String>>,
@@ -71,10 +73,18 @@ pub async fn start(config: CorralConfig, admin: SocketAddr) -> anyhow::Result<Da
         );
     }
     let (stop, _) = signal::channel(false);
+    let runtime = Runtime::new()?;
+    let delivery = crate::deliver::Delivery::open(
+        &config.data_dir,
+        config.data_dir.join("out"),
+        config.alerts.clone(),
+        runtime.hosts.clone(),
+    )?;
     let daemon = Arc::new(Daemon {
-        runtime: Runtime::new()?,
+        runtime,
         registry: Registry::new(config.serve.rollback_generations),
         history,
+        delivery,
         metrics: Metrics::default(),
         in_flight: Mutex::default(),
         run_slots: Arc::new(Semaphore::new(config.serve.max_concurrent_runs.max(1))),

@@ -5,8 +5,8 @@ use super::Daemon;
 use super::registry::Generation;
 use crate::capabilities::log::now_ms;
 use crate::config::InstanceConfig;
-use crate::history::{HistoryError, RunCounts, RunPlugin, RunStatus};
-use crate::run::{self, RunReport, StepStatus};
+use crate::history::{HistoryError, Outcome, RunPlugin, RunStatus};
+use crate::run;
 use std::sync::Arc;
 
 /// What asked for a run.
@@ -43,23 +43,6 @@ pub enum AdmitError {
     History(#[from] HistoryError),
 }
 
-/// How a run ended, as the history records it.
-struct Finished {
-    status: RunStatus,
-    counts: Option<RunCounts>,
-    errors: Vec<String>,
-}
-
-impl Finished {
-    fn failed(error: String) -> Self {
-        Finished {
-            status: RunStatus::Failed,
-            counts: None,
-            errors: vec![error],
-        }
-    }
-}
-
 impl Daemon {
     /// Queues a run of `instance` unless one is already in flight.
     pub fn request_run(
@@ -94,11 +77,9 @@ impl Daemon {
             let (me, id, c) = (self.clone(), run_id.clone(), cfg.clone());
             tokio::spawn(async move { me.run_once(&id, &c).await })
                 .await
-                .unwrap_or_else(|e| {
-                    Finished::failed(format!("the host failed during the run: {e}"))
-                })
+                .unwrap_or_else(|e| Outcome::failed(format!("the host failed during the run: {e}")))
         } else {
-            Finished::failed("not started: corral is shutting down".into())
+            Outcome::failed("not started: corral is shutting down".into())
         };
         if let Err(e) = self.history.finish(
             &run_id,
@@ -113,11 +94,11 @@ impl Daemon {
         self.in_flight.lock().unwrap().remove(&cfg.id);
     }
 
-    async fn run_once(&self, run_id: &str, cfg: &InstanceConfig) -> Finished {
+    async fn run_once(&self, run_id: &str, cfg: &InstanceConfig) -> Outcome {
         let Some(generation) = self.registry.current(&cfg.plugin) else {
             self.metrics
                 .record_unstarted(&cfg.plugin, "", RunStatus::Failed);
-            return Finished::failed(format!("plugin {:?} is not loaded", cfg.plugin));
+            return Outcome::failed(format!("plugin {:?} is not loaded", cfg.plugin));
         };
         let m = &generation.plugin.manifest;
         let plugin = RunPlugin {
@@ -139,16 +120,17 @@ impl Daemon {
                 );
                 self.metrics
                     .record_unstarted(&m.id, &m.version, RunStatus::Failed);
-                return Finished::failed(reason);
+                return Outcome::failed(reason);
             }
         };
         let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
-        let mut finished = judge(&report);
-        if report.validation.is_ok() {
-            let out = self.config.data_dir.join("out");
-            if let Err(e) = crate::output::write_run(&out, &report) {
+        let mut finished = Outcome::of(&report);
+        match self.delivery.deliver(run_id, &report).await {
+            Ok(Some(d)) => finished.errors.extend(d.alerts.failed),
+            Ok(None) => {}
+            Err(e) => {
                 finished.status = RunStatus::Failed;
-                finished.errors.push(format!("writing the graph: {e:#}"));
+                finished.errors.push(format!("delivering the graph: {e:#}"));
             }
         }
         self.metrics.record_run(&report, finished.status);
@@ -172,44 +154,5 @@ impl Daemon {
                 "rolled back: {}", rb.reason
             );
         }
-    }
-}
-
-/// Status, counts and errors of a finished run: `succeeded` when every step did,
-/// `partial` when some steps produced data and others failed, else `failed`.
-fn judge(report: &RunReport) -> Finished {
-    let counts = RunCounts {
-        entities: report.graph.entities.len() as u64,
-        relationships: report.graph.relationships.len() as u64,
-        requests: report.requests,
-        warnings: report.warnings,
-        denials: report.denials.len() as u64,
-        limit_hits: report.limit_hits.len() as u64,
-        rejections: report.rejections.len() as u64,
-    };
-    let mut errors: Vec<String> = report.validation.clone().err().into_iter().collect();
-    errors.extend(
-        report
-            .steps
-            .iter()
-            .filter_map(|s| Some(format!("step {}: {}", s.info.id, s.error.as_ref()?))),
-    );
-    let produced = report.steps.iter().any(|s| {
-        matches!(
-            s.status,
-            StepStatus::Success | StepStatus::PartialSuccessDueToDependencyFailure
-        )
-    });
-    let status = if report.succeeded() {
-        RunStatus::Succeeded
-    } else if report.validation.is_ok() && produced {
-        RunStatus::Partial
-    } else {
-        RunStatus::Failed
-    };
-    Finished {
-        status,
-        counts: Some(counts),
-        errors,
     }
 }

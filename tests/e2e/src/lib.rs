@@ -31,6 +31,7 @@ pub fn plugin_instance(id: &str, plugin: &str, config: Vec<(&str, ConfigValue)>)
         policy: None,
         polling_interval: PollingInterval::Disabled,
         polling_interval_seconds: None,
+        integration_instance_id: None,
         tag_account_name: false,
         config: config
             .into_iter()
@@ -110,6 +111,7 @@ pub fn hostile_instance(attack: &str, base_url: &str, target: &str, token: &str)
         policy: None,
         polling_interval: PollingInterval::Disabled,
         polling_interval_seconds: None,
+        integration_instance_id: None,
         tag_account_name: false,
         config: BTreeMap::from([
             ("attack".into(), ConfigValue::Text(attack.into())),

@@ -8,6 +8,7 @@
 
 pub mod attack;
 pub mod circleci;
+pub mod jupiterone;
 pub mod kandji;
 pub mod rng;
 pub mod runzero;

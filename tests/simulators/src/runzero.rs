@@ -196,6 +196,20 @@ fn asset(seed: u64, i: u64, site: &Value) -> Value {
         ("Apple macOS", "Apple", "macOS", "14.1"),
         ("", "", "", ""),
     ]);
+    // Windows desktops on a spread of builds, so "which assets run an old build" has
+    // an answer.
+    let (os, version) = match product {
+        "Windows" => {
+            let build = [19041, 19044, 19045, 22631][i as usize % 4];
+            let name = if build >= 22000 {
+                "Microsoft Windows 11"
+            } else {
+                os
+            };
+            (name, format!("10.0.{build}"))
+        }
+        _ => (os, version.to_string()),
+    };
     let tags = match i % 6 {
         0 => {
             json!({ "owner": "Alice@Example.com", "critical": "true", "name": format!("tagged-{i}") })

@@ -199,6 +199,11 @@ impl SimServer {
         self.shared.faults.lock().unwrap().rules.push(rule);
     }
 
+    /// Drops every fault rule not yet used up.
+    pub fn clear_faults(&self) {
+        self.shared.faults.lock().unwrap().rules.clear();
+    }
+
     /// Delays every response by `delay` (slow-provider injection).
     pub fn set_delay(&self, delay: Duration) {
         self.shared.faults.lock().unwrap().delay = delay;
@@ -225,7 +230,7 @@ async fn dispatch(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 async fn answer(shared: &Shared, req: Request) -> Response {
     let at = shared.started.elapsed();
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 16 << 20)
+    let body = axum::body::to_bytes(body, 64 << 20)
         .await
         .unwrap_or_default();
     let target = parts

@@ -1,0 +1,535 @@
+//! Uploading a graph to a JupiterOne account with its synchronization protocol
+//! (`../shared/jupiterone-sync.md`): a job per upload, entity and relationship batches of
+//! at most 5,000,000 bytes with a correlation id each, 413 answered by shrinking
+//! `_rawData`, retries with backoff, events, and finalize with the partial types so a
+//! failed step never deletes live data. The API key is sent as a header and never appears
+//! in an error or a log line.
+
+use crate::config::{ConfigValue, JupiterOneConfig};
+use crate::secrets::{SecretValue, Secrets};
+use anyhow::{Context as _, bail};
+use futures::StreamExt as _;
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The most a request body may hold, in bytes.
+pub const BATCH_LIMIT: usize = 5_000_000;
+/// Batch uploads in flight at once (as JupiterOne's SDK).
+const UPLOADS_IN_FLIGHT: usize = 6;
+/// Attempts for uploads and finalize; other calls get [`CALL_ATTEMPTS`].
+const UPLOAD_ATTEMPTS: u32 = 5;
+const CALL_ATTEMPTS: u32 = 3;
+const BACKOFF_START: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+const SYNC_PATH: &str = "persister/synchronization/jobs";
+
+/// Entities or relationships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Entities,
+    Relationships,
+}
+
+impl Kind {
+    pub fn field(self) -> &'static str {
+        match self {
+            Kind::Entities => "entities",
+            Kind::Relationships => "relationships",
+        }
+    }
+}
+
+/// A client for one account.
+pub struct JupiterOne {
+    client: reqwest::Client,
+    base: String,
+    account: String,
+    key: SecretValue,
+    redactor: Secrets,
+}
+
+/// What an upload did, for the console and the tests.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncStats {
+    pub entities: u64,
+    pub relationships: u64,
+    pub batches: u64,
+    pub bytes: u64,
+    /// Retries after 5xx, 429 or a transport error.
+    pub retries: u64,
+    /// `_rawData` fields truncated after a 413.
+    pub truncated: u64,
+    /// Objects too large to send even without `_rawData`, by key.
+    pub skipped: Vec<String>,
+}
+
+/// An open synchronization job.
+pub struct SyncJob<'a> {
+    j1: &'a JupiterOne,
+    pub id: String,
+    stats: Mutex<SyncStats>,
+    retries: AtomicU64,
+}
+
+impl JupiterOne {
+    /// A client from `[jupiterone]`; reads the API key from its source now.
+    pub fn new(cfg: &JupiterOneConfig) -> anyhow::Result<Self> {
+        let key = match &cfg.api_key {
+            ConfigValue::Env { env } => std::env::var(env).with_context(|| {
+                format!("[jupiterone] api_key: environment variable {env} is not set")
+            })?,
+            ConfigValue::Text(t) => t.clone(),
+            _ => bail!("[jupiterone] api_key must be a string or {{ env = \"NAME\" }}"),
+        };
+        anyhow::ensure!(!key.is_empty(), "[jupiterone] api_key is empty");
+        let base = url::Url::parse(&cfg.api_base_url)
+            .with_context(|| format!("[jupiterone] api_base_url {:?}", cfg.api_base_url))?;
+        let key = SecretValue::new(key);
+        let mut redactor = Secrets::default();
+        redactor.insert("jupiterone-api-key", key.clone());
+        Ok(JupiterOne {
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(120))
+                .user_agent(concat!("corral/", env!("CARGO_PKG_VERSION")))
+                .build()?,
+            base: format!("{}/{SYNC_PATH}", base.as_str().trim_end_matches('/')),
+            account: cfg.account.clone(),
+            key,
+            redactor,
+        })
+    }
+
+    /// Creates a job for an integration instance.
+    pub async fn start_job(&self, integration_instance_id: &str) -> anyhow::Result<SyncJob<'_>> {
+        let body = json!({
+            "source": "integration-managed",
+            "integrationInstanceId": integration_instance_id,
+        });
+        let job = self
+            .call(
+                &self.base,
+                &body.to_string(),
+                None,
+                CALL_ATTEMPTS,
+                &AtomicU64::new(0),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the sync job: {e}"))?;
+        let id = job["job"]["id"]
+            .as_str()
+            .context("creating the sync job: the answer has no job.id")?
+            .to_string();
+        Ok(SyncJob {
+            j1: self,
+            id,
+            stats: Mutex::default(),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    /// One POST with retries on 5xx, 429 and transport errors. The body is sent as is
+    /// each attempt, with the same correlation id.
+    async fn call(
+        &self,
+        url: &str,
+        body: &str,
+        correlation: Option<&str>,
+        attempts: u32,
+        retries: &AtomicU64,
+    ) -> Result<Value, CallError> {
+        let mut last = CallError::Other(String::new());
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                retries.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            let mut req = self
+                .client
+                .post(url)
+                .header("authorization", format!("Bearer {}", self.key.expose()))
+                .header("jupiterone-account", &self.account)
+                .header("content-type", "application/json")
+                .body(body.to_string());
+            if let Some(c) = correlation {
+                req = req.header("jupiterone-correlation-id", c);
+            }
+            match req.send().await {
+                Err(e) => {
+                    last = CallError::Retryable(
+                        self.redactor
+                            .redact(&crate::capabilities::http::error_chain(&e)),
+                    )
+                }
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let text = r.text().await.unwrap_or_default();
+                    let text = self.redactor.redact(&text);
+                    match status {
+                        200..=299 => {
+                            return serde_json::from_str(&text).map_err(|e| {
+                                CallError::Other(format!(
+                                    "answer is not JSON ({e}): {}",
+                                    head(&text)
+                                ))
+                            });
+                        }
+                        413 => return Err(CallError::TooLarge),
+                        429 | 500..=599 => {
+                            last = CallError::Retryable(format!("{status}: {}", head(&text)))
+                        }
+                        _ if text.contains("JOB_NOT_AWAITING_UPLOADS") => {
+                            return Err(CallError::Other(format!(
+                                "the job has ended ({status}: {})",
+                                head(&text)
+                            )));
+                        }
+                        _ => return Err(CallError::Other(format!("{status}: {}", head(&text)))),
+                    }
+                }
+            }
+        }
+        Err(match last {
+            CallError::Retryable(m) => CallError::Other(format!("{m} (after {attempts} attempts)")),
+            other => other,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum CallError {
+    Retryable(String),
+    TooLarge,
+    Other(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Retryable(m) | CallError::Other(m) => f.write_str(m),
+            CallError::TooLarge => f.write_str("413 request entity too large"),
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let d = BACKOFF_START.saturating_mul(1 << attempt.min(8));
+    d.min(BACKOFF_CAP)
+}
+
+fn head(text: &str) -> &str {
+    let end = text.char_indices().nth(300).map_or(text.len(), |(i, _)| i);
+    &text[..end]
+}
+
+impl SyncJob<'_> {
+    fn url(&self, call: &str) -> String {
+        format!("{}/{}/{call}", self.j1.base, self.id)
+    }
+
+    pub fn stats(&self) -> SyncStats {
+        let mut stats = self.stats.lock().unwrap().clone();
+        stats.retries = self.retries.load(Ordering::Relaxed);
+        stats
+    }
+
+    /// Uploads `objects` in batches of at most [`BATCH_LIMIT`] bytes, several at once.
+    pub async fn upload(&self, kind: Kind, objects: Vec<Map<String, Value>>) -> anyhow::Result<()> {
+        self.upload_with_limit(kind, objects, BATCH_LIMIT).await
+    }
+
+    pub async fn upload_with_limit(
+        &self,
+        kind: Kind,
+        objects: Vec<Map<String, Value>>,
+        limit: usize,
+    ) -> anyhow::Result<()> {
+        let (batches, skipped) = batches(kind, objects, limit);
+        self.stats.lock().unwrap().skipped.extend(skipped);
+        let results: Vec<anyhow::Result<()>> = futures::stream::iter(batches)
+            .map(|b| self.send_batch(kind, b))
+            .buffer_unordered(UPLOADS_IN_FLIGHT)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    /// Sends one batch; on 413 truncates the largest `_rawData` field and tries again.
+    async fn send_batch(
+        &self,
+        kind: Kind,
+        mut batch: Vec<Map<String, Value>>,
+    ) -> anyhow::Result<()> {
+        let correlation = uuid::Uuid::new_v4().to_string();
+        loop {
+            let body = json!({ kind.field(): batch }).to_string();
+            match self
+                .j1
+                .call(
+                    &self.url(kind.field()),
+                    &body,
+                    Some(&correlation),
+                    UPLOAD_ATTEMPTS,
+                    &self.retries,
+                )
+                .await
+            {
+                Ok(_) => {
+                    let mut s = self.stats.lock().unwrap();
+                    s.batches += 1;
+                    s.bytes += body.len() as u64;
+                    match kind {
+                        Kind::Entities => s.entities += batch.len() as u64,
+                        Kind::Relationships => s.relationships += batch.len() as u64,
+                    }
+                    return Ok(());
+                }
+                Err(CallError::TooLarge) => {
+                    if !truncate_largest_raw(&mut batch) {
+                        bail!(
+                            "uploading {}: the server refused a batch of {} objects ({} bytes) as too large, with no _rawData left to truncate",
+                            kind.field(),
+                            batch.len(),
+                            body.len()
+                        );
+                    }
+                    self.stats.lock().unwrap().truncated += 1;
+                }
+                Err(e) => bail!("uploading {}: {e}", kind.field()),
+            }
+        }
+    }
+
+    /// Posts one job event (step start, end, failure).
+    pub async fn event(&self, name: &str, description: &str) -> anyhow::Result<()> {
+        let body = json!({ "events": [{ "name": name, "description": description }] });
+        self.j1
+            .call(
+                &self.url("events"),
+                &body.to_string(),
+                None,
+                CALL_ATTEMPTS,
+                &self.retries,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("posting an event: {e}"))
+    }
+
+    /// Finalizes: the server deletes what was not sent again, except `partial_types`.
+    pub async fn finalize(&self, partial_types: &[String]) -> anyhow::Result<Value> {
+        let body = json!({ "partialDatasets": { "types": partial_types } });
+        self.j1
+            .call(
+                &self.url("finalize"),
+                &body.to_string(),
+                None,
+                UPLOAD_ATTEMPTS,
+                &self.retries,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("finalizing job {}: {e}", self.id))
+    }
+
+    /// Aborts the job, so nothing it uploaded is finalized.
+    pub async fn abort(&self, reason: &str) -> anyhow::Result<()> {
+        let body = json!({ "reason": reason });
+        self.j1
+            .call(
+                &self.url("abort"),
+                &body.to_string(),
+                None,
+                CALL_ATTEMPTS,
+                &self.retries,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("aborting job {}: {e}", self.id))
+    }
+}
+
+/// Splits `objects` into batches whose body stays within `limit` bytes. An object too
+/// large alone loses its `_rawData`; if still too large it is skipped (returned by key).
+pub fn batches(
+    kind: Kind,
+    objects: Vec<Map<String, Value>>,
+    limit: usize,
+) -> (Vec<Vec<Map<String, Value>>>, Vec<String>) {
+    // `{"entities":[` … `]}`
+    let wrapper = kind.field().len() + 7;
+    let mut out = Vec::new();
+    let mut skipped = Vec::new();
+    let (mut batch, mut size) = (Vec::new(), wrapper);
+    for mut o in objects {
+        let mut len = serialized_len(&o);
+        if wrapper + len > limit {
+            o.remove("_rawData");
+            len = serialized_len(&o);
+            if wrapper + len > limit {
+                skipped.push(
+                    o.get("_key")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?")
+                        .to_string(),
+                );
+                continue;
+            }
+        }
+        let comma = usize::from(!batch.is_empty());
+        if size + comma + len > limit {
+            out.push(std::mem::take(&mut batch));
+            size = wrapper;
+        }
+        size += len + usize::from(!batch.is_empty());
+        batch.push(o);
+    }
+    if !batch.is_empty() {
+        out.push(batch);
+    }
+    (out, skipped)
+}
+
+fn serialized_len(o: &Map<String, Value>) -> usize {
+    serde_json::to_vec(o).map_or(0, |v| v.len())
+}
+
+/// Replaces the largest top-level field of the largest `_rawData` entry in the batch
+/// with `"TRUNCATED"`; false when there is nothing left to truncate.
+fn truncate_largest_raw(batch: &mut [Map<String, Value>]) -> bool {
+    let mut best: Option<(usize, usize, usize)> = None; // (size, object, entry)
+    for (i, o) in batch.iter().enumerate() {
+        let Some(Value::Array(entries)) = o.get("_rawData") else {
+            continue;
+        };
+        for (j, e) in entries.iter().enumerate() {
+            let size = serde_json::to_vec(&e["rawData"]).map_or(0, |v| v.len());
+            if size > "\"TRUNCATED\"".len() && best.is_none_or(|(s, _, _)| size > s) {
+                best = Some((size, i, j));
+            }
+        }
+    }
+    let Some((_, i, j)) = best else {
+        return false;
+    };
+    let entry = &mut batch[i]["_rawData"][j]["rawData"];
+    match entry {
+        Value::Object(fields) => {
+            let largest = fields
+                .iter()
+                .filter(|(_, v)| v.as_str() != Some("TRUNCATED"))
+                .max_by_key(|(_, v)| serde_json::to_vec(v).map_or(0, |b| b.len()))
+                .map(|(k, _)| k.clone());
+            match largest {
+                Some(k) => fields.insert(k, Value::from("TRUNCATED")),
+                None => return false,
+            };
+        }
+        other => *other = Value::from("TRUNCATED"),
+    }
+    true
+}
+
+/// A collected graph as `corral run` wrote it: objects and the partial types.
+pub struct Collected {
+    pub entities: Vec<Map<String, Value>>,
+    pub relationships: Vec<Map<String, Value>>,
+    pub partial_types: Vec<String>,
+}
+
+/// Reads `DIR/<id>/` (the collect layout and `summary.json`).
+pub fn read_collected(dir: &Path) -> anyhow::Result<Collected> {
+    let summary_path = dir.join("summary.json");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(&summary_path).with_context(|| {
+            format!(
+                "{}: no collected graph here (run the instance first)",
+                summary_path.display()
+            )
+        })?)
+        .with_context(|| format!("{}: not JSON", summary_path.display()))?;
+    let partial_types = summary["metadata"]["partialDatasets"]["types"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut collected = Collected {
+        entities: Vec::new(),
+        relationships: Vec::new(),
+        partial_types,
+    };
+    let graph = dir.join("graph");
+    let steps =
+        std::fs::read_dir(&graph).with_context(|| format!("{}: cannot read", graph.display()))?;
+    let mut files = Vec::new();
+    for step in steps.flatten() {
+        for kind in ["entities", "relationships"] {
+            if let Ok(entries) = std::fs::read_dir(step.path().join(kind)) {
+                files.extend(entries.flatten().map(|e| (kind, e.path())));
+            }
+        }
+    }
+    files.sort();
+    for (kind, path) in files {
+        let doc: Value = serde_json::from_slice(&std::fs::read(&path)?)
+            .with_context(|| format!("{}: not JSON", path.display()))?;
+        let Some(items) = doc[kind].as_array() else {
+            bail!("{}: no {kind:?} array", path.display());
+        };
+        let target = if kind == "entities" {
+            &mut collected.entities
+        } else {
+            &mut collected.relationships
+        };
+        target.extend(items.iter().filter_map(|v| v.as_object().cloned()));
+    }
+    Ok(collected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(key: &str, raw: usize) -> Map<String, Value> {
+        json!({ "_key": key, "_type": "t", "_rawData": [{ "name": "default", "rawData": { "big": "x".repeat(raw), "small": "y" } }] })
+            .as_object()
+            .unwrap()
+            .clone()
+    }
+
+    #[test]
+    fn batches_stay_under_the_limit_and_oversized_objects_lose_raw_data() {
+        let objects: Vec<_> = (0..10).map(|i| obj(&format!("key-{i:06}"), 100)).collect();
+        let one = serde_json::to_vec(&objects[0]).unwrap().len();
+        let limit = 20 + one * 3 + 2;
+        let (split, skipped) = batches(Kind::Entities, objects, limit);
+        assert!(skipped.is_empty());
+        assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
+        for b in &split {
+            assert!(json!({ "entities": b }).to_string().len() <= limit);
+        }
+        let (split, skipped) = batches(Kind::Entities, vec![obj("key-big-0001", 1000)], 300);
+        assert!(skipped.is_empty());
+        assert!(split[0][0].get("_rawData").is_none());
+        let huge = json!({"_key": "key-huge-001", "name": "z".repeat(500)});
+        let (split, skipped) =
+            batches(Kind::Entities, vec![huge.as_object().unwrap().clone()], 300);
+        assert!(split.is_empty());
+        assert_eq!(skipped, ["key-huge-001"]);
+    }
+
+    #[test]
+    fn truncation_takes_the_largest_field_first() {
+        let mut batch = vec![obj("key-000001", 10), obj("key-000002", 50)];
+        assert!(truncate_largest_raw(&mut batch));
+        assert_eq!(batch[1]["_rawData"][0]["rawData"]["big"], "TRUNCATED");
+        assert_eq!(batch[0]["_rawData"][0]["rawData"]["big"], "x".repeat(10));
+        assert!(truncate_largest_raw(&mut batch));
+        assert_eq!(batch[0]["_rawData"][0]["rawData"]["big"], "TRUNCATED");
+    }
+}
