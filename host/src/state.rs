@@ -89,8 +89,6 @@ impl GraphState {
     /// set in one transaction. Objects of the run's partial types that it did not emit
     /// stay as they were.
     pub fn record(&self, run_id: &str, report: &RunReport) -> anyhow::Result<Recorded> {
-        let instance = &report.instance_id;
-        let previous = self.objects(instance)?;
         let current = report
             .graph
             .entities
@@ -105,8 +103,20 @@ impl GraphState {
             )
             .collect();
         let partial: BTreeSet<String> = report.partial_types().into_iter().collect();
-        let diff = changes::diff(&previous, current, &partial);
-        let document = changes::document(instance, run_id, diff.baseline, &partial, &diff.changes);
+        self.record_objects(&report.instance_id, run_id, current, &partial)
+    }
+
+    /// [`GraphState::record`] for objects from anywhere (the benchmarks).
+    pub fn record_objects(
+        &self,
+        instance: &str,
+        run_id: &str,
+        current: Vec<StateObject>,
+        partial: &BTreeSet<String>,
+    ) -> anyhow::Result<Recorded> {
+        let previous = self.objects(instance)?;
+        let diff = changes::diff(&previous, current, partial);
+        let document = changes::document(instance, run_id, diff.baseline, partial, &diff.changes);
         self.write(instance, run_id, &diff, &document)
             .with_context(|| format!("instance {instance}: writing the graph state"))?;
         Ok(Recorded {

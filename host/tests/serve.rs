@@ -97,8 +97,18 @@ async fn sigterm_lets_runs_in_flight_finish_then_exits_zero() {
     let run = start_run(&base).await;
     wait_for_requests(&server).await;
     signal(&child, "TERM");
-    // No new runs are admitted while draining.
-    let refused = reqwest::Client::new()
+    // No new runs are admitted while draining (once the signal has been handled, which
+    // /healthz turning 503 shows).
+    let client = reqwest::Client::new();
+    loop {
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(r) if r.status().as_u16() == 200 => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
+            _ => break,
+        }
+    }
+    let refused = client
         .post(format!("{base}/instances/kc/runs"))
         .send()
         .await;

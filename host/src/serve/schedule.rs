@@ -48,10 +48,8 @@ async fn schedule(daemon: Arc<Daemon>, instance: String, every: Duration) {
             Err(AdmitError::ShuttingDown) => return,
             Err(e) => tracing::error!(instance, "scheduled run not started: {e}"),
         }
-        due += every;
-        let now = Instant::now();
-        if due < now {
-            due = now + every;
-        }
+        // Counted from when this one was asked for, so a late wake-up (a busy host)
+        // never brings the next run closer than the interval.
+        due = Instant::now() + every;
     }
 }
