@@ -28,7 +28,7 @@ fn entity(i: usize, generation: usize) -> Map<String, Value> {
         "displayName": format!("Device {i}"),
         "serial": format!("C02{i:09}"),
         "osVersion": format!("14.{}", generation % 5),
-        "encrypted": i % 7 != 0,
+        "encrypted": !i.is_multiple_of(7),
         "lastSeenOn": 1_700_000_000_000u64 + i as u64,
         "_rawData": [{ "name": "default", "rawData": { "id": i, "notes": "n".repeat(600) } }],
     });
