@@ -218,26 +218,28 @@ pub fn document(
     })
 }
 
-/// One line per `_type` that changed, for the console.
+/// The totals, then one line per `_type` that changed (not for the baseline, where
+/// everything is new), for the console.
 pub fn console_summary(doc: &Value) -> String {
-    let mut out = String::new();
-    let Some(types) = doc["types"].as_object() else {
-        return out;
-    };
     let t = &doc["totals"];
-    let baseline = if doc["baseline"] == true {
+    let baseline = doc["baseline"] == true;
+    let note = if baseline {
         " (first run: baseline)"
     } else {
         ""
     };
-    out.push_str(&format!(
-        "  changes{baseline}: {} created, {} updated, {} deleted\n",
+    let mut out = format!(
+        "  changes{note}: {} created, {} updated, {} deleted\n",
         t["created"], t["updated"], t["deleted"]
-    ));
+    );
+    let Some(types) = doc["types"].as_object().filter(|_| !baseline) else {
+        return out;
+    };
+    let width = types.keys().map(String::len).max().unwrap_or(0);
     for (ty, c) in types {
         let n = |k: &str| c[k].as_array().map_or(0, Vec::len);
         out.push_str(&format!(
-            "    {ty:<40} +{} ~{} -{}\n",
+            "    {ty:<width$}  +{} ~{} -{}\n",
             n("created"),
             n("updated"),
             n("deleted")

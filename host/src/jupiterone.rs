@@ -303,51 +303,51 @@ impl SyncJob<'_> {
         }
     }
 
-    /// Posts one job event (step start, end, failure).
-    pub async fn event(&self, name: &str, description: &str) -> anyhow::Result<()> {
-        let body = json!({ "events": [{ "name": name, "description": description }] });
+    /// One call on this job; the error names what was being done.
+    async fn post(
+        &self,
+        call: &str,
+        body: Value,
+        attempts: u32,
+        doing: &str,
+    ) -> anyhow::Result<Value> {
         self.j1
             .call(
-                &self.url("events"),
+                &self.url(call),
                 &body.to_string(),
                 None,
-                CALL_ATTEMPTS,
+                attempts,
                 &self.retries,
             )
             .await
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("posting an event: {e}"))
+            .map_err(|e| anyhow::anyhow!("{doing} job {}: {e}", self.id))
+    }
+
+    /// Posts one job event (step start, end, failure).
+    pub async fn event(&self, name: &str, description: &str) -> anyhow::Result<()> {
+        let body = json!({ "events": [{ "name": name, "description": description }] });
+        self.post("events", body, CALL_ATTEMPTS, "posting an event to")
+            .await?;
+        Ok(())
     }
 
     /// Finalizes: the server deletes what was not sent again, except `partial_types`.
     pub async fn finalize(&self, partial_types: &[String]) -> anyhow::Result<Value> {
         let body = json!({ "partialDatasets": { "types": partial_types } });
-        self.j1
-            .call(
-                &self.url("finalize"),
-                &body.to_string(),
-                None,
-                UPLOAD_ATTEMPTS,
-                &self.retries,
-            )
+        self.post("finalize", body, UPLOAD_ATTEMPTS, "finalizing")
             .await
-            .map_err(|e| anyhow::anyhow!("finalizing job {}: {e}", self.id))
     }
 
     /// Aborts the job, so nothing it uploaded is finalized.
     pub async fn abort(&self, reason: &str) -> anyhow::Result<()> {
-        let body = json!({ "reason": reason });
-        self.j1
-            .call(
-                &self.url("abort"),
-                &body.to_string(),
-                None,
-                CALL_ATTEMPTS,
-                &self.retries,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| anyhow::anyhow!("aborting job {}: {e}", self.id))
+        self.post(
+            "abort",
+            json!({ "reason": reason }),
+            CALL_ATTEMPTS,
+            "aborting",
+        )
+        .await?;
+        Ok(())
     }
 }
 

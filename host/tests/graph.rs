@@ -35,6 +35,22 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `corral changes --json` for the Kandji instance: the output and the document.
+async fn latest_changes(cfg: &str) -> (Output, Value) {
+    let out = corral(&[
+        "changes",
+        "--config",
+        cfg,
+        "--instance",
+        "kandji-graph",
+        "--json",
+    ])
+    .await;
+    assert_ok(&out, "changes");
+    let doc = serde_json::from_slice(&out.stdout).unwrap();
+    (out, doc)
+}
+
 fn kandji_config(dir: &Path, api_url: &str, j1: &str) -> PathBuf {
     let text = format!(
         "data_dir = \"state\"\n\n\
@@ -133,17 +149,7 @@ async fn run_sync_then_sync_changes_and_query() {
     );
     assert_eq!(jobs[1].counts["numEntitiesDeleted"], 0);
 
-    let changes = corral(&[
-        "changes",
-        "--config",
-        cfg,
-        "--instance",
-        "kandji-graph",
-        "--json",
-    ])
-    .await;
-    assert_ok(&changes, "changes");
-    let doc: Value = serde_json::from_slice(&changes.stdout).unwrap();
+    let (changes, doc) = latest_changes(cfg).await;
     assert_eq!(doc["baseline"], true);
     assert_eq!(
         doc["types"]["kandji_device"]["created"]
@@ -335,16 +341,7 @@ async fn sigkill_during_a_run_leaves_the_previous_state_and_the_next_run_works()
     server.set_delay(Duration::ZERO);
     let next = corral(&["run", "--config", cfg]).await;
     assert_ok(&next, "the run after the kill");
-    let changes = corral(&[
-        "changes",
-        "--config",
-        cfg,
-        "--instance",
-        "kandji-graph",
-        "--json",
-    ])
-    .await;
-    let doc: Value = serde_json::from_slice(&changes.stdout).unwrap();
+    let (_, doc) = latest_changes(cfg).await;
     assert_eq!(doc["runId"], "run-3", "the killed run kept its id");
     assert_eq!(
         doc["types"]["kandji_device"]["deleted"],

@@ -66,6 +66,16 @@ impl Setup {
             .await
     }
 
+    /// Keys of the live objects of `type_name` in the scope.
+    fn live_keys(&self, type_name: &str) -> BTreeSet<String> {
+        self.mock
+            .scope(INTEGRATION)
+            .into_iter()
+            .filter(|(_, o)| o["_type"] == type_name)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// Keys of the objects that arrived in accepted batches, by kind, with repeats.
     fn arrived(&self, kind: &str) -> Vec<String> {
         self.mock
@@ -151,13 +161,7 @@ async fn a_failed_step_is_listed_as_partial_and_its_live_data_survives() {
     let s = setup(12).await;
     let (_, first) = s.run_and_sync(J1_KEY).await;
     first.unwrap();
-    let apps_before: BTreeSet<String> = s
-        .mock
-        .scope(INTEGRATION)
-        .into_iter()
-        .filter(|(_, o)| o["_type"] == "kandji_app")
-        .map(|(k, _)| k)
-        .collect();
+    let apps_before = s.live_keys("kandji_app");
     assert!(!apps_before.is_empty());
 
     s.kandji
@@ -188,13 +192,7 @@ async fn a_failed_step_is_listed_as_partial_and_its_live_data_survives() {
                 .unwrap()
                 .contains("fetch-device-apps")
     }));
-    let apps_after: BTreeSet<String> = s
-        .mock
-        .scope(INTEGRATION)
-        .into_iter()
-        .filter(|(_, o)| o["_type"] == "kandji_app")
-        .map(|(k, _)| k)
-        .collect();
+    let apps_after = s.live_keys("kandji_app");
     assert_eq!(apps_after, apps_before);
 }
 
