@@ -222,7 +222,16 @@ async fn post(client: &reqwest::Client, url: &url::Url, body: &Value) -> Result<
                 last = format!("answered {}", r.status());
             }
             Ok(r) => return Err(format!("answered {} (not retried)", r.status())),
-            Err(e) => last = crate::capabilities::http::error_chain(&e),
+            Err(e) => {
+                use crate::capabilities::{address::RestrictedAddress, http};
+                // A refused address is refused again: no point in retrying.
+                if let Some(r) = http::find_source::<RestrictedAddress>(&e) {
+                    return Err(format!(
+                        "refused: {r} (the rule may set allow_private_networks = true)"
+                    ));
+                }
+                last = http::error_chain(&e);
+            }
         }
     }
     Err(format!("{last} after {WEBHOOK_ATTEMPTS} attempts"))

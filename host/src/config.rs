@@ -137,6 +137,21 @@ pub enum ConfigValue {
     Env { env: String },
 }
 
+impl ConfigValue {
+    /// The value as text, reading `{ env = "NAME" }` now; the error names the variable
+    /// (the caller adds which field).
+    pub fn resolve(&self) -> anyhow::Result<String> {
+        Ok(match self {
+            ConfigValue::Text(s) => s.clone(),
+            ConfigValue::Bool(b) => b.to_string(),
+            ConfigValue::Integer(i) => i.to_string(),
+            ConfigValue::Float(f) => f.to_string(),
+            ConfigValue::Env { env } => std::env::var(env)
+                .map_err(|_| anyhow::anyhow!("environment variable {env} is not set"))?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct InstanceConfig {
     pub id: String,

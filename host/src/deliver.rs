@@ -1,6 +1,6 @@
 //! What follows a run, the same for `corral run`, `corral demo` and `corral serve`: the
-//! graph written to `DIR/<id>/`, the local state brought up to date in one transaction,
-//! the change set written beside the graph as `changes.json`, and the alert rules fired
+//! local state brought up to date in one transaction, the graph written to `DIR/<id>/`
+//! with the change set beside it as `changes.json`, and the alert rules fired
 //! on the changes (not on an instance's first run, its baseline). A run whose
 //! validation failed has no graph and delivers nothing.
 
@@ -8,11 +8,10 @@ use crate::alerts::{self, AlertRule, Fired};
 use crate::capabilities::address::StaticHosts;
 use crate::run::RunReport;
 use crate::state::GraphState;
-use anyhow::Context as _;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-pub const CHANGES_FILE: &str = "changes.json";
+pub use crate::output::CHANGES_FILE;
 
 pub struct Delivery {
     pub out: PathBuf,
@@ -54,9 +53,8 @@ impl Delivery {
         if report.validation.is_err() {
             return Ok(None);
         }
-        let dest = crate::output::write_run(&self.out, report)?;
         let recorded = self.state.record(run_id, report)?;
-        write_atomically(&dest.join(CHANGES_FILE), &recorded.document)?;
+        let dest = crate::output::write_run(&self.out, report, Some(&recorded.document))?;
         // The first run is the baseline: every object in it is "created", and alerting
         // on all of them would bury the changes that matter.
         let fired = if recorded.document["baseline"] == true {
@@ -77,11 +75,4 @@ impl Delivery {
             alerts: fired,
         }))
     }
-}
-
-fn write_atomically(path: &Path, value: &Value) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))
 }

@@ -5,7 +5,7 @@
 //! failed step never deletes live data. The API key is sent as a header and never appears
 //! in an error or a log line.
 
-use crate::config::{ConfigValue, JupiterOneConfig};
+use crate::config::JupiterOneConfig;
 use crate::secrets::{SecretValue, Secrets};
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
@@ -77,13 +77,7 @@ pub struct SyncJob<'a> {
 impl JupiterOne {
     /// A client from `[jupiterone]`; reads the API key from its source now.
     pub fn new(cfg: &JupiterOneConfig) -> anyhow::Result<Self> {
-        let key = match &cfg.api_key {
-            ConfigValue::Env { env } => std::env::var(env).with_context(|| {
-                format!("[jupiterone] api_key: environment variable {env} is not set")
-            })?,
-            ConfigValue::Text(t) => t.clone(),
-            _ => bail!("[jupiterone] api_key must be a string or {{ env = \"NAME\" }}"),
-        };
+        let key = cfg.api_key.resolve().context("[jupiterone] api_key")?;
         anyhow::ensure!(!key.is_empty(), "[jupiterone] api_key is empty");
         let base = url::Url::parse(&cfg.api_base_url)
             .with_context(|| format!("[jupiterone] api_base_url {:?}", cfg.api_base_url))?;
@@ -178,6 +172,12 @@ impl JupiterOne {
                             });
                         }
                         413 => return Err(CallError::TooLarge),
+                        _ if text
+                            .to_ascii_lowercase()
+                            .contains("request entity too large") =>
+                        {
+                            return Err(CallError::TooLarge);
+                        }
                         429 | 500..=599 => {
                             last = CallError::Retryable(format!("{status}: {}", head(&text)))
                         }
@@ -215,9 +215,14 @@ impl std::fmt::Display for CallError {
     }
 }
 
+/// Exponential from 200 ms, capped at 10 s, with jitter (50–150%) so batches retried
+/// together do not hit the server together again.
 fn backoff(attempt: u32) -> Duration {
-    let d = BACKOFF_START.saturating_mul(1 << attempt.min(8));
-    d.min(BACKOFF_CAP)
+    let d = BACKOFF_START
+        .saturating_mul(1 << attempt.min(8))
+        .min(BACKOFF_CAP);
+    let percent = 50 + (uuid::Uuid::new_v4().as_u128() % 101) as u32;
+    (d * percent / 100).min(BACKOFF_CAP)
 }
 
 fn head(text: &str) -> &str {
@@ -521,6 +526,21 @@ mod tests {
             batches(Kind::Entities, vec![huge.as_object().unwrap().clone()], 300);
         assert!(split.is_empty());
         assert_eq!(skipped, ["key-huge-001"]);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        for attempt in 1..12 {
+            let base = BACKOFF_START * (1 << attempt.min(8));
+            let base = base.min(BACKOFF_CAP);
+            for _ in 0..20 {
+                let d = backoff(attempt);
+                assert!(
+                    d >= base / 2 && d <= (base * 3 / 2).min(BACKOFF_CAP),
+                    "{attempt}: {d:?}"
+                );
+            }
+        }
     }
 
     #[test]

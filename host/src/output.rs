@@ -1,7 +1,7 @@
 //! Writing a run in JupiterOne's `collect` layout:
 //! `DIR/<id>/graph/<stepId>/entities/<type>-<n>.json` (`{"entities": […]}`), the same for
 //! relationships, at most 500 objects of one `_type` per file; `summary.json`; and the
-//! run log as `log.jsonl`. The directory is written beside the old one and swapped in
+//! run log as `log.jsonl`; the change set as `changes.json`. The directory is written beside the old one and swapped in
 //! whole, so a reader never sees half a run.
 
 use crate::capabilities::graph::Stored;
@@ -14,8 +14,16 @@ use std::path::{Path, PathBuf};
 /// Objects of one `_type` per file, as JupiterOne's collector writes them.
 pub const MAX_PER_FILE: usize = 500;
 
-/// Writes `report` to `out/<instance id>/`, replacing what was there.
-pub fn write_run(out: &Path, report: &RunReport) -> anyhow::Result<PathBuf> {
+/// The change set beside the graph (see `changes.rs`).
+pub const CHANGES_FILE: &str = "changes.json";
+
+/// Writes `report` to `out/<instance id>/`, replacing what was there, with the run's
+/// change set as `changes.json` when there is one.
+pub fn write_run(
+    out: &Path,
+    report: &RunReport,
+    changes: Option<&Value>,
+) -> anyhow::Result<PathBuf> {
     let dest = out.join(&report.instance_id);
     let tmp = out.join(format!(
         ".{}.tmp-{}",
@@ -30,6 +38,9 @@ pub fn write_run(out: &Path, report: &RunReport) -> anyhow::Result<PathBuf> {
     write_objects(&tmp, "relationships", &report.graph.relationships)?;
     write_json(&tmp.join("summary.json"), &summary(report))?;
     write_log(&tmp.join("log.jsonl"), report)?;
+    if let Some(doc) = changes {
+        write_json(&tmp.join(CHANGES_FILE), doc)?;
+    }
     if dest.exists() {
         std::fs::remove_dir_all(&dest)
             .with_context(|| format!("{}: cannot replace", dest.display()))?;

@@ -9,7 +9,7 @@ use crate::capabilities::graph::GraphStore;
 use crate::capabilities::http::HttpCapability;
 use crate::capabilities::log::{LogRecord, LogSink, now_ms};
 use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
-use crate::config::{ConfigValue, InstanceConfig};
+use crate::config::InstanceConfig;
 use crate::engine::ticks_for;
 use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
@@ -109,15 +109,9 @@ pub fn split_config(
         if secret && secrecy == Secrecy::Skip {
             continue;
         }
-        let text = match value {
-            ConfigValue::Text(s) => s.clone(),
-            ConfigValue::Bool(b) => b.to_string(),
-            ConfigValue::Integer(i) => i.to_string(),
-            ConfigValue::Float(f) => f.to_string(),
-            ConfigValue::Env { env } => std::env::var(env).with_context(|| {
-                format!("config field {name}: environment variable {env} is not set")
-            })?,
-        };
+        let text = value
+            .resolve()
+            .with_context(|| format!("config field {name}"))?;
         if secret {
             secrets.insert(name.clone(), SecretValue::new(text));
         } else {

@@ -10,7 +10,7 @@ use std::process::Output;
 const TOKEN: &str = "cli-secret-token-5b2e81d4";
 
 mod common;
-use common::scratch;
+use common::{files, scratch, text};
 
 fn write_config(dir: &Path, api_url: &str, extra: &str) -> PathBuf {
     let text = format!(
@@ -31,26 +31,6 @@ async fn corral(args: &[&str], token: Option<&str>) -> Output {
         cmd.env("CORRAL_TEST_TOKEN", t);
     }
     cmd.output().await.unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! leaves the previous state whole. No credential in any output or file.
 
 use corral::state::GraphState;
+use corral_simulators::SimServer;
 use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
 use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
 use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
@@ -10,10 +11,11 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-use common::scratch;
+use common::{files, scratch, text};
 
 const TOKEN: &str = "graph-cli-kandji-token-0d9e";
 const J1_KEY: &str = "graph-cli-j1-key-77aa51";
@@ -31,10 +33,6 @@ fn command(args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// `corral changes --json` for the Kandji instance: the output and the document.
 async fn latest_changes(cfg: &str) -> (Output, Value) {
     let out = corral(&[
@@ -49,6 +47,16 @@ async fn latest_changes(cfg: &str) -> (Output, Value) {
     assert_ok(&out, "changes");
     let doc = serde_json::from_slice(&out.stdout).unwrap();
     (out, doc)
+}
+
+async fn kandji_tenant(seed: u64, devices: usize) -> (Arc<KandjiSim>, SimServer) {
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed,
+        devices,
+        token: TOKEN.into(),
+    });
+    let server = sim.start(0).await.unwrap();
+    (sim, server)
 }
 
 fn kandji_config(dir: &Path, api_url: &str, j1: &str) -> PathBuf {
@@ -82,34 +90,21 @@ fn assert_no_secret(dir: &Path, outputs: &[&Output]) {
             assert!(!text(&o.stdout).contains(secret) && !text(&o.stderr).contains(secret));
         }
     }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let bytes = std::fs::read(&p).unwrap();
-            for secret in [TOKEN, J1_KEY] {
-                assert!(
-                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-                    "{} holds a secret",
-                    p.display()
-                );
-            }
+    for p in files(dir) {
+        let bytes = std::fs::read(&p).unwrap();
+        for secret in [TOKEN, J1_KEY] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds a secret",
+                p.display()
+            );
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_sync_then_sync_changes_and_query() {
-    let sim = KandjiSim::new(&KandjiConfig {
-        seed: 5,
-        devices: 12,
-        token: TOKEN.into(),
-    });
-    let server = sim.start(0).await.unwrap();
+    let (sim, server) = kandji_tenant(5, 12).await;
     let mock = MockPersister::new(PersisterConfig {
         api_key: J1_KEY.into(),
         ..PersisterConfig::default()
@@ -293,12 +288,7 @@ async fn the_documented_vulnerable_os_query_lists_old_windows_builds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_run_leaves_the_previous_state_and_the_next_run_works() {
-    let sim = KandjiSim::new(&KandjiConfig {
-        seed: 9,
-        devices: 10,
-        token: TOKEN.into(),
-    });
-    let server = sim.start(0).await.unwrap();
+    let (sim, server) = kandji_tenant(9, 10).await;
     let dir = scratch("graph-sigkill");
     let api = format!("{}{}", server.origin(), kandji::API_PREFIX);
     let config = kandji_config(&dir, &api, "http://127.0.0.1:9");

@@ -505,7 +505,7 @@ impl Call<'_> {
     }
 }
 
-fn find_source<'a, T: std::error::Error + 'static>(
+pub fn find_source<'a, T: std::error::Error + 'static>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a T> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);

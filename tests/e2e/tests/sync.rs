@@ -332,7 +332,7 @@ async fn sync_of_a_collected_graph_matches_the_run() {
     let inst = kandji_instance("kandji-collected", &url, ConfigValue::Text(TOKEN.into()));
     let report = run_kandji(&rt, &inst, None).await;
     let out = daemon::scratch("sync-collected");
-    let dest = corral::output::write_run(&out, &report).unwrap();
+    let dest = corral::output::write_run(&out, &report, None).unwrap();
     let graph = read_collected(&dest).unwrap();
     assert_eq!(graph.entities.len(), report.graph.entities.len());
     assert_eq!(graph.relationships.len(), report.graph.relationships.len());
