@@ -76,6 +76,24 @@ pub struct RunCounts {
     pub rejections: u64,
 }
 
+/// Opens (creating) `data_dir/corral.db` for one of its users (run history, graph
+/// state): WAL so readers never block the writer, a busy timeout because `corral run`
+/// and `corral serve` may write at once, and the user's schema.
+pub fn open_database(data_dir: &Path, schema: &str) -> anyhow::Result<(Connection, PathBuf)> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| anyhow::anyhow!("{}: cannot create data_dir: {e}", data_dir.display()))?;
+    let path = data_dir.join(DB_FILE);
+    let conn = Connection::open(&path)
+        .and_then(|c| {
+            c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
+            c.busy_timeout(std::time::Duration::from_secs(30))?;
+            c.execute_batch(schema)?;
+            Ok(c)
+        })
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((conn, path))
+}
+
 /// Databases written before runs recorded their process lack the column.
 fn add_pid_column(conn: &Connection) -> rusqlite::Result<()> {
     let has: bool = conn.query_row(
@@ -209,19 +227,11 @@ impl History {
     /// Opens (creating) the database in `data_dir` and marks runs left in flight by a
     /// previous process as failed. Returns how many were marked.
     pub fn open(data_dir: &Path) -> anyhow::Result<(History, usize)> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|e| anyhow::anyhow!("{}: cannot create data_dir: {e}", data_dir.display()))?;
-        let path = data_dir.join(DB_FILE);
+        let (conn, path) = open_database(data_dir, SCHEMA)?;
         let wrap = |source| HistoryError {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(wrap)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .map_err(wrap)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(wrap)?;
-        conn.execute_batch(SCHEMA).map_err(wrap)?;
         add_pid_column(&conn).map_err(wrap)?;
         let history = History {
             conn: Mutex::new(conn),

@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS graph_objects (
@@ -46,17 +45,7 @@ pub struct Recorded {
 
 impl GraphState {
     pub fn open(data_dir: &Path) -> anyhow::Result<GraphState> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("{}: cannot create data_dir", data_dir.display()))?;
-        let path = data_dir.join(crate::history::DB_FILE);
-        let conn = Connection::open(&path)
-            .and_then(|c| {
-                c.busy_timeout(Duration::from_secs(30))?;
-                c.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")?;
-                c.execute_batch(SCHEMA)?;
-                Ok(c)
-            })
-            .with_context(|| format!("{}: graph state", path.display()))?;
+        let (conn, _) = crate::history::open_database(data_dir, SCHEMA)?;
         Ok(GraphState {
             conn: Mutex::new(conn),
         })
