@@ -10,6 +10,7 @@ use crate::run;
 use crate::runtime::Runtime;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use corral_core::text::escape_lines;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -187,7 +188,7 @@ pub fn main() -> ExitCode {
     match rt.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", escape_lines(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }
@@ -243,14 +244,17 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             command: PluginCommand::Document { plugin, config },
         } => {
             let found = find_plugin(&plugin, config.as_deref()).await?;
-            print!("{}", found.manifest.document());
+            print!("{}", escape_lines(&found.manifest.document()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy {
             command: PolicyCommand::Explain { config, instance },
         } => {
             let (grant, plugin) = instance_grant(&config, &instance).await?;
-            print!("{}", crate::explain::explain(&instance, &plugin, &grant));
+            print!(
+                "{}",
+                escape_lines(&crate::explain::explain(&instance, &plugin, &grant))
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy {
@@ -269,7 +273,10 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                 .transpose()?;
             let d = crate::explain::check(&grant, &action, &resource, url.as_ref());
             let word = if d.allowed { "allow" } else { "deny" };
-            println!("{word}: {action} {resource}: {}", d.rule);
+            println!(
+                "{}",
+                escape_lines(&format!("{word}: {action} {resource}: {}", d.rule))
+            );
             Ok(if d.allowed {
                 ExitCode::SUCCESS
             } else {
@@ -335,7 +342,10 @@ pub async fn runtime_for(config: &CorralConfig) -> anyhow::Result<Runtime> {
     let rt = Runtime::new()?;
     if let Some(dir) = &config.plugin_dir {
         for failure in rt.load_plugin_dir(dir).await? {
-            eprintln!("warning: plugin refused: {failure}");
+            eprintln!(
+                "warning: plugin refused: {}",
+                escape_lines(&failure.to_string())
+            );
         }
     }
     Ok(rt)
@@ -352,8 +362,14 @@ async fn instance_grant(path: &Path, id: &str) -> anyhow::Result<(crate::policy:
     let plugin = rt.plugin(&inst.plugin).await.with_context(context)?;
     let (values, _) =
         run::split_config(inst, &plugin.manifest, run::Secrecy::Skip).with_context(context)?;
-    let grant = run::build_grant(&plugin.manifest, &values, run::read_policy(inst)?)
-        .with_context(context)?;
+    let operator_set = run::operator_values(inst, &values);
+    let grant = run::build_grant(
+        &plugin.manifest,
+        &values,
+        &operator_set,
+        run::read_policy(inst)?,
+    )
+    .with_context(context)?;
     let label = format!("{} {}", plugin.manifest.id, plugin.manifest.version);
     Ok((grant, label))
 }
@@ -428,7 +444,7 @@ async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Res
         v["source"] = plugin.source.to_string().into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", describe_plugin(&plugin));
+        print!("{}", escape_lines(&describe_plugin(&plugin)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -473,13 +489,8 @@ pub fn describe_plugin(p: &Arc<LoadedPlugin>) -> String {
     s.push_str(
         "\nrequested capabilities (the grant is this intersected with the operator's policy):\n",
     );
-    // Keep `{{config.X}}` visible: each field stands in for itself.
-    let placeholders = m
-        .config_fields
-        .iter()
-        .map(|f| (f.name.clone(), format!("{{{{config.{}}}}}", f.name)))
-        .collect();
-    match crate::policy::Policy::parse(&m.capabilities, "manifest", &placeholders) {
+    // Keep `{{config.X}}` visible.
+    match crate::policy::Policy::parse_untemplated(&m.capabilities, "manifest") {
         Ok(p) => {
             s.push_str(&crate::explain::describe_policy(&p));
             let limits = crate::policy::Limits::effective(&p.limits, None);

@@ -125,8 +125,10 @@ impl PollingInterval {
     }
 }
 
-/// A config value: a literal, or `{ env = "NAME" }` read from the environment when the
-/// instance runs (so secrets need not live in the file).
+/// A config value: a literal, `{ env = "NAME" }` read from the environment when the
+/// instance runs (so secrets need not live in the file), or `{ secret = "…" }`, a
+/// literal the operator marks secret. Both of the latter are secrets whatever the
+/// plugin's manifest says.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum ConfigValue {
@@ -135,9 +137,15 @@ pub enum ConfigValue {
     Integer(i64),
     Float(f64),
     Env { env: String },
+    Secret { secret: String },
 }
 
 impl ConfigValue {
+    /// Whether the operator made this value a secret (from the environment, or marked).
+    pub fn is_secret(&self) -> bool {
+        matches!(self, ConfigValue::Env { .. } | ConfigValue::Secret { .. })
+    }
+
     /// The value as text, reading `{ env = "NAME" }` now; the error names the variable
     /// (the caller adds which field).
     pub fn resolve(&self) -> anyhow::Result<String> {
@@ -148,6 +156,7 @@ impl ConfigValue {
             ConfigValue::Float(f) => f.to_string(),
             ConfigValue::Env { env } => std::env::var(env)
                 .map_err(|_| anyhow::anyhow!("environment variable {env} is not set"))?,
+            ConfigValue::Secret { secret } => secret.clone(),
         })
     }
 }

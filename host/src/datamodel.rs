@@ -131,13 +131,8 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
         return Err(format!("_key is longer than {MAX_KEY_LEN} bytes"));
     }
     let type_name = string_field(&obj, "_type")?;
-    if type_name.is_empty()
-        || !type_name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-    {
-        return Err(format!("_type {type_name:?} must be lower_snake_case"));
-    }
+    // `_type` names output files: the manifest's grammar, whatever was declared.
+    corral_core::manifest::check_type_name(&type_name).map_err(|e| e.message)?;
     let classes = match obj.get("_class") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) if !items.is_empty() => items
@@ -170,6 +165,9 @@ fn string_field(obj: &Map<String, Value>, field: &str) -> Result<String, String>
 
 /// Entity rules beyond the header: known classes, name and displayName, flat properties.
 pub fn check_entity(obj: &Map<String, Value>, header: &Header) -> Result<(), String> {
+    if obj.contains_key("_mapping") {
+        return Err("_mapping is allowed only on a relationship declared mapped".into());
+    }
     if let Some(c) = header
         .classes
         .iter()
@@ -202,6 +200,77 @@ pub fn check_relationship(obj: &Map<String, Value>, header: &Header) -> Result<(
         }
     }
     check_properties(obj)
+}
+
+/// Most target filter keys, and properties in one filter, of a mapped relationship.
+const MAX_FILTERS: usize = 16;
+
+/// A mapped relationship's `_mapping`: `relationshipDirection` (`FORWARD`/`REVERSE`),
+/// `sourceEntityKey`, `targetFilterKeys` (lists of property names), `targetEntity` (flat
+/// properties with a `_class`), optional `skipTargetCreation`; nothing else.
+pub fn check_mapping_shape(mapping: &Value) -> Result<(), String> {
+    let Value::Object(m) = mapping else {
+        return Err("_mapping must be an object".into());
+    };
+    const KEYS: [&str; 5] = [
+        "relationshipDirection",
+        "sourceEntityKey",
+        "targetFilterKeys",
+        "targetEntity",
+        "skipTargetCreation",
+    ];
+    if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(format!(
+            "_mapping.{k} is not a mapping field ({})",
+            KEYS.join(", ")
+        ));
+    }
+    if !matches!(
+        m.get("relationshipDirection").and_then(Value::as_str),
+        Some("FORWARD" | "REVERSE")
+    ) {
+        return Err("_mapping.relationshipDirection must be \"FORWARD\" or \"REVERSE\"".into());
+    }
+    if !matches!(m.get("sourceEntityKey"), Some(Value::String(_))) {
+        return Err("_mapping.sourceEntityKey must be a string".into());
+    }
+    if !matches!(m.get("skipTargetCreation"), None | Some(Value::Bool(_))) {
+        return Err("_mapping.skipTargetCreation must be true or false".into());
+    }
+    check_filter_keys(m.get("targetFilterKeys"))?;
+    let Some(Value::Object(target)) = m.get("targetEntity") else {
+        return Err("_mapping.targetEntity must be an object".into());
+    };
+    if !matches!(
+        target.get("_class"),
+        Some(Value::String(_) | Value::Array(_))
+    ) {
+        return Err("_mapping.targetEntity must name a _class".into());
+    }
+    check_properties(target).map_err(|e| format!("_mapping.targetEntity: {e}"))
+}
+
+fn check_filter_keys(keys: Option<&Value>) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "_mapping.targetFilterKeys must be 1-{MAX_FILTERS} lists of 1-{MAX_FILTERS} property names"
+        )
+    };
+    let Some(Value::Array(lists)) = keys else {
+        return Err(bad());
+    };
+    let list_ok = |l: &Value| {
+        l.as_array().is_some_and(|names| {
+            (1..=MAX_FILTERS).contains(&names.len())
+                && names
+                    .iter()
+                    .all(|n| n.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 256))
+        })
+    };
+    if !(1..=MAX_FILTERS).contains(&lists.len()) || !lists.iter().all(list_ok) {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 /// Property values are primitives, null, or flat arrays of one primitive type; no nested
@@ -294,6 +363,45 @@ mod tests {
         assert_eq!(
             entity(&format!(r#","p":"{long}""#)),
             Err("property p is longer than 4096 characters".into())
+        );
+    }
+
+    #[test]
+    fn mapping_only_on_relationships_and_only_in_its_shape() {
+        assert_eq!(
+            entity(r#","_mapping":{"a":{"b":{"c":1}}}"#),
+            Err("_mapping is allowed only on a relationship declared mapped".into())
+        );
+        let good = serde_json::json!({"relationshipDirection": "FORWARD", "sourceEntityKey": "k",
+            "targetFilterKeys": [["_class", "email"]], "targetEntity": {"_class": "Person", "email": "a@b"},
+            "skipTargetCreation": true});
+        assert_eq!(check_mapping_shape(&good), Ok(()));
+        let mut nested = good.clone();
+        nested["targetEntity"]["deep"] = serde_json::json!({"x": [[1]]});
+        assert_eq!(
+            check_mapping_shape(&nested),
+            Err("_mapping.targetEntity: property deep is a nested object".into())
+        );
+        let mut extra = good.clone();
+        extra["payload"] = serde_json::json!([1, 2]);
+        assert!(
+            check_mapping_shape(&extra)
+                .unwrap_err()
+                .starts_with("_mapping.payload is not a mapping field")
+        );
+        let mut filters = good.clone();
+        filters["targetFilterKeys"] = serde_json::json!([[{"a": 1}]]);
+        assert!(
+            check_mapping_shape(&filters)
+                .unwrap_err()
+                .starts_with("_mapping.targetFilterKeys")
+        );
+        let mut direction = good;
+        direction["relationshipDirection"] = "SIDEWAYS".into();
+        assert!(
+            check_mapping_shape(&direction)
+                .unwrap_err()
+                .contains("relationshipDirection")
         );
     }
 

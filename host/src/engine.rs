@@ -5,8 +5,10 @@
 //! pointer writes rather than a compile.
 
 use anyhow::Result;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use tokio::sync::Semaphore;
+use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -59,7 +61,51 @@ pub fn build_engine(pool: &PoolSize) -> Result<Engine> {
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     let engine = Engine::new(&config)?;
     start_epoch_ticker(&engine);
+    register_gate(&engine, pool.instances);
     Ok(engine)
+}
+
+/// Admission to an engine's instance pool. Every instantiation waits for a permit
+/// instead of failing when the pool is full, and one run may hold at most
+/// [`InstanceGate::per_run`] of them, so a plugin with many steps cannot starve others.
+#[derive(Clone)]
+pub struct InstanceGate {
+    pub permits: Arc<Semaphore>,
+    pub per_run: usize,
+}
+
+impl InstanceGate {
+    fn new(instances: u32) -> Self {
+        let instances = (instances as usize).clamp(1, Semaphore::MAX_PERMITS);
+        InstanceGate {
+            permits: Arc::new(Semaphore::new(instances)),
+            // A quarter of the pool: at least four runs always make progress together.
+            per_run: (instances / 4).max(1),
+        }
+    }
+}
+
+static GATES: Mutex<Vec<(EngineWeak, InstanceGate)>> = Mutex::new(Vec::new());
+
+fn register_gate(engine: &Engine, instances: u32) {
+    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    gates.retain(|(w, _)| w.upgrade().is_some());
+    gates.push((engine.weak(), InstanceGate::new(instances)));
+}
+
+/// The gate of `engine`'s pool (an engine not built by [`build_engine`] gets a gate of
+/// one, so it can never over-commit a pool it does not know).
+pub fn instance_gate(engine: &Engine) -> InstanceGate {
+    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    let found = gates
+        .iter()
+        .find(|(w, _)| w.upgrade().is_some_and(|e| Engine::same(&e, engine)))
+        .map(|(_, g)| g.clone());
+    found.unwrap_or_else(|| {
+        let gate = InstanceGate::new(1);
+        gates.push((engine.weak(), gate.clone()));
+        gate
+    })
 }
 
 /// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.

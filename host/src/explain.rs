@@ -161,12 +161,7 @@ pub fn beyond_operator(grant: &Grant) -> Vec<String> {
 
 /// The capability request of a manifest as sentences, templates left visible.
 pub fn requested_capabilities(m: &crate::plugin::Manifest) -> Vec<String> {
-    let placeholders = m
-        .config_fields
-        .iter()
-        .map(|f| (f.name.clone(), format!("{{{{config.{}}}}}", f.name)))
-        .collect();
-    match Policy::parse(&m.capabilities, "manifest", &placeholders) {
+    match Policy::parse_untemplated(&m.capabilities, "manifest") {
         Ok(p) => {
             let limits = crate::policy::Limits::effective(&p.limits, None);
             describe_policy(&p)
@@ -266,6 +261,20 @@ pub fn describe_limits(l: &EffectiveLimits) -> String {
         ("concurrent requests", l.max_concurrent_requests.to_string()),
         ("response size", format!("{} bytes", l.max_response_bytes)),
         ("entities", format!("{} per run", l.max_entities)),
+        ("relationships", format!("{} per run", l.max_relationships)),
+        (
+            "graph size",
+            format!("{} bytes of JSON per run", l.max_graph_bytes),
+        ),
+        (
+            "_rawData size",
+            format!("{} bytes of JSON per object", l.max_raw_data_bytes),
+        ),
+        ("concurrent steps", l.max_concurrent_steps.to_string()),
+        (
+            "bodies held",
+            format!("{} bytes at once per run", l.max_in_flight_bytes),
+        ),
         ("private networks", private),
     ];
     rows.iter()

@@ -7,6 +7,7 @@ use crate::oneshot::SyncTarget;
 use crate::query::Filter;
 use crate::state::GraphState;
 use anyhow::{Context as _, bail};
+use corral_core::text::escape_lines;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -60,7 +61,10 @@ pub async fn sync(path: &Path, id: &str, out: Option<PathBuf>) -> anyhow::Result
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: {id}: sync failed: {e:#}");
+            eprintln!(
+                "{}",
+                escape_lines(&format!("error: {id}: sync failed: {e:#}"))
+            );
             Ok(ExitCode::from(1))
         }
     }
@@ -80,7 +84,7 @@ pub fn changes(path: &Path, id: &str, run: Option<&str>, json: bool) -> anyhow::
     if json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
-        print!("{}", describe_changes(&doc));
+        print!("{}", escape_lines(&describe_changes(&doc)));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -146,7 +150,7 @@ pub fn query(
             println!("{}", Value::Object(o));
         }
     } else {
-        print!("{}", query_table(&rows, &filters));
+        print!("{}", escape_lines(&query_table(&rows, &filters)));
     }
     Ok(ExitCode::SUCCESS)
 }

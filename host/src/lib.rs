@@ -5,6 +5,8 @@
 //! [`capabilities`], one module per WIT import; every policy decision is made by
 //! [`policy::Grant::check`].
 
+pub use corral_core::policy;
+
 pub mod alerts;
 pub mod bindings;
 pub mod builtin;
@@ -23,7 +25,6 @@ pub mod jupiterone;
 pub mod oneshot;
 pub mod output;
 pub mod plugin;
-pub mod policy;
 pub mod query;
 pub mod run;
 pub mod runtime;

@@ -11,6 +11,7 @@ use crate::output;
 use crate::run::{self, ResolvedInstance, RunReport};
 use crate::runtime::Runtime;
 use crate::sync::{self, Synced};
+use corral_core::text::escape_lines;
 use std::process::ExitCode;
 
 /// Where a batch of runs is uploaded: the client and, per instance (in order), the
@@ -43,7 +44,7 @@ pub async fn run_and_report(
     }
     if finished.len() > 1 {
         let reports: Vec<&RunReport> = finished.iter().map(|f| &f.report).collect();
-        print!("\n{}", output::summary_table(&reports));
+        print!("\n{}", escape_lines(&output::summary_table(&reports)));
     }
     Ok(if ok {
         ExitCode::SUCCESS
@@ -104,11 +105,17 @@ async fn report_one(delivery: &Delivery, history: &History, f: &Finished) -> boo
         Ok(Some(d)) => Some(d.dest.clone()),
         _ => None,
     };
-    print!("{}", output::console_summary(&f.report, dest.as_deref()));
+    print!(
+        "{}",
+        escape_lines(&output::console_summary(&f.report, dest.as_deref()))
+    );
     let mut ok = f.report.succeeded();
     match delivered {
         Ok(Some(d)) => {
-            print!("{}", crate::changes::console_summary(&d.changes));
+            print!(
+                "{}",
+                escape_lines(&crate::changes::console_summary(&d.changes))
+            );
             for failure in d.alerts.failed {
                 println!("  alert not delivered: {failure}");
                 outcome.errors.push(failure);

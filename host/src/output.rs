@@ -7,6 +7,7 @@
 use crate::capabilities::graph::Stored;
 use crate::run::{RunReport, StepStatus};
 use anyhow::Context;
+use corral_core::text::escape_controls;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub fn write_run(
     report: &RunReport,
     changes: Option<&Value>,
 ) -> anyhow::Result<PathBuf> {
-    let dest = out.join(&report.instance_id);
+    let dest = out.join(component(&report.instance_id)?);
     let tmp = out.join(format!(
         ".{}.tmp-{}",
         report.instance_id,
@@ -59,7 +60,10 @@ fn write_objects(dir: &Path, kind: &str, objects: &[Stored]) -> anyhow::Result<(
             .push(o);
     }
     for ((step, type_name), items) in groups {
-        let folder = dir.join("graph").join(step).join(kind);
+        // Step ids and types are checked at load and at emit; checked again here, so
+        // no identifier can ever name a path outside this run's directory.
+        let folder = dir.join("graph").join(component(step)?).join(kind);
+        let type_name = component(type_name)?;
         std::fs::create_dir_all(&folder)?;
         for (n, chunk) in items.chunks(MAX_PER_FILE).enumerate() {
             let list: Vec<Value> = chunk
@@ -73,6 +77,21 @@ fn write_objects(dir: &Path, kind: &str, objects: &[Stored]) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// `name` if it is one plain path component: not empty, `.` or `..`, no separator,
+/// no NUL, at most 200 bytes.
+pub fn component(name: &str) -> anyhow::Result<&str> {
+    let plain = !name.is_empty()
+        && name.len() <= 200
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0']);
+    anyhow::ensure!(
+        plain,
+        "{name:?} cannot name a file or directory of the output"
+    );
+    Ok(name)
 }
 
 fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
@@ -180,7 +199,7 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
         report.graph.relationships.len(),
     ));
     if let Err(e) = &report.validation {
-        out.push_str(&format!("  validation failed: {e}\n"));
+        out.push_str(&format!("  validation failed: {}\n", escape_controls(e)));
     }
     let width = report
         .steps
@@ -205,7 +224,8 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
             counts.join(", ")
         ));
         if let Some(e) = &s.error {
-            out.push_str(&format!("  {:<width$} error: {e}\n", ""));
+            // The guest wrote it: one line, controls escaped, so it cannot forge output.
+            out.push_str(&format!("  {:<width$} error: {}\n", "", escape_controls(e)));
         }
     }
     let notes = [
@@ -258,4 +278,18 @@ pub fn summary_table(reports: &[&RunReport]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::component;
+
+    #[test]
+    fn only_plain_components_name_output_paths() {
+        for bad in ["", ".", "..", "../x", "a/b", "/abs", "a\\b", "a\0b"] {
+            assert!(component(bad).is_err(), "{bad:?}");
+        }
+        assert!(component(&"x".repeat(201)).is_err());
+        assert_eq!(component("fetch-devices").unwrap(), "fetch-devices");
+    }
 }

@@ -3,10 +3,10 @@
 
 use crate::bindings::{self, PluginPre, connector};
 use crate::capabilities::StepCtx;
-use crate::policy::Policy;
-use anyhow::Context as _;
+pub use corral_core::manifest::{
+    ConfigField, EntityType, Manifest, ManifestError, RelationshipType, StepInfo,
+};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,189 +28,6 @@ impl std::fmt::Display for PluginSource {
             PluginSource::File(p) => write!(f, "{}", p.display()),
         }
     }
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ConfigField {
-    pub name: String,
-    pub secret: bool,
-    pub optional: bool,
-    pub description: String,
-    #[serde(rename = "default", skip_serializing_if = "Option::is_none")]
-    pub default: Option<String>,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct EntityType {
-    #[serde(rename = "resourceName")]
-    pub resource_name: String,
-    #[serde(rename = "_type")]
-    pub type_name: String,
-    #[serde(rename = "_class")]
-    pub class_name: String,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RelationshipType {
-    #[serde(rename = "_type")]
-    pub type_name: String,
-    #[serde(rename = "_class")]
-    pub class_name: String,
-    #[serde(rename = "sourceType")]
-    pub source_type: String,
-    #[serde(rename = "targetType")]
-    pub target_type: String,
-    pub mapped: bool,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StepInfo {
-    pub id: String,
-    pub name: String,
-    pub entities: Vec<EntityType>,
-    pub relationships: Vec<RelationshipType>,
-    #[serde(rename = "dependsOn")]
-    pub depends_on: Vec<String>,
-}
-
-impl StepInfo {
-    /// Every `_type` the step declares, entities then relationships.
-    pub fn declared_types(&self) -> Vec<String> {
-        self.entities
-            .iter()
-            .map(|e| e.type_name.clone())
-            .chain(self.relationships.iter().map(|r| r.type_name.clone()))
-            .collect()
-    }
-}
-
-/// A plugin's manifest as the host keeps it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Manifest {
-    pub id: String,
-    pub version: String,
-    pub name: String,
-    pub description: String,
-    #[serde(rename = "configFields")]
-    pub config_fields: Vec<ConfigField>,
-    pub steps: Vec<StepInfo>,
-    /// The requested capabilities, a policy document with `{{config.*}}` templates.
-    pub capabilities: String,
-}
-
-impl Manifest {
-    pub fn mapped_types(&self) -> BTreeSet<String> {
-        self.steps
-            .iter()
-            .flat_map(|s| &s.relationships)
-            .filter(|r| r.mapped)
-            .map(|r| r.type_name.clone())
-            .collect()
-    }
-
-    /// The data-model tables of JupiterOne's integration docs, from the step metadata:
-    /// entities (Resources | Entity `_type` | Entity `_class`), then relationships, then
-    /// mapped relationships, each sorted as those docs sort them.
-    pub fn document(&self) -> String {
-        let mut entities: Vec<[String; 3]> = self
-            .steps
-            .iter()
-            .flat_map(|s| &s.entities)
-            .map(|e| {
-                [
-                    e.resource_name.clone(),
-                    code(&e.type_name),
-                    code(&e.class_name),
-                ]
-            })
-            .collect();
-        let (mapped, direct): (Vec<&RelationshipType>, Vec<&RelationshipType>) = self
-            .steps
-            .iter()
-            .flat_map(|s| &s.relationships)
-            .partition(|r| r.mapped);
-        let row = |r: &&RelationshipType| {
-            [
-                code(&r.source_type),
-                format!("**{}**", r.class_name),
-                code(&r.target_type),
-            ]
-        };
-        let mut direct: Vec<[String; 3]> = direct.iter().map(row).collect();
-        let mut mapped: Vec<[String; 3]> = mapped.iter().map(row).collect();
-        for list in [&mut entities, &mut direct, &mut mapped] {
-            list.sort();
-            list.dedup();
-        }
-        let mut out = String::from("### Entities\n\nThe following entities are created:\n\n");
-        out.push_str(&markdown_table(
-            ["Resources", "Entity `_type`", "Entity `_class`"],
-            &entities,
-        ));
-        if !direct.is_empty() {
-            out.push_str("\n### Relationships\n\nThe following relationships are created:\n\n");
-            out.push_str(&markdown_table(
-                [
-                    "Source Entity `_type`",
-                    "Relationship `_class`",
-                    "Target Entity `_type`",
-                ],
-                &direct,
-            ));
-        }
-        if !mapped.is_empty() {
-            out.push_str(
-                "\n### Mapped Relationships\n\nThe following mapped relationships are created:\n\n",
-            );
-            out.push_str(&markdown_table(
-                [
-                    "Source Entity `_type`",
-                    "Relationship `_class`",
-                    "Target Entity `_type`",
-                ],
-                &mapped,
-            ));
-        }
-        out
-    }
-
-    pub fn secret_fields(&self) -> BTreeSet<String> {
-        self.config_fields
-            .iter()
-            .filter(|f| f.secret)
-            .map(|f| f.name.clone())
-            .collect()
-    }
-}
-
-fn code(s: &str) -> String {
-    format!("`{s}`")
-}
-
-/// A markdown table with columns padded to their widest cell.
-fn markdown_table(header: [&str; 3], rows: &[[String; 3]]) -> String {
-    let mut widths = header.map(str::len);
-    for r in rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: [&str; 3]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        format!("| {} |\n", padded.join(" | "))
-    };
-    let mut out = line(header);
-    out.push_str(&line(
-        widths.map(|w| "-".repeat(w)).each_ref().map(String::as_str),
-    ));
-    for r in rows {
-        out.push_str(&line(r.each_ref().map(String::as_str)));
-    }
-    out
 }
 
 #[derive(Debug, Error)]
@@ -313,7 +130,7 @@ pub async fn link(
     })?;
     let manifest = crate::run::read_manifest(&pre)
         .await
-        .and_then(|m| convert_manifest(m).context("invalid manifest"))
+        .and_then(|m| convert_manifest(m).map_err(|e| anyhow::anyhow!("invalid manifest: {e}")))
         .map_err(|e| PluginError::Manifest {
             source_name: source_name.clone(),
             reason: format!("{e:#}"),
@@ -352,7 +169,7 @@ fn explain_link_error(e: &wasmtime::Error) -> String {
     )
 }
 
-fn convert_manifest(m: connector::PluginManifest) -> anyhow::Result<Manifest> {
+fn convert_manifest(m: connector::PluginManifest) -> Result<Manifest, ManifestError> {
     let manifest = Manifest {
         id: m.id,
         version: m.version,
@@ -400,57 +217,6 @@ fn convert_manifest(m: connector::PluginManifest) -> anyhow::Result<Manifest> {
             .collect(),
         capabilities: m.capabilities,
     };
-    check_manifest(&manifest)?;
+    corral_core::manifest::check(&manifest)?;
     Ok(manifest)
-}
-
-/// A manifest the host can run: a plausible id, unique steps whose dependencies exist
-/// and form no cycle, and a capability request that parses.
-fn check_manifest(m: &Manifest) -> anyhow::Result<()> {
-    let id_ok = !m.id.is_empty()
-        && m.id.len() <= 64
-        && m.id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    anyhow::ensure!(
-        id_ok,
-        "plugin id {:?} must be 1-64 characters of a-z, 0-9, '-', '_'",
-        m.id
-    );
-    let mut ids = BTreeSet::new();
-    for s in &m.steps {
-        anyhow::ensure!(
-            ids.insert(s.id.as_str()),
-            "step {:?} is declared twice",
-            s.id
-        );
-    }
-    for s in &m.steps {
-        for d in &s.depends_on {
-            anyhow::ensure!(
-                ids.contains(d.as_str()),
-                "step {:?} depends on unknown step {d:?}",
-                s.id
-            );
-        }
-    }
-    crate::run::topological_order(&m.steps)?;
-    // Templates are filled per instance; here every field name stands in for itself.
-    let placeholders: BTreeMap<String, String> = m
-        .config_fields
-        .iter()
-        .filter(|f| !f.secret)
-        .map(|f| {
-            (
-                f.name.clone(),
-                format!("https://{}.invalid/", f.name.to_lowercase()),
-            )
-        })
-        .collect();
-    Policy::parse(
-        &m.capabilities,
-        &format!("manifest of plugin {}", m.id),
-        &placeholders,
-    )?;
-    Ok(())
 }

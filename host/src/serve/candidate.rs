@@ -144,7 +144,10 @@ impl Daemon {
             let context = |e: anyhow::Error| format!("instance {:?}: {e:#}", inst.id);
             let (values, _) = run::split_config(inst, m, run::Secrecy::Skip).map_err(context)?;
             let grant = run::read_policy(inst)
-                .and_then(|policy| run::build_grant(m, &values, policy))
+                .and_then(|policy| {
+                    let operator_set = run::operator_values(inst, &values);
+                    run::build_grant(m, &values, &operator_set, policy)
+                })
                 .map_err(context)?;
             let excess = crate::explain::beyond_operator(&grant);
             if !excess.is_empty() {

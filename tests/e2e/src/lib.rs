@@ -64,6 +64,22 @@ pub mod components {
     }
 }
 
+/// The hostile component with its manifest marker rewritten to `variant` (see
+/// `tests/plugins/hostile/src/manifests.rs`): one build, many hostile manifests.
+pub fn hostile_variant(variant: &str) -> Vec<u8> {
+    const MARKER: &[u8] = b"corral-hostile-manifest:default";
+    let mut bytes = components::get("hostile").to_vec();
+    let at = bytes
+        .windows(MARKER.len())
+        .position(|w| w == MARKER)
+        .expect("the hostile component carries its manifest marker");
+    let mut patch = format!("corral-hostile-manifest:{variant}").into_bytes();
+    assert!(patch.len() <= 64, "variant name too long");
+    patch.resize(64, b'.');
+    bytes[at..at + 64].copy_from_slice(&patch);
+    bytes
+}
+
 /// Compiles and links component bytes as if dropped in as `name`.
 pub async fn load_component(
     rt: &Runtime,

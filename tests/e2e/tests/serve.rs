@@ -4,7 +4,7 @@
 
 use corral_e2e::components;
 use corral_e2e::daemon::{TestDaemon, kandji_toml, scratch, sha256, variant, write_slowly};
-use corral_e2e::expected_kandji_keys;
+use corral_e2e::{expected_kandji_keys, hostile_variant};
 use corral_simulators::SimServer;
 use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
 use serde_json::Value;
@@ -176,7 +176,7 @@ async fn bad_candidates_are_refused_while_the_old_generation_serves() {
     assert_eq!(d.plugin("kandji").await["digest"], builtin.as_str());
 
     let kandji = builtin_kandji();
-    let cases: [(&str, Vec<u8>, &str); 5] = [
+    let cases: [(&str, Vec<u8>, &str); 7] = [
         (
             "corrupt",
             kandji[..kandji.len() / 2].to_vec(),
@@ -196,6 +196,16 @@ async fn bad_candidates_are_refused_while_the_old_generation_serves() {
             "over-privileged",
             components::get("kandji-greedy").to_vec(),
             "requests more than instance \"kp\"'s operator policy grants: http:* * (no ALLOW matches",
+        ),
+        (
+            "a 100,000-step dependsOn chain",
+            hostile_variant("chain"),
+            "cannot read the manifest: invalid manifest: steps: 100000 steps: at most 256 are allowed",
+        ),
+        (
+            "a step id that climbs out of the output",
+            hostile_variant("step-traversal"),
+            "steps[0].id: step id \"../../victim/graph/s\" is refused",
         ),
         (
             "another id",
@@ -225,12 +235,12 @@ async fn bad_candidates_are_refused_while_the_old_generation_serves() {
     let series = |s: &str| metric(&m, s);
     assert_eq!(
         series("corral_plugin_candidates_total{plugin=\"kandji\",outcome=\"refused\"}"),
-        Some(5.0),
+        Some(7.0),
         "{m}"
     );
     assert_eq!(
         series("corral_runs_total{plugin=\"kandji\",version=\"0.1.0\",status=\"succeeded\"}"),
-        Some(5.0),
+        Some(cases.len() as f64),
         "{m}"
     );
     let (_, runs) = d.get("/runs?instance=kp").await;
@@ -246,11 +256,11 @@ async fn bad_candidates_are_refused_while_the_old_generation_serves() {
     );
     assert_eq!(
         series("corral_entities_total{plugin=\"kandji\",version=\"0.1.0\"}"),
-        Some((counts.0 * 5) as f64)
+        Some((counts.0 * cases.len() as u64) as f64)
     );
     assert_eq!(
         series("corral_run_duration_seconds_count{plugin=\"kandji\",version=\"0.1.0\"}"),
-        Some(5.0)
+        Some(cases.len() as f64)
     );
     assert_eq!(
         series("corral_plugin_generation{plugin=\"kandji\"}"),

@@ -1,5 +1,6 @@
 //! Endpoints for the adversarial tests: a redirect to anywhere, a 100 MB body, a body
-//! that drips a byte at a time, and plain answers.
+//! that drips a byte at a time, bodies of any size, a provider echoing the credential
+//! (raw or encoded, in a body, a header or a redirect), and plain answers.
 
 use crate::server::{Drip, Provider, SimRequest, SimResponse};
 use serde_json::json;
@@ -44,6 +45,42 @@ impl Provider for AttackSim {
                     .into_bytes();
                 r
             }
+            // `n` bytes (at most `BIG_BYTES`) with a content-length, or with `stream` chunked
+            // in 16 KiB pieces (`n` rounded up to one).
+            "/bytes" => {
+                let n = req
+                    .query_param("n")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0)
+                    .min(BIG_BYTES);
+                if req.query_param("stream").is_some() {
+                    return stream(Drip {
+                        chunk: 16 << 10,
+                        count: n.div_ceil(16 << 10),
+                        delay: Duration::ZERO,
+                    });
+                }
+                let mut r = SimResponse::json(200, &json!(null));
+                r.headers = vec![("content-type".into(), "application/octet-stream".into())];
+                r.body = vec![b'x'; n];
+                r
+            }
+            // The bearer token echoed in the `form` of `encode`, in a JSON body and a header.
+            "/api/echo-encoded" => {
+                let echoed = encode(req.query_param("form").unwrap_or("raw"), &bearer(req));
+                let mut r = SimResponse::json(200, &json!(null));
+                r.body = format!("{{\"v\":\"{echoed}\"}}").into_bytes();
+                r.with_header("x-echo", &echoed)
+            }
+            // A redirect to `to` with the bearer token (in the `form` of `encode`) appended
+            // as `v`, as a provider leaking the credential into a URL would.
+            "/api/redirect-echo" => {
+                let to = req.query_param("to").unwrap_or("/");
+                let echoed = encode(req.query_param("form").unwrap_or("raw"), &bearer(req));
+                let sep = if to.contains('?') { '&' } else { '?' };
+                SimResponse::json(302, &json!({}))
+                    .with_header("location", &format!("{to}{sep}v={echoed}"))
+            }
             // Echoes the request headers back, as some APIs' debug endpoints do.
             "/api/echo" => {
                 let headers: serde_json::Map<String, serde_json::Value> = req
@@ -63,4 +100,33 @@ fn stream(drip: Drip) -> SimResponse {
     r.headers = vec![("content-type".into(), "application/octet-stream".into())];
     r.stream = Some(drip);
     r
+}
+
+/// The bearer token of a request, or nothing.
+fn bearer(req: &SimRequest) -> String {
+    req.header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `text` as a provider might echo it: `raw`; `json-u` (every character `\uXXXX`);
+/// `json-slash` (`/` as `\/`); `percent` (every byte `%XX`); `percent-mixed` (every
+/// other byte `%xx`, lower case); `percent-slash` (only `/`, as `%2F`).
+pub fn encode(form: &str, text: &str) -> String {
+    match form {
+        "json-u" => text.encode_utf16().map(|u| format!("\\u{u:04x}")).collect(),
+        "json-slash" => text.replace('/', "\\/"),
+        "percent" => text.bytes().map(|b| format!("%{b:02X}")).collect(),
+        "percent-mixed" => text
+            .bytes()
+            .enumerate()
+            .map(|(i, b)| match i % 2 {
+                0 => format!("%{b:02x}"),
+                _ => (b as char).to_string(),
+            })
+            .collect(),
+        "percent-slash" => text.replace('/', "%2F"),
+        _ => text.to_string(),
+    }
 }

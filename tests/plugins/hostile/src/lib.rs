@@ -7,20 +7,13 @@
 use corral_sdk::bindings::corral::integration::{graph, http as wit_http};
 use corral_sdk::entity::{EntityBuilder, Properties};
 use corral_sdk::http::{self, RequestExt};
-use corral_sdk::{ConfigField, EntityType, Guest, PluginManifest, Step, StepError, config, log};
+use corral_sdk::{ConfigField, Guest, PluginManifest, StepError, config, log};
 use serde_json::json;
 
-struct Hostile;
+mod http_attacks;
+mod manifests;
 
-const CAPABILITIES: &str = r#"{
-  "permissions": [
-    { "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.baseUrl}}*"] },
-    { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:token"],
-      "condition": { "stringLike": { "http:url": "{{config.baseUrl}}api/*" } } },
-    { "effect": "ALLOW", "actions": ["graph:*"], "resources": ["type:hostile_*"] }
-  ],
-  "limits": { "memoryMiB": 32, "timeoutSeconds": 3, "maxResponseBytes": 1048576 }
-}"#;
+struct Hostile;
 
 fn field(name: &str, secret: bool) -> ConfigField {
     ConfigField {
@@ -34,7 +27,7 @@ fn field(name: &str, secret: bool) -> ConfigField {
 
 impl Guest for Hostile {
     fn manifest() -> PluginManifest {
-        PluginManifest {
+        manifests::manifest(PluginManifest {
             id: "hostile".into(),
             version: "0.1.0".into(),
             name: "Hostile".into(),
@@ -45,19 +38,9 @@ impl Guest for Hostile {
                 field("target", false),
                 field("token", true),
             ],
-            steps: vec![Step {
-                id: "attack".into(),
-                name: "Attack".into(),
-                entities: vec![EntityType {
-                    resource_name: "Thing".into(),
-                    type_name: "hostile_thing".into(),
-                    class_name: "Resource".into(),
-                }],
-                relationships: vec![],
-                depends_on: vec![],
-            }],
-            capabilities: CAPABILITIES.into(),
-        }
+            steps: vec![],
+            capabilities: String::new(),
+        })
     }
 
     fn validate() -> Result<(), StepError> {
@@ -68,8 +51,18 @@ impl Guest for Hostile {
         Vec::new()
     }
 
-    fn run_step(_step: String) -> Result<(), StepError> {
+    fn run_step(step: String) -> Result<(), StepError> {
         let attack = get("attack");
+        if attack == "hold" {
+            // Holds its instance a while, then succeeds: many of these at once test
+            // the pool's admission.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let key = format!("hostile-held-{step}");
+            return match graph::emit_entities(&[thing(&key).to_string()]) {
+                Ok(r) if r.rejected.is_empty() => Ok(()),
+                other => Err(StepError::Other(format!("{other:?}"))),
+            };
+        }
         attack_with(&attack).map_err(StepError::Other)
     }
 }
@@ -269,7 +262,78 @@ fn attack_with(attack: &str) -> Result<(), String> {
                 .count();
             format!("{ok} answered")
         }
-        other => format!("unknown attack {other}"),
+        "mapped-entity" => {
+            let mut t = thing("hostile-mapped-1");
+            t["_type"] = json!("hostile_mapped");
+            t["_mapping"] = json!({"a": {"b": {"c": [[{"d": 1}]]}}});
+            emit(vec![t])
+        }
+        "raw-data-bomb" => {
+            let mut t = thing("hostile-raw-0001");
+            t["_rawData"] = json!([{"name": "default", "rawData": {"blob": "x".repeat(2 << 20)}}]);
+            emit(vec![t])
+        }
+        "graph-bytes" => {
+            // 900 KiB of `_rawData` per entity, each under maxRawDataBytes.
+            let blob = "x".repeat(900 << 10);
+            let mut last = String::new();
+            for i in 0..64 {
+                let mut t = thing(&format!("hostile-bytes-{i:04}"));
+                t["_rawData"] = json!([{"name": "default", "rawData": {"blob": blob}}]);
+                last = emit(vec![t]);
+                if !last.is_empty() {
+                    return Err(format!("after {i} entities: {last}"));
+                }
+            }
+            format!("64 stored {last}")
+        }
+        "relationship-flood" => {
+            emit(vec![thing("hostile-end-0001"), thing("hostile-end-0002")]);
+            let mut stored = 0;
+            for batch in 0..100 {
+                let rels: Vec<String> = (0..1000)
+                    .map(|i| {
+                        json!({"_key": format!("hostile-rel-{batch}-{i}"), "_type": "hostile_thing_has_thing",
+                            "_class": "HAS", "_fromEntityKey": "hostile-end-0001",
+                            "_toEntityKey": "hostile-end-0002", "displayName": "HAS"})
+                        .to_string()
+                    })
+                    .collect();
+                match graph::emit_relationships(&rels) {
+                    Ok(r) => stored += r.accepted,
+                    Err(e) => return Err(format!("after {stored} relationships: {e:?}")),
+                }
+            }
+            format!("{stored} relationships stored")
+        }
+        "secret-oracle" => {
+            // Emits each guess, reads it back, and counts those that came back changed.
+            let guesses: Vec<&str> = target.split(',').collect();
+            let mut changed = 0;
+            for (i, guess) in guesses.iter().enumerate() {
+                let mut t = thing(&format!("hostile-guess-{i:04}"));
+                t["guess"] = json!(guess);
+                emit(vec![t]);
+                let back = graph::find_entity(&format!("hostile-guess-{i:04}"))
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let value: serde_json::Value = serde_json::from_str(&back).unwrap_or_default();
+                if value["guess"] != json!(guess) {
+                    changed += 1;
+                }
+            }
+            format!("{changed} of {} guesses came back changed", guesses.len())
+        }
+        "forge-console" => {
+            log::info(
+                "ok\n\u{1b}[32mkandji-beside (plugin kandji 1.0.0): succeeded\u{7}",
+                &[],
+            );
+            "step failed\nkandji-beside (plugin kandji 1.0.0): succeeded in 0.1 s\u{1b}[0m".into()
+        }
+        other => http_attacks::attack(other, &base, &target)
+            .unwrap_or_else(|| format!("unknown attack {other}")),
     };
     Err(outcome)
 }

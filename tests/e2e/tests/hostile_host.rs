@@ -1,0 +1,380 @@
+//! A hostile plugin attacks the host around the sandbox: identifiers that would reach
+//! the file system, manifest shapes and numbers that would crash the process, graphs that
+//! would exhaust its memory, a redaction oracle, forged console lines, `_mapping` on
+//! entities, steps that would fill the instance pool. Each attack ends in its specific
+//! refusal while a Kandji run beside it keeps its exact graph and output directory.
+
+use corral::config::ConfigValue;
+use corral::output;
+use corral::plugin::PluginError;
+use corral::run::{RunReport, resolve_with_policy};
+use corral_e2e::*;
+use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
+use std::path::Path;
+
+const SECRET: &str = "hostile-oracle-secret-9931";
+const KANDJI_TOKEN: &str = "kandji-beside-hostile-host-token";
+
+/// Allows everything, with these limits.
+fn policy(limits: &str) -> String {
+    format!(
+        r#"{{"permissions":[{{"effect":"ALLOW","actions":["*"],"resources":["*"]}}],"limits":{{{limits}}}}}"#
+    )
+}
+
+fn step_error(r: &RunReport) -> String {
+    r.steps
+        .iter()
+        .find_map(|s| s.error.clone())
+        .unwrap_or_default()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("corral-hostile-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every file under `dir`, relative to it.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_manifests_are_refused_at_load_with_the_reason() {
+    let rt = runtime();
+    let cases = [
+        (
+            "step-traversal",
+            "steps[0].id: step id \"../../victim/graph/s\" is refused",
+        ),
+        (
+            "step-absolute",
+            "steps[0].id: step id \"/tmp/corral-hostile-abs\" is refused",
+        ),
+        (
+            "type-traversal",
+            "steps[0].entities[0]._type: _type \"../../../x\" is refused",
+        ),
+        ("chain", "steps: 100000 steps: at most 256 are allowed"),
+        ("timeout-max", "$.limits.timeoutSeconds: expected"),
+        (
+            "concurrency-max",
+            "$.limits.maxConcurrentRequests: expected",
+        ),
+        ("rate-tiny", "$.limits.requestsPerSecond: expected"),
+        (
+            "control-name",
+            "name: \"Hostile\\n\\u{1b}[32mkandji-beside succeeded\" holds the control character U+000A",
+        ),
+    ];
+    for (variant, reason) in cases {
+        let err = load_component(&rt, &hostile_variant(variant), "hostile.wasm")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{variant} loaded"));
+        assert!(
+            matches!(err, PluginError::Manifest { .. }),
+            "{variant}: {err}"
+        );
+        assert!(err.to_string().contains(reason), "{variant}: {err}");
+    }
+    let default = load_component(&rt, &hostile_variant("default"), "hostile.wasm").await;
+    assert!(default.is_ok(), "the unpatched manifest loads");
+}
+
+/// `corral run` loads every file in `plugin_dir`: a hostile one is refused and the
+/// others, and every instance of another plugin, run on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_file_in_plugin_dir_is_refused_and_kandji_runs_on() {
+    let dir = scratch("plugin-dir");
+    std::fs::write(dir.join("hostile.wasm"), hostile_variant("chain")).unwrap();
+    let rt = runtime();
+    let failures = rt.load_plugin_dir(&dir).await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].to_string().contains("at most 256"),
+        "{}",
+        failures[0]
+    );
+    let kandji = KandjiSim::new(&KandjiConfig {
+        seed: 9,
+        devices: 12,
+        token: KANDJI_TOKEN.into(),
+    });
+    let server = kandji.start(0).await.unwrap();
+    let url = format!("{}{API_PREFIX}", server.origin());
+    let report = run_kandji(
+        &rt,
+        &kandji_instance(
+            "kandji-beside",
+            &url,
+            ConfigValue::Text(KANDJI_TOKEN.into()),
+        ),
+        None,
+    )
+    .await;
+    assert!(report.succeeded());
+    assert_eq!(keys_by_type(&report), expected_kandji_keys(&kandji.data()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_limits_out_of_range_are_refused_at_resolve() {
+    let rt = runtime();
+    let plugin = load_component(&rt, components::get("hostile"), "hostile.wasm")
+        .await
+        .unwrap();
+    let inst = hostile_instance("panic", "http://127.0.0.1:9/", "", SECRET);
+    for (limit, value) in [
+        ("timeoutSeconds", "18446744073709551615"),
+        ("maxConcurrentRequests", "18446744073709551615"),
+        ("requestsPerSecond", "1e-30"),
+        ("memoryMiB", "4096"),
+    ] {
+        let text = policy(&format!("\"{limit}\": {value}"));
+        let err = resolve_with_policy(&inst, plugin.clone(), Some((text, "op.json".into())))
+            .err()
+            .unwrap_or_else(|| panic!("{limit} = {value} accepted"));
+        assert!(
+            err.to_string()
+                .contains(&format!("op.json: $.limits.{limit}: expected")),
+            "{limit}: {err}"
+        );
+    }
+}
+
+/// A value the operator supplies from the environment (or marks secret) is a secret
+/// whatever the manifest says: a plugin that declares the field plain is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_secrets_are_secret_whatever_the_manifest_says() {
+    let rt = runtime();
+    let plugin = load_component(&rt, components::get("hostile"), "hostile.wasm")
+        .await
+        .unwrap();
+    for value in [
+        ConfigValue::Env {
+            env: "CORRAL_TEST_HOSTILE_TARGET".into(),
+        },
+        ConfigValue::Secret {
+            secret: "s3cret-api-token".into(),
+        },
+    ] {
+        let mut inst = hostile_instance("read-secret", "http://127.0.0.1:9/", "", SECRET);
+        inst.config.insert("target".into(), value);
+        let err = resolve_with_policy(&inst, plugin.clone(), None)
+            .err()
+            .expect("a secret in a plain field is refused");
+        assert!(
+            err.to_string()
+                .starts_with("config field target is a secret (set from the environment or marked secret), but plugin hostile declares it non-secret"),
+            "{err}"
+        );
+    }
+}
+
+/// (attack, operator limits or "", what the step error must contain)
+const GRAPH_ATTACKS: &[(&str, &str, &str)] = &[
+    (
+        "mapped-entity",
+        "",
+        "_mapping is allowed only on a relationship declared mapped",
+    ),
+    (
+        "raw-data-bomb",
+        "",
+        "_rawData is 2097194 bytes; maxRawDataBytes is 1048576",
+    ),
+    (
+        "graph-bytes",
+        "\"maxGraphBytes\": 4194304",
+        "after 4 entities: GraphError::Limit(\"maxGraphBytes limit of 4194304 reached",
+    ),
+    (
+        "relationship-flood",
+        "\"maxRelationships\": 1000, \"maxEntities\": 10",
+        "after 1000 relationships: GraphError::Limit(\"maxRelationships limit of 1000 reached\")",
+    ),
+    ("forge-console", "", "step failed\nkandji-beside"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graph_attacks_are_bounded_and_kandji_beside_stays_exact() {
+    let kandji = KandjiSim::new(&KandjiConfig {
+        seed: 11,
+        devices: 40,
+        token: KANDJI_TOKEN.into(),
+    });
+    let server = kandji.start(0).await.unwrap();
+    let rt = std::sync::Arc::new(runtime());
+    let hostile = load_component(&rt, components::get("hostile"), "hostile.wasm")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for (n, (attack, limits, _)) in GRAPH_ATTACKS.iter().enumerate() {
+        let (rt, hostile) = (rt.clone(), hostile.clone());
+        let mut inst = hostile_instance(attack, "http://127.0.0.1:9/", "", SECRET);
+        inst.id = format!("hostile-{n}");
+        let policy = (!limits.is_empty()).then(|| policy(limits));
+        tasks.push(tokio::spawn(async move {
+            run_plugin(&rt, hostile, &inst, policy.as_deref()).await
+        }));
+    }
+    let url = format!("{}{API_PREFIX}", server.origin());
+    let inst = kandji_instance(
+        "kandji-beside",
+        &url,
+        ConfigValue::Text(KANDJI_TOKEN.into()),
+    );
+    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let mut reports = Vec::new();
+    for t in tasks {
+        reports.push(
+            t.await
+                .expect("a hostile run does not take the process down"),
+        );
+    }
+
+    let out = scratch("graph-out");
+    let alone = scratch("graph-alone");
+    for r in &reports {
+        output::write_run(&out, r, None).unwrap();
+    }
+    output::write_run(&out, &kandji_report, None).unwrap();
+    output::write_run(&alone, &kandji_report, None).unwrap();
+
+    let mut failures = Vec::new();
+    for ((attack, _, expect), report) in GRAPH_ATTACKS.iter().zip(&reports) {
+        let err = step_error(report);
+        if !err.contains(expect) {
+            failures.push(format!("{attack}: expected {expect:?} in {err:?}"));
+        }
+        assert!(!report.succeeded(), "{attack} must not succeed");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(kandji_report.succeeded());
+    assert_eq!(
+        keys_by_type(&kandji_report),
+        expected_kandji_keys(&kandji.data())
+    );
+    // Kandji's directory beside the attacks is the one it writes alone.
+    assert_eq!(
+        files(&out.join("kandji-beside")),
+        files(&alone.join("kandji-beside"))
+    );
+    let mut instances: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    instances.sort();
+    assert_eq!(
+        instances,
+        [
+            "hostile-0",
+            "hostile-1",
+            "hostile-2",
+            "hostile-3",
+            "hostile-4",
+            "kandji-beside"
+        ]
+    );
+
+    // The relationship flood stopped at its own count, not at maxEntities.
+    let flood = &reports[3];
+    assert_eq!(flood.graph.relationships.len(), 1000);
+    assert_eq!(flood.limit_hits.len(), 1);
+    // The graph-bytes attack holds at most the budget.
+    let bytes = &reports[2];
+    assert_eq!(bytes.graph.entities.len(), 4);
+
+    // A forged console line stays on the hostile instance's own line, escaped.
+    let console = output::console_summary(&reports[4], None);
+    assert!(!console.contains('\u{1b}'), "{console}");
+    assert!(
+        !console.lines().any(|l| l.starts_with("kandji-beside")),
+        "{console}"
+    );
+    assert!(
+        console.contains("error: step failed\\nkandji-beside"),
+        "{console}"
+    );
+}
+
+/// Reading back what it emitted never tells a guest which guess was a secret; what
+/// leaves the host is redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redaction_is_not_an_oracle() {
+    let rt = runtime();
+    let hostile = load_component(&rt, components::get("hostile"), "hostile.wasm")
+        .await
+        .unwrap();
+    let guesses = format!("guess-one-123,{SECRET},guess-three-45");
+    let inst = hostile_instance("secret-oracle", "http://127.0.0.1:9/", &guesses, SECRET);
+    let report = run_plugin(&rt, hostile, &inst, None).await;
+    assert_eq!(step_error(&report), "0 of 3 guesses came back changed");
+    let stored = &report.graph.entities[1].object["guess"];
+    assert_eq!(stored, "[REDACTED]");
+    let out = scratch("oracle-out");
+    let dest = output::write_run(&out, &report, None).unwrap();
+    for f in files(&dest) {
+        let text = std::fs::read_to_string(dest.join(&f)).unwrap();
+        assert!(!text.contains(SECRET), "{f} holds the secret");
+    }
+}
+
+/// 64 independent steps, each holding its instance: the run executes at most its share
+/// at once and waits for the rest, and a Kandji run in the same small pool is not
+/// refused an instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wide_plugin_waits_for_the_pool_instead_of_starving_others() {
+    let rt = std::sync::Arc::new(runtime());
+    let wide = load_component(&rt, &hostile_variant("wide"), "hostile.wasm")
+        .await
+        .unwrap();
+    let kandji = KandjiSim::new(&KandjiConfig {
+        seed: 12,
+        devices: 20,
+        token: KANDJI_TOKEN.into(),
+    });
+    let server = kandji.start(0).await.unwrap();
+    let task = {
+        let rt = rt.clone();
+        tokio::spawn(async move {
+            let inst = hostile_instance("hold", "http://127.0.0.1:9/", "", SECRET);
+            run_plugin(&rt, wide, &inst, None).await
+        })
+    };
+    let url = format!("{}{API_PREFIX}", server.origin());
+    let inst = kandji_instance(
+        "kandji-beside",
+        &url,
+        ConfigValue::Text(KANDJI_TOKEN.into()),
+    );
+    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let wide_report = task.await.unwrap();
+    assert!(
+        kandji_report.succeeded(),
+        "{:?}",
+        step_error(&kandji_report)
+    );
+    assert_eq!(
+        keys_by_type(&kandji_report),
+        expected_kandji_keys(&kandji.data())
+    );
+    assert!(wide_report.succeeded(), "{}", step_error(&wide_report));
+    assert_eq!(wide_report.graph.entities.len(), 64);
+}
