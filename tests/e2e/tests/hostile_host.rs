@@ -186,6 +186,50 @@ async fn operator_secrets_are_secret_whatever_the_manifest_says() {
     }
 }
 
+/// An operator rule templated with a field the operator left unset does not take the
+/// plugin's default (here `http://evil.example/`: the token would go there), and a
+/// value that leaves no host (`http://`, so `http://*`) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_templates_never_take_plugin_defaults() {
+    let rt = runtime();
+    let plugin = load_component(&rt, &hostile_variant("default-base"), "hostile.wasm")
+        .await
+        .unwrap();
+    let mut inst = hostile_instance("fetch-outside", "", "https://evil.example/", SECRET);
+    inst.config.remove("baseUrl");
+    let operator = r#"{"permissions":[
+        {"effect":"ALLOW","actions":["http:GET"],"resources":["{{config.baseUrl}}*"]},
+        {"effect":"ALLOW","actions":["secret:Use"],"resources":["secret:token"]},
+        {"effect":"ALLOW","actions":["graph:*"],"resources":["type:hostile_*"]}]}"#;
+    let err = resolve_with_policy(
+        &inst,
+        plugin.clone(),
+        Some((operator.into(), "op.json".into())),
+    )
+    .err()
+    .expect("a rule templated with a plugin default is refused");
+    assert!(
+        err.to_string()
+            .contains("op.json: $.permissions[0].resources[0]")
+            && err
+                .to_string()
+                .contains("plugin defaults do not count in an operator policy"),
+        "{err}"
+    );
+    // Written by the operator, the same value is refused for having no host.
+    inst.config
+        .insert("baseUrl".into(), ConfigValue::Text("http://".into()));
+    let err = resolve_with_policy(&inst, plugin, Some((operator.into(), "op.json".into())))
+        .err()
+        .expect("a templated resource with no host is refused");
+    assert!(
+        err.to_string().contains(
+            "$.permissions[0].resources[0]: \"{{config.baseUrl}}*\" becomes \"http://*\", which is not an http(s) URL pattern with a literal host"
+        ),
+        "{err}"
+    );
+}
+
 /// (attack, operator limits or "", what the step error must contain)
 const GRAPH_ATTACKS: &[(&str, &str, &str)] = &[
     (

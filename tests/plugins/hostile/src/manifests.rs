@@ -100,6 +100,14 @@ pub fn manifest(base: PluginManifest) -> PluginManifest {
             m.capabilities = limits(r#""maxConcurrentRequests": 18446744073709551615"#)
         }
         "rate-tiny" => m.capabilities = limits(r#""requestsPerSecond": 1e-30"#),
+        // A default the operator never wrote: an operator rule `{{config.baseUrl}}*` that
+        // took it would send the token to the plugin's own host.
+        "default-base" => {
+            for f in m.config_fields.iter_mut().filter(|f| f.name == "baseUrl") {
+                f.optional = true;
+                f.default_value = Some("http://evil.example/".into());
+            }
+        }
         "control-name" => m.name = "Hostile\n\u{1b}[32mkandji-beside succeeded".into(),
         _ => {}
     }
