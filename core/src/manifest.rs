@@ -550,26 +550,22 @@ fn check_step_types(path: &str, s: &StepInfo) -> Result<(), ManifestError> {
 }
 
 /// The request must parse; templates are filled per instance, so here every non-secret
-/// field name stands in for a URL of its own.
+/// field stands in for a base URL of its own (`{{config.apiUrl}}*`) or, failing that, for
+/// a host label (`https://{{config.subdomain}}.example.com/*`).
 fn check_capabilities(m: &Manifest) -> Result<(), ManifestError> {
-    let placeholders: BTreeMap<String, String> = m
-        .config_fields
-        .iter()
-        .filter(|f| !f.secret)
-        .map(|f| {
-            (
-                f.name.clone(),
-                format!("https://{}.invalid/", f.name.to_lowercase()),
-            )
-        })
-        .collect();
-    Policy::parse(
-        &m.capabilities,
-        &format!("manifest of plugin {}", m.id),
-        &placeholders,
-    )
-    .map(|_| ())
-    .map_err(|e| err("capabilities", e.to_string()))
+    let source = format!("manifest of plugin {}", m.id);
+    let with = |value: &dyn Fn(&str) -> String| {
+        let placeholders: BTreeMap<String, String> = m
+            .config_fields
+            .iter()
+            .filter(|f| !f.secret)
+            .map(|f| (f.name.clone(), value(&f.name.to_lowercase())))
+            .collect();
+        Policy::parse(&m.capabilities, &source, &placeholders).map(|_| ())
+    };
+    with(&|name| format!("https://{name}.invalid/"))
+        .or_else(|first| with(&|name| format!("{name}-invalid")).map_err(|_| first))
+        .map_err(|e| err("capabilities", e.to_string()))
 }
 
 /// The order steps can run in (Kahn's algorithm: no recursion, O(steps + edges)), or
@@ -711,6 +707,15 @@ mod tests {
         let mut m = manifest(vec![step("ok", &[])]);
         m.config_fields[0].name = "base Url".into();
         assert_eq!(check(&m).unwrap_err().path, "configFields[0].name");
+    }
+
+    #[test]
+    fn templates_may_stand_for_a_base_url_or_a_host_label() {
+        let mut m = manifest(vec![step("ok", &[])]);
+        m.capabilities = r#"{"permissions":[{"effect":"ALLOW","actions":["http:GET"],"resources":["https://{{config.baseUrl}}.example.com/*"]}]}"#.into();
+        assert_eq!(check(&m), Ok(()));
+        m.capabilities = r#"{"permissions":[{"effect":"ALLOW","actions":["http:GET"],"resources":["{{config.nope}}*"]}]}"#.into();
+        assert_eq!(check(&m).unwrap_err().path, "capabilities");
     }
 
     #[test]
