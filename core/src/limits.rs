@@ -142,11 +142,29 @@ impl Default for EffectiveLimits {
     }
 }
 
-/// The tighter of two settings, else the default; kept within `key`'s range so that a
-/// `Limits` built in code cannot carry a value the parser would refuse.
-fn pick(key: &str, a: Option<u64>, b: Option<u64>, default: u64) -> u64 {
-    let v = match (a, b) {
-        (Some(a), Some(b)) => a.min(b),
+/// Limits that bound what a run costs the host. Without the operator's word a plugin
+/// may ask for less than the default, never more; the pacing limits (`maxRequests`,
+/// `requestsPerSecond`, `maxConcurrentRequests`) it may raise within their ranges, to
+/// what its provider documents.
+pub const HOST_COST_LIMITS: &[&str] = &[
+    "memoryMiB",
+    "timeoutSeconds",
+    "maxResponseBytes",
+    "maxEntities",
+    "maxRelationships",
+    "maxGraphBytes",
+    "maxRawDataBytes",
+    "maxConcurrentSteps",
+    "maxInFlightBytes",
+];
+
+/// The tighter of the manifest's and the operator's settings, else the default (a
+/// ceiling for the manifest alone on [`HOST_COST_LIMITS`]); kept within `key`'s range so
+/// that a `Limits` built in code cannot carry a value the parser would refuse.
+fn pick(key: &str, manifest: Option<u64>, operator: Option<u64>, default: u64) -> u64 {
+    let v = match (manifest, operator) {
+        (Some(m), Some(o)) => m.min(o),
+        (Some(m), None) if HOST_COST_LIMITS.contains(&key) => m.min(default),
         (Some(v), None) | (None, Some(v)) => v,
         (None, None) => default,
     };
@@ -308,6 +326,37 @@ mod tests {
     }
 
     #[test]
+    fn a_plugin_alone_cannot_raise_what_a_run_costs_the_host() {
+        let greedy = Limits {
+            memory_mib: Some(1024),
+            max_concurrent_steps: Some(32),
+            max_graph_bytes: Some(8 << 30),
+            max_in_flight_bytes: Some(1 << 30),
+            max_response_bytes: Some(1 << 30),
+            requests_per_second: Some(50.0),
+            max_requests: Some(10_000_000),
+            ..Limits::default()
+        };
+        let d = EffectiveLimits::default();
+        let e = Limits::effective(&greedy, None);
+        assert_eq!(
+            (e.memory_mib, e.max_concurrent_steps, e.max_graph_bytes),
+            (d.memory_mib, d.max_concurrent_steps, d.max_graph_bytes)
+        );
+        assert_eq!(
+            (e.max_in_flight_bytes, e.max_response_bytes),
+            (d.max_in_flight_bytes, d.max_response_bytes)
+        );
+        // Pacing is the provider's business: the plugin's documented rate stands.
+        assert_eq!((e.requests_per_second, e.max_requests), (50.0, 10_000_000));
+        let operator = Limits {
+            memory_mib: Some(512),
+            ..Limits::default()
+        };
+        assert_eq!(Limits::effective(&greedy, Some(&operator)).memory_mib, 512);
+    }
+
+    #[test]
     fn limits_built_in_code_are_kept_in_range() {
         let wild = Limits {
             timeout_seconds: Some(u64::MAX),
@@ -317,7 +366,16 @@ mod tests {
             ..Limits::default()
         };
         let e = Limits::effective(&wild, None);
-        assert_eq!(e.timeout_seconds, 86_400);
+        // Alone, the plugin cannot raise a host-cost limit past its default.
+        assert_eq!(e.timeout_seconds, 900);
+        let operator = Limits {
+            timeout_seconds: Some(u64::MAX),
+            ..Limits::default()
+        };
+        assert_eq!(
+            Limits::effective(&wild, Some(&operator)).timeout_seconds,
+            86_400
+        );
         assert_eq!(e.max_concurrent_requests, 256);
         assert_eq!(e.requests_per_second, 0.01);
         assert_eq!(e.max_concurrent_steps, 1);

@@ -503,7 +503,7 @@ impl Parser<'_> {
             for (key, patterns) in keys {
                 let key_path = format!("{op_path}.{key}");
                 let list = match patterns {
-                    Value::String(s) => vec![s.clone()],
+                    Value::String(_) => vec![self.plain(patterns, &key_path)?],
                     other => self.strings(Some(other), &key_path)?,
                 };
                 let list = list
@@ -540,12 +540,17 @@ impl Parser<'_> {
             .ok_or_else(|| self.shape(path, expected, v))?;
         list.iter()
             .enumerate()
-            .map(|(i, item)| {
-                item.as_str()
-                    .map(String::from)
-                    .ok_or_else(|| self.shape(&format!("{path}[{i}]"), "a string", item))
-            })
+            .map(|(i, item)| self.plain(item, &format!("{path}[{i}]")))
             .collect()
+    }
+
+    /// A string without control characters: policy text is shown by `plugin inspect`,
+    /// `policy explain` and the swap log, where a newline would forge a line.
+    fn plain(&self, v: &Value, path: &str) -> Result<String, PolicyError> {
+        match v.as_str() {
+            Some(s) if !s.chars().any(crate::text::is_control) => Ok(s.to_string()),
+            _ => Err(self.shape(path, "a string without control characters", v)),
+        }
     }
 
     /// Replaces `{{config.FIELD}}` with the field's value, escaped for a glob if `insert`
@@ -917,6 +922,21 @@ mod tests {
                 .starts_with("k.json: $.limits.memoryMb: expected one of memoryMiB"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn control_characters_in_policy_text_are_refused() {
+        let forged = r#"{"permissions":[{"effect":"ALLOW","actions":["graph:*"],"resources":["type:x\n  DENY: any HTTP method on any URL"]}]}"#;
+        let e = Policy::parse(forged, "m.json", &cfg()).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "m.json: $.permissions[0].resources[0]: expected a string without control characters"
+            ),
+            "{e}"
+        );
+        let cond = r#"{"permissions":[{"effect":"ALLOW","actions":["graph:*"],"resources":["type:x"],
+            "condition":{"stringEquals":{"graph:type":"a\rb"}}}]}"#;
+        assert!(Policy::parse(cond, "m.json", &cfg()).is_err());
     }
 
     #[test]

@@ -11,8 +11,9 @@ pub fn is_control(c: char) -> bool {
         || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
-/// `text` with every control character written as `\n`, `\t`, `\r` or `\u{XX}`, and
-/// a backslash doubled only when it could be read as such an escape.
+/// `text` with every control character written as `\n`, `\t`, `\r` or `\u{XX}`.
+/// Backslashes are left alone: a plugin that writes `\n` literally is shown as one
+/// with a newline, and either way stays on its own line.
 pub fn escape_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_control) {
         return Cow::Borrowed(text);

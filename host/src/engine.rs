@@ -16,6 +16,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The most memory any one instance may ever have; policies ask for less.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 8;
+
 /// Sizes of the instance pool.
 #[derive(Debug, Clone)]
 pub struct PoolSize {
@@ -34,15 +38,17 @@ pub fn build_engine(pool: &PoolSize) -> Result<Engine> {
     let mut pooling = PoolingAllocationConfig::new();
     // A Rust component is a handful of core instances (the program plus shims), one
     // memory and a few tables.
+    // The totals are the per-component maxima times the instances, so admission by
+    // instance count (`InstanceGate`) can never run into another pool limit first.
     pooling
         .total_component_instances(pool.instances)
-        .total_core_instances(pool.instances * 8)
-        .total_memories(pool.instances)
-        .total_tables(pool.instances * 4)
+        .total_core_instances(pool.instances * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(pool.instances * MEMORIES_PER_COMPONENT)
+        .total_tables(pool.instances * TABLES_PER_COMPONENT)
         .total_stacks(pool.instances)
-        .max_core_instances_per_component(16)
-        .max_memories_per_component(2)
-        .max_tables_per_component(8)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_memory_size(MAX_MEMORY_BYTES)
         .table_elements(100_000);
 
@@ -121,9 +127,4 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawning the epoch thread");
-}
-
-/// Epoch ticks for a wall-clock budget, rounded up.
-pub fn ticks_for(budget: Duration) -> u64 {
-    (budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }

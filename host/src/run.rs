@@ -7,10 +7,10 @@ use crate::bindings::{Plugin, PluginPre, connector};
 use crate::capabilities::address::StaticHosts;
 use crate::capabilities::graph::GraphStore;
 use crate::capabilities::http::HttpCapability;
-use crate::capabilities::log::{LogRecord, LogSink, now_ms};
+use crate::capabilities::log::{LogRecord, LogSink, MAX_LINE_BYTES, clip_redacted, now_ms};
 use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
 use crate::config::InstanceConfig;
-use crate::engine::{instance_gate, ticks_for};
+use crate::engine::instance_gate;
 use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 /// Budget for reading a manifest: it must not reach out, so it has no reason to be slow.
 const MANIFEST_BUDGET: Duration = Duration::from_secs(5);
@@ -38,6 +38,9 @@ pub struct ResolvedInstance {
     pub secrets: Secrets,
     pub grant: Grant,
     pub policy_path: Option<PathBuf>,
+    /// `host:port` of the URLs the operator wrote in this instance's config: without an
+    /// operator policy, only these may be restricted addresses the plugin reaches.
+    pub operator_hosts: BTreeSet<String>,
 }
 
 /// Splits the config into values and secrets (reading `{ env = … }`), checks it against
@@ -73,11 +76,20 @@ pub fn resolve_with_policy(
         id: cfg.id.clone(),
         name: cfg.name.clone(),
         plugin,
+        operator_hosts: url_hosts(operator_set.values()),
         config,
         secrets,
         grant,
         policy_path: cfg.policy.clone(),
     })
+}
+
+/// `host:port` of the values that are URLs, as `url` writes them (`[::1]:80`).
+fn url_hosts<'a>(values: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
+    values
+        .filter_map(|v| url::Url::parse(v).ok())
+        .filter_map(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .collect()
 }
 
 /// Whether secret values are read (to run) or left alone (to explain a policy).
@@ -267,17 +279,29 @@ impl GuestInstance {
         run: &Arc<RunContext>,
         step: &str,
     ) -> Result<Self, String> {
-        // Waits for room in the pool rather than failing when other runs fill it.
-        let slot = instance_gate(pre.engine())
-            .permits
-            .acquire_owned()
-            .await
-            .map_err(|_| "the instance pool is closed".to_string())?;
+        // Waits for room in the pool rather than failing when other runs fill it, but
+        // no longer than the run's own deadline.
+        let permits = instance_gate(pre.engine()).permits;
+        let slot = match tokio::time::timeout_at(run.deadline.into(), permits.acquire_owned()).await
+        {
+            Err(_) => return Err(wall_clock_hit(run, step)),
+            Ok(Err(_)) => return Err("the instance pool is closed".to_string()),
+            Ok(Ok(slot)) => slot,
+        };
         let mut store = Store::new(pre.engine(), StepCtx::new(run.clone(), step));
         store.limiter(|ctx| &mut ctx.limiter);
-        let remaining = run.deadline.saturating_duration_since(Instant::now());
-        store.set_epoch_deadline(ticks_for(remaining));
-        store.epoch_deadline_trap();
+        // A busy guest gives its worker thread back every epoch tick, so it cannot
+        // stall other runs (or the host's own tasks) on this runtime; past the run's
+        // deadline the tick traps instead.
+        let deadline = run.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         let plugin = pre
             .instantiate_async(&mut store)
             .await
@@ -303,9 +327,7 @@ impl GuestInstance {
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return wall_clock_hit(run, &ctx.step);
         }
-        let text = format!("guest trapped: {e:#}");
-        run.secrets
-            .redact(crate::capabilities::log::truncate(&text, 2000))
+        clip_redacted(run, &format!("guest trapped: {e:#}"), 2000)
     }
 }
 
@@ -404,6 +426,7 @@ fn new_context(
         config,
         secret_fields,
         mapped_types: BTreeSet::new(),
+        operator_hosts: BTreeSet::new(),
         graph: Default::default(),
         log: LogSink::default(),
         stats: RunStats::default(),
@@ -509,13 +532,14 @@ async fn run_unguarded(
         hosts,
     );
     context.mapped_types = m.mapped_types();
+    context.operator_hosts = inst.operator_hosts.clone();
     let run = Arc::new(context);
     let pre = &inst.plugin.pre;
     let validation = guest_call!(pre, &run, "validate", |p, s| p
         .corral_integration_connector()
         .call_validate(s))
     .and_then(|r| r.map_err(|e| describe_step_error(&e)))
-    .map_err(|e| run.secrets.redact(&e));
+    .map_err(|e| clip_redacted(&run, &e, MAX_LINE_BYTES));
     let steps = match &validation {
         Ok(()) => run_steps(inst, &run, observer.as_ref()).await,
         Err(reason) => {
@@ -568,17 +592,15 @@ fn finish(
     }
 }
 
-/// A guest's step error as the host keeps it: kind and message, cut at 4 KiB.
+/// A guest's step error: its kind and message (cut to 4 KiB, once redacted, by the caller).
 pub fn describe_step_error(e: &connector::StepError) -> String {
-    use crate::capabilities::log::{MAX_LINE_BYTES, truncate};
     use connector::StepError as E;
-    let (kind, m) = match e {
-        E::Authentication(m) => ("authentication error: ", m),
-        E::Config(m) => ("config error: ", m),
-        E::Provider(m) => ("provider error: ", m),
-        E::Other(m) => ("", m),
-    };
-    format!("{kind}{}", truncate(m, MAX_LINE_BYTES))
+    match e {
+        E::Authentication(m) => format!("authentication error: {m}"),
+        E::Config(m) => format!("config error: {m}"),
+        E::Provider(m) => format!("provider error: {m}"),
+        E::Other(m) => m.clone(),
+    }
 }
 
 async fn disabled_steps(
@@ -712,7 +734,7 @@ async fn run_step(
         .corral_integration_connector()
         .call_run_step(s, &id))
     .and_then(|r| r.map_err(|e| describe_step_error(&e)))
-    .map_err(|e| run.secrets.redact(&e));
+    .map_err(|e| clip_redacted(&run, &e, MAX_LINE_BYTES));
     let (status, error) = match outcome {
         Ok(()) if upstream_failed => (StepStatus::PartialSuccessDueToDependencyFailure, None),
         Ok(()) => (StepStatus::Success, None),

@@ -58,6 +58,7 @@ impl GraphStore {
             };
             if let Some(stored) = list.get_mut(i) {
                 stored.key = secrets.redact(&stored.key);
+                stored.type_name = secrets.redact(&stored.type_name);
                 let object = std::mem::take(&mut stored.object);
                 stored.object = redact_map(object, secrets);
             }
@@ -228,7 +229,8 @@ impl StepCtx {
         if graph.keys.contains(&header.key) {
             return Err(fail(format!("duplicate _key {:?}", header.key)));
         }
-        if let Some(reason) = over_budget(&graph, kind, json.len(), &self.run.grant.limits) {
+        let held = held_size(json);
+        if let Some(reason) = over_budget(&graph, kind, held, &self.run.grant.limits) {
             return Err((header.key.clone(), reason, true));
         }
         if let Some(mapping) = object.get("_mapping") {
@@ -249,7 +251,7 @@ impl StepCtx {
                 key: header.key,
                 object,
             },
-            json.len() as u64,
+            held as u64,
             tainted,
         );
         Ok(())
@@ -278,6 +280,19 @@ impl StepCtx {
             decision.rule
         )))
     }
+}
+
+/// What an object costs once parsed: its JSON text plus a parsed value's size for each
+/// value and key (counted by the separators that precede them). `[1,1,1,…]` is two
+/// bytes of text per item but a 32-byte value in memory: `maxGraphBytes` counts the
+/// latter.
+fn held_size(json: &str) -> usize {
+    const VALUE: usize = std::mem::size_of::<Value>();
+    let values = json
+        .bytes()
+        .filter(|b| matches!(b, b',' | b':' | b'[' | b'{'))
+        .count();
+    json.len().saturating_add(values.saturating_mul(VALUE))
 }
 
 /// The run's counted limits on what its graph holds: entities, relationships, bytes.

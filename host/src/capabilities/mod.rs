@@ -42,6 +42,8 @@ pub struct RunContext {
     /// Relationship `_type`s the manifest declares as mapped (the only ones that may
     /// carry a `_mapping` instead of two ends in the run).
     pub mapped_types: BTreeSet<String>,
+    /// `host:port` of URLs the operator wrote in the instance's config (`check_address`).
+    pub operator_hosts: BTreeSet<String>,
     pub http: HttpCapability,
     pub graph: Mutex<GraphStore>,
     pub log: LogSink,
@@ -93,6 +95,8 @@ pub struct StepCtx {
     pub limiter: MemoryLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// Bytes of stdout and stderr already moved into the run log.
+    drained: [std::cell::Cell<usize>; 2],
 }
 
 impl StepCtx {
@@ -118,6 +122,7 @@ impl StepCtx {
             limiter: MemoryLimiter::new(memory),
             stdout,
             stderr,
+            drained: Default::default(),
         }
     }
 
@@ -126,14 +131,17 @@ impl StepCtx {
         &mut self.table
     }
 
-    /// Moves what the guest printed into the run log.
+    /// Moves what the guest printed since the last drain into the run log.
     pub fn drain_stdio(&self) {
-        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
-            let bytes = pipe.contents();
+        let streams = [("stdout", &self.stdout), ("stderr", &self.stderr)];
+        for ((stream, pipe), drained) in streams.into_iter().zip(&self.drained) {
+            let all = pipe.contents();
+            let bytes = all.get(drained.get()..).unwrap_or_default();
+            drained.set(all.len());
             if bytes.is_empty() {
                 continue;
             }
-            for line in String::from_utf8_lossy(&bytes)
+            for line in String::from_utf8_lossy(bytes)
                 .lines()
                 .filter(|l| !l.trim().is_empty())
             {
@@ -154,11 +162,13 @@ impl WasiView for StepCtx {
     }
 }
 
-/// Caps linear memory and remembers whether the cap was hit, so a guest that dies of
+/// Caps the linear memory of an instance (all its memories together: a component may
+/// have more than one) and remembers whether the cap was hit, so a guest that dies of
 /// it gets a "memory limit" error rather than a bare trap.
 pub struct MemoryLimiter {
     pub max_bytes: usize,
     pub hit: bool,
+    used: usize,
 }
 
 impl MemoryLimiter {
@@ -166,6 +176,7 @@ impl MemoryLimiter {
         MemoryLimiter {
             max_bytes,
             hit: false,
+            used: 0,
         }
     }
 }
@@ -173,12 +184,16 @@ impl MemoryLimiter {
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = desired <= self.max_bytes;
+        let next = self.used.saturating_sub(current).saturating_add(desired);
+        let ok = next <= self.max_bytes;
         self.hit |= !ok;
+        if ok {
+            self.used = next;
+        }
         Ok(ok)
     }
 

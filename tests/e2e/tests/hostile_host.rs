@@ -230,6 +230,45 @@ async fn operator_templates_never_take_plugin_defaults() {
     );
 }
 
+/// Without an operator policy, a manifest naming the metadata service or loopback by
+/// address does not open them: only an address the operator wrote does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_alone_never_opens_restricted_addresses() {
+    let sim = corral_simulators::SimServer::start(
+        std::sync::Arc::new(corral_simulators::attack::AttackSim),
+        0,
+    )
+    .await
+    .unwrap();
+    let rt = runtime();
+    let plugin = load_component(&rt, &hostile_variant("metadata"), "hostile.wasm")
+        .await
+        .unwrap();
+    let loopback = format!("{}/public", sim.addr());
+    for (target, host) in [
+        ("169.254.169.254/latest/meta-data/", "169.254.169.254"),
+        (loopback.as_str(), "127.0.0.1"),
+    ] {
+        let inst = hostile_instance("fetch-literal", "https://api.example.com/", target, SECRET);
+        let report = run_plugin(&rt, plugin.clone(), &inst, None).await;
+        assert!(
+            step_error(&report).contains(&format!("no rule of the operator's names {host} itself")),
+            "{target}: {}",
+            step_error(&report)
+        );
+    }
+    assert!(sim.requests().is_empty(), "nothing reached loopback");
+    // The operator writing the address in the config opens it.
+    let base = format!("{}/", sim.origin());
+    let inst = hostile_instance("fetch-literal", &base, &loopback, SECRET);
+    let report = run_plugin(&rt, plugin, &inst, None).await;
+    assert!(
+        step_error(&report).starts_with("status 200"),
+        "{}",
+        step_error(&report)
+    );
+}
+
 /// (attack, operator limits or "", what the step error must contain)
 const GRAPH_ATTACKS: &[(&str, &str, &str)] = &[
     (

