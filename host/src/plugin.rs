@@ -55,11 +55,13 @@ pub struct LoadedPlugin {
 }
 
 /// The linker every plugin is checked against: WASI p2 (nothing granted) plus corral's
-/// four imports.
+/// four imports (those taking lists bounded per call, see `capabilities::lift`).
 pub fn build_linker(engine: &Engine) -> anyhow::Result<Linker<StepCtx>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     bindings::Plugin::add_to_linker::<StepCtx, HasSelf<StepCtx>>(&mut linker, |s| s)?;
+    // The imports that take lists, again: lifted lazily and bounded before copying.
+    crate::capabilities::lift::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

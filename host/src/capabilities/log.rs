@@ -43,6 +43,11 @@ impl LogSink {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Counts a guest line refused before it was read (see `capabilities::lift`).
+    pub fn count_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A line from the host about this run (denials, rejections, step outcomes).
     pub fn host(&self, run: &RunContext, step: &str, level: &'static str, message: &str) {
         self.push(run, step, level, "host", message, Vec::new());

@@ -9,6 +9,7 @@ pub mod address;
 pub mod config;
 pub mod graph;
 pub mod http;
+pub mod lift;
 pub mod log;
 
 use crate::policy::Grant;

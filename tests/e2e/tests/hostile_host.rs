@@ -461,3 +461,47 @@ async fn a_wide_plugin_waits_for_the_pool_instead_of_starving_others() {
     assert!(wide_report.succeeded(), "{}", step_error(&wide_report));
     assert_eq!(wide_report.graph.entities.len(), 64);
 }
+
+/// Busy-looping steps give their worker threads back every epoch tick: on a runtime
+/// with two workers, four spinning guests do not stall a Kandji run beside them until
+/// their deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_guests_do_not_stall_the_runs_beside_them() {
+    let rt = std::sync::Arc::new(runtime());
+    let wide = load_component(&rt, &hostile_variant("wide"), "hostile.wasm")
+        .await
+        .unwrap();
+    let kandji = KandjiSim::new(&KandjiConfig {
+        seed: 13,
+        devices: 10,
+        token: KANDJI_TOKEN.into(),
+    });
+    let server = kandji.start(0).await.unwrap();
+    let spinning = {
+        let rt = rt.clone();
+        tokio::spawn(async move {
+            let inst = hostile_instance("infinite-loop", "http://127.0.0.1:9/", "", SECRET);
+            run_plugin(&rt, wide, &inst, Some(&policy("\"timeoutSeconds\": 8"))).await
+        })
+    };
+    // Let the spinners take both workers first.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let url = format!("{}{API_PREFIX}", server.origin());
+    let inst = kandji_instance(
+        "kandji-beside",
+        &url,
+        ConfigValue::Text(KANDJI_TOKEN.into()),
+    );
+    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let spun = spinning.await.unwrap();
+    assert!(kandji_report.succeeded());
+    assert_eq!(
+        keys_by_type(&kandji_report),
+        expected_kandji_keys(&kandji.data())
+    );
+    assert!(step_error(&spun).contains("wall-clock limit of 8 s reached"));
+    assert!(
+        kandji_report.ended_at_ms < spun.ended_at_ms,
+        "Kandji ended only after the spinners were stopped"
+    );
+}
