@@ -9,7 +9,7 @@ use crate::run::{RunReport, StepStatus};
 use anyhow::Context;
 use corral_core::text::escape_controls;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Objects of one `_type` per file, as JupiterOne's collector writes them.
@@ -131,10 +131,6 @@ pub fn summary(report: &RunReport) -> Value {
         .iter()
         .map(|s| {
             let counts = encountered(report, &s.info.id);
-            let partial = matches!(
-                s.status,
-                StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
-            );
             json!({
                 "id": s.info.id,
                 "name": s.info.name,
@@ -142,7 +138,7 @@ pub fn summary(report: &RunReport) -> Value {
                 "declaredTypes": s.info.declared_types(),
                 "encounteredTypes": counts.keys().collect::<Vec<_>>(),
                 "encounteredTypeCounts": counts,
-                "partialTypes": if partial { s.info.declared_types() } else { Vec::new() },
+                "partialTypes": report.step_partial_types(s),
                 "duration": s.duration.as_millis() as u64,
                 "dependsOn": s.info.depends_on,
                 "error": s.error,
@@ -245,8 +241,49 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
             notes.join(", ")
         ));
     }
+    out.push_str(&rejection_warning(report));
     if let Some(d) = dest {
         out.push_str(&format!("  output: {}\n", d.display()));
+    }
+    out
+}
+
+/// Rejected objects are a warning a person sees: how many, which types are therefore
+/// kept as they were (partial), and the first reasons.
+fn rejection_warning(report: &RunReport) -> String {
+    const SHOWN: usize = 3;
+    if report.rejections.is_empty() {
+        return String::new();
+    }
+    let types: BTreeSet<&String> = report.rejected_types.values().flatten().collect();
+    let types: Vec<&str> = types.into_iter().map(String::as_str).collect();
+    let mut out = format!(
+        "  warning: {} objects rejected; nothing of {} is deleted this run (partial)\n",
+        report.rejections.len(),
+        if types.is_empty() {
+            "their types".to_string()
+        } else {
+            types.join(", ")
+        }
+    );
+    for r in report.rejections.iter().take(SHOWN) {
+        let what = if r.resource.is_empty() {
+            "(no _key)"
+        } else {
+            &r.resource
+        };
+        out.push_str(&format!(
+            "    {} {}: {}\n",
+            r.step,
+            escape_controls(what),
+            escape_controls(&r.rule)
+        ));
+    }
+    if report.rejections.len() > SHOWN {
+        out.push_str(&format!(
+            "    … {} more in summary.json (corral.rejections)\n",
+            report.rejections.len() - SHOWN
+        ));
     }
     out
 }

@@ -7,6 +7,7 @@ use crate::bindings::{Plugin, PluginPre, connector};
 use crate::capabilities::address::StaticHosts;
 use crate::capabilities::graph::GraphStore;
 use crate::capabilities::http::HttpCapability;
+use crate::capabilities::lift;
 use crate::capabilities::log::{LogRecord, LogSink, MAX_LINE_BYTES, clip_redacted, now_ms};
 use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
 use crate::config::InstanceConfig;
@@ -236,6 +237,8 @@ pub struct RunReport {
     pub denials: Vec<Event>,
     pub limit_hits: Vec<Event>,
     pub rejections: Vec<Event>,
+    /// Per step, the types of objects the host refused: partial though the step succeeded.
+    pub rejected_types: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl RunReport {
@@ -248,20 +251,29 @@ impl RunReport {
                 .all(|s| matches!(s.status, StepStatus::Success | StepStatus::Disabled))
     }
 
-    /// Types of failed and partial steps: JupiterOne must not delete their old data.
+    /// Types JupiterOne (and the local change set) must not delete old data of: those of
+    /// failed and partial steps, and those of objects the host refused.
     pub fn partial_types(&self) -> Vec<String> {
         let set: BTreeSet<String> = self
             .steps
             .iter()
-            .filter(|s| {
-                matches!(
-                    s.status,
-                    StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
-                )
-            })
-            .flat_map(|s| s.info.declared_types())
+            .flat_map(|s| self.step_partial_types(s))
             .collect();
         set.into_iter().collect()
+    }
+
+    /// One step's partial types: all it declares if it failed, else those of its
+    /// refused objects.
+    pub fn step_partial_types(&self, step: &StepResult) -> Vec<String> {
+        let failed = matches!(
+            step.status,
+            StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
+        );
+        if failed {
+            return step.info.declared_types();
+        }
+        let rejected = self.rejected_types.get(&step.info.id);
+        rejected.map_or_else(Vec::new, |t| t.iter().cloned().collect())
     }
 }
 
@@ -290,6 +302,10 @@ impl GuestInstance {
         };
         let mut store = Store::new(pre.engine(), StepCtx::new(run.clone(), step));
         store.limiter(|ctx| &mut ctx.limiter);
+        // What one host call may copy out of the guest: no more than its memory could
+        // hold unaliased (the checks in `capabilities::lift` refuse with a reason first).
+        let memory = run.grant.limits.memory_mib.saturating_mul(1 << 20);
+        store.set_hostcall_fuel(usize::try_from(memory).unwrap_or(usize::MAX));
         // A busy guest gives its worker thread back every epoch tick, so it cannot
         // stall other runs (or the host's own tasks) on this runtime; past the run's
         // deadline the tick traps instead.
@@ -377,7 +393,9 @@ macro_rules! guest_call {
     }};
 }
 
-/// Calls the plugin's `manifest` export in an instance with nothing granted.
+/// Calls the plugin's `manifest` export in an instance with nothing granted. A manifest
+/// over the caps of `corral_core::manifest::caps` is refused before it is copied
+/// (`capabilities::lift::manifest`).
 pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector::PluginManifest> {
     let nothing = Policy {
         source: "no grant (manifest read)".into(),
@@ -396,10 +414,8 @@ pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector
         BTreeSet::new(),
         StaticHosts::default(),
     ));
-    let out = guest_call!(pre, &run, "manifest", |p, s| p
-        .corral_integration_connector()
-        .call_manifest(s));
-    out.map_err(|e| anyhow::anyhow!(e))
+    let out = guest_call!(pre, &run, "manifest", |p, s| lift::manifest(p, s));
+    out.and_then(|m| m).map_err(|e| anyhow::anyhow!(e))
 }
 
 fn new_context(
@@ -426,6 +442,7 @@ fn new_context(
         config,
         secret_fields,
         mapped_types: BTreeSet::new(),
+        declared_types: BTreeSet::new(),
         operator_hosts: BTreeSet::new(),
         graph: Default::default(),
         log: LogSink::default(),
@@ -511,6 +528,7 @@ fn crashed(
         denials: Vec::new(),
         limit_hits: Vec::new(),
         rejections: Vec::new(),
+        rejected_types: BTreeMap::new(),
     }
 }
 
@@ -532,6 +550,7 @@ async fn run_unguarded(
         hosts,
     );
     context.mapped_types = m.mapped_types();
+    context.declared_types = m.steps.iter().flat_map(|s| s.declared_types()).collect();
     context.operator_hosts = inst.operator_hosts.clone();
     let run = Arc::new(context);
     let pre = &inst.plugin.pre;
@@ -589,7 +608,28 @@ fn finish(
         denials: take(&run.stats.denials),
         limit_hits: take(&run.stats.limit_hits),
         rejections: take(&run.stats.rejections),
+        rejected_types: rejected_types(&run, &inst.plugin.manifest),
     }
+}
+
+/// Per step, the types its refused objects would have carried (a refused object with no
+/// declared type stands for all the step declares).
+fn rejected_types(run: &RunContext, m: &Manifest) -> BTreeMap<String, BTreeSet<String>> {
+    let partial = run.stats.partial.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (step, type_name) in partial.iter() {
+        let types = out.entry(step.clone()).or_default();
+        match type_name {
+            Some(t) => {
+                types.insert(t.clone());
+            }
+            None => {
+                let declared = m.steps.iter().filter(|s| &s.id == step);
+                types.extend(declared.flat_map(|s| s.declared_types()));
+            }
+        }
+    }
+    out
 }
 
 /// A guest's step error: its kind and message (cut to 4 KiB, once redacted, by the caller).
@@ -608,9 +648,10 @@ async fn disabled_steps(
     run: &Arc<RunContext>,
 ) -> Result<BTreeSet<String>, String> {
     let pre = &inst.plugin.pre;
-    let list = guest_call!(pre, run, "disabled-steps", |p, s| p
-        .corral_integration_connector()
-        .call_disabled_steps(s))?;
+    // At most `caps::STEPS` ids and `memoryMiB` bytes, refused before copying.
+    let list = guest_call!(pre, run, "disabled-steps", |p, s| lift::disabled_steps(
+        p, s
+    ))??;
     Ok(list.into_iter().collect())
 }
 

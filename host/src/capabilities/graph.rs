@@ -144,7 +144,16 @@ impl StepCtx {
         for (index, json) in items.iter().enumerate() {
             match self.admit(kind, action, json) {
                 Ok(()) => report.accepted += 1,
-                Err((key, reason, limit)) => {
+                Err(Refusal {
+                    key,
+                    type_name,
+                    reason,
+                    limit,
+                }) => {
+                    // Whatever it would have carried is partial this run: nothing of that
+                    // type is deleted downstream for its absence.
+                    run.stats
+                        .mark_partial(&self.step, type_name, &run.declared_types);
                     // What the host keeps is scrubbed; what goes back to the guest is its
                     // own text, unchanged, so a rejection never says which guess matched.
                     let event = Event {
@@ -175,13 +184,8 @@ impl StepCtx {
         Ok(report)
     }
 
-    /// Checks one object and stores it; on refusal, (key, reason, is-a-limit).
-    fn admit(
-        &mut self,
-        kind: Kind,
-        action: &str,
-        json: &str,
-    ) -> Result<(), (String, String, bool)> {
+    /// Checks one object and stores it, or says why not.
+    fn admit(&mut self, kind: Kind, action: &str, json: &str) -> Result<(), Refusal> {
         // A credential the guest got hold of anyway is redacted when the run ends.
         let tainted = !self.run.redactor.find(json.as_bytes()).is_empty();
         if tainted {
@@ -192,9 +196,19 @@ impl StepCtx {
                 "an emitted object holds a secret value; it is redacted from everything written",
             );
         }
-        let (object, header) =
-            datamodel::parse_object(json).map_err(|r| (String::new(), r, false))?;
-        let fail = |reason: String| (header.key.clone(), reason, false);
+        let (object, header) = datamodel::parse_object(json).map_err(|reason| Refusal {
+            key: String::new(),
+            type_name: None,
+            reason,
+            limit: false,
+        })?;
+        let refusal = |reason: String, limit: bool| Refusal {
+            key: header.key.clone(),
+            type_name: Some(header.type_name.clone()),
+            reason,
+            limit,
+        };
+        let fail = |reason: String| refusal(reason, false);
         let decision = self.run.grant.check(
             action,
             &format!("type:{}", header.type_name),
@@ -231,7 +245,7 @@ impl StepCtx {
         }
         let held = held_size(json);
         if let Some(reason) = over_budget(&graph, kind, held, &self.run.grant.limits) {
-            return Err((header.key.clone(), reason, true));
+            return Err(refusal(reason, true));
         }
         if let Some(mapping) = object.get("_mapping") {
             check_mapping(mapping, &header, &self.run.mapped_types, &graph).map_err(fail)?;
@@ -293,6 +307,14 @@ fn held_size(json: &str) -> usize {
         .filter(|b| matches!(b, b',' | b':' | b'[' | b'{'))
         .count();
     json.len().saturating_add(values.saturating_mul(VALUE))
+}
+
+/// Why an object was not stored; `type_name` is its `_type` when it had a valid one.
+struct Refusal {
+    key: String,
+    type_name: Option<String>,
+    reason: String,
+    limit: bool,
 }
 
 /// The run's counted limits on what its graph holds: entities, relationships, bytes.

@@ -1003,6 +1003,7 @@ mod tests {
             config,
             secret_fields: BTreeSet::from(["token".to_string()]),
             mapped_types: BTreeSet::new(),
+            declared_types: BTreeSet::new(),
             // The operator wrote `base` in the config.
             operator_hosts: Url::parse(base)
                 .ok()

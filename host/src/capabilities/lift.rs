@@ -33,12 +33,8 @@ use crate::bindings::{Plugin, connector, graph, http, log};
 use crate::capabilities::http::{BodyStream, MAX_BATCH};
 use corral_core::manifest::caps;
 use std::marker::PhantomData;
-use wasmtime::component::__internal::{
-    CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext,
-};
-use wasmtime::component::{
-    ComponentType, Func, Lift, Linker, Resource, WasmList, WasmStr,
-};
+use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
+use wasmtime::component::{ComponentType, Func, Lift, Linker, Resource, WasmList, WasmStr};
 use wasmtime::{Store, StoreContextMut, ValRaw};
 
 /// Objects one `emit-entities` or `emit-relationships` call may carry.
@@ -149,12 +145,7 @@ type Bounded<T> = wasmtime::Result<Result<T, String>>;
 
 /// Sorts a lift's outcome: a refusal is recorded as a limit hit of `call` (and logged
 /// when `log_line`), then handed back as the rule's text.
-fn settle<T>(
-    ctx: &StepCtx,
-    call: &str,
-    log_line: bool,
-    lifted: Result<T, Stop>,
-) -> Bounded<T> {
+fn settle<T>(ctx: &StepCtx, call: &str, log_line: bool, lifted: Result<T, Stop>) -> Bounded<T> {
     match lifted {
         Ok(v) => Ok(Ok(v)),
         Err(Stop::Fault(e)) => Err(e),
@@ -248,13 +239,17 @@ fn memory_cap(ctx: &StepCtx) -> (usize, u64) {
     (bytes, mib)
 }
 
-/// The elements of a lazily lifted list, each still lazy (a few words each). Callers
-/// check the list's length first.
-fn elements<T: Lift>(
+/// Element `i` of a lazily lifted list, itself still lazy. Each element is read in a
+/// lift context of its own: wasmtime charges its hostcall fuel for a lazy string as if
+/// it were copied, so one context for a whole aliased list would run out of fuel (a
+/// trap) before [`Budget`] could refuse the call. Callers check the list's length first.
+fn element<T: Lift>(
     store: &mut StoreContextMut<'_, StepCtx>,
     list: &WasmList<T>,
-) -> wasmtime::Result<Vec<T>> {
-    list.iter(store)?.collect()
+    i: usize,
+) -> wasmtime::Result<T> {
+    list.get(&mut *store, i)
+        .unwrap_or_else(|| Err(wasmtime::format_err!("list index {i} out of bounds")))
 }
 
 #[derive(Clone, Copy)]
@@ -291,9 +286,11 @@ fn lift_strings(
 ) -> Result<Vec<String>, Stop> {
     let mut budget = Budget::new(store.data(), call);
     budget.count(list.len(), MAX_EMIT_ITEMS, "items in one call")?;
-    elements(store, list)?
-        .iter()
-        .map(|s| budget.string(store, s))
+    (0..list.len())
+        .map(|i| {
+            let s = element(store, list, i)?;
+            budget.string(store, &s)
+        })
         .collect()
 }
 
@@ -320,6 +317,19 @@ fn guest_log(
 
 type Line = (String, Vec<(String, String)>);
 
+fn pairs(
+    store: &mut StoreContextMut<'_, StepCtx>,
+    list: &WasmList<Pair>,
+    budget: &mut Budget,
+) -> Result<Vec<(String, String)>, Stop> {
+    (0..list.len())
+        .map(|i| {
+            let (k, v) = element(store, list, i)?;
+            Ok((budget.string(store, &k)?, budget.string(store, &v)?))
+        })
+        .collect()
+}
+
 fn lift_line(
     store: &mut StoreContextMut<'_, StepCtx>,
     message: &WasmStr,
@@ -328,10 +338,7 @@ fn lift_line(
     let mut budget = Budget::new(store.data(), "log");
     budget.count(fields.len(), MAX_LOG_FIELDS, "fields in one line")?;
     let message = budget.string(store, message)?;
-    let fields = elements(store, fields)?
-        .iter()
-        .map(|(k, v)| Ok((budget.string(store, k)?, budget.string(store, v)?)))
-        .collect::<Result<_, Stop>>()?;
+    let fields = pairs(store, fields, &mut budget)?;
     Ok((message, fields))
 }
 
@@ -378,10 +385,7 @@ impl LazyRequest {
         budget.count(self.headers.len(), MAX_HEADERS, "headers in one request")?;
         let method = budget.string(store, &self.method)?;
         let url = budget.string(store, &self.url)?;
-        let headers = elements(store, &self.headers)?
-            .iter()
-            .map(|(k, v)| Ok((budget.string(store, k)?, budget.string(store, v)?)))
-            .collect::<Result<_, Stop>>()?;
+        let headers = pairs(store, &self.headers, budget)?;
         let auth = match &self.auth {
             LazyAuth::None => http::Auth::None,
             LazyAuth::Bearer(secret) => http::Auth::Bearer(budget.string(store, secret)?),
@@ -422,9 +426,8 @@ fn batch(
     let lifted = (|| {
         let mut budget = Budget::new(store.data(), "fetch-batch");
         budget.count(reqs.len(), MAX_BATCH, "requests in one batch")?;
-        elements(store, reqs)?
-            .iter()
-            .map(|r| r.lift(store, &mut budget))
+        (0..reqs.len())
+            .map(|i| element(store, reqs, i)?.lift(store, &mut budget))
             .collect::<Result<Vec<_>, Stop>>()
     })();
     settle(store.data(), "fetch-batch", true, lifted)
@@ -625,7 +628,11 @@ pub async fn manifest(
     plugin: &Plugin,
     store: &mut Store<StepCtx>,
 ) -> wasmtime::Result<Result<connector::PluginManifest, String>> {
-    manifest_of(*plugin.corral_integration_connector().func_manifest().func(), store).await
+    manifest_of(
+        *plugin.corral_integration_connector().func_manifest().func(),
+        store,
+    )
+    .await
 }
 
 async fn manifest_of(
@@ -673,3 +680,562 @@ async fn disabled_steps_of(
     settle(store.data(), "disabled-steps", false, lifted)
 }
 
+#[cfg(test)]
+mod tests {
+    //! Guests written in WAT, so a test can alias what no bindings would: every element
+    //! of a list pointing at one 4 MiB string of `x` at 1 MiB (`BIG`).
+
+    use super::*;
+    use crate::capabilities::http::HttpCapability;
+    use crate::capabilities::log::LogSink;
+    use crate::capabilities::{RunContext, address::StaticHosts};
+    use crate::policy::{Grant, Policy};
+    use crate::secrets::Secrets;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    use wasmtime::component::{Component, Instance};
+    use wasmtime::{Config, Engine};
+
+    /// The instance's `memoryMiB` in these tests, so the byte cap is 8 MiB.
+    const MEMORY_MIB: u64 = 8;
+    const CAP: usize = 8 << 20;
+
+    /// Imports `graph`, `log` and `http` as the WIT declares them; `run(case)` carries
+    /// out one attack and returns the text the host answered (or `ok` / `logged`).
+    const IMPORTER: &str = r#"
+(component
+  (import "corral:integration/graph@0.1.0" (instance $graph
+    (type $rejection (record (field "index" u32) (field "key" string) (field "reason" string)))
+    (export "rejection" (type $rejection-e (eq $rejection)))
+    (type $report (record (field "accepted" u32) (field "rejected" (list $rejection-e))))
+    (export "emit-report" (type $report-e (eq $report)))
+    (type $err (variant (case "denied" string) (case "limit" string) (case "invalid" string)))
+    (export "graph-error" (type $err-e (eq $err)))
+    (export "emit-entities" (func (param "entities" (list string)) (result (result $report-e (error $err-e)))))
+    (export "emit-relationships" (func (param "relationships" (list string)) (result (result $report-e (error $err-e)))))
+  ))
+  (import "corral:integration/log@0.1.0" (instance $log
+    (type $level (enum "trace" "debug" "info" "warn" "error"))
+    (export "level" (type $level-e (eq $level)))
+    (export "log" (func (param "level" $level-e) (param "message" string) (param "fields" (list (tuple string string)))))
+  ))
+  (import "corral:integration/http@0.1.0" (instance $http
+    (type $basic (record (field "username" string) (field "password-secret" string)))
+    (export "basic-auth" (type $basic-e (eq $basic)))
+    (type $auth (variant (case "none") (case "bearer" string) (case "basic" $basic-e)))
+    (export "auth" (type $auth-e (eq $auth)))
+    (type $request (record (field "method" string) (field "url" string)
+      (field "headers" (list (tuple string string))) (field "auth" $auth-e)
+      (field "body" (option (list u8))) (field "timeout-ms" (option u32))))
+    (export "request" (type $request-e (eq $request)))
+    (type $response (record (field "status" u16) (field "headers" (list (tuple string string)))
+      (field "body" (list u8)) (field "url" string)))
+    (export "response" (type $response-e (eq $response)))
+    (type $herr (variant (case "denied" string) (case "timeout" string) (case "connect" string)
+      (case "too-large" u64) (case "rate-limited" string) (case "invalid" string)))
+    (export "http-error" (type $herr-e (eq $herr)))
+    (export "fetch" (func (param "req" $request-e) (result (result $response-e (error $herr-e)))))
+    (export "fetch-batch" (func (param "reqs" (list $request-e)) (result (list (result $response-e (error $herr-e))))))
+  ))
+
+  (core module $libc
+    (memory (export "memory") 200)
+    (global $heap (mut i32) (i32.const 0x900000))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $p i32)
+      (local.set $p (i32.and
+        (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+        (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $heap (i32.add (local.get $p) (local.get 3)))
+      (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+        (then (drop (memory.grow (i32.add (i32.const 1) (i32.div_u
+          (i32.sub (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+          (i32.const 65536)))))))
+      (local.get $p))
+  )
+  (core instance $libc (instantiate $libc))
+
+  (alias export $graph "emit-entities" (func $emit-entities))
+  (alias export $graph "emit-relationships" (func $emit-relationships))
+  (alias export $log "log" (func $log))
+  (alias export $http "fetch" (func $fetch))
+  (alias export $http "fetch-batch" (func $fetch-batch))
+  (core func $emit-entities-l (canon lower (func $emit-entities) (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (core func $emit-relationships-l (canon lower (func $emit-relationships) (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (core func $log-l (canon lower (func $log) (memory (core memory $libc "memory"))))
+  (core func $fetch-l (canon lower (func $fetch) (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (core func $fetch-batch-l (canon lower (func $fetch-batch) (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+
+  (core module $main
+    (import "libc" "memory" (memory 1))
+    (import "host" "emit-entities" (func $emit-entities (param i32 i32 i32)))
+    (import "host" "emit-relationships" (func $emit-relationships (param i32 i32 i32)))
+    (import "host" "log" (func $log (param i32 i32 i32 i32 i32)))
+    (import "host" "fetch" (func $fetch (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))
+    (import "host" "fetch-batch" (func $fetch-batch (param i32 i32 i32)))
+
+    ;; RET 0x100: return area; 0x200: ("ok"), 0x220: ("logged"); 0x300 "GET";
+    ;; 0x310 a URL; BIG 0x100000: 4 MiB of `x`; LIST 0x500000.
+    (data (i32.const 0x200) "\f0\01\00\00\02\00\00\00")
+    (data (i32.const 0x1f0) "ok")
+    (data (i32.const 0x220) "\e0\01\00\00\06\00\00\00")
+    (data (i32.const 0x1e0) "logged")
+    (data (i32.const 0x300) "GET")
+    (data (i32.const 0x310) "http://127.0.0.1:9/")
+
+    (func $alias (param $base i32) (param $n i32) (param $stride i32) (param $ptr i32) (param $len i32)
+      (local $i i32)
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store (local.get $base) (local.get $ptr))
+        (i32.store offset=4 (local.get $base) (local.get $len))
+        (local.set $base (i32.add (local.get $base) (local.get $stride)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+    ;; `n` pairs of (BIG, `len` bytes of it) at LIST.
+    (func $pairs (param $n i32) (param $len i32)
+      (call $alias (i32.const 0x500000) (local.get $n) (i32.const 16) (i32.const 0x100000) (local.get $len))
+      (call $alias (i32.const 0x500008) (local.get $n) (i32.const 16) (i32.const 0x100000) (local.get $len)))
+
+    ;; `n` GET requests at LIST, each with BIG as its body when `body`.
+    (func $requests (param $n i32) (param $body i32)
+      (local $a i32) (local $i i32)
+      (local.set $a (i32.const 0x500000))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store offset=0 (local.get $a) (i32.const 0x300))
+        (i32.store offset=4 (local.get $a) (i32.const 3))
+        (i32.store offset=8 (local.get $a) (i32.const 0x310))
+        (i32.store offset=12 (local.get $a) (i32.const 19))
+        (i32.store offset=16 (local.get $a) (i32.const 0))
+        (i32.store offset=20 (local.get $a) (i32.const 0))
+        (i32.store8 offset=24 (local.get $a) (i32.const 0))
+        (i32.store8 offset=44 (local.get $a) (local.get $body))
+        (i32.store offset=48 (local.get $a) (i32.const 0x100000))
+        (i32.store offset=52 (local.get $a) (i32.const 0x400000))
+        (i32.store8 offset=56 (local.get $a) (i32.const 0))
+        (local.set $a (i32.add (local.get $a) (i32.const 64)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+    ;; The error's text, the first rejection's reason, or `ok`.
+    (func $graph-result (result i32)
+      (if (result i32) (i32.load8_u (i32.const 0x100))
+        (then (i32.const 0x108))
+        (else (if (result i32) (i32.load offset=12 (i32.const 0x100))
+          (then (i32.add (i32.load offset=8 (i32.const 0x100)) (i32.const 12)))
+          (else (i32.const 0x200))))))
+
+    (func $http-result (result i32)
+      (if (result i32) (i32.load8_u (i32.const 0x100))
+        (then (i32.const 0x110))
+        (else (i32.const 0x200))))
+
+    (func (export "run") (param $case i32) (result i32)
+      (memory.fill (i32.const 0x100000) (i32.const 0x78) (i32.const 0x400000))
+      (block $b9 (block $b8 (block $b7 (block $b6 (block $b5 (block $b4 (block $b3 (block $b2 (block $b1 (block $b0
+        (br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 $b8 $b9 (local.get $case)))
+        ;; 0: 200,000 items, all BIG: 800 GB if copied.
+        (call $alias (i32.const 0x500000) (i32.const 200000) (i32.const 8) (i32.const 0x100000) (i32.const 0x400000))
+        (call $emit-entities (i32.const 0x500000) (i32.const 200000) (i32.const 0x100))
+        (return (call $graph-result)))
+        ;; 1: 1,000 items, all BIG: 4 GB, under the count cap.
+        (call $alias (i32.const 0x500000) (i32.const 1000) (i32.const 8) (i32.const 0x100000) (i32.const 0x400000))
+        (call $emit-relationships (i32.const 0x500000) (i32.const 1000) (i32.const 0x100))
+        (return (call $graph-result)))
+        ;; 2: one item, `x`: passed through, and rejected as JSON.
+        (call $alias (i32.const 0x500000) (i32.const 1) (i32.const 8) (i32.const 0x100000) (i32.const 1))
+        (call $emit-entities (i32.const 0x500000) (i32.const 1) (i32.const 0x100))
+        (return (call $graph-result)))
+        ;; 3: a line with 100,000 fields.
+        (call $pairs (i32.const 100000) (i32.const 0x400000))
+        (call $log (i32.const 2) (i32.const 0x100000) (i32.const 1) (i32.const 0x500000) (i32.const 100000))
+        (return (i32.const 0x220)))
+        ;; 4: a line with 64 fields, all BIG: 512 MiB.
+        (call $pairs (i32.const 64) (i32.const 0x400000))
+        (call $log (i32.const 2) (i32.const 0x100000) (i32.const 1) (i32.const 0x500000) (i32.const 64))
+        (return (i32.const 0x220)))
+        ;; 5: a line with one field `x=x`: kept.
+        (call $pairs (i32.const 1) (i32.const 1))
+        (call $log (i32.const 3) (i32.const 0x100000) (i32.const 1) (i32.const 0x500000) (i32.const 1))
+        (return (i32.const 0x220)))
+        ;; 6: a fetch with 100,000 headers, all BIG.
+        (call $pairs (i32.const 100000) (i32.const 0x400000))
+        (call $fetch (i32.const 0x300) (i32.const 3) (i32.const 0x310) (i32.const 19)
+          (i32.const 0x500000) (i32.const 100000)
+          (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+          (i32.const 0) (i32.const 0) (i32.const 0)
+          (i32.const 0) (i32.const 0)
+          (i32.const 0x100))
+        (return (call $http-result)))
+        ;; 7: a batch of 1,000 requests, each with BIG as its body: 4 GB.
+        (call $requests (i32.const 1000) (i32.const 1))
+        (call $fetch-batch (i32.const 0x500000) (i32.const 1000) (i32.const 0x100))
+        (return (i32.add (i32.load (i32.const 0x100)) (i32.const 16))))
+        ;; 8: a batch of 2,000 requests.
+        (call $requests (i32.const 2000) (i32.const 0))
+        (call $fetch-batch (i32.const 0x500000) (i32.const 2000) (i32.const 0x100))
+        (return (i32.add (i32.load (i32.const 0x100)) (i32.const 16))))
+      ;; 9: a batch of 20,000 requests.
+      (call $requests (i32.const 20000) (i32.const 0))
+      (call $fetch-batch (i32.const 0x500000) (i32.const 20000) (i32.const 0x100))
+      (i32.add (i32.load (i32.const 0x100)) (i32.const 16)))
+  )
+  (core instance $main (instantiate $main
+    (with "libc" (instance $libc))
+    (with "host" (instance
+      (export "emit-entities" (func $emit-entities-l))
+      (export "emit-relationships" (func $emit-relationships-l))
+      (export "log" (func $log-l))
+      (export "fetch" (func $fetch-l))
+      (export "fetch-batch" (func $fetch-batch-l))))))
+  (func $run (param "case" u32) (result string)
+    (canon lift (core func $main "run") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (export "run" (func $run))
+)
+"#;
+
+    /// Exports functions typed like `manifest` and `disabled-steps`, each returning one
+    /// hostile (or one fine) result.
+    const EXPORTER: &str = r#"
+(component
+  (core module $m
+    (memory (export "memory") 200)
+    ;; RET 0x100; MANIFEST 0x400; 0x300 "ab"; BIG 0x100000 (4 MiB of `x`);
+    ;; DEPS 0x480000; LIST 0x500000.
+    (data (i32.const 0x300) "ab")
+
+    (func $alias (param $base i32) (param $n i32) (param $stride i32) (param $ptr i32) (param $len i32)
+      (local $i i32)
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+        (i32.store (local.get $base) (local.get $ptr))
+        (i32.store offset=4 (local.get $base) (local.get $len))
+        (local.set $base (i32.add (local.get $base) (local.get $stride)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next))))
+
+    (func $list (param $ptr i32) (param $len i32) (result i32)
+      (i32.store (i32.const 0x100) (local.get $ptr))
+      (i32.store offset=4 (i32.const 0x100) (local.get $len))
+      (i32.const 0x100))
+
+    ;; A manifest whose four texts are `a`, with `steps` steps at LIST.
+    (func $manifest (param $steps i32) (result i32)
+      (call $alias (i32.const 0x400) (i32.const 4) (i32.const 8) (i32.const 0x300) (i32.const 1))
+      (i32.store offset=40 (i32.const 0x400) (i32.const 0x500000))
+      (i32.store offset=44 (i32.const 0x400) (local.get $steps))
+      (i32.const 0x400))
+
+    (func (export "disabled-many") (result i32)
+      (call $alias (i32.const 0x500000) (i32.const 100000) (i32.const 8) (i32.const 0x300) (i32.const 1))
+      (call $list (i32.const 0x500000) (i32.const 100000)))
+
+    (func (export "disabled-alias") (result i32)
+      (memory.fill (i32.const 0x100000) (i32.const 0x78) (i32.const 0x400000))
+      (call $alias (i32.const 0x500000) (i32.const 256) (i32.const 8) (i32.const 0x100000) (i32.const 0x400000))
+      (call $list (i32.const 0x500000) (i32.const 256)))
+
+    (func (export "disabled-ok") (result i32)
+      (call $alias (i32.const 0x500000) (i32.const 1) (i32.const 8) (i32.const 0x300) (i32.const 1))
+      (call $alias (i32.const 0x500008) (i32.const 1) (i32.const 8) (i32.const 0x301) (i32.const 1))
+      (call $list (i32.const 0x500000) (i32.const 2)))
+
+    ;; 100,000 steps (empty).
+    (func (export "manifest-chain") (result i32)
+      (call $manifest (i32.const 100000)))
+
+    ;; 256 steps, each depending on the same 64 ids of 64 KiB: 1 GiB if copied.
+    (func (export "manifest-alias") (result i32)
+      (local $a i32) (local $i i32)
+      (memory.fill (i32.const 0x100000) (i32.const 0x78) (i32.const 0x400000))
+      (call $alias (i32.const 0x480000) (i32.const 64) (i32.const 8) (i32.const 0x100000) (i32.const 0x10000))
+      (local.set $a (i32.const 0x500000))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (i32.const 256)))
+        (i32.store offset=32 (local.get $a) (i32.const 0x480000))
+        (i32.store offset=36 (local.get $a) (i32.const 64))
+        (local.set $a (i32.add (local.get $a) (i32.const 40)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+      (call $manifest (i32.const 256)))
+
+    ;; One step `a` (named `a`) depending on `b`; one secret config field `a`.
+    (func (export "manifest-ok") (result i32)
+      (call $alias (i32.const 0x500000) (i32.const 2) (i32.const 8) (i32.const 0x300) (i32.const 1))
+      (i32.store offset=32 (i32.const 0x500000) (i32.const 0x480000))
+      (i32.store offset=36 (i32.const 0x500000) (i32.const 1))
+      (call $alias (i32.const 0x480000) (i32.const 1) (i32.const 8) (i32.const 0x301) (i32.const 1))
+      (call $alias (i32.const 0x490000) (i32.const 1) (i32.const 8) (i32.const 0x300) (i32.const 1))
+      (i32.store8 offset=8 (i32.const 0x490000) (i32.const 1))
+      (call $alias (i32.const 0x49000c) (i32.const 1) (i32.const 8) (i32.const 0x301) (i32.const 1))
+      (i32.store offset=32 (i32.const 0x400) (i32.const 0x490000))
+      (i32.store offset=36 (i32.const 0x400) (i32.const 1))
+      (call $manifest (i32.const 1)))
+  )
+  (core instance $i (instantiate $m))
+
+  (type $cf-def (record (field "name" string) (field "secret" bool) (field "optional" bool)
+    (field "description" string) (field "default-value" (option string))))
+  (export $cf "config-field" (type $cf-def))
+  (type $et-def (record (field "resource-name" string) (field "type-name" string) (field "class-name" string)))
+  (export $et "entity-type" (type $et-def))
+  (type $rt-def (record (field "type-name" string) (field "class-name" string)
+    (field "source-type" string) (field "target-type" string) (field "mapped" bool)))
+  (export $rt "relationship-type" (type $rt-def))
+  (type $step-def (record (field "id" string) (field "name" string) (field "entities" (list $et))
+    (field "relationships" (list $rt)) (field "depends-on" (list string))))
+  (export $step "step" (type $step-def))
+  (type $pm-def (record (field "id" string) (field "version" string) (field "name" string)
+    (field "description" string) (field "config-fields" (list $cf)) (field "steps" (list $step))
+    (field "capabilities" string)))
+  (export $pm "plugin-manifest" (type $pm-def))
+
+  (func $disabled-many (result (list string)) (canon lift (core func $i "disabled-many") (memory (core memory $i "memory"))))
+  (func $disabled-alias (result (list string)) (canon lift (core func $i "disabled-alias") (memory (core memory $i "memory"))))
+  (func $disabled-ok (result (list string)) (canon lift (core func $i "disabled-ok") (memory (core memory $i "memory"))))
+  (func $manifest-chain (result $pm) (canon lift (core func $i "manifest-chain") (memory (core memory $i "memory"))))
+  (func $manifest-alias (result $pm) (canon lift (core func $i "manifest-alias") (memory (core memory $i "memory"))))
+  (func $manifest-ok (result $pm) (canon lift (core func $i "manifest-ok") (memory (core memory $i "memory"))))
+  (export "disabled-many" (func $disabled-many))
+  (export "disabled-alias" (func $disabled-alias))
+  (export "disabled-ok" (func $disabled-ok))
+  (export "manifest-chain" (func $manifest-chain))
+  (export "manifest-alias" (func $manifest-alias))
+  (export "manifest-ok" (func $manifest-ok))
+)
+"#;
+
+    fn engine() -> Engine {
+        let mut config = Config::new();
+        config.wasm_component_model(true).concurrency_support(false);
+        Engine::new(&config).unwrap()
+    }
+
+    fn run_context() -> Arc<RunContext> {
+        let nothing = Policy {
+            source: "lift test".into(),
+            statements: Vec::new(),
+            limits: Default::default(),
+        };
+        let mut grant = Grant::new(nothing, None);
+        grant.limits.memory_mib = MEMORY_MIB;
+        let secrets = Secrets::default();
+        Arc::new(RunContext {
+            instance_id: "unit".into(),
+            instance_name: "unit".into(),
+            http: HttpCapability::new(&grant.limits, StaticHosts::default()),
+            deadline: Instant::now() + Duration::from_secs(60),
+            grant,
+            redactor: secrets.redactor(),
+            secrets,
+            config: BTreeMap::new(),
+            secret_fields: BTreeSet::new(),
+            mapped_types: BTreeSet::new(),
+            declared_types: BTreeSet::new(),
+            operator_hosts: BTreeSet::new(),
+            graph: Default::default(),
+            log: LogSink::default(),
+            stats: RunStats::default(),
+        })
+    }
+
+    /// A fresh instance of `wat` linked against the host's linker.
+    async fn instance(wat: &str) -> (Store<StepCtx>, Instance, Arc<RunContext>) {
+        let engine = engine();
+        let linker = crate::plugin::build_linker(&engine).unwrap();
+        let component = Component::new(&engine, wat).unwrap();
+        let run = run_context();
+        let mut store = Store::new(&engine, StepCtx::new(run.clone(), "attack"));
+        let instance = linker
+            .instantiate_async(&mut store, &component)
+            .await
+            .unwrap();
+        (store, instance, run)
+    }
+
+    /// Runs attack `case` of [`IMPORTER`] in a fresh instance.
+    async fn attack(case: u32) -> (wasmtime::Result<String>, Arc<RunContext>) {
+        let (mut store, instance, run) = instance(IMPORTER).await;
+        let f = instance
+            .get_typed_func::<(u32,), (String,)>(&mut store, "run")
+            .unwrap();
+        let out = f.call_async(&mut store, (case,)).await.map(|(s,)| s);
+        (out, run)
+    }
+
+    fn limit_rules(run: &RunContext) -> Vec<String> {
+        let hits = run.stats.limit_hits.lock().unwrap();
+        hits.iter()
+            .map(|e| format!("{}: {}", e.resource, e.rule))
+            .collect()
+    }
+
+    fn bytes_rule(call: &str) -> String {
+        format!(
+            "{call}: the call carries more than {CAP} bytes; at most memoryMiB ({MEMORY_MIB} MiB) are allowed per call"
+        )
+    }
+
+    #[tokio::test]
+    async fn an_aliased_emit_is_refused_by_count_before_copying() {
+        let (out, run) = attack(0).await;
+        let rule = "emit-entities: 200000 items in one call; at most 100000 are allowed";
+        assert_eq!(out.unwrap(), rule);
+        assert_eq!(limit_rules(&run), [format!("emit-entities: {rule}")]);
+        assert!(run.graph.lock().unwrap().entities.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_aliased_emit_is_refused_by_bytes_before_copying() {
+        let (out, run) = attack(1).await;
+        assert_eq!(out.unwrap(), bytes_rule("emit-relationships"));
+        assert_eq!(limit_rules(&run).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_emit_within_the_caps_reaches_the_graph() {
+        let (out, run) = attack(2).await;
+        let reason = out.unwrap();
+        assert!(
+            !reason.is_empty() && !reason.contains("at most"),
+            "{reason}"
+        );
+        assert_eq!(run.stats.rejections.lock().unwrap().len(), 1);
+        assert!(limit_rules(&run).is_empty());
+    }
+
+    #[tokio::test]
+    async fn aliased_log_lines_are_dropped_and_counted() {
+        for (case, rule) in [
+            (
+                3,
+                "log: 100000 fields in one line; at most 64 are allowed".to_string(),
+            ),
+            (4, bytes_rule("log")),
+        ] {
+            let (out, run) = attack(case).await;
+            assert_eq!(out.unwrap(), "logged");
+            assert_eq!(run.log.dropped(), 1, "case {case}");
+            assert!(run.log.records().is_empty(), "case {case}");
+            assert_eq!(limit_rules(&run), [format!("log: {rule}")]);
+        }
+        let (out, run) = attack(5).await;
+        assert_eq!(out.unwrap(), "logged");
+        let records = run.log.records();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].message, "x");
+        assert_eq!(records[0].fields, [("x".to_string(), "x".to_string())]);
+        assert_eq!(run.log.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn aliased_requests_are_invalid_before_anything_is_sent() {
+        let cases = [
+            (
+                6,
+                "fetch: 100000 headers in one request; at most 256 are allowed".to_string(),
+            ),
+            (7, bytes_rule("fetch-batch")),
+            (
+                8,
+                "fetch-batch: 2000 requests in one batch; at most 1000 are allowed".to_string(),
+            ),
+        ];
+        for (case, rule) in cases {
+            let (out, run) = attack(case).await;
+            assert_eq!(out.unwrap(), rule, "case {case}");
+            assert_eq!(
+                run.stats
+                    .requests
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                0
+            );
+            assert_eq!(limit_rules(&run).len(), 1, "case {case}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_too_large_to_answer_traps() {
+        let (out, _run) = attack(9).await;
+        let err = format!("{:#}", out.unwrap_err());
+        assert!(
+            err.contains("fetch-batch: 20000 requests in one batch; at most 1000 are allowed"),
+            "{err}"
+        );
+    }
+
+    /// Export `name` of [`EXPORTER`] in a fresh instance.
+    async fn export(name: &str) -> (Store<StepCtx>, Func, Arc<RunContext>) {
+        let (mut store, instance, run) = instance(EXPORTER).await;
+        let func = instance.get_func(&mut store, name).unwrap();
+        (store, func, run)
+    }
+
+    #[tokio::test]
+    async fn a_manifest_over_its_caps_is_refused_before_copying() {
+        let (mut store, f, _) = export("manifest-chain").await;
+        let out = manifest_of(f, &mut store).await.unwrap();
+        assert_eq!(
+            out.unwrap_err(),
+            "invalid manifest: steps: 100000 steps: at most 256 are allowed"
+        );
+        let (mut store, f, _) = export("manifest-alias").await;
+        let out = manifest_of(f, &mut store).await.unwrap();
+        assert_eq!(
+            out.unwrap_err(),
+            "invalid manifest: $: more than 2097152 bytes to copy from guest memory; a manifest holds at most 1048576 bytes of text"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_manifest_within_its_caps_is_lifted_whole() {
+        let (mut store, f, _) = export("manifest-ok").await;
+        let m = manifest_of(f, &mut store).await.unwrap().unwrap();
+        let texts = [&m.id, &m.version, &m.name, &m.description];
+        assert!(texts.iter().all(|t| t.as_str() == "a"), "{texts:?}");
+        assert_eq!(m.steps.len(), 1);
+        assert_eq!(
+            (m.steps[0].id.as_str(), m.steps[0].name.as_str()),
+            ("a", "a")
+        );
+        assert_eq!(m.steps[0].depends_on, ["b"]);
+        assert_eq!(m.config_fields.len(), 1);
+        let field = &m.config_fields[0];
+        assert_eq!(
+            (field.name.as_str(), field.description.as_str()),
+            ("a", "b")
+        );
+        assert!(field.secret && !field.optional && field.default_value.is_none());
+        assert_eq!(m.capabilities, "");
+        assert_eq!(store.hostcall_fuel(), 128 << 20, "the fuel is restored");
+    }
+
+    #[tokio::test]
+    async fn disabled_steps_over_their_caps_are_refused_and_recorded() {
+        let cases = [
+            (
+                "disabled-many",
+                "disabled-steps: 100000 steps: at most 256 are allowed".to_string(),
+            ),
+            (
+                "disabled-alias",
+                format!(
+                    "disabled-steps: more than {CAP} bytes to copy from guest memory; at most memoryMiB ({MEMORY_MIB} MiB) are allowed per call"
+                ),
+            ),
+        ];
+        for (name, rule) in cases {
+            let (mut store, f, run) = export(name).await;
+            let out = disabled_steps_of(f, &mut store).await.unwrap();
+            assert_eq!(out.unwrap_err(), rule);
+            assert_eq!(limit_rules(&run), [format!("disabled-steps: {rule}")]);
+        }
+        let (mut store, f, run) = export("disabled-ok").await;
+        let out = disabled_steps_of(f, &mut store).await.unwrap();
+        assert_eq!(out.unwrap(), ["a", "b"]);
+        assert!(limit_rules(&run).is_empty());
+    }
+}

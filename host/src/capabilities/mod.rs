@@ -43,6 +43,8 @@ pub struct RunContext {
     /// Relationship `_type`s the manifest declares as mapped (the only ones that may
     /// carry a `_mapping` instead of two ends in the run).
     pub mapped_types: BTreeSet<String>,
+    /// Every `_type` the manifest declares (rejections mark these partial by name).
+    pub declared_types: BTreeSet<String>,
     /// `host:port` of URLs the operator wrote in the instance's config (`check_address`).
     pub operator_hosts: BTreeSet<String>,
     pub http: HttpCapability,
@@ -61,6 +63,10 @@ pub struct RunStats {
     pub limit_hits: Mutex<Vec<Event>>,
     pub rejections: Mutex<Vec<Event>>,
     pub warnings: AtomicU64,
+    /// (step, `_type`) of objects the host refused: partial this run. `None` when the
+    /// object had no declared type (garbage, or a type no step declares): then the
+    /// step's own types are partial.
+    pub partial: Mutex<BTreeSet<(String, Option<String>)>>,
 }
 
 /// A denial, limit hit or rejected object: what, and the rule that decided.
@@ -79,6 +85,14 @@ impl RunStats {
         if l.len() < 1000 {
             l.push(event);
         }
+    }
+
+    /// Marks what a refused object of `step` would have carried as partial. Only declared
+    /// types are kept by name, so the set stays as small as the manifest.
+    pub fn mark_partial(&self, step: &str, type_name: Option<String>, declared: &BTreeSet<String>) {
+        let type_name = type_name.filter(|t| declared.contains(t));
+        let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        partial.insert((step.to_string(), type_name));
     }
 
     pub fn count_request(&self) -> u64 {

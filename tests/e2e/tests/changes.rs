@@ -228,6 +228,52 @@ async fn a_failed_step_between_runs_deletes_nothing_of_its_types() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Objects the host refuses (here: a type the operator's policy denies, and the
+/// relationships that lose their end with it) make their types partial: the run still
+/// succeeds, and the change set deletes nothing of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_objects_make_their_types_partial_and_delete_nothing() {
+    const NARROW: &str = r#"{"permissions":[
+        {"effect":"ALLOW","actions":["*"],"resources":["*"]},
+        {"effect":"DENY","actions":["graph:EmitEntity"],"resources":["type:kandji_app"]}],
+        "limits":{"allowPrivateNetworks":true}}"#;
+    let sim = sim(8);
+    let server = sim.start(0).await.unwrap();
+    let dir = daemon::scratch("changes-refused");
+    let delivery = delivery(&dir, Vec::new(), HashMap::new());
+    run_and_deliver(&delivery, &server.origin(), "run-1").await;
+    let before = delivery.state.objects(INSTANCE).unwrap().len();
+
+    let rt = runtime();
+    let inst = kandji_instance(
+        INSTANCE,
+        &format!("{}{API_PREFIX}", server.origin()),
+        ConfigValue::Text(TOKEN.into()),
+    );
+    let report = run_kandji(&rt, &inst, Some(NARROW)).await;
+    assert!(report.succeeded(), "refusals alone do not fail the run");
+    assert!(!report.rejections.is_empty());
+    assert_eq!(
+        report.partial_types(),
+        ["kandji_app", "kandji_device_has_app"]
+    );
+    let summary = corral::output::summary(&report);
+    assert_eq!(
+        summary["metadata"]["partialDatasets"]["types"],
+        json!(["kandji_app", "kandji_device_has_app"])
+    );
+    let console = corral::output::console_summary(&report, None);
+    assert!(
+        console.contains("objects rejected; nothing of kandji_app, kandji_device_has_app is deleted this run (partial)"),
+        "{console}"
+    );
+    let second = delivery.deliver("run-2", &report).await.unwrap().unwrap();
+    let deleted = keys_of(&second.changes, "deleted");
+    assert!(deleted.is_empty(), "{deleted:?}");
+    assert_eq!(delivery.state.objects(INSTANCE).unwrap().len(), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A webhook receiver: keeps every body it is sent.
 #[derive(Default)]
 struct Receiver {

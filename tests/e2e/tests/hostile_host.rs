@@ -505,3 +505,107 @@ async fn busy_guests_do_not_stall_the_runs_beside_them() {
         "Kandji ended only after the spinners were stopped"
     );
 }
+
+/// Lists whose elements all point at one 4 MiB string (or body): terabytes if the host
+/// copied each element. Every call is refused before it is copied, with its specific
+/// limit (`docs/security.md`, "What one run can cost the process"), nothing is sent or
+/// stored, and a Kandji run beside the attacks keeps its exact graph.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_lists_are_refused_before_the_host_copies_them() {
+    // The hostile manifest's memoryMiB: the most one call may carry.
+    let bytes = |call: &str| {
+        format!(
+            "{call}: the call carries more than {} bytes; at most memoryMiB (32 MiB) are allowed per call",
+            32u64 << 20
+        )
+    };
+    let log_count = "log: 200000 fields in one line; at most 64 are allowed".to_string();
+    let cases: [(&str, String, Vec<String>); 5] = [
+        (
+            "alias-emit",
+            "limit: emit-entities: 500000 items in one call; at most 100000 are allowed".into(),
+            vec!["emit-entities: 500000 items in one call; at most 100000 are allowed".into()],
+        ),
+        (
+            "alias-emit-bytes",
+            format!("limit: {}", bytes("emit-relationships")),
+            vec![bytes("emit-relationships")],
+        ),
+        (
+            "alias-log",
+            "logged twice".into(),
+            vec![log_count, bytes("log")],
+        ),
+        (
+            "alias-headers",
+            format!(
+                "invalid: fetch: 200000 headers in one request; at most 256 are allowed / invalid: {}",
+                bytes("fetch-streaming")
+            ),
+            vec![
+                "fetch: 200000 headers in one request; at most 256 are allowed".into(),
+                bytes("fetch-streaming"),
+            ],
+        ),
+        (
+            "alias-batch",
+            format!("1000 results, the first invalid: {}", bytes("fetch-batch")),
+            vec![bytes("fetch-batch")],
+        ),
+    ];
+
+    let kandji = KandjiSim::new(&KandjiConfig {
+        seed: 13,
+        devices: 20,
+        token: KANDJI_TOKEN.into(),
+    });
+    let server = kandji.start(0).await.unwrap();
+    let rt = std::sync::Arc::new(runtime());
+    let hostile = load_component(&rt, components::get("hostile"), "hostile.wasm")
+        .await
+        .unwrap();
+    let attacks = {
+        let (rt, hostile) = (rt.clone(), hostile.clone());
+        let names: Vec<&'static str> = cases.iter().map(|c| c.0).collect();
+        tokio::spawn(async move {
+            let mut reports = Vec::new();
+            for attack in names {
+                let inst = hostile_instance(attack, "http://127.0.0.1:9/", "", SECRET);
+                reports.push(run_plugin(&rt, hostile.clone(), &inst, None).await);
+            }
+            reports
+        })
+    };
+    let url = format!("{}{API_PREFIX}", server.origin());
+    let inst = kandji_instance(
+        "kandji-beside",
+        &url,
+        ConfigValue::Text(KANDJI_TOKEN.into()),
+    );
+    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let reports = attacks
+        .await
+        .expect("an aliasing run does not take the process down");
+
+    for ((attack, answer, rules), report) in cases.iter().zip(&reports) {
+        assert_eq!(&step_error(report), answer, "{attack}");
+        let hits: Vec<&str> = report.limit_hits.iter().map(|e| e.rule.as_str()).collect();
+        assert_eq!(hits, *rules, "{attack}");
+        assert_eq!(report.requests, 0, "{attack}: nothing is sent");
+        assert!(report.graph.entities.is_empty() && report.graph.relationships.is_empty());
+    }
+    // The two refused log lines are dropped and counted, not kept.
+    let log = &reports[2];
+    assert_eq!(log.log_dropped, 2);
+    assert!(
+        !log.log.iter().any(|r| r.origin == "guest"),
+        "{:?}",
+        log.log
+    );
+
+    assert!(kandji_report.succeeded());
+    assert_eq!(
+        keys_by_type(&kandji_report),
+        expected_kandji_keys(&kandji.data())
+    );
+}

@@ -3,7 +3,6 @@
 
 use corral::config::{ConfigValue, JupiterOneConfig};
 use corral::jupiterone::{BATCH_LIMIT, JupiterOne, Kind, read_collected};
-use corral::run::resolve_instance;
 use corral_e2e::*;
 use corral_simulators::SimServer;
 use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
@@ -57,11 +56,21 @@ impl Setup {
         &self,
         key: &str,
     ) -> (corral::run::RunReport, anyhow::Result<corral::sync::Synced>) {
+        self.run_and_sync_under(key, None).await
+    }
+
+    /// [`Setup::run_and_sync`] under an operator policy.
+    async fn run_and_sync_under(
+        &self,
+        key: &str,
+        policy: Option<&str>,
+    ) -> (corral::run::RunReport, anyhow::Result<corral::sync::Synced>) {
         let rt = runtime();
         let url = format!("{}{API_PREFIX}", self.kandji.origin());
         let inst = kandji_instance("kandji-sync", &url, ConfigValue::Text(TOKEN.into()));
         let plugin = rt.plugin("kandji").await.unwrap();
-        let resolved = resolve_instance(&inst, plugin).unwrap();
+        let policy = policy.map(|p| (p.to_string(), "operator.json".to_string()));
+        let resolved = corral::run::resolve_with_policy(&inst, plugin, policy).unwrap();
         corral::sync::run_and_sync(&resolved, rt.hosts.clone(), &self.client(key), INTEGRATION)
             .await
     }
@@ -194,6 +203,31 @@ async fn a_failed_step_is_listed_as_partial_and_its_live_data_survives() {
     }));
     let apps_after = s.live_keys("kandji_app");
     assert_eq!(apps_after, apps_before);
+}
+
+/// Objects the operator's policy refuses make their types partial: JupiterOne deletes
+/// nothing of them, though every step succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_objects_are_partial_and_their_live_data_survives() {
+    const NARROW: &str = r#"{"permissions":[
+        {"effect":"ALLOW","actions":["*"],"resources":["*"]},
+        {"effect":"DENY","actions":["graph:EmitEntity"],"resources":["type:kandji_app"]}],
+        "limits":{"allowPrivateNetworks":true}}"#;
+    let s = setup(12).await;
+    let (_, first) = s.run_and_sync(J1_KEY).await;
+    first.unwrap();
+    let apps_before = s.live_keys("kandji_app");
+    let (report, second) = s.run_and_sync_under(J1_KEY, Some(NARROW)).await;
+    assert!(report.succeeded());
+    let synced = second.unwrap();
+    assert_eq!(
+        synced.partial_types,
+        ["kandji_app", "kandji_device_has_app"]
+    );
+    let job = s.mock.jobs().pop().unwrap();
+    assert_eq!(job.counts["numEntitiesDeleted"], 0);
+    assert_eq!(job.counts["numRelationshipsDeleted"], 0);
+    assert_eq!(s.live_keys("kandji_app"), apps_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use corral_sdk::http::{self, RequestExt};
 use corral_sdk::{ConfigField, Guest, PluginManifest, StepError, config, log};
 use serde_json::json;
 
+mod aliasing;
 mod http_attacks;
 mod manifests;
 
@@ -335,6 +336,7 @@ fn attack_with(attack: &str) -> Result<(), String> {
             "step failed\nkandji-beside (plugin kandji 1.0.0): succeeded in 0.1 s\u{1b}[0m".into()
         }
         other => http_attacks::attack(other, &base, &target)
+            .or_else(|| aliasing::attack(other))
             .unwrap_or_else(|| format!("unknown attack {other}")),
     };
     Err(outcome)
