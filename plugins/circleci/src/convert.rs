@@ -2,7 +2,14 @@
 //! integration graph-circleci v1.2.0; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::props::{plain, text, time_ms as ms};
+use corral_sdk::props::{first_readable, plain, readable, time_ms as ms};
+
+/// A usable text field: not missing, `""`, blank or `null`. Ids and the env-var names
+/// that key their entities must be usable (a key built from an empty one would be shared
+/// by every such record), and names fall back when they are not.
+fn text(v: &Value, field: &str) -> Option<String> {
+    readable(v.get(field))
+}
 use serde_json::{Value, json};
 
 pub const ACCOUNT: &str = "circleci_account";
@@ -20,21 +27,29 @@ pub fn key(type_name: &str, id: &str) -> String {
     format!("{type_name}:{id}")
 }
 
+/// The account, named by the configured login (by the user id if that is blank).
 pub fn account(user_id: &str, login: &str) -> Object {
+    let name = if login.trim().is_empty() {
+        user_id
+    } else {
+        login
+    };
     EntityBuilder::new(key(ACCOUNT, user_id), ACCOUNT, "Account")
         .prop("id", user_id)
-        .prop("name", login)
-        .prop("displayName", login)
+        .prop("name", name)
+        .prop("displayName", name)
         .raw_data(json!({ "login": login, "id": user_id }))
         .build()
 }
 
+/// A collaboration (org), named by its `name`, else its slug, else its id.
 pub fn group(c: &Value) -> Option<Object> {
     let id = text(c, "id")?;
+    let name = first_readable(c, &["name", "slug"]).unwrap_or_else(|| id.clone());
     Some(
         EntityBuilder::new(key(GROUP, &id), GROUP, "Group")
             .prop("id", id)
-            .opt("name", plain(c, "name"))
+            .prop("name", name)
             .opt("slug", plain(c, "slug"))
             .opt("vcstype", plain(c, "vcs_type"))
             .raw_data(c.clone())
@@ -100,12 +115,14 @@ pub fn job(j: &Value) -> Option<Object> {
     Some(e.raw_data(j.clone()).build())
 }
 
+/// A project, named by its `name`, else its slug, else its id.
 pub fn project(p: &Value) -> Option<Object> {
     let id = text(p, "id")?;
+    let name = first_readable(p, &["name", "slug"]).unwrap_or_else(|| id.clone());
     Some(
         EntityBuilder::new(key(PROJECT, &id), PROJECT, "Repository")
             .prop("id", id.clone())
-            .prop("name", text(p, "name").unwrap_or(id))
+            .prop("name", name)
             .opt("organizationName", plain(p, "organization_name"))
             .opt("organizationId", plain(p, "organization_id"))
             .raw_data(p.clone())
@@ -163,13 +180,16 @@ pub fn context_var(v: &Value) -> Option<Object> {
     )
 }
 
+/// The `/me` user, named by its login, else its full name, else its id; `username`
+/// stays the login (or the id).
 pub fn user(me: &Value) -> Option<Object> {
     let id = text(me, "id")?;
     let login = text(me, "login").unwrap_or_else(|| id.clone());
+    let name = first_readable(me, &["login", "name"]).unwrap_or_else(|| id.clone());
     Some(
         EntityBuilder::new(key(USER, &id), USER, "User")
             .prop("id", id.clone())
-            .prop("name", login.clone())
+            .prop("name", name)
             .prop("username", login.clone())
             .prop("active", true)
             .raw_data(json!({ "name": me.get("name"), "login": login, "id": id }))
@@ -258,6 +278,60 @@ mod tests {
             r["_key"],
             "circleci_project:p|uses|circleci_context_environment_variable:V"
         );
+    }
+
+    #[test]
+    fn records_without_a_name_fall_back_to_slug_or_id() {
+        let named = |e: Object| {
+            assert_eq!(e["displayName"], e["name"]);
+            e["name"].as_str().unwrap().to_string()
+        };
+        for blank in [json!(""), json!("  "), Value::Null] {
+            let g = json!({ "id": "g-1", "name": blank, "slug": "gh/org", "vcs_type": "github" });
+            assert_eq!(named(group(&g).unwrap()), "gh/org", "group name {blank}");
+            let g = json!({ "id": "g-1", "name": blank, "slug": blank });
+            assert_eq!(named(group(&g).unwrap()), "g-1");
+            let p = json!({ "id": "pr-1", "name": blank, "slug": "gh/o/r" });
+            assert_eq!(
+                named(project(&p).unwrap()),
+                "gh/o/r",
+                "project name {blank}"
+            );
+            let p = json!({ "id": "pr-1", "name": blank });
+            assert_eq!(named(project(&p).unwrap()), "pr-1");
+            let w = json!({ "id": "w-1", "name": blank, "pipeline_id": "p-1" });
+            assert_eq!(named(workflow(&w).unwrap()), "w-1");
+            let j = json!({ "id": "j-1", "name": blank, "job_number": 3 });
+            assert_eq!(named(job(&j).unwrap()), "j-1");
+            let c = json!({ "id": "c-1", "name": blank });
+            assert_eq!(named(context(&c).unwrap()), "c-1");
+            let u = user(&json!({ "id": "u-1", "login": blank, "name": "The Octocat" })).unwrap();
+            assert_eq!(u["username"], "u-1");
+            assert_eq!(named(u), "The Octocat");
+            let u = user(&json!({ "id": "u-1", "login": blank, "name": blank })).unwrap();
+            assert_eq!(named(u), "u-1");
+            let a = account(
+                "b1b6e8a6-0000-4000-8000-00000000c1c1",
+                blank.as_str().unwrap_or(""),
+            );
+            assert_eq!(named(a), "b1b6e8a6-0000-4000-8000-00000000c1c1");
+        }
+    }
+
+    #[test]
+    fn records_without_an_id_or_variable_name_get_no_shared_key() {
+        let project = project(&json!({ "id": "pr-1", "slug": "gh/o/r", "name": "r" })).unwrap();
+        for blank in [json!(""), json!("  "), Value::Null] {
+            assert!(group(&json!({ "id": blank, "name": "org" })).is_none());
+            assert!(pipeline(&json!({ "id": blank })).is_none());
+            assert!(workflow(&json!({ "id": blank, "name": "w" })).is_none());
+            assert!(job(&json!({ "id": blank, "name": "j" })).is_none());
+            assert!(self::project(&json!({ "id": blank, "name": "r" })).is_none());
+            assert!(context(&json!({ "id": blank, "name": "c" })).is_none());
+            assert!(user(&json!({ "id": blank, "login": "o" })).is_none());
+            assert!(project_var(&json!({ "name": blank }), &project).is_none());
+            assert!(context_var(&json!({ "variable": blank })).is_none());
+        }
     }
 
     /// The recorded samples, when `../shared` is beside the project.

@@ -390,6 +390,17 @@ fn fetch_contexts() -> Result<()> {
         }
     }
     warn_missing("contexts", &missing);
+    // A context without a usable id has no key; leaving it out here also keeps the
+    // restrictions and variables below aligned with their contexts.
+    let (contexts, idless): (Vec<Value>, Vec<Value>) = contexts
+        .into_iter()
+        .partition(|c| convert::context(c).is_some());
+    if !idless.is_empty() {
+        log::warn(
+            "skipping contexts without an id",
+            &[("count", &idless.len().to_string())],
+        );
+    }
     let ids: Vec<String> = contexts
         .iter()
         .filter_map(|c| c.get("id").and_then(Value::as_str).map(String::from))

@@ -5,7 +5,7 @@
 //! where this port deviates.
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::props::allowed as scalar;
+use corral_sdk::props::{allowed as scalar, first_readable, readable};
 use corral_sdk::time::parse_epoch_ms;
 use serde_json::{Value, json};
 
@@ -25,13 +25,17 @@ pub fn account_entity() -> Object {
         .build()
 }
 
+/// The name a person can recognise a device by: its `device_name`, else its serial
+/// number, else its device id (real tenants have devices named `""`; the host would
+/// reject a device without a name, and its relationships with it).
+pub fn device_name(d: &Value, id: &str) -> String {
+    first_readable(d, &["device_name", "serial_number"]).unwrap_or_else(|| id.to_string())
+}
+
 /// A device from its list item `d` and its details `x` (absent when not fetched).
 pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
-    let id = d
-        .get("device_id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or("device without a device_id")?;
+    let id = readable(d.get("device_id")).ok_or("device without a device_id")?;
+    let id = id.as_str();
     let platform = str_of(d, "platform");
     let user = d.get("user").filter(|u| u.is_object());
     let user_field = |f: &str| user.and_then(|u| u.get(f)).cloned().unwrap_or(Value::Null);
@@ -39,7 +43,7 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
     let mut e = EntityBuilder::new(id, DEVICE_TYPE, "Device")
         .prop("id", id)
         .prop("deviceId", id)
-        .opt("name", scalar(d.get("device_name")))
+        .prop("name", device_name(d, id))
         .prop("make", "Apple Inc.")
         .opt("model", scalar(d.get("model")))
         .opt("serial", scalar(d.get("serial_number")))
@@ -234,21 +238,36 @@ pub fn account_device_relationship(device_key: &str) -> Object {
     .build()
 }
 
+/// The app's bundle id, unless it is empty, blank, `"No value"` or missing.
+fn bundle_id(app: &Value) -> Option<String> {
+    readable(app.get("bundle_id")).filter(|b| b != "No value")
+}
+
 /// The app's key id: its bundle id, or its `app_id` when the bundle id is empty,
-/// `"No value"` or missing.
+/// `"No value"` or missing. `None` when it has neither (no key to give it that could
+/// not collide with another app's).
+pub fn app_key_id(app: &Value) -> Option<String> {
+    bundle_id(app).or_else(|| readable(app.get("app_id")))
+}
+
 pub fn app_key(app: &Value) -> Option<String> {
-    let id = match str_of(app, "bundle_id") {
-        Some(b) if !b.is_empty() && b != "No value" => b,
-        _ => str_of(app, "app_id").filter(|s| !s.is_empty())?,
-    };
-    Some(format!("kandji_app:{id}"))
+    Some(format!("kandji_app:{}", app_key_id(app)?))
+}
+
+/// The app's name: `app_name`, else its process name, else its bundle id, else its
+/// path, else its key id.
+pub fn app_name(app: &Value) -> Option<String> {
+    first_readable(app, &["app_name", "process"])
+        .or_else(|| bundle_id(app))
+        .or_else(|| readable(app.get("path")))
+        .or_else(|| app_key_id(app))
 }
 
 pub fn app_entity(app: &Value) -> Option<Object> {
     let key = app_key(app)?;
     Some(
         EntityBuilder::new(key, APP_TYPE, "Application")
-            .opt("name", scalar(app.get("app_name")))
+            .opt("name", app_name(app))
             .opt("bundleId", scalar(app.get("bundle_id")))
             .opt("appStoreVendable", scalar(app.get("app_store_vendable")))
             .opt("deviceBasedVpp", scalar(app.get("device_based_vpp")))
@@ -260,10 +279,12 @@ pub fn app_entity(app: &Value) -> Option<Object> {
 }
 
 /// Device HAS app, keyed by the per-device `app_id` (not the app entity's key), so two
-/// versions of one bundle on a device are two edges to one app.
+/// versions of one bundle on a device are two edges to one app. An install without an
+/// `app_id` is keyed by its app's key id instead (`<device>|has|kandji_app:<bundle>`,
+/// the default direct key), never by an empty id that every such install would share.
 pub fn device_app_relationship(device_id: &str, app: &Value) -> Option<Object> {
     let to_key = app_key(app)?;
-    let app_id = str_of(app, "app_id")?;
+    let edge_id = readable(app.get("app_id")).or_else(|| app_key_id(app))?;
     Some(
         RelationshipBuilder::direct(
             "HAS",
@@ -276,8 +297,8 @@ pub fn device_app_relationship(device_id: &str, app: &Value) -> Option<Object> {
                 entity_type: APP_TYPE,
             },
         )
-        .key(format!("{device_id}|has|kandji_app:{app_id}"))
-        .prop("id", app_id)
+        .key(format!("{device_id}|has|kandji_app:{edge_id}"))
+        .opt("id", scalar(app.get("app_id")))
         .opt("signature", scalar(app.get("signature")))
         .opt("bundleSize", scalar(app.get("bundle_size")))
         .opt("path", scalar(app.get("path")))
@@ -288,14 +309,21 @@ pub fn device_app_relationship(device_id: &str, app: &Value) -> Option<Object> {
     )
 }
 
-/// The user a stored device entity names in `user.*`, if any.
+/// The user a stored device entity names in `user.*`, if any: a numeric id or a
+/// non-blank text one (an empty id would give every such user one shared key).
 pub fn user_entity(device: &Object) -> Option<Object> {
-    let id = device.get("user.id").filter(|v| !v.is_null())?;
+    let id = device.get("user.id")?;
     let id_text = match id {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if !s.trim().is_empty() => s.clone(),
+        _ => return None,
     };
     let field = |f: &str| device.get(f).cloned().unwrap_or(Value::Null);
+    // Named by `user.name`, else the email, else the id: the host rejects a user with a
+    // null name, and with it the device's edge to that user.
+    let name = readable(device.get("user.name"))
+        .or_else(|| readable(device.get("user.email")))
+        .unwrap_or_else(|| id_text.clone());
     let raw = json!({
         "id": id, "name": field("user.name"), "email": field("user.email"),
         "is_archived": field("user.isArchived"),
@@ -303,7 +331,7 @@ pub fn user_entity(device: &Object) -> Option<Object> {
     Some(
         EntityBuilder::new(format!("kandji_user:{id_text}"), USER_TYPE, "User")
             .prop("id", format!("kandji_user:{id_text}"))
-            .prop("name", field("user.name"))
+            .prop("name", name)
             .prop("email", field("user.email"))
             .prop("isArchived", field("user.isArchived"))
             .prop("username", field("user.email"))
@@ -506,6 +534,123 @@ mod tests {
         let r = device_user_relationship("dev-000001", "kandji_user:7");
         assert_eq!(r["_key"], "dev-000001|has|kandji_user:7");
         assert_eq!(r["_type"], "kandji_device_has_user");
+    }
+
+    #[test]
+    fn a_device_without_a_name_is_named_by_serial_then_id() {
+        let id = "4a7d3c2e-0000-4000-8000-000000000001";
+        for blank in [json!(""), json!("   "), json!("\t\n"), Value::Null] {
+            let mut d = list_item(json!(""));
+            d["device_name"] = blank.clone();
+            let e = device_entity(&d, &details()).unwrap();
+            assert_eq!(
+                (e["name"].as_str(), e["displayName"].as_str()),
+                (Some("C02XK1JHJG5H"), Some("C02XK1JHJG5H")),
+                "device_name {blank}"
+            );
+            assert_eq!(e["_key"], id, "the key stays the device id");
+            for serial in [json!(""), json!(" "), Value::Null] {
+                d["serial_number"] = serial.clone();
+                let e = device_entity(&d, &details()).unwrap();
+                assert_eq!(
+                    (e["name"].as_str(), e["displayName"].as_str()),
+                    (Some(id), Some(id)),
+                    "device_name {blank}, serial {serial}"
+                );
+                assert_eq!(e["serialNumber"], serial, "the raw serial is kept");
+            }
+        }
+        let mut d = list_item(json!(""));
+        d.as_object_mut().unwrap().remove("device_name");
+        d.as_object_mut().unwrap().remove("serial_number");
+        let e = device_entity(&d, &json!({})).unwrap();
+        assert_eq!(e["name"], id, "absent fields fall back too");
+        assert!(!e.contains_key("serialNumber"));
+        // The device keeps its edges: they use its key, whatever its name.
+        let r = account_device_relationship(e["_key"].as_str().unwrap());
+        assert_eq!(r["_toEntityKey"], id);
+    }
+
+    #[test]
+    fn a_device_without_an_id_is_an_error_not_a_shared_key() {
+        for blank in [json!(""), json!("  "), Value::Null] {
+            let mut d = list_item(json!(""));
+            d["device_id"] = blank;
+            assert!(device_entity(&d, &json!({})).is_err());
+        }
+    }
+
+    #[test]
+    fn an_app_without_a_name_falls_back_to_process_bundle_path_then_id() {
+        let base = json!({ "app_id": "7", "app_name": "", "process": "Helper", "bundle_id": "com.x.helper",
+            "path": "/Applications/Helper.app", "creation_date": "2023-01-01T00:00:00Z" });
+        let name = |edit: &dyn Fn(&mut Value)| {
+            let mut app = base.clone();
+            edit(&mut app);
+            let e = app_entity(&app).unwrap();
+            assert_eq!(e["displayName"], e["name"]);
+            e["name"].as_str().unwrap().to_string()
+        };
+        assert_eq!(name(&|_| {}), "Helper");
+        assert_eq!(name(&|a| a["app_name"] = json!("Real Name")), "Real Name");
+        assert_eq!(name(&|a| a["process"] = json!(" ")), "com.x.helper");
+        assert_eq!(
+            name(&|a| {
+                a["process"] = Value::Null;
+                a["bundle_id"] = json!("No value");
+            }),
+            "/Applications/Helper.app"
+        );
+        assert_eq!(
+            name(&|a| {
+                a["process"] = json!("");
+                a["bundle_id"] = json!("");
+                a["path"] = json!("");
+            }),
+            "7"
+        );
+        let e = app_entity(&base).unwrap();
+        assert_eq!(
+            e["_key"], "kandji_app:com.x.helper",
+            "the key is the reference's"
+        );
+    }
+
+    #[test]
+    fn an_install_without_an_app_id_keys_its_edge_by_the_bundle() {
+        let app = json!({ "app_id": "", "app_name": "X", "bundle_id": "com.x.app" });
+        let r = device_app_relationship("dev-000001", &app).unwrap();
+        assert_eq!(r["_key"], "dev-000001|has|kandji_app:com.x.app");
+        assert_eq!(r["_toEntityKey"], "kandji_app:com.x.app");
+        assert_eq!(r["id"], "");
+        let neither = json!({ "app_id": " ", "app_name": "X", "bundle_id": "No value" });
+        assert!(app_key(&neither).is_none());
+        assert!(app_entity(&neither).is_none());
+        assert!(device_app_relationship("dev-000001", &neither).is_none());
+    }
+
+    #[test]
+    fn a_user_without_a_name_is_named_by_email_then_id() {
+        let named = |user: Value| {
+            let device = device_entity(&list_item(user), &json!({})).unwrap();
+            user_entity(&device).map(|u| {
+                assert_eq!(u["displayName"], u["name"]);
+                (u["_key"].clone(), u["name"].clone())
+            })
+        };
+        let user = |name: Value, email: Value| json!({ "id": 7, "name": name, "email": email, "is_archived": false });
+        assert_eq!(
+            named(user(Value::Null, json!("ada@x.io"))),
+            Some((json!("kandji_user:7"), json!("ada@x.io")))
+        );
+        assert_eq!(
+            named(user(json!(" "), json!(""))),
+            Some((json!("kandji_user:7"), json!("7")))
+        );
+        for id in [json!(""), json!("  "), json!({ "x": 1 })] {
+            let u = json!({ "id": id, "name": "Ada", "email": "ada@x.io", "is_archived": false });
+            assert_eq!(named(u), None, "no shared `kandji_user:` key");
+        }
     }
 
     #[test]

@@ -79,10 +79,17 @@ fn fetch_devices() -> Result<()> {
             }
         },
         |page| {
-            // Offset paging over a changing list can repeat a device.
+            // Offset paging over a changing list can repeat a device. A device without an
+            // id has no key that could not collide with another's: a warning, no request.
             let fresh: Vec<Value> = page
                 .into_iter()
-                .filter(|d| seen.insert(device_id(d).unwrap_or_default().to_string()))
+                .filter(|d| match device_id(d) {
+                    Some(id) => seen.insert(id.to_string()),
+                    None => {
+                        log::warn("skipping device without a device_id", &[]);
+                        false
+                    }
+                })
                 .collect();
             emit_devices(&base, &fresh, has_account, &mut out)
         },
@@ -146,8 +153,11 @@ fn ok_json(r: Response) -> Result<Value> {
     r.error_for_status()?.json()
 }
 
+/// The device's id, unless it is missing, empty or blank.
 fn device_id(d: &Value) -> Option<&str> {
-    d.get("device_id").and_then(Value::as_str)
+    d.get("device_id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.trim().is_empty())
 }
 
 /// Every stored device's id, in emission order.

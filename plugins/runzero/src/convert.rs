@@ -2,7 +2,7 @@
 //! integration graph-rumble v2.2.0; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::props::{plain, without};
+use corral_sdk::props::{plain, readable, without};
 use serde_json::{Value, json};
 
 pub const ACCOUNT_TYPE: &str = "rumble_account";
@@ -38,14 +38,27 @@ fn secs(v: &Value, f: &str) -> Option<i64> {
         .map(|t| t * 1000)
 }
 
+/// The record's id, unless missing, `""` or blank: a key built from it would be shared.
 fn id_of(v: &Value) -> Option<String> {
-    v.get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
+    readable(v.get("id"))
 }
 
-pub fn account_entity(key: &str, name: &str) -> Object {
+/// The first usable string of a list field (`names`, `addresses`, `macs`).
+fn first_of(v: &Value, field: &str) -> Option<String> {
+    v.get(field)?
+        .as_array()?
+        .iter()
+        .find_map(|x| readable(Some(x)))
+}
+
+/// The account, named by the instance name (or, when that is blank, `fallback`: the
+/// instance id).
+pub fn account_entity(key: &str, name: &str, fallback: &str) -> Object {
+    let name = if name.trim().is_empty() {
+        fallback
+    } else {
+        name
+    };
     EntityBuilder::new(key, ACCOUNT_TYPE, "Account")
         .prop("id", key)
         .prop("name", name)
@@ -102,9 +115,11 @@ fn copy(mut e: EntityBuilder, v: &Value, fields: Fields, times: Fields) -> Entit
 
 pub fn org_entity(o: &Value) -> Option<Object> {
     let id = id_of(o)?;
+    // The data model needs a name; the reference leaves a nameless one undefined.
+    let name = readable(o.get("name")).unwrap_or_else(|| id.clone());
     let e = EntityBuilder::new(id.clone(), ORG_TYPE, "Organization")
         .prop("id", id)
-        .opt("name", s(o, "name"))
+        .prop("name", name)
         .opt("description", s(o, "description"));
     Some(
         copy(e, o, ORG_FIELDS, ORG_TIMES)
@@ -146,7 +161,10 @@ pub fn site_entity(site: &Value) -> Option<Object> {
     let id = id_of(site)?;
     let e = EntityBuilder::new(id.clone(), SITE_TYPE, "Site")
         .prop("id", id.clone())
-        .prop("name", s(site, "name").unwrap_or_else(|| id.into()))
+        .prop(
+            "name",
+            readable(site.get("name")).unwrap_or_else(|| id.clone()),
+        )
         .opt("description", s(site, "description"));
     Some(
         copy(e, site, SITE_FIELDS, SITE_TIMES)
@@ -177,12 +195,12 @@ const USER_TIMES: Fields = &[
 
 pub fn user_entity(u: &Value) -> Option<Object> {
     let id = id_of(u)?;
-    let part = |f: &str| u.get(f).and_then(Value::as_str).filter(|x| !x.is_empty());
+    let part = |f: &str| readable(u.get(f));
     let name = match (part("first_name"), part("last_name")) {
         (Some(f), Some(l)) => format!("{f} {l}"),
-        (Some(one), None) | (None, Some(one)) => one.to_string(),
+        (Some(one), None) | (None, Some(one)) => one,
         // The data model needs a name; the reference leaves it undefined.
-        (None, None) => part("email").unwrap_or(&id).to_string(),
+        (None, None) => part("email").unwrap_or_else(|| id.clone()),
     };
     let admin = u.get("client_admin") == Some(&json!(true))
         || u.get("org_default_role") == Some(&json!("admin"));
@@ -198,19 +216,19 @@ pub fn user_entity(u: &Value) -> Option<Object> {
     )
 }
 
+/// The asset's name: its first usable `names` entry, else `hw`, else its first address,
+/// else its first MAC, else its id (the reference: `names[0]`, `hw`, id).
+pub fn asset_name(a: &Value, id: &str) -> String {
+    first_of(a, "names")
+        .or_else(|| readable(a.get("hw")))
+        .or_else(|| first_of(a, "addresses"))
+        .or_else(|| first_of(a, "macs"))
+        .unwrap_or_else(|| id.to_string())
+}
+
 pub fn asset_entity(a: &Value) -> Option<Object> {
     let id = id_of(a)?;
-    let first_name = a
-        .get("names")
-        .and_then(Value::as_array)
-        .and_then(|n| n.first())
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty());
-    let hw = a
-        .get("hw")
-        .and_then(Value::as_str)
-        .filter(|h| !h.is_empty());
-    let name = first_name.or(hw).unwrap_or(&id).to_string();
+    let name = asset_name(a, &id);
     let os = a
         .get("os")
         .and_then(Value::as_str)
@@ -285,7 +303,7 @@ fn apply_tags(e: &mut Object, tags: Option<&Value>) {
         if raw.is_empty() || raw == "true" {
             flags.push(Value::from(key.clone()));
         }
-        if key.eq_ignore_ascii_case("name") && !raw.is_empty() {
+        if key.eq_ignore_ascii_case("name") && !raw.trim().is_empty() {
             e.insert("displayName".into(), raw.into());
         }
         if matches!(key.as_str(), "owner" | "classification" | "email") {
@@ -336,7 +354,7 @@ pub fn user_is_person(user: &Object) -> Option<Object> {
     let email = user
         .get("email")?
         .as_str()
-        .filter(|e| !e.is_empty())?
+        .filter(|e| !e.trim().is_empty())?
         .to_lowercase();
     let mut r = Object::new();
     r.insert("_key".into(), format!("{key}|is|person:{email}").into());
@@ -433,6 +451,83 @@ mod tests {
             (Some("user-000001|assigned|org-0000001"), Some("none"))
         );
         assert_eq!(edge["_type"], "rumble_user_assigned_organization");
+    }
+
+    #[test]
+    fn an_asset_without_names_is_named_by_hw_address_mac_then_id() {
+        let id = "asset-0000009";
+        let name = |a: Value| {
+            let e = asset_entity(&a).unwrap();
+            assert_eq!(e["_key"], id);
+            assert_eq!(e["displayName"], e["name"]);
+            e["name"].as_str().unwrap().to_string()
+        };
+        let blanks = [json!([]), json!([""]), json!(["  ", null]), Value::Null];
+        for names in blanks.clone() {
+            let a = json!({ "id": id, "names": names, "hw": "Dell R640", "addresses": ["10.0.0.9"], "macs": ["a0:36:9f:00:00:01"] });
+            assert_eq!(name(a), "Dell R640", "names {names}");
+        }
+        assert_eq!(
+            name(json!({ "id": id, "names": ["", "host-9"], "hw": "Dell" })),
+            "host-9",
+            "the first usable name"
+        );
+        for hw in [json!(""), json!(" "), Value::Null] {
+            let a = json!({ "id": id, "names": [""], "hw": hw, "addresses": ["", "10.0.0.9"], "macs": ["a0:36:9f:00:00:01"] });
+            assert_eq!(name(a), "10.0.0.9", "hw {hw}");
+            let a = json!({ "id": id, "names": [], "hw": hw, "addresses": [], "macs": ["a0:36:9f:00:00:01"] });
+            assert_eq!(name(a), "a0:36:9f:00:00:01");
+            let a = json!({ "id": id, "names": [], "hw": hw, "addresses": [" "], "macs": [] });
+            assert_eq!(name(a), id);
+        }
+        let tagged = json!({ "id": id, "names": [""], "hw": "", "tags": { "name": "  " } });
+        let e = asset_entity(&tagged).unwrap();
+        assert_eq!(e["displayName"], id, "a blank name tag does not override");
+        for blank in [json!(""), json!("  "), Value::Null] {
+            assert!(asset_entity(&json!({ "id": blank, "names": ["h"] })).is_none());
+        }
+    }
+
+    #[test]
+    fn orgs_sites_and_users_without_a_name_fall_back() {
+        for blank in [json!(""), json!(" "), Value::Null] {
+            let o = org_entity(&json!({ "id": "org-0000001", "name": blank })).unwrap();
+            assert_eq!(
+                (o["name"].as_str(), o["displayName"].as_str()),
+                (Some("org-0000001"), Some("org-0000001"))
+            );
+            let s = site_entity(&json!({ "id": "site-000001", "name": blank })).unwrap();
+            assert_eq!(
+                (s["name"].as_str(), s["displayName"].as_str()),
+                (Some("site-000001"), Some("site-000001"))
+            );
+            let u = |first: &Value, last: &Value, email: &Value| {
+                let u = json!({ "id": "user-000001", "first_name": first, "last_name": last, "email": email });
+                let e = user_entity(&u).unwrap();
+                assert_eq!(e["displayName"], e["name"]);
+                e["name"].as_str().unwrap().to_string()
+            };
+            assert_eq!(u(&blank, &json!("Lovelace"), &blank), "Lovelace");
+            assert_eq!(u(&json!("Ada"), &blank, &blank), "Ada");
+            assert_eq!(u(&blank, &blank, &json!("ada@x.io")), "ada@x.io");
+            assert_eq!(u(&blank, &blank, &blank), "user-000001");
+            assert!(org_entity(&json!({ "id": blank, "name": "Org" })).is_none());
+            assert!(site_entity(&json!({ "id": blank, "name": "Site" })).is_none());
+            assert!(user_entity(&json!({ "id": blank, "email": "a@b.c" })).is_none());
+        }
+        let named = org_entity(&json!({ "id": "org-0000001", "name": "Acme" })).unwrap();
+        assert_eq!(named["displayName"], "Acme");
+    }
+
+    #[test]
+    fn an_account_with_a_blank_instance_name_is_named_by_the_instance_id() {
+        let a = account_entity("2b096711-4d28-4417-8635-53f4e0fdd3ef", "", "rz-prod");
+        assert_eq!(
+            (a["name"].as_str(), a["displayName"].as_str()),
+            (Some("rz-prod"), Some("rz-prod"))
+        );
+        let a = account_entity("2b096711-4d28-4417-8635-53f4e0fdd3ef", "runZero", "rz-prod");
+        assert_eq!(a["name"], "runZero");
     }
 
     /// The recorded samples, when `../shared` is beside the project.

@@ -115,29 +115,39 @@ pub fn run(step: &str) -> Result<()> {
     }
 }
 
+/// The first usable `client_id` (the runZero account id) among `items`: one that is
+/// `""` or blank would make a key shorter than the minimum, or shared.
+fn client_id(items: &[Value]) -> Option<String> {
+    items
+        .iter()
+        .find_map(|i| corral_sdk::props::readable(i.get("client_id")))
+}
+
 fn fetch_account() -> Result<()> {
+    let instance = config::instance_id();
+    let fallback = || format!("rumble_account-{instance}");
     let key = match mode()? {
         Mode::AccountKey => {
             let orgs = list(&with_account_key("/account/orgs"))?;
-            orgs.first()
-                .and_then(|o| o.get("client_id"))
-                .and_then(Value::as_str)
-                .map(String::from)
-                .ok_or_else(|| {
-                    Error::Provider("the account has no organizations, so no account id".into())
-                })?
+            if orgs.is_empty() {
+                return Err(Error::Provider(
+                    "the account has no organizations, so no account id".into(),
+                ));
+            }
+            client_id(&orgs).unwrap_or_else(fallback)
         }
         // The reference uses the instance id; the account's own id (which every site
         // carries) keeps one key across both modes and meets the key-length rule.
-        Mode::ExportToken => list(&with_export_token("/export/org/sites.json"))?
-            .first()
-            .and_then(|s| s.get("client_id"))
-            .and_then(Value::as_str)
-            .map(String::from)
-            .unwrap_or_else(|| format!("rumble_account-{}", config::instance_id())),
+        Mode::ExportToken => {
+            client_id(&list(&with_export_token("/export/org/sites.json"))?).unwrap_or_else(fallback)
+        }
     };
     let mut out = Emitter::new();
-    out.entity(convert::account_entity(&key, &config::instance_name()))?;
+    out.entity(convert::account_entity(
+        &key,
+        &config::instance_name(),
+        &instance,
+    ))?;
     out.flush()
 }
 

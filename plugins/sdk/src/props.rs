@@ -47,6 +47,20 @@ pub fn text(v: &Value, field: &str) -> Option<String> {
         .map(String::from)
 }
 
+/// A string a person can read as a name: a JSON string that is not empty and not only
+/// whitespace, kept as the provider wrote it. `null`, numbers and other shapes are not.
+pub fn readable(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(String::from)
+}
+
+/// The first [`readable`] value of `fields` in `v`, in order: a `name`/`displayName`
+/// fallback chain such as `device_name`, then `serial_number`.
+pub fn first_readable(v: &Value, fields: &[&str]) -> Option<String> {
+    fields.iter().find_map(|f| readable(v.get(*f)))
+}
+
 /// An ISO time field as epoch milliseconds.
 pub fn time_ms(v: &Value, field: &str) -> Option<i64> {
     v.get(field)
@@ -104,6 +118,24 @@ mod tests {
         assert_eq!(plain(&v, "e"), None);
         assert_eq!(text(&v, "f"), None);
         assert_eq!(without(&v, &["a", "b", "c", "d", "e"]), json!({ "f": "" }));
+    }
+
+    #[test]
+    fn readable_names_skip_blank_null_and_non_strings() {
+        let v = json!({ "a": "", "b": "  \t\n", "c": null, "d": 7, "e": " Ada ", "f": "Bo" });
+        for f in ["a", "b", "c", "d", "missing"] {
+            assert_eq!(readable(v.get(f)), None, "{f}");
+        }
+        assert_eq!(
+            readable(v.get("e")).as_deref(),
+            Some(" Ada "),
+            "kept as written"
+        );
+        assert_eq!(
+            first_readable(&v, &["a", "b", "c", "d", "f", "e"]).as_deref(),
+            Some("Bo")
+        );
+        assert_eq!(first_readable(&v, &["a", "missing"]), None);
     }
 
     #[test]

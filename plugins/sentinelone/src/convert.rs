@@ -2,7 +2,7 @@
 //! integration graph-sentinelone at 4c0e4d5; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::props::{allowed as scalar, time_ms as ms, without};
+use corral_sdk::props::{allowed as scalar, first_readable, readable, time_ms as ms, without};
 use serde_json::{Map, Value, json};
 
 pub const ACCOUNT_TYPE: &str = "sentinelone_account";
@@ -22,17 +22,25 @@ pub fn agent_key(id: &str) -> String {
     format!("sentinelone_agent-id-{id}")
 }
 
+/// The account, named by the instance's name, or its id when the name is blank.
 pub fn account_entity(instance_id: &str, instance_name: &str) -> Object {
+    let name = if instance_name.trim().is_empty() {
+        instance_id
+    } else {
+        instance_name
+    };
     EntityBuilder::new(account_key(instance_id), ACCOUNT_TYPE, "Account")
-        .prop("name", instance_name)
-        .prop("displayName", instance_name)
+        .prop("name", name)
+        .prop("displayName", name)
         .prop("vendor", "SentinelOne")
         .build()
 }
 
-fn text(v: &Value, f: &str) -> Option<String> {
+/// An id field as text (S1 ids are numeric strings; a number is accepted too), unless it
+/// is missing, `""` or blank: a key built from it would be shared by every such object.
+fn id_text(v: &Value, f: &str) -> Option<String> {
     match v.get(f) {
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     }
@@ -61,18 +69,27 @@ const GROUP_FIELDS: &[&str] = &[
     "type",
 ];
 
+/// The group's `displayName`: the reference's `` `${name} ${type}` `` of the raw fields
+/// (so `"Default Group undefined"` without a type), but for a group whose name is blank
+/// or `null`, `name` is its id and the type follows only when there is one
+/// (`"<id> static"`, `"<id>"`), never `"null static"`.
+fn group_display_name(g: &Value, id: &str) -> String {
+    if readable(g.get("name")).is_some() {
+        return format!("{} {}", js_text(g, "name"), js_text(g, "type"));
+    }
+    match readable(g.get("type")) {
+        Some(t) => format!("{id} {t}"),
+        None => id.to_string(),
+    }
+}
+
 pub fn group_entity(g: &Value) -> Option<Object> {
-    let id = text(g, "id")?;
-    let name = text(g, "name")
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| id.clone());
+    let id = id_text(g, "id")?;
+    let name = readable(g.get("name")).unwrap_or_else(|| id.clone());
     let mut e = EntityBuilder::new(group_key(&id), GROUP_TYPE, "Group")
         .prop("id", id.clone())
         .prop("name", name)
-        .prop(
-            "displayName",
-            format!("{} {}", js_text(g, "name"), js_text(g, "type")),
-        );
+        .prop("displayName", group_display_name(g, &id));
     for f in GROUP_FIELDS {
         e = e.opt(f, scalar(g.get(*f)));
     }
@@ -134,16 +151,21 @@ const TIME_PAIRS: &[(&str, &str)] = &[
     ("scanFinishedAt", "scanFinishedOn"),
 ];
 
+/// The agent's name: its `computerName`, else its serial number, else its id (the
+/// reference goes from the computer name straight to the id).
+pub fn agent_name(d: &Value, id: &str) -> String {
+    first_readable(d, &["computerName", "serialNumber"]).unwrap_or_else(|| id.to_string())
+}
+
 /// The agent entity and, when `tags` is missing, a warning to log.
 pub fn agent_entity(d: &Value) -> Option<(Object, Option<String>)> {
-    let id = text(d, "id")?;
-    let computer = text(d, "computerName").filter(|n| !n.is_empty());
-    let name = computer.clone().unwrap_or_else(|| id.clone());
+    let id = id_text(d, "id")?;
+    let name = agent_name(d, &id);
     let mut e = EntityBuilder::new(agent_key(&id), AGENT_TYPE, "HostAgent")
         .prop("id", id.clone())
         .prop("function", "anti-malware")
         .prop("name", name.clone())
-        .prop("displayName", computer.unwrap_or(name));
+        .prop("displayName", name);
     for f in AGENT_FIELDS {
         e = e.opt(f, scalar(d.get(*f)));
     }
@@ -204,7 +226,7 @@ fn apply_tags(e: &mut Object, tags: Option<&Value>) -> Option<String> {
         if raw.is_empty() || raw.eq_ignore_ascii_case("true") {
             flags.push(key.into());
         }
-        if key.eq_ignore_ascii_case("name") && !raw.is_empty() {
+        if key.eq_ignore_ascii_case("name") && !raw.trim().is_empty() {
             e.insert("displayName".into(), raw.clone().into());
         }
         if matches!(key, "owner" | "email" | "classification") {
@@ -340,14 +362,15 @@ pub fn protects_device(agent: &Object) -> Option<Object> {
     let mut target = Map::new();
     target.insert("_class".into(), "Device".into());
     let mut filters = Vec::new();
+    // A blank serial or hostname would match every device with the same blank value.
     let serial = agent
         .get("serial")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
+        .filter(|s| !s.trim().is_empty());
     let host = agent
         .get("computerName")
         .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
+        .filter(|s| !s.trim().is_empty());
     let mac = agent
         .get("macAddresses")
         .and_then(Value::as_array)
@@ -437,11 +460,90 @@ mod tests {
         assert_eq!(e["displayName"], "Default Group undefined");
         assert_eq!(e["createdOn"], 1_519_706_966_257i64);
         assert!(!e["_rawData"].to_string().contains("secret"));
-        let nameless = group_entity(&json!({ "id": "8", "type": "static" })).unwrap();
+        let untyped = group_entity(&json!({ "id": "9", "name": "Ops", "type": null })).unwrap();
         assert_eq!(
-            (nameless["name"].as_str(), nameless["displayName"].as_str()),
-            (Some("8"), Some("undefined static"))
+            untyped["displayName"], "Ops null",
+            "the reference's template"
         );
+    }
+
+    #[test]
+    fn a_group_without_a_name_is_named_and_displayed_by_its_id() {
+        for blank in [json!(""), json!("  "), Value::Null] {
+            let g = json!({ "id": "8", "name": blank, "type": "static" });
+            let e = group_entity(&g).unwrap();
+            assert_eq!(
+                (e["name"].as_str(), e["displayName"].as_str()),
+                (Some("8"), Some("8 static")),
+                "name {blank}"
+            );
+            assert_eq!(e["_key"], "sentinelone_group-id-8");
+        }
+        let bare = group_entity(&json!({ "id": "8" })).unwrap();
+        assert_eq!(
+            (bare["name"].as_str(), bare["displayName"].as_str()),
+            (Some("8"), Some("8"))
+        );
+        for id in [json!(""), json!(" "), Value::Null] {
+            assert!(group_entity(&json!({ "id": id, "name": "G" })).is_none());
+        }
+    }
+
+    #[test]
+    fn an_agent_without_a_computer_name_is_named_by_serial_then_id() {
+        for blank in [json!(""), json!(" \t"), Value::Null] {
+            let d =
+                json!({ "id": "42", "computerName": blank, "serialNumber": "C02ABC", "tags": {} });
+            let (e, _) = agent_entity(&d).unwrap();
+            assert_eq!(
+                (e["name"].as_str(), e["displayName"].as_str()),
+                (Some("C02ABC"), Some("C02ABC")),
+                "computerName {blank}"
+            );
+            assert_eq!(e["computerName"], blank, "the raw field is kept");
+            assert_eq!(e["_key"], "sentinelone_agent-id-42");
+            // A blank hostname is no matching filter.
+            let m = protects_device(&e).unwrap();
+            assert_eq!(
+                m["_mapping"]["targetFilterKeys"],
+                json!([["_class", "serial"]])
+            );
+            for serial in [json!(""), json!(" "), Value::Null] {
+                let d = json!({ "id": "42", "computerName": blank, "serialNumber": serial, "tags": {} });
+                let (e, _) = agent_entity(&d).unwrap();
+                assert_eq!(
+                    (e["name"].as_str(), e["displayName"].as_str()),
+                    (Some("42"), Some("42"))
+                );
+                assert!(protects_device(&e).is_none(), "nothing to match by");
+            }
+        }
+        // A `name` tag still sets displayName; a blank one does not.
+        let tagged = |v: &str| {
+            let d = json!({ "id": "42", "computerName": "", "serialNumber": "S1",
+                "tags": { "sentinelone": [{ "key": "name", "value": v }] } });
+            agent_entity(&d).unwrap().0["displayName"].clone()
+        };
+        assert_eq!(tagged("laptop-7"), "laptop-7");
+        assert_eq!(tagged("  "), "S1");
+        for id in [json!(""), json!("  "), Value::Null] {
+            assert!(agent_entity(&json!({ "id": id, "computerName": "h" })).is_none());
+        }
+        assert_eq!(
+            agent_entity(&json!({ "id": 17, "tags": {} })).unwrap().0["_key"],
+            "sentinelone_agent-id-17"
+        );
+    }
+
+    #[test]
+    fn an_account_with_a_blank_instance_name_is_named_by_the_instance_id() {
+        let a = account_entity("s1-prod-instance", " ");
+        assert_eq!(
+            (a["name"].as_str(), a["displayName"].as_str()),
+            (Some("s1-prod-instance"), Some("s1-prod-instance"))
+        );
+        let named = account_entity("s1-prod-instance", "SentinelOne prod");
+        assert_eq!(named["displayName"], "SentinelOne prod");
     }
 
     #[test]

@@ -191,6 +191,70 @@ pub fn expected_kandji_keys(data: &KandjiData) -> KeysByType {
     out
 }
 
+/// A provider string a person can read as a name: not empty, not only whitespace.
+fn readable(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.trim().is_empty())
+}
+
+/// The `name` (and `displayName`) of each Kandji device, user and app of this tenant, by
+/// `_key`: the provider's name, else the fallbacks the connector's README documents
+/// (device: `serial_number`, then `device_id`; user: email, then id; app: `process`,
+/// `bundle_id` unless `"No value"`, `path`, then the key id). Apps and users shared by
+/// several devices keep what the first device in list order gives (the spec's "first
+/// seen wins").
+pub fn expected_kandji_names(data: &KandjiData) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for d in &data.devices {
+        let id = d["device_id"].as_str().unwrap();
+        let name = readable(&d["device_name"])
+            .or_else(|| readable(&d["serial_number"]))
+            .unwrap_or(id);
+        out.insert(id.to_string(), name.to_string());
+        if let Some(uid) = d["user"].get("id").and_then(Value::as_u64) {
+            let name = readable(&d["user"]["name"])
+                .or_else(|| readable(&d["user"]["email"]))
+                .map_or_else(|| uid.to_string(), String::from);
+            out.entry(format!("kandji_user:{uid}")).or_insert(name);
+        }
+        for app in &data.apps[id] {
+            let bundle = readable(&app["bundle_id"]).filter(|b| *b != "No value");
+            let key_id = bundle.or_else(|| readable(&app["app_id"])).unwrap();
+            let name = readable(&app["app_name"])
+                .or_else(|| readable(&app["process"]))
+                .or(bundle)
+                .or_else(|| readable(&app["path"]))
+                .unwrap_or(key_id);
+            out.entry(format!("kandji_app:{key_id}"))
+                .or_insert_with(|| name.to_string());
+        }
+    }
+    out
+}
+
+/// Each entity's `name` by `_key`, for the entities of `types`; panics if an entity's
+/// `displayName` is not its name.
+pub fn names_by_key(report: &RunReport, types: &[&str]) -> BTreeMap<String, String> {
+    report
+        .graph
+        .entities
+        .iter()
+        .filter(|e| types.contains(&e.type_name.as_str()))
+        .map(|e| {
+            let name = e.object["name"]
+                .as_str()
+                .expect("a string name")
+                .to_string();
+            assert_eq!(
+                e.object.get("displayName").and_then(Value::as_str),
+                Some(name.as_str()),
+                "{} displayName",
+                e.key
+            );
+            (e.key.clone(), name)
+        })
+        .collect()
+}
+
 /// What the load scenario produced.
 pub struct LoadOutcome {
     pub kandji: Vec<RunReport>,

@@ -274,3 +274,149 @@ async fn a_wrong_token_fails_validation() {
     assert!(!format!("{err} {:?}", report.log).contains(wrong));
     assert_eq!(server.requests().len(), 1);
 }
+
+/// A string a person can read as a name: not empty, not only whitespace.
+fn readable(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.trim().is_empty())
+}
+
+/// By `_key`, every entity's `name` by the spec's formulas and the README's fallbacks:
+/// org and project `name`, slug, id; workflow, job and context `name`, id; pipeline id;
+/// user login; env vars their name.
+fn expected_names(sim: &CircleCiSim) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut add = |ty: &str, id: &str, name: &str| {
+        out.insert(format!("{ty}:{id}"), name.to_string());
+    };
+    add("circleci_account", USER_ID, "octocat");
+    add("circleci_user", &s(&sim.me, "id"), &s(&sim.me, "login"));
+    for (ty, list) in [
+        ("circleci_user_group", &sim.groups),
+        ("circleci_project", &sim.projects),
+    ] {
+        for g in list {
+            let id = s(g, "id");
+            let name = readable(&g["name"]).or_else(|| readable(&g["slug"]));
+            add(ty, &id, name.unwrap_or(&id));
+        }
+    }
+    for p in &sim.pipelines {
+        add("circleci_pipeline", &s(p, "id"), &s(p, "id"));
+    }
+    let contexts: Vec<&Value> = sim.contexts.iter().map(|(_, c)| c).collect();
+    for (ty, list) in [
+        (
+            "circleci_workflow",
+            sim.workflows.iter().collect::<Vec<_>>(),
+        ),
+        ("circleci_job", sim.jobs.iter().collect()),
+        ("circleci_context", contexts),
+    ] {
+        for x in list {
+            let id = s(x, "id");
+            add(ty, &id, readable(&x["name"]).unwrap_or(&id));
+        }
+    }
+    for (_, v) in &sim.project_envvars {
+        add(
+            "circleci_project_environment_variable",
+            &s(v, "name"),
+            &s(v, "name"),
+        );
+    }
+    for v in &sim.context_envvars {
+        let name = s(v, "variable");
+        add("circleci_context_environment_variable", &name, &name);
+    }
+    out
+}
+
+/// Issue 12: an org, a project, a workflow, a job and a context without a usable name are
+/// in the graph under the documented fallback names, with their relationships; nothing is
+/// rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_without_a_name_keep_their_relationships() {
+    let sim = sim();
+    let nameless = |list: &[Value]| -> Vec<Value> {
+        list.iter()
+            .filter(|x| readable(&x["name"]).is_none())
+            .cloned()
+            .collect()
+    };
+    let (groups, projects) = (nameless(&sim.groups), nameless(&sim.projects));
+    let (workflows, jobs) = (nameless(&sim.workflows), nameless(&sim.jobs));
+    let contexts: Vec<Value> = sim.contexts.iter().map(|(_, c)| c.clone()).collect();
+    let contexts = nameless(&contexts);
+    for (what, n) in [
+        ("group", groups.len()),
+        ("project", projects.len()),
+        ("workflow", workflows.len()),
+        ("job", jobs.len()),
+        ("context", contexts.len()),
+    ] {
+        assert_eq!(n, 1, "premise: one {what} without a name");
+    }
+    let server = sim.start(0).await.unwrap();
+    let report = run_builtin("circleci", &instance("circleci-nameless", &server, TOKEN)).await;
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report
+            .steps
+            .iter()
+            .map(|s| (&s.info.id, &s.error))
+            .collect::<Vec<_>>()
+    );
+    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    let keys = keys_by_type(&report);
+    assert_eq!(keys, expected(&sim));
+
+    let got: std::collections::BTreeMap<String, String> = report
+        .graph
+        .entities
+        .iter()
+        .map(|e| {
+            let name = e.object["name"].as_str().unwrap().to_string();
+            assert_eq!(e.object["displayName"], name, "{}", e.key);
+            (e.key.clone(), name)
+        })
+        .collect();
+    let mut want = expected_names(&sim);
+    want.retain(|k, _| keys.values().any(|ks| ks.contains(k)));
+    assert_eq!(got, want);
+
+    let user = format!("circleci_user:{}", s(&sim.me, "id"));
+    let group = format!("circleci_user_group:{}", s(&groups[0], "id"));
+    assert_eq!(got[&group], s(&groups[0], "id"));
+    assert!(keys["circleci_user_group_has_user"].contains(&format!("{group}|has|{user}")));
+    let project = format!("circleci_project:{}", s(&projects[0], "id"));
+    assert_eq!(got[&project], s(&projects[0], "slug"));
+    assert!(keys["circleci_user_group_has_project"].contains(&format!(
+        "circleci_user_group:{}|has|{project}",
+        s(&projects[0], "organization_id")
+    )));
+    assert!(
+        keys["circleci_project_has_pipeline"]
+            .iter()
+            .any(|k| k.starts_with(&format!("{project}|has|")))
+    );
+    let workflow = format!("circleci_workflow:{}", s(&workflows[0], "id"));
+    assert_eq!(got[&workflow], s(&workflows[0], "id"));
+    assert!(keys["circleci_pipeline_has_workflow"].contains(&format!(
+        "circleci_pipeline:{}|has|{workflow}",
+        s(&workflows[0], "pipeline_id")
+    )));
+    let job = format!("circleci_job:{}", s(&jobs[0], "id"));
+    assert_eq!(got[&job], s(&jobs[0], "id"));
+    assert!(keys["circleci_workflow_has_job"].contains(&format!(
+        "circleci_workflow:{}|has|{job}",
+        s(&jobs[0], "workflow_id")
+    )));
+    let context = format!("circleci_context:{}", s(&contexts[0], "id"));
+    assert_eq!(got[&context], s(&contexts[0], "id"));
+    assert!(
+        keys["circleci_context_has_environment_variable"]
+            .iter()
+            .any(|k| k.starts_with(&format!("{context}|has|")))
+    );
+}

@@ -206,3 +206,103 @@ async fn a_wrong_token_fails_validation_and_runs_nothing() {
     assert_eq!(server.requests().len(), 1);
     assert!(!err.contains(wrong));
 }
+
+/// Issue 12: devices whose `device_name` is `""` (and one whose serial is `null` too) are
+/// in the graph under a name a person can recognise, with their account, user and app
+/// relationships and their apps; nothing is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_without_a_name_keep_their_relationships_and_apps() {
+    use corral_simulators::kandji::{NAMELESS_APP_BUNDLE, has_empty_name, has_null_serial};
+    let sim = sim(40);
+    let (nameless, no_serial): (Vec<serde_json::Value>, Vec<serde_json::Value>) = {
+        let data = sim.data();
+        let nameless: Vec<_> = data
+            .devices
+            .iter()
+            .filter(|d| d["device_name"] == "")
+            .cloned()
+            .collect();
+        let no_serial = nameless
+            .iter()
+            .filter(|d| d["serial_number"].is_null())
+            .cloned()
+            .collect();
+        (nameless, no_serial)
+    };
+    assert_eq!(
+        nameless.len(),
+        (0..40).filter(|i| has_empty_name(*i)).count(),
+        "premise: devices named \"\""
+    );
+    assert_eq!(
+        no_serial.len(),
+        (0..40).filter(|i| has_null_serial(*i)).count()
+    );
+    assert!(
+        !no_serial.is_empty(),
+        "premise: a nameless device without a serial"
+    );
+    assert!(
+        nameless.iter().any(|d| d["user"].is_object()),
+        "premise: a nameless device with a user"
+    );
+
+    let server = sim.start(0).await.unwrap();
+    let report = run_against(&server, "kandji-nameless", token()).await;
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report.steps.iter().map(|s| &s.error).collect::<Vec<_>>()
+    );
+    assert!(
+        report.rejections.is_empty(),
+        "nothing is rejected: {:?}",
+        report.rejections
+    );
+    let expected = expected_kandji_keys(&sim.data());
+    let keys = keys_by_type(&report);
+    assert_eq!(keys, expected);
+
+    // Every device, user and app has the spec's name or the documented fallback.
+    let names = names_by_key(&report, &["kandji_device", "kandji_user", "kandji_app"]);
+    assert_eq!(names, expected_kandji_names(&sim.data()));
+
+    let data = sim.data();
+    for d in &nameless {
+        let id = d["device_id"].as_str().unwrap();
+        let device = report
+            .graph
+            .entity(id)
+            .expect("the nameless device is stored");
+        let want = d["serial_number"].as_str().unwrap_or(id);
+        assert_eq!(device.object["name"], want, "{id}");
+        assert_eq!(device.object["displayName"], want, "{id}");
+        assert_eq!(
+            device.object["serialNumber"], d["serial_number"],
+            "raw serial kept"
+        );
+        assert!(keys["kandji_account_has_device"].contains(&format!("kandji-account|has|{id}")));
+        if let Some(uid) = d["user"].get("id").and_then(serde_json::Value::as_u64) {
+            assert!(
+                keys["kandji_device_has_user"].contains(&format!("{id}|has|kandji_user:{uid}"))
+            );
+        }
+        let apps = &data.apps[id];
+        for app in apps {
+            let edge = format!("{id}|has|kandji_app:{}", app["app_id"].as_str().unwrap());
+            assert!(keys["kandji_device_has_app"].contains(&edge), "{edge}");
+        }
+        assert!(apps.iter().any(|a| a["bundle_id"] == NAMELESS_APP_BUNDLE));
+    }
+    for d in &no_serial {
+        let id = d["device_id"].as_str().unwrap();
+        assert_eq!(report.graph.entity(id).unwrap().object["name"], id);
+    }
+    // The app without an app_name or process is named by its bundle id.
+    let app = report
+        .graph
+        .entity(&format!("kandji_app:{NAMELESS_APP_BUNDLE}"))
+        .expect("the nameless app is stored");
+    assert_eq!(app.object["name"], NAMELESS_APP_BUNDLE);
+    assert_eq!(app.object["displayName"], NAMELESS_APP_BUNDLE);
+}

@@ -75,10 +75,12 @@ fn expected(sim: &RunZeroSim, account: &str, orgs: &[&Value], api_mode: bool) ->
             let id = u["id"].as_str().unwrap();
             add("rumble_user", id.into());
             add("rumble_account_has_user", format!("{account}|has|{id}"));
-            add(
-                "rumble_user_is_person",
-                format!("{id}|is|person:{}", u["email"].as_str().unwrap()),
-            );
+            if let Some(email) = readable(&u["email"]) {
+                add(
+                    "rumble_user_is_person",
+                    format!("{id}|is|person:{}", email.to_lowercase()),
+                );
+            }
             for org in u["org_roles"]
                 .as_object()
                 .unwrap()
@@ -289,4 +291,151 @@ async fn a_wrong_key_fails_validation() {
     );
     assert!(!format!("{err} {:?}", report.log).contains(wrong));
     assert!(report.steps.is_empty());
+}
+
+/// A string a person can read as a name: not empty, not only whitespace.
+fn readable(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.trim().is_empty())
+}
+
+fn first_of<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    v[field].as_array()?.iter().find_map(readable)
+}
+
+/// By `_key`, the (`name`, `displayName`) of every organization, site, user and asset by
+/// the spec's formulas and the README's fallbacks: organization and site name or id; user
+/// "first last", either, email, id; asset first usable `names`, `hw`, first address, first
+/// MAC, id (displayName from a non-blank `name` tag first).
+fn expected_names(sim: &RunZeroSim) -> std::collections::BTreeMap<String, (String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut add = |id: &str, name: String, display: Option<String>| {
+        let display = display.unwrap_or_else(|| name.clone());
+        out.insert(id.to_string(), (name, display));
+    };
+    for o in sim.orgs.iter().chain(&sim.sites) {
+        let id = o["id"].as_str().unwrap();
+        add(id, readable(&o["name"]).unwrap_or(id).to_string(), None);
+    }
+    for u in &sim.users {
+        let id = u["id"].as_str().unwrap();
+        let name = match (readable(&u["first_name"]), readable(&u["last_name"])) {
+            (Some(f), Some(l)) => format!("{f} {l}"),
+            (Some(one), None) | (None, Some(one)) => one.to_string(),
+            (None, None) => readable(&u["email"]).unwrap_or(id).to_string(),
+        };
+        add(id, name, None);
+    }
+    for a in &sim.assets {
+        let id = a["id"].as_str().unwrap();
+        let name = first_of(a, "names")
+            .or_else(|| readable(&a["hw"]))
+            .or_else(|| first_of(a, "addresses"))
+            .or_else(|| first_of(a, "macs"))
+            .unwrap_or(id);
+        let tag = a["tags"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("name"))
+            .find_map(|(_, v)| readable(v));
+        add(id, name.to_string(), tag.map(String::from));
+    }
+    out
+}
+
+/// Issue 12: an organization, sites, users and assets whose name fields are `""`, blank or
+/// `null` are in the graph under the documented fallback names, with their
+/// relationships; nothing is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_without_a_name_keep_their_relationships() {
+    let sim = sim();
+    assert_eq!(
+        sim.orgs[1]["name"], "",
+        "premise: an organization named \"\""
+    );
+    assert!(sim.sites.iter().any(|s| s["name"].is_null()), "premise");
+    assert!(
+        sim.users
+            .iter()
+            .any(|u| readable(&u["first_name"]).is_none()
+                && readable(&u["last_name"]).is_none()
+                && u["email"].is_null()),
+        "premise: a user with no name and no email"
+    );
+    assert!(
+        sim.assets
+            .iter()
+            .any(|a| a["names"] == serde_json::json!([""])
+                && a["addresses"] == serde_json::json!([])
+                && a["macs"] == serde_json::json!([])),
+        "premise: an asset with nothing but an id"
+    );
+    let server = sim.start(0).await.unwrap();
+    let report = run_builtin(
+        "runzero",
+        &instance("rz-nameless", &server, ("accountAPIKey", KEY)),
+    )
+    .await;
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report
+            .steps
+            .iter()
+            .map(|s| (&s.info.id, &s.error))
+            .collect::<Vec<_>>()
+    );
+    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    let orgs: Vec<&Value> = sim.orgs.iter().collect();
+    let keys = keys_by_type(&report);
+    assert_eq!(keys, expected(&sim, &sim.client_id, &orgs, true));
+
+    let got: std::collections::BTreeMap<String, (String, String)> = report
+        .graph
+        .entities
+        .iter()
+        .filter(|e| e.type_name != "rumble_account")
+        .map(|e| {
+            let s = |f: &str| e.object[f].as_str().unwrap().to_string();
+            (e.key.clone(), (s("name"), s("displayName")))
+        })
+        .collect();
+    let mut want = expected_names(&sim);
+    // Assets are collected only for organizations with an export token.
+    let uncollected: BTreeSet<&str> = sim
+        .assets
+        .iter()
+        .filter(|a| {
+            sim.orgs
+                .iter()
+                .any(|o| o["id"] == a["organization_id"] && o["export_token"] == "")
+        })
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    want.retain(|k, _| !uncollected.contains(k.as_str()));
+    assert_eq!(got, want);
+
+    // The nameless organization, its sites, and its assets' site edges are all there.
+    let org = sim.orgs[1]["id"].as_str().unwrap();
+    assert_eq!(got[org], (org.to_string(), org.to_string()));
+    for s in sim.sites.iter().filter(|s| s["organization_id"] == org) {
+        let site = s["id"].as_str().unwrap();
+        assert!(keys["rumble_organization_has_site"].contains(&format!("{org}|has|{site}")));
+    }
+    let bare = sim
+        .assets
+        .iter()
+        .find(|a| {
+            a["organization_id"] != sim.orgs[2]["id"]
+                && a["names"] == serde_json::json!([""])
+                && a["addresses"] == serde_json::json!([])
+                && a["macs"] == serde_json::json!([])
+        })
+        .expect("premise: a collected asset with nothing but an id");
+    let id = bare["id"].as_str().unwrap();
+    assert_eq!(got[id].0, id);
+    assert!(
+        keys["rumble_site_has_asset"]
+            .contains(&format!("{}|has|{id}", bare["site_id"].as_str().unwrap()))
+    );
 }

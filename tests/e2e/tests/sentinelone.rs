@@ -116,8 +116,8 @@ async fn graph_is_exact_across_cursor_pages() {
     let nameless = &sim.agents[4];
     let e = agents.iter().find(|a| a["id"] == nameless["id"]).unwrap();
     assert_eq!(
-        e["name"], nameless["id"],
-        "missing computerName falls back to the id"
+        e["name"], nameless["serialNumber"],
+        "missing computerName falls back to the serial number"
     );
     let tagged = agents
         .iter()
@@ -175,4 +175,133 @@ async fn a_wrong_token_fails_validation_and_leaks_nothing() {
     assert_eq!(server.requests().len(), 1);
     let everything = format!("{err} {:?}", report.log);
     assert!(!everything.contains(wrong) && !everything.contains(TOKEN));
+}
+
+/// A string a person can read as a name: not empty, not only whitespace.
+fn readable(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.trim().is_empty())
+}
+
+/// By `_key`, each agent's and group's (`name`, `displayName`) by the spec's formulas and
+/// the README's fallbacks: agent `computerName`, `serialNumber`, id (displayName from a
+/// non-blank `name` tag first); group `name` or id, displayed `` `${name} ${type}` `` of the
+/// raw fields, or `<id> <type>`/`<id>` when the name is blank.
+fn expected_names(sim: &SentinelOneSim) -> std::collections::BTreeMap<String, (String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    let js = |v: &Value| match v {
+        Value::Null => "null".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for g in &sim.groups {
+        let id = g["id"].as_str().unwrap();
+        let (name, display) = match readable(&g["name"]) {
+            Some(n) => (
+                n.to_string(),
+                format!("{n} {}", g.get("type").map_or("undefined".into(), js)),
+            ),
+            None => (
+                id.to_string(),
+                readable(&g["type"]).map_or(id.to_string(), |t| format!("{id} {t}")),
+            ),
+        };
+        out.insert(format!("sentinelone_group-id-{id}"), (name, display));
+    }
+    for a in &sim.agents {
+        let id = a["id"].as_str().unwrap();
+        let name = readable(&a["computerName"])
+            .or_else(|| readable(&a["serialNumber"]))
+            .unwrap_or(id)
+            .to_string();
+        let tag = a["tags"]["sentinelone"]
+            .as_array()
+            .map(|v| v.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(|t| {
+                t["key"]
+                    .as_str()
+                    .is_some_and(|k| k.eq_ignore_ascii_case("name"))
+            })
+            .filter_map(|t| readable(&t["value"]))
+            .next_back();
+        let display = tag.map_or(name.clone(), String::from);
+        out.insert(format!("sentinelone_agent-id-{id}"), (name, display));
+    }
+    out
+}
+
+/// Issue 12: agents whose `computerName` is `""`, blank or `null` (some without a serial
+/// too) and groups whose `name` is `""` or `null` are in the graph, named by the
+/// documented fallbacks, with their relationships; nothing is rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_and_groups_without_a_name_keep_their_relationships() {
+    use corral_simulators::sentinelone::{agent_name_case, group_name_case};
+    let sim = sim(30, 40);
+    assert!(
+        (0..30).any(|i| group_name_case(i) == Some(Value::Null)),
+        "premise"
+    );
+    assert!(
+        (0..30).any(|i| group_name_case(i) == Some(serde_json::json!(""))),
+        "premise"
+    );
+    assert!(
+        sim.agents
+            .iter()
+            .any(|a| a["computerName"] == "" && a["serialNumber"].is_null()),
+        "premise: an agent with neither a name nor a serial"
+    );
+    assert!(
+        sim.agents.iter().any(|a| a["computerName"] == "   "),
+        "premise"
+    );
+    let server = sim.start(0).await.unwrap();
+    let report = run_builtin("sentinelone", &instance("s1-nameless", &server, TOKEN)).await;
+    assert!(
+        report.succeeded(),
+        "{:?}",
+        report.steps.iter().map(|s| &s.error).collect::<Vec<_>>()
+    );
+    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    let keys = keys_by_type(&report);
+    assert_eq!(keys, expected(&sim, "s1-nameless"));
+
+    let got: std::collections::BTreeMap<String, (String, String)> = report
+        .graph
+        .entities
+        .iter()
+        .filter(|e| e.type_name != "sentinelone_account")
+        .map(|e| {
+            let s = |f: &str| e.object[f].as_str().unwrap().to_string();
+            (e.key.clone(), (s("name"), s("displayName")))
+        })
+        .collect();
+    assert_eq!(got, expected_names(&sim));
+
+    let account = "sentinelone_account-s1-nameless";
+    for (i, g) in sim.groups.iter().enumerate() {
+        if group_name_case(i as u64).is_some() {
+            let key = format!("sentinelone_group-id-{}", g["id"].as_str().unwrap());
+            assert_eq!(got[&key].0, g["id"].as_str().unwrap());
+            assert!(
+                keys["sentinelone_account_has_group"].contains(&format!("{account}|has|{key}"))
+            );
+        }
+    }
+    for (i, a) in sim.agents.iter().enumerate() {
+        if agent_name_case(i as u64).is_none() {
+            continue;
+        }
+        let key = format!("sentinelone_agent-id-{}", a["id"].as_str().unwrap());
+        let want = readable(&a["serialNumber"]).unwrap_or(a["id"].as_str().unwrap());
+        assert_eq!(got[&key].0, want, "{key}");
+        let group = format!("sentinelone_group-id-{}", a["groupId"].as_str().unwrap());
+        if keys["sentinelone_group"].contains(&group) {
+            assert!(keys["sentinelone_group_has_agent"].contains(&format!("{group}|has|{key}")));
+        }
+        assert!(
+            keys["sentinelone_agent_protects_device"].contains(&format!("{key}|protects|device"))
+        );
+    }
 }

@@ -6,7 +6,10 @@
 //! Edge cases from the spec: an org whose slug answers 404, a project that answers 403,
 //! a project without pipelines (never discovered), env-var names shared by several
 //! projects and contexts, expression restrictions, a group named like the login (the only
-//! one the account HAS), masked env-var values.
+//! one the account HAS), masked env-var values; records without a usable name: a
+//! collaboration with a `null` name and no slug, and in the first org project `repo-2`
+//! (`name: ""`), the first pipeline's second workflow (`null`), that pipeline's first
+//! workflow's second job (`""`) and context `ctx-1` (blank).
 
 use crate::rng::Rng;
 use crate::server::{Provider, SimRequest, SimResponse, SimServer};
@@ -90,6 +93,8 @@ impl CircleCiSim {
             json!({ "id": org_ids[1], "name": "cci-h6wmx", "slug": format!("circleci/{}", org_ids[1]), "vcs_type": "circleci", "avatar_url": "" }),
             json!({ "id": org_ids[2], "name": "gone-org", "slug": "bb/gone-org", "vcs_type": "bitbucket", "avatar_url": "" }),
             json!({ "id": r.uuid(), "name": "no-slug", "slug": "", "vcs_type": "github", "avatar_url": "" }),
+            // Its own generator, so the other records stay as they were.
+            json!({ "id": Rng::for_item(c.seed, "cci-nameless-group", 0).uuid(), "name": null, "slug": "", "vcs_type": "github", "avatar_url": "" }),
         ];
         let mut sim = CircleCiSim {
             token: c.token.clone(),
@@ -108,6 +113,7 @@ impl CircleCiSim {
         for g in groups.iter().take(2) {
             sim.add_org(c, g, &mut r);
         }
+        sim.blank_some_names();
         Arc::new(sim)
     }
 
@@ -179,6 +185,34 @@ impl CircleCiSim {
                     "name": format!("rule {n}"), "restriction_type": "expression", "restriction_value": "pipeline.git.branch == \"main\"" }));
             }
             self.contexts.push((self_slug(&self.groups, &org_id), ctx));
+        }
+    }
+
+    /// Blanks the names of a project, a workflow, a job and a context of the first org,
+    /// after generation (the generator's draws, and so every id, are unchanged).
+    fn blank_some_names(&mut self) {
+        if let Some(p) = self.projects.get_mut(2) {
+            p["name"] = json!("");
+        }
+        let first_pipeline = self.pipelines.first().map(|p| p["id"].clone());
+        let mut workflows = self
+            .workflows
+            .iter_mut()
+            .filter(|w| Some(&w["pipeline_id"]) == first_pipeline.as_ref());
+        let first_workflow = workflows.next().map(|w| w["id"].clone());
+        if let Some(w) = workflows.next() {
+            w["name"] = Value::Null;
+        }
+        if let Some(j) = self
+            .jobs
+            .iter_mut()
+            .filter(|j| Some(&j["workflow_id"]) == first_workflow.as_ref())
+            .nth(1)
+        {
+            j["name"] = json!("");
+        }
+        if let Some((_, c)) = self.contexts.get_mut(1) {
+            c["name"] = json!("   ");
         }
     }
 

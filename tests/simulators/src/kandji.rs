@@ -4,7 +4,9 @@
 //! Data edge cases the spec lists: devices with no user (`user: ""`), iOS devices without
 //! the macOS-only detail sections, apps whose `bundle_id` is `""` or `"No value"` (their
 //! `app_id` is per device, so keys collide across devices), one bundle installed twice on
-//! one device, users shared by several devices.
+//! one device, users shared by several devices; devices named `""` (as real tenants have:
+//! every tenth, from device 6), every other one of them with a `null` serial number too,
+//! each with an app whose `app_name` and `process` are `""` ([`NAMELESS_APP_BUNDLE`]).
 
 use crate::rng::Rng;
 use crate::server::{Provider, SimRequest, SimResponse, SimServer};
@@ -13,6 +15,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub const API_PREFIX: &str = "/api/v1/";
+/// The bundle id of the app without a name that devices named `""` carry.
+pub const NAMELESS_APP_BUNDLE: &str = "io.example.NamelessHelper";
+
+/// Whether device `i` of a generated tenant has an empty `device_name`.
+pub fn has_empty_name(i: u64) -> bool {
+    i % 10 == 6
+}
+
+/// Whether device `i` of a generated tenant has a `null` serial number (and an empty name).
+pub fn has_null_serial(i: u64) -> bool {
+    i % 20 == 16
+}
+
 /// Kandji's largest page.
 const MAX_LIMIT: usize = 300;
 
@@ -164,7 +179,16 @@ pub fn generate_device(seed: u64, i: u64, users: u64) -> (Value, Value, Vec<Valu
     } else {
         user_object(seed, r.below(users))
     };
-    let name = format!("{}-{:04}", platform.to_lowercase(), i);
+    let name = if has_empty_name(i) {
+        String::new()
+    } else {
+        format!("{}-{:04}", platform.to_lowercase(), i)
+    };
+    let serial = if has_null_serial(i) {
+        Value::Null
+    } else {
+        json!(serial)
+    };
     let device = json!({
         "device_id": id, "device_name": name, "model": model, "serial_number": serial,
         "platform": platform, "os_version": os, "asset_tag": format!("AT-{i:05}"),
@@ -175,7 +199,15 @@ pub fn generate_device(seed: u64, i: u64, users: u64) -> (Value, Value, Vec<Valu
         "is_missing": false, "is_removed": r.chance(3), "user": user,
     });
     let details = generate_details(&mut r, &device);
-    let apps = generate_apps(&mut r);
+    let mut apps = generate_apps(&mut r);
+    if has_empty_name(i) {
+        apps.push(json!({
+            "app_id": (apps.len() + 1).to_string(), "app_name": "", "bundle_id": NAMELESS_APP_BUNDLE,
+            "bundle_size": "", "app_store_vendable": "", "device_based_vpp": "", "source": "Unknown",
+            "process": "", "signature": "", "path": "", "version": "1.0",
+            "creation_date": "2023-05-01T00:00:00.000000Z", "modification_date": "2024-05-01T00:00:00.000000Z",
+        }));
+    }
     (device, details, apps)
 }
 

@@ -5,7 +5,10 @@
 //! Edge cases from the spec: an organization without an export token, a site of an
 //! unknown organization, an asset of an unknown site, users whose `org_roles` name an
 //! unknown organization or are empty (client admins), assets without names, with tags,
-//! never seen (`last_seen: 0`) or without MACs, epoch-second times.
+//! never seen (`last_seen: 0`) or without MACs, epoch-second times; records whose name
+//! fields are `""`, blank or `null`: organization 1, sites `…01`, users with neither
+//! first nor last name (some without an email), assets with no usable `names` or `hw`
+//! (some without addresses, or MACs, too).
 
 use crate::rng::Rng;
 use crate::server::{Provider, SimRequest, SimResponse, SimServer};
@@ -137,7 +140,7 @@ fn org(seed: u64, i: u64, client_id: &str) -> Value {
     } else {
         format!("ET{}", r.alnum(30))
     };
-    json!({
+    let mut o = json!({
         "id": id, "created_at": epoch(&mut r), "created_by": "first.last@example.com", "updated_at": epoch(&mut r),
         "client_id": client_id, "download_token": format!("DT{}", r.alnum(30)), "download_token_created_at": epoch(&mut r),
         "demo": false, "project": i == 1, "parent_id": if i == 0 { "00000000-0000-0000-0000-000000000000".to_string() } else { r.uuid() },
@@ -147,12 +150,16 @@ fn org(seed: u64, i: u64, client_id: &str) -> Value {
         "software_count": 0, "vulnerability_count": 0, "export_token": token, "export_token_created_at": if i == 2 { 0 } else { epoch(&mut r) },
         "export_token_last_used_at": 0, "export_token_last_used_by": "", "export_token_counter": 0,
         "expiration_assets_stale": 365, "expiration_assets_offline": 365, "expiration_scans": 365, "expiration_warning_last_sent": 0,
-    })
+    });
+    if i == 1 {
+        o["name"] = json!("");
+    }
+    o
 }
 
 fn site(seed: u64, i: u64, client_id: &str, org_id: &str) -> Value {
     let mut r = Rng::for_item(seed, "rz-site", i);
-    json!({
+    let mut s = json!({
         "id": r.uuid(), "created_at": epoch(&mut r), "updated_at": epoch(&mut r), "client_id": client_id, "organization_id": org_id,
         "name": format!("Site {i}"), "description": if i.is_multiple_of(2) { json!("") } else { Value::Null }, "scope": "10.0.0.0/24",
         "excludes": "", "inactive": false, "deactivated_at": 0, "service_count": 0, "service_count_tcp": 0, "service_count_udp": 0,
@@ -160,7 +167,15 @@ fn site(seed: u64, i: u64, client_id: &str, org_id: &str) -> Value {
         "software_count": 0, "vulnerability_count": 0, "subnets": { "10.0.0.0/24": { "description": "office" } },
         "asset_address_count": 0, "asset_address_extra_count": 0, "last_task_id": Value::Null, "last_task_at": 0,
         "last_task_by": Value::Null, "last_task_duration": 0,
-    })
+    });
+    if i % 100 == 1 {
+        s["name"] = if (i / 100).is_multiple_of(2) {
+            json!("")
+        } else {
+            Value::Null
+        };
+    }
+    s
 }
 
 fn user(seed: u64, i: u64, client_id: &str, orgs: &[String]) -> Value {
@@ -171,7 +186,7 @@ fn user(seed: u64, i: u64, client_id: &str, orgs: &[String]) -> Value {
         2 => json!({ orgs[0].clone(): "viewer", "00000000-cafe-4000-8000-000000000000": "user" }),
         _ => json!({ orgs[(i as usize) % orgs.len()].clone(): "user" }),
     };
-    json!({
+    let mut u = json!({
         "id": r.uuid(), "client_id": client_id, "created_at": epoch(&mut r), "updated_at": epoch(&mut r),
         "name": format!("User {i}"), "first_name": if i % 7 == 3 { Value::Null } else { json!(format!("First{i}")) },
         "last_name": format!("Last{i}"), "email": format!("user{i}@example.com"), "client_admin": i.is_multiple_of(5),
@@ -179,7 +194,16 @@ fn user(seed: u64, i: u64, client_id: &str, orgs: &[String]) -> Value {
         "reset_token_expiration": 0, "invite_token_expiration": 0, "last_login_ip": "203.0.113.9", "last_login_at": epoch(&mut r),
         "last_login_ua": Value::Null, "last_activity_at": epoch(&mut r), "sso_only": false, "login_failures": 0,
         "actions": r.below(1000), "last_action_at": epoch(&mut r), "sso_group_mappings": [],
-    })
+    });
+    // No usable first or last name; every other one without an email either.
+    if i % 11 == 6 {
+        u["first_name"] = json!("");
+        u["last_name"] = json!("  ");
+        if i % 22 == 17 {
+            u["email"] = Value::Null;
+        }
+    }
+    u
 }
 
 fn asset(seed: u64, i: u64, site: &Value) -> Value {
@@ -217,7 +241,7 @@ fn asset(seed: u64, i: u64, site: &Value) -> Value {
         1 => json!({ "env": "prod", "rack": "12", "weight": "1.5", "flag": "" }),
         _ => json!({}),
     };
-    json!({
+    let mut a = json!({
         "id": r.uuid(), "created_at": epoch(&mut r), "updated_at": epoch(&mut r),
         "organization_id": site["organization_id"], "site_id": site["id"], "alive": r.chance(80),
         "first_seen": epoch(&mut r), "last_seen": if i % 9 == 4 { 0 } else { epoch(&mut r) },
@@ -236,7 +260,19 @@ fn asset(seed: u64, i: u64, site: &Value) -> Value {
         "service_protocols": ["http"], "service_products": [], "scanned": true, "source_ids": [1], "sources": ["runZero"],
         "eol_os": 0, "eol_os_ext": 0, "outlier_score": 0, "outlier_raw": 0, "org_name": "Org", "site_name": site["name"],
         "agent_name": Value::Null, "agent_external_ip": Value::Null, "hosted_zone_name": Value::Null,
-    })
+    });
+    // Nothing to name it by but its addresses; then its MACs; then its id alone.
+    if i % 8 == 5 {
+        a["names"] = json!([""]);
+        a["hw"] = json!(" ");
+        if i % 24 == 13 {
+            a["addresses"] = json!([]);
+            if i % 48 == 37 {
+                a["macs"] = json!([]);
+            }
+        }
+    }
+    a
 }
 
 impl Provider for RunZeroSim {

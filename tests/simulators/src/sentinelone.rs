@@ -5,7 +5,9 @@
 //! Edge cases from the spec: agents with no `computerName`, `null` tags, tags that set
 //! `name`/`owner`/flags, a `licenseKey` (a secret the connector must drop), agents in an
 //! unknown group, interfaces with only private addresses, all-zero and gateway MACs,
-//! upper-case IPv6 link-local (public by the reference's rule), groups without `type`.
+//! upper-case IPv6 link-local (public by the reference's rule), groups without `type`;
+//! agents whose `computerName` is `""` or blank (some with a `null` serial number too) and
+//! groups whose `name` is `""` or `null` (see [`agent_name_case`], [`group_name_case`]).
 
 use crate::rng::Rng;
 use crate::server::{Provider, SimRequest, SimResponse, SimServer};
@@ -123,6 +125,28 @@ fn numeric_id(r: &mut Rng) -> String {
     )
 }
 
+/// How agent `i`'s `computerName` and `serialNumber` are left empty: `None` for a normal
+/// agent, else (computerName, serialNumber) to put in place of the generated ones
+/// (`None` keeps the generated value).
+pub fn agent_name_case(i: u64) -> Option<(Value, Option<Value>)> {
+    match i % 19 {
+        4 => Some((Value::Null, None)),
+        9 if i % 38 == 28 => Some((json!(""), Some(Value::Null))),
+        9 => Some((json!(""), None)),
+        14 => Some((json!("   "), None)),
+        _ => None,
+    }
+}
+
+/// Group `i`'s `name` when it is left empty: `""`, or `null` for every other one.
+pub fn group_name_case(i: u64) -> Option<Value> {
+    match i % 13 {
+        8 if i % 26 == 21 => Some(Value::Null),
+        8 => Some(json!("")),
+        _ => None,
+    }
+}
+
 fn group(seed: u64, i: u64) -> Value {
     let mut r = Rng::for_item(seed, "s1-group", i);
     let kinds = ["static", "dynamic", "pinned"];
@@ -137,6 +161,9 @@ fn group(seed: u64, i: u64) -> Value {
     });
     if i % 17 == 5 {
         g.as_object_mut().unwrap().remove("type");
+    }
+    if let Some(name) = group_name_case(i) {
+        g["name"] = name;
     }
     g
 }
@@ -191,12 +218,8 @@ fn agent(seed: u64, i: u64, groups: &[String]) -> Value {
         r.pick(groups).clone()
     };
     let os = *r.pick(&["macos", "windows", "linux"]);
-    let name = if i % 19 == 4 {
-        Value::Null
-    } else {
-        json!(format!("HOST-{i:05}"))
-    };
-    json!({
+    let name = json!(format!("HOST-{i:05}"));
+    let mut a = json!({
         "id": numeric_id(&mut r), "uuid": format!("{:040x}", r.next_u64() as u128 * 7919),
         "computerName": name, "domain": "WORKGROUP", "serialNumber": r.alnum(12), "modelName": "MacBookPro18,3",
         "machineType": *r.pick(&["laptop", "desktop", "server"]),
@@ -216,7 +239,14 @@ fn agent(seed: u64, i: u64, groups: &[String]) -> Value {
         "missingPermissions": [], "licenseKey": format!("LICENSE-{}", r.alnum(20)),
         "networkInterfaces": interfaces(&mut r, i), "tags": tags(&mut r, i),
         "activeDirectory": { "computerDistinguishedName": null }, "userActionsNeeded": [],
-    })
+    });
+    if let Some((name, serial)) = agent_name_case(i) {
+        a["computerName"] = name;
+        if let Some(serial) = serial {
+            a["serialNumber"] = serial;
+        }
+    }
+    a
 }
 
 impl Provider for SentinelOneSim {
