@@ -7,105 +7,28 @@ pub const MIN_KEY_LEN: usize = 10;
 pub const MAX_KEY_LEN: usize = 4096;
 pub const MAX_STRING_LEN: usize = 4096;
 
-/// JupiterOne's entity classes.
-pub const KNOWN_CLASSES: &[&str] = &[
-    "AccessKey",
-    "AccessPolicy",
-    "AccessRole",
-    "Account",
-    "Alert",
-    "Application",
-    "ApplicationEndpoint",
-    "Assessment",
-    "Attacker",
-    "Backup",
-    "Certificate",
-    "Channel",
-    "Cluster",
-    "CodeCommit",
-    "CodeDeploy",
-    "CodeModule",
-    "CodeRepo",
-    "CodeReview",
-    "Configuration",
-    "Container",
-    "Control",
-    "ControlPolicy",
-    "CryptoKey",
-    "DataCollection",
-    "DataObject",
-    "DataStore",
-    "Database",
-    "Deployment",
-    "Device",
-    "Directory",
-    "Disk",
-    "Document",
-    "Domain",
-    "DomainRecord",
-    "DomainZone",
-    "Entity",
-    "Finding",
-    "Firewall",
-    "Framework",
-    "Function",
-    "Gateway",
-    "GraphObject",
-    "Group",
-    "Host",
-    "HostAgent",
-    "Image",
-    "Incident",
-    "Internet",
-    "IpAddress",
-    "Issue",
-    "Key",
-    "Logs",
-    "Model",
-    "Module",
-    "Network",
-    "NetworkEndpoint",
-    "NetworkInterface",
-    "Organization",
-    "PR",
-    "PasswordPolicy",
-    "Person",
-    "Policy",
-    "Problem",
-    "Procedure",
-    "Process",
-    "Product",
-    "Program",
-    "Project",
-    "Question",
-    "Queue",
-    "Record",
-    "Repository",
-    "Requirement",
-    "Resource",
-    "Review",
-    "Risk",
-    "Rule",
-    "Ruleset",
-    "Scanner",
-    "Secret",
-    "Section",
-    "Service",
-    "Site",
-    "Standard",
-    "Subscription",
-    "Task",
-    "Team",
-    "ThreatIntel",
-    "Training",
-    "User",
-    "UserGroup",
-    "Vendor",
-    "Vulnerability",
-    "Weakness",
-    "Workflow",
-    "Workload",
-];
+/// JupiterOne's entity classes and what each requires, generated from
+/// `@jupiterone/data-model` (`core/src/classes.rs`).
+pub use corral_core::classes::{CLASSES, DATA_MODEL_VERSION};
+
+/// Whether `class` is one of the data model's entity classes.
+pub fn known_class(class: &str) -> bool {
+    CLASSES.binary_search_by(|(c, _)| c.cmp(&class)).is_ok()
+}
+
+/// The properties `class` requires that `obj` lacks (the schema's own check; the host
+/// reports them, it does not drop the entity for them).
+pub fn missing_required<'a>(obj: &Map<String, Value>, class: &str) -> Vec<&'a str> {
+    let Ok(i) = CLASSES.binary_search_by(|(c, _)| c.cmp(&class)) else {
+        return Vec::new();
+    };
+    CLASSES[i]
+        .1
+        .iter()
+        .copied()
+        .filter(|p| !obj.contains_key(*p))
+        .collect()
+}
 
 /// The parts of an object every check needs.
 #[derive(Debug, Clone)]
@@ -168,11 +91,7 @@ pub fn check_entity(obj: &Map<String, Value>, header: &Header) -> Result<(), Str
     if obj.contains_key("_mapping") {
         return Err("_mapping is allowed only on a relationship declared mapped".into());
     }
-    if let Some(c) = header
-        .classes
-        .iter()
-        .find(|c| !KNOWN_CLASSES.contains(&c.as_str()))
-    {
+    if let Some(c) = header.classes.iter().find(|c| !known_class(c)) {
         return Err(format!("_class {c:?} is not a known data-model class"));
     }
     for field in ["name", "displayName"] {
@@ -403,6 +322,18 @@ mod tests {
                 .unwrap_err()
                 .contains("relationshipDirection")
         );
+    }
+
+    #[test]
+    fn classes_come_sorted_from_the_package_and_carry_their_requirements() {
+        assert!(CLASSES.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(known_class("Device") && known_class("HostAgent") && !known_class("Gadget"));
+        let (obj, _) = parse_object(
+            r#"{"_key":"device-0001","_type":"t_device","_class":"Device","name":"n","displayName":"n"}"#,
+        )
+        .unwrap();
+        let missing = missing_required(&obj, "Device");
+        assert!(missing.contains(&"ipv4Addresses") && !missing.contains(&"name"));
     }
 
     #[test]

@@ -172,8 +172,32 @@ pub fn summary(report: &RunReport) -> Value {
             "denials": report.denials,
             "limitHits": report.limit_hits,
             "rejections": report.rejections,
+            "dataModel": {
+                "version": crate::datamodel::DATA_MODEL_VERSION,
+                "missingRequired": missing_required(&report.graph.entities),
+            },
         }
     })
+}
+
+/// Per `_type` and class, how many entities lack each property the class requires: what
+/// JupiterOne's schema would flag, reported (not dropped) so a connector can be fixed.
+fn missing_required(entities: &[Stored]) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for e in entities {
+        let classes = match e.object.get("_class") {
+            Some(Value::String(c)) => vec![c.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for class in classes {
+            for property in crate::datamodel::missing_required(&e.object, class) {
+                let counts = out.entry(format!("{} {class}", e.type_name)).or_default();
+                *counts.entry(property.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+    out
 }
 
 /// A few lines a person can read: outcome, counts per step, where the output went.

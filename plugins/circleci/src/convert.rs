@@ -3,6 +3,7 @@
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
 use corral_sdk::props::{first_readable, plain, readable, time_ms as ms};
+use corral_sdk::standard;
 
 /// A usable text field: not missing, `""`, blank or `null`. Ids and the env-var names
 /// that key their entities must be usable (a key built from an empty one would be shared
@@ -22,6 +23,8 @@ pub const PROJECT_VAR: &str = "circleci_project_environment_variable";
 pub const CONTEXT: &str = "circleci_context";
 pub const CONTEXT_VAR: &str = "circleci_context_environment_variable";
 pub const USER: &str = "circleci_user";
+/// The account's `vendor` (the data model's `Account` requires one).
+pub const VENDOR: &str = "CircleCI";
 
 pub fn key(type_name: &str, id: &str) -> String {
     format!("{type_name}:{id}")
@@ -38,6 +41,7 @@ pub fn account(user_id: &str, login: &str) -> Object {
         .prop("id", user_id)
         .prop("name", name)
         .prop("displayName", name)
+        .prop("vendor", VENDOR)
         .raw_data(json!({ "login": login, "id": user_id }))
         .build()
 }
@@ -181,16 +185,26 @@ pub fn context_var(v: &Value) -> Option<Object> {
 }
 
 /// The `/me` user, named by its login, else its full name, else its id; `username`
-/// stays the login (or the id).
+/// stays the login (or the id), as a list (the data model's `User.username`). The other
+/// properties `User` requires: `firstName`/`lastName` split from the full `name`,
+/// `shortLoginId` the login, `email` `null` (`/me` has none); `null` where CircleCI has
+/// nothing.
 pub fn user(me: &Value) -> Option<Object> {
     let id = text(me, "id")?;
     let login = text(me, "login").unwrap_or_else(|| id.clone());
     let name = first_readable(me, &["login", "name"]).unwrap_or_else(|| id.clone());
+    let (first, last) = text(me, "name")
+        .map(|n| standard::split_name(&n))
+        .unwrap_or_default();
     Some(
         EntityBuilder::new(key(USER, &id), USER, "User")
             .prop("id", id.clone())
             .prop("name", name)
-            .prop("username", login.clone())
+            .prop("username", standard::string_list([login.as_str()]))
+            .prop("shortLoginId", standard::string_list(text(me, "login")))
+            .prop("firstName", standard::or_null(first))
+            .prop("lastName", standard::or_null(last))
+            .prop("email", Value::Null)
             .prop("active", true)
             .raw_data(json!({ "name": me.get("name"), "login": login, "id": id }))
             .build(),
@@ -254,12 +268,13 @@ mod tests {
     fn user_and_group_shapes() {
         let u = user(&json!({ "id": "u-1", "login": "octocat", "name": "The Octocat" })).unwrap();
         assert_eq!(
-            (
-                u["name"].as_str(),
-                u["username"].as_str(),
-                u["active"].as_bool()
-            ),
-            (Some("octocat"), Some("octocat"), Some(true))
+            (u["name"].as_str(), u["active"].as_bool()),
+            (Some("octocat"), Some(true))
+        );
+        assert_eq!(
+            u["username"],
+            json!(["octocat"]),
+            "a list in the data model"
         );
         let g =
             group(&json!({ "id": "g-1", "name": "org", "slug": "gh/org", "vcs_type": "github" }))
@@ -278,6 +293,31 @@ mod tests {
             r["_key"],
             "circleci_project:p|uses|circleci_context_environment_variable:V"
         );
+    }
+
+    #[test]
+    fn user_and_account_have_the_standard_properties() {
+        let u = user(&json!({ "id": "u-1", "login": "octocat", "name": "The Octo Cat" })).unwrap();
+        assert_eq!(
+            (u["firstName"].as_str(), u["lastName"].as_str()),
+            (Some("The"), Some("Octo Cat"))
+        );
+        assert_eq!(u["shortLoginId"], json!(["octocat"]));
+        assert_eq!(u["email"], Value::Null, "/me has no e-mail");
+        for blank in [json!(""), json!(" "), Value::Null] {
+            let u = user(&json!({ "id": "u-1", "login": blank, "name": blank })).unwrap();
+            for f in ["firstName", "lastName", "email", "shortLoginId"] {
+                assert_eq!(u[f], Value::Null, "{f}");
+            }
+            assert_eq!(u["username"], json!(["u-1"]), "the id, as before");
+        }
+        let single = user(&json!({ "id": "u-1", "login": "o", "name": "Octocat" })).unwrap();
+        assert_eq!(
+            (single["firstName"].as_str(), single["lastName"].clone()),
+            (Some("Octocat"), Value::Null)
+        );
+        let a = account("b1b6e8a6-0000-4000-8000-00000000c1c1", "octocat");
+        assert_eq!(a["vendor"], "CircleCI");
     }
 
     #[test]
@@ -306,7 +346,7 @@ mod tests {
             let c = json!({ "id": "c-1", "name": blank });
             assert_eq!(named(context(&c).unwrap()), "c-1");
             let u = user(&json!({ "id": "u-1", "login": blank, "name": "The Octocat" })).unwrap();
-            assert_eq!(u["username"], "u-1");
+            assert_eq!(u["username"], json!(["u-1"]));
             assert_eq!(named(u), "The Octocat");
             let u = user(&json!({ "id": "u-1", "login": blank, "name": blank })).unwrap();
             assert_eq!(named(u), "u-1");

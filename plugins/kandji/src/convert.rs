@@ -6,6 +6,7 @@
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
 use corral_sdk::props::{allowed as scalar, first_readable, readable};
+use corral_sdk::standard::{self, Addresses};
 use corral_sdk::time::parse_epoch_ms;
 use serde_json::{Value, json};
 
@@ -14,6 +15,8 @@ pub const DEVICE_TYPE: &str = "kandji_device";
 pub const APP_TYPE: &str = "kandji_app";
 pub const USER_TYPE: &str = "kandji_user";
 pub const ACCOUNT_KEY: &str = "kandji-account";
+/// The account's `vendor` (the data model's `Account` requires one).
+pub const VENDOR: &str = "Kandji";
 
 pub fn account_entity() -> Object {
     let source = json!({ "id": ACCOUNT_KEY, "name": "Kandji Account" });
@@ -21,6 +24,7 @@ pub fn account_entity() -> Object {
         .prop("id", ACCOUNT_KEY)
         .prop("name", "Kandji Account")
         .prop("displayName", "Kandji Account")
+        .prop("vendor", VENDOR)
         .raw_data(source)
         .build()
 }
@@ -42,13 +46,13 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
 
     let mut e = EntityBuilder::new(id, DEVICE_TYPE, "Device")
         .prop("id", id)
-        .prop("deviceId", id)
+        .prop("deviceId", standard::string_list([id]))
         .prop("name", device_name(d, id))
         .prop("make", "Apple Inc.")
-        .opt("model", scalar(d.get("model")))
-        .opt("serial", scalar(d.get("serial_number")))
+        .prop("model", text_or_null(d.get("model")))
+        .prop("serial", text_or_null(d.get("serial_number")))
         .opt("serialNumber", scalar(d.get("serial_number")))
-        .opt("category", scalar(d.get("platform")))
+        .prop("category", text_or_null(d.get("platform")))
         .prop(
             "platform",
             if platform == Some("Mac") {
@@ -57,13 +61,15 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
                 "ios"
             },
         )
-        .opt("osVersion", scalar(d.get("os_version")))
+        .prop("osVersion", text_or_null(d.get("os_version")))
         .opt(
             "encrypted",
-            scalar(at(x, &["filevault", "filevault_enabled"])),
+            at(x, &["filevault", "filevault_enabled"])
+                .filter(|v| v.is_boolean())
+                .cloned(),
         )
         .opt("lastCheckinOn", time_of(d, "last_check_in"))
-        .opt("lastSeenOn", time_of(d, "last_check_in"))
+        .prop("lastSeenOn", standard::or_null(time_of(d, "last_check_in")))
         .prop("user.id", user_field("id"))
         .prop("user.name", user_field("name"))
         .prop("user.email", user_field("email"))
@@ -73,6 +79,14 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
 
     for (prop, field) in LIST_FIELDS {
         e = e.opt(prop, scalar(d.get(*field)));
+    }
+    // `Device.assetTag` is a list in the data model.
+    e = e.opt("assetTag", readable(d.get("asset_tag")).map(|t| json!([t])));
+    for (prop, value) in os_properties(d, x) {
+        e = e.prop(prop, value);
+    }
+    for (prop, value) in network_properties(x) {
+        e = e.prop(prop, value);
     }
     for (prefix, section, fields) in DETAIL_SECTIONS {
         for (prop, field) in *fields {
@@ -103,9 +117,69 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
     Ok(e.raw_data(merge(d, x)).build())
 }
 
+/// A string, else `null` (a required `Device` property typed `string | null`).
+fn text_or_null(v: Option<&Value>) -> Value {
+    v.filter(|v| v.is_string()).cloned().unwrap_or(Value::Null)
+}
+
+/// The Apple operating system a Kandji `platform` runs.
+fn os_name(platform: &str) -> Option<&'static str> {
+    match platform {
+        "Mac" => Some("macOS"),
+        "iPhone" | "iPod" => Some("iOS"),
+        "iPad" => Some("iPadOS"),
+        "AppleTV" => Some("tvOS"),
+        "AppleVision" | "Vision" => Some("visionOS"),
+        _ => None,
+    }
+}
+
+/// `osName`, `osType` and `osDetails`, from the `platform`, `os_version` and the details'
+/// `general.system_version` (`"12.0.1 (21A559)"`): `macOS 12.0.1 (21A559)`; `null` each
+/// where the device says nothing.
+fn os_properties(d: &Value, x: &Value) -> [(&'static str, Value); 3] {
+    let name = str_of(d, "platform").and_then(os_name);
+    let kind = name.and_then(standard::os_type);
+    let version =
+        readable(at(x, &["general", "system_version"])).or_else(|| readable(d.get("os_version")));
+    let details = match (name, version) {
+        (Some(n), Some(v)) if v.starts_with(n) => Some(v),
+        (Some(n), Some(v)) => Some(format!("{n} {v}")),
+        (Some(n), None) => Some(n.to_string()),
+        (None, v) => v,
+    };
+    [
+        ("osName", standard::or_null(name)),
+        ("osType", standard::or_null(kind)),
+        ("osDetails", standard::or_null(details)),
+    ]
+}
+
+/// The addresses, MAC, host name and FQDN the `Device` schema requires, from the details'
+/// `network` section: `ip_address` and `public_ip` sorted into the address lists,
+/// `mac_address` as `macAddresses`, `local_hostname` as `hostname`; `fqdn` is `null`
+/// (Kandji reports none). `null` where the section or the field is missing or unusable.
+fn network_properties(x: &Value) -> Vec<(&'static str, Value)> {
+    let net = |f: &str| at(x, &["network", f]).and_then(Value::as_str);
+    let mut addresses = Addresses::default();
+    for f in ["ip_address", "public_ip"] {
+        if let Some(ip) = net(f) {
+            addresses.add(ip);
+        }
+    }
+    let macs = standard::mac_addresses(net("mac_address"));
+    let mut out: Vec<(&'static str, Value)> = addresses.properties().into();
+    out.push(("macAddresses", standard::string_list(macs)));
+    out.push((
+        "hostname",
+        standard::or_null(net("local_hostname").and_then(standard::hostname)),
+    ));
+    out.push(("fqdn", Value::Null));
+    out
+}
+
 /// Device list fields copied unchanged: (property, field).
 const LIST_FIELDS: &[(&str, &str)] = &[
-    ("assetTag", "asset_tag"),
     ("blueprintId", "blueprint_id"),
     ("blueprintName", "blueprint_name"),
     ("mdmEnabled", "mdm_enabled"),
@@ -328,13 +402,25 @@ pub fn user_entity(device: &Object) -> Option<Object> {
         "id": id, "name": field("user.name"), "email": field("user.email"),
         "is_archived": field("user.isArchived"),
     });
+    // The data model's `User` wants these present: names split from `user.name`, the
+    // e-mail (a list) as `email` and `username`, its local part as `shortLoginId`.
+    let (first, last) = readable(device.get("user.name"))
+        .map(|n| standard::split_name(&n))
+        .unwrap_or_default();
+    let email = readable(device.get("user.email"));
     Some(
         EntityBuilder::new(format!("kandji_user:{id_text}"), USER_TYPE, "User")
             .prop("id", format!("kandji_user:{id_text}"))
             .prop("name", name)
-            .prop("email", field("user.email"))
+            .prop("email", standard::email_list(email.as_deref()))
             .prop("isArchived", field("user.isArchived"))
-            .prop("username", field("user.email"))
+            .prop("username", standard::string_list(email.as_deref()))
+            .prop(
+                "shortLoginId",
+                standard::string_list(email.as_deref().and_then(standard::email_local_part)),
+            )
+            .prop("firstName", standard::or_null(first))
+            .prop("lastName", standard::or_null(last))
             .prop("active", true)
             .raw_data(raw)
             .build(),
@@ -424,7 +510,8 @@ mod tests {
         let id = "4a7d3c2e-0000-4000-8000-000000000001";
         assert_eq!(e["_key"], id);
         assert_eq!(e["id"], id);
-        assert_eq!(e["deviceId"], id);
+        assert_eq!(e["deviceId"], json!([id]), "a list in the data model");
+        assert_eq!(e["assetTag"], json!(["A-1"]), "a list in the data model");
         assert_eq!(e["_class"], json!(["Device"]));
         assert_eq!(e["displayName"], "Ada's MacBook");
         assert_eq!(e["make"], "Apple Inc.");
@@ -524,7 +611,8 @@ mod tests {
         let u = user_entity(&device).unwrap();
         assert_eq!(u["_key"], "kandji_user:7");
         assert_eq!(u["id"], "kandji_user:7");
-        assert_eq!(u["username"], "ada@x.io");
+        assert_eq!(u["username"], json!(["ada@x.io"]));
+        assert_eq!(u["email"], json!(["ada@x.io"]));
         assert_eq!(u["active"], true);
         assert_eq!(u["isArchived"], true);
         assert_eq!(
@@ -653,11 +741,120 @@ mod tests {
         }
     }
 
+    /// The properties the data model's `Device` requires, all present: from the details'
+    /// network section and the platform, `null` where the device says nothing.
+    #[test]
+    fn device_has_the_standard_device_properties() {
+        let mut x = details();
+        x["network"] = json!({ "local_hostname": "Adas-MacBook-Pro", "mac_address": "14:7D:DA:4F:73:10",
+            "ip_address": "192.168.1.20", "public_ip": "203.0.113.9" });
+        x["general"]["system_version"] = json!("14.4.1 (23E224)");
+        let e = device_entity(&list_item(json!("")), &x).unwrap();
+        assert_eq!(e["ipv4Addresses"], json!(["192.168.1.20", "203.0.113.9"]));
+        assert_eq!(e["ipv6Addresses"], Value::Null);
+        assert_eq!(e["privateIpAddresses"], json!(["192.168.1.20"]));
+        assert_eq!(e["publicIpAddresses"], json!(["203.0.113.9"]));
+        assert_eq!(e["macAddresses"], json!(["14:7d:da:4f:73:10"]));
+        assert_eq!(e["macAddress"], "14:7D:DA:4F:73:10", "the raw MAC is kept");
+        assert_eq!(e["hostname"], "Adas-MacBook-Pro");
+        assert_eq!(e["fqdn"], Value::Null);
+        assert_eq!(e["osName"], "macOS");
+        assert_eq!(e["osType"], "darwin");
+        assert_eq!(e["osDetails"], "macOS 14.4.1 (23E224)");
+        assert_eq!(e["osVersion"], "14.4.1");
+        assert_eq!(e["model"], "MacBook Pro");
+
+        // An iPhone without details, serial, model, check-in or version: every required
+        // property is there, `null` where Kandji has nothing.
+        let mut d = list_item(json!(""));
+        d["platform"] = json!("iPhone");
+        d["asset_tag"] = json!("");
+        for f in ["serial_number", "model", "last_check_in", "os_version"] {
+            d.as_object_mut().unwrap().remove(f);
+        }
+        let e = device_entity(&d, &json!({})).unwrap();
+        for f in [
+            "ipv4Addresses",
+            "ipv6Addresses",
+            "publicIpAddresses",
+            "privateIpAddresses",
+            "macAddresses",
+            "hostname",
+            "fqdn",
+            "serial",
+            "model",
+            "lastSeenOn",
+            "osVersion",
+        ] {
+            assert_eq!(e[f], Value::Null, "{f}");
+        }
+        assert_eq!(
+            (e["osName"].as_str(), e["osType"].as_str()),
+            (Some("iOS"), Some("ios"))
+        );
+        assert_eq!(e["osDetails"], "iOS");
+        assert_eq!(e["category"], "iPhone");
+        assert!(!e.contains_key("assetTag"), "no tag, no list");
+        let mut d = list_item(json!(""));
+        d.as_object_mut().unwrap().remove("platform");
+        let e = device_entity(
+            &d,
+            &json!({ "network": { "local_hostname": "Ada's Mac", "ip_address": "" } }),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                e["category"].clone(),
+                e["osName"].clone(),
+                e["osType"].clone(),
+                e["hostname"].clone()
+            ),
+            (Value::Null, Value::Null, Value::Null, Value::Null)
+        );
+        assert_eq!(e["osDetails"], "14.4.1", "the version alone");
+        assert_eq!(e["ipv4Addresses"], Value::Null);
+        assert!(!e.contains_key("encrypted"));
+    }
+
+    #[test]
+    fn user_has_the_standard_user_properties() {
+        let user = |name: Value, email: Value| {
+            let u = json!({ "id": 7, "name": name, "email": email, "is_archived": false });
+            user_entity(&device_entity(&list_item(u), &json!({})).unwrap()).unwrap()
+        };
+        let u = user(json!("Ada King Lovelace"), json!("ada.lovelace@x.io"));
+        assert_eq!(
+            (u["firstName"].as_str(), u["lastName"].as_str()),
+            (Some("Ada"), Some("King Lovelace"))
+        );
+        assert_eq!(u["email"], json!(["ada.lovelace@x.io"]));
+        assert_eq!(u["username"], json!(["ada.lovelace@x.io"]));
+        assert_eq!(u["shortLoginId"], json!(["ada.lovelace"]));
+        let u = user(json!("Ada"), json!("not-an-address"));
+        assert_eq!(
+            (u["firstName"].as_str(), u["lastName"].clone()),
+            (Some("Ada"), Value::Null)
+        );
+        assert_eq!(
+            u["email"],
+            Value::Null,
+            "not an e-mail address: only in _rawData"
+        );
+        assert_eq!(u["username"], json!(["not-an-address"]));
+        assert_eq!(u["shortLoginId"], Value::Null);
+        assert_eq!(u["_rawData"][0]["rawData"]["email"], "not-an-address");
+        let u = user(Value::Null, Value::Null);
+        for f in ["firstName", "lastName", "email", "username", "shortLoginId"] {
+            assert_eq!(u[f], Value::Null, "{f}");
+        }
+    }
+
     #[test]
     fn account_is_a_constant() {
         let a = account_entity();
         assert_eq!(a["_key"], "kandji-account");
         assert_eq!(a["name"], "Kandji Account");
+        assert_eq!(a["vendor"], "Kandji");
         let r = account_device_relationship("dev-000001");
         assert_eq!(r["_key"], "kandji-account|has|dev-000001");
         assert_eq!(r["_type"], "kandji_account_has_device");
@@ -684,6 +881,10 @@ mod tests {
         let e = device_entity(first, &details).unwrap();
         assert_eq!(e["_key"], first["device_id"]);
         assert!(e.iter().all(|(k, v)| k == "_rawData" || !v.is_object()));
+        assert_eq!(e["hostname"], "RickandMorty-MBP");
+        assert_eq!(e["privateIpAddresses"], json!(["192.168.111.197"]));
+        assert_eq!(e["publicIpAddresses"], Value::Null, "public_ip is \"\"");
+        assert_eq!(e["osDetails"], "macOS 12.0.1 (21A559)");
         for app in apps["apps"].as_array().unwrap() {
             assert!(app_key(app).unwrap().starts_with("kandji_app:"));
             assert!(app_entity(app).is_some());

@@ -3,6 +3,7 @@
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
 use corral_sdk::props::{plain, readable, without};
+use corral_sdk::standard::{self, Addresses};
 use serde_json::{Value, json};
 
 pub const ACCOUNT_TYPE: &str = "rumble_account";
@@ -11,6 +12,8 @@ pub const SITE_TYPE: &str = "rumble_site";
 pub const USER_TYPE: &str = "rumble_user";
 pub const ASSET_TYPE: &str = "rumble_asset";
 pub const USER_PERSON_TYPE: &str = "rumble_user_is_person";
+/// The account's `vendor` (the data model's `Account` requires one).
+pub const VENDOR: &str = "runZero";
 
 /// Fields that are credentials: never in an entity or `_rawData`.
 const TOKEN_FIELDS: &[&str] = &["download_token", "export_token"];
@@ -63,6 +66,7 @@ pub fn account_entity(key: &str, name: &str, fallback: &str) -> Object {
         .prop("id", key)
         .prop("name", name)
         .prop("displayName", name)
+        .prop("vendor", VENDOR)
         .raw_data(json!({ "id": key, "name": name }))
         .build()
 }
@@ -174,10 +178,6 @@ pub fn site_entity(site: &Value) -> Option<Object> {
 }
 
 const USER_FIELDS: Fields = &[
-    ("firstName", "first_name"),
-    ("lastName", "last_name"),
-    ("email", "email"),
-    ("username", "email"),
     ("orgDefaultRole", "org_default_role"),
     ("lastLoginIP", "last_login_ip"),
     ("lastLoginUa", "last_login_ua"),
@@ -204,16 +204,51 @@ pub fn user_entity(u: &Value) -> Option<Object> {
     };
     let admin = u.get("client_admin") == Some(&json!(true))
         || u.get("org_default_role") == Some(&json!("admin"));
-    let e = EntityBuilder::new(id.clone(), USER_TYPE, "User")
+    let mut e = EntityBuilder::new(id.clone(), USER_TYPE, "User")
         .prop("id", id)
         .prop("name", name)
         .prop("admin", admin)
         .prop("active", true);
+    for (prop, value) in user_standard_properties(u) {
+        e = e.prop(prop, value);
+    }
     Some(
         copy(e, u, USER_FIELDS, USER_TIMES)
             .raw_data(u.clone())
             .build(),
     )
+}
+
+/// The properties the data model's `User` requires, all present:
+/// - `firstName`/`lastName`: `first_name`/`last_name` when they are strings (`""` kept,
+///   as the reference keeps it), else the first word / the rest of the API's full `name`
+///   (a one-word full name is a first name only when there is no `last_name`), else
+///   `null`;
+/// - `email` and `username` (the reference's username is the email): the email as a
+///   list (`email` only when it is an e-mail address), else `null`;
+/// - `shortLoginId`: the email's local part as a list, else `null`.
+fn user_standard_properties(u: &Value) -> [(&'static str, Value); 5] {
+    let (first, last) = readable(u.get("name"))
+        .map(|n| standard::split_name(&n))
+        .unwrap_or_default();
+    let given = |f: &str| u.get(f).and_then(Value::as_str).map(String::from);
+    let (first_name, last_name) = (given("first_name"), given("last_name"));
+    // "Lovelace" with a `last_name` of "Lovelace" is no first name.
+    let first = first.filter(|_| last.is_some() || last_name.is_none());
+    let email = u
+        .get("email")
+        .and_then(Value::as_str)
+        .filter(|e| !e.trim().is_empty());
+    [
+        ("firstName", standard::or_null(first_name.or(first))),
+        ("lastName", standard::or_null(last_name.or(last))),
+        ("email", standard::email_list(email)),
+        ("username", standard::string_list(email)),
+        (
+            "shortLoginId",
+            standard::string_list(email.and_then(standard::email_local_part)),
+        ),
+    ]
 }
 
 /// The asset's name: its first usable `names` entry, else `hw`, else its first address,
@@ -248,19 +283,73 @@ pub fn asset_entity(a: &Value) -> Option<Object> {
         .opt("updatedAt", secs(a, "updated_at"))
         .opt("firstSeen", secs(a, "first_seen"))
         .opt("lastSeen", secs(a, "last_seen"))
-        .opt("lastSeenOn", secs(a, "last_seen"))
+        .prop("lastSeenOn", standard::or_null(secs(a, "last_seen")))
         .opt("type", plain(a, "type"))
-        .opt("category", plain(a, "type"))
-        .opt("osName", plain(a, "os_product"))
-        .opt("osDetails", os_details)
+        .prop("category", standard::or_null(plain(a, "type")))
+        .prop("osName", standard::or_null(plain(a, "os_product")))
+        .prop("osDetails", standard::or_null(os_details))
         .prop("serial", Value::Null)
         .prop("deviceId", Value::Null);
     for (prop, field) in ASSET_FIELDS {
         e = e.opt(prop, plain(a, field));
     }
+    for (prop, value) in asset_standard_properties(a) {
+        e = e.prop(prop, value);
+    }
     let mut entity = e.raw_data(without(a, ASSET_RAW_DROPPED)).build();
     apply_tags(&mut entity, a.get("tags"));
     Some(entity)
+}
+
+/// The `Device` properties the reference leaves out or shapes otherwise, all present:
+/// - `ipv4Addresses`, `ipv6Addresses`, `publicIpAddresses`, `privateIpAddresses`: from
+///   `addresses` and `addresses_extra`;
+/// - `macAddresses`: `macs`, lower-case and colon-delimited (text that is not a MAC left
+///   out), `[]` when runZero lists none (as the reference), `null` without `macs`;
+/// - `hostname`: the first of `names` usable as one (an FQDN's first label); `fqdn`: the
+///   `names` that are FQDNs;
+/// - `osType`: from `os` (else `os_product`);
+/// - `make`, `model`, `osVersion`: `null` when runZero has no such field.
+///
+/// `null` where runZero has nothing.
+fn asset_standard_properties(a: &Value) -> Vec<(&'static str, Value)> {
+    let mut addresses = Addresses::default();
+    addresses.add_all(a.get("addresses"));
+    addresses.add_all(a.get("addresses_extra"));
+    let strings = |f: &str| -> Vec<&str> {
+        a.get(f)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect()
+    };
+    let macs = match a.get("macs") {
+        Some(Value::Array(_)) => json!(standard::mac_addresses(strings("macs"))),
+        _ => Value::Null,
+    };
+    let names = strings("names");
+    let hostname = names.iter().find_map(|n| standard::hostname(n));
+    let fqdns = standard::string_list(names.iter().filter_map(|n| standard::fqdn(n)));
+    let os = readable(a.get("os")).or_else(|| readable(a.get("os_product")));
+    let mut out: Vec<(&'static str, Value)> = addresses.properties().into();
+    out.extend([
+        ("macAddresses", macs),
+        ("hostname", standard::or_null(hostname)),
+        ("fqdn", fqdns),
+        (
+            "osType",
+            standard::or_null(os.as_deref().and_then(standard::os_type)),
+        ),
+    ]);
+    for (prop, field) in [
+        ("make", "hw_vendor"),
+        ("model", "hw_product"),
+        ("osVersion", "os_version"),
+    ] {
+        out.push((prop, standard::or_null(plain(a, field))));
+    }
+    out
 }
 
 const ASSET_FIELDS: Fields = &[
@@ -268,15 +357,11 @@ const ASSET_FIELDS: Fields = &[
     ("scanned", "scanned"),
     ("detectedBy", "detected_by"),
     ("osVendor", "os_vendor"),
-    ("osVersion", "os_version"),
     ("hardware", "hw"),
-    ("make", "hw_vendor"),
     ("hardwareVendor", "hw_vendor"),
-    ("model", "hw_product"),
     ("hardwareModel", "hw_product"),
     ("version", "hw_version"),
     ("hardwareVersion", "hw_version"),
-    ("macAddresses", "macs"),
     ("macAddress", "macs"),
     ("serviceCount", "service_count"),
     ("softwareCount", "software_count"),
@@ -351,8 +436,11 @@ pub fn user_assigned_org(user: &str, org: &str, role: &str) -> Object {
 /// The runZero user IS the employee with the same email (mapped; never creates one).
 pub fn user_is_person(user: &Object) -> Option<Object> {
     let key = user.get("_key")?.as_str()?;
+    // `email` is the data model's list of the user's e-mail addresses.
     let email = user
         .get("email")?
+        .as_array()?
+        .first()?
         .as_str()
         .filter(|e| !e.trim().is_empty())?
         .to_lowercase();
@@ -390,9 +478,11 @@ mod tests {
         assert_eq!(e["name"], "Dell R640", "no names: the hardware");
         assert_eq!(e["displayName"], "renamed");
         assert_eq!(e["firstSeen"], 1_583_271_138_000i64);
-        assert!(
-            !e.contains_key("lastSeenOn") && !e.contains_key("lastSeen"),
-            "0 is never"
+        assert!(!e.contains_key("lastSeen"), "0 is never");
+        assert_eq!(
+            e["lastSeenOn"],
+            Value::Null,
+            "never, but present as Device requires"
         );
         assert_eq!(e["osDetails"], "Ubuntu Linux 20.04");
         assert_eq!(
@@ -417,7 +507,104 @@ mod tests {
         );
         let bare = asset_entity(&json!({ "id": "asset-0000002", "os_version": "10" })).unwrap();
         assert_eq!(bare["name"], "asset-0000002");
-        assert!(!bare.contains_key("osDetails"), "no os, no `undefined 10`");
+        assert_eq!(bare["osDetails"], Value::Null, "no os, no `undefined 10`");
+    }
+
+    #[test]
+    fn asset_has_the_standard_device_properties() {
+        let a = json!({
+            "id": "asset-0000001", "names": ["x", "web01.corp.example.com", "WEB01"], "os": "Microsoft Windows Server 2019",
+            "os_product": "Windows Server", "os_version": "1809", "hw_vendor": "Dell", "hw_product": "R640",
+            "addresses": ["10.0.0.5", "2001:db8::5", "bogus"], "addresses_extra": ["203.0.113.5", "10.0.0.5", "fe80::5%eth0"],
+            "macs": ["A0:36:9F:50:77:D8", "not-a-mac"], "last_seen": 1583271232, "type": "Server",
+        });
+        let e = asset_entity(&a).unwrap();
+        assert_eq!(e["ipv4Addresses"], json!(["10.0.0.5", "203.0.113.5"]));
+        assert_eq!(e["ipv6Addresses"], json!(["2001:db8::5", "fe80::5"]));
+        assert_eq!(
+            e["publicIpAddresses"],
+            json!(["2001:db8::5", "203.0.113.5"])
+        );
+        assert_eq!(e["privateIpAddresses"], json!(["10.0.0.5", "fe80::5"]));
+        assert_eq!(e["macAddresses"], json!(["a0:36:9f:50:77:d8"]));
+        assert_eq!(
+            e["macAddress"],
+            json!(["A0:36:9F:50:77:D8", "not-a-mac"]),
+            "raw"
+        );
+        assert_eq!(
+            e["hostname"], "web01",
+            "the first name usable as a host name"
+        );
+        assert_eq!(e["fqdn"], json!(["web01.corp.example.com"]));
+        assert_eq!(e["osType"], "windows");
+        assert_eq!(e["osName"], "Windows Server");
+        assert_eq!(e["osDetails"], "Microsoft Windows Server 2019 1809");
+        assert_eq!(
+            (e["make"].as_str(), e["model"].as_str()),
+            (Some("Dell"), Some("R640"))
+        );
+        assert_eq!(e["lastSeenOn"], 1_583_271_232_000i64);
+
+        // Nothing but an id: every required property is present, `null` where runZero
+        // has nothing.
+        let bare = asset_entity(&json!({ "id": "asset-0000002" })).unwrap();
+        for f in [
+            "ipv4Addresses",
+            "ipv6Addresses",
+            "publicIpAddresses",
+            "privateIpAddresses",
+            "macAddresses",
+            "hostname",
+            "fqdn",
+            "serial",
+            "deviceId",
+            "lastSeenOn",
+            "make",
+            "model",
+            "osName",
+            "osType",
+            "osDetails",
+            "osVersion",
+            "category",
+        ] {
+            assert_eq!(bare.get(f), Some(&Value::Null), "{f}");
+        }
+    }
+
+    #[test]
+    fn user_has_the_standard_user_properties() {
+        let u = json!({ "id": "user-000001", "first_name": null, "last_name": null, "name": "Ada King Lovelace",
+            "email": "ada.lovelace@example.com" });
+        let e = user_entity(&u).unwrap();
+        assert_eq!(
+            (e["firstName"].as_str(), e["lastName"].as_str()),
+            (Some("Ada"), Some("King Lovelace")),
+            "split from the full name"
+        );
+        assert_eq!(e["shortLoginId"], json!(["ada.lovelace"]));
+        let u = json!({ "id": "user-000001", "first_name": "", "last_name": "Lovelace", "name": "Ada Lovelace", "email": null });
+        let e = user_entity(&u).unwrap();
+        assert_eq!(
+            (e["firstName"].as_str(), e["lastName"].as_str()),
+            (Some(""), Some("Lovelace")),
+            "the provider's strings are kept"
+        );
+        for f in ["email", "username", "shortLoginId"] {
+            assert_eq!(e[f], Value::Null, "{f}");
+        }
+        assert!(user_is_person(&e).is_none());
+        let e = user_entity(&json!({ "id": "user-000001", "email": "not an address" })).unwrap();
+        assert_eq!(e["email"], Value::Null);
+        assert_eq!(e["username"], json!(["not an address"]));
+        assert_eq!(
+            (e["firstName"].clone(), e["lastName"].clone()),
+            (Value::Null, Value::Null)
+        );
+        assert!(
+            user_is_person(&e).is_none(),
+            "no e-mail address, no Person mapping"
+        );
     }
 
     #[test]
@@ -438,8 +625,19 @@ mod tests {
         let e = user_entity(&u).unwrap();
         assert_eq!(e["name"], "Lovelace");
         assert_eq!(e["admin"], true);
-        assert_eq!(e["username"], "Ada@Example.com");
-        assert!(!e.contains_key("firstName"));
+        assert_eq!(e["username"], json!(["Ada@Example.com"]));
+        assert_eq!(e["email"], json!(["Ada@Example.com"]));
+        assert_eq!(e["shortLoginId"], json!(["Ada"]));
+        assert_eq!(
+            (e["firstName"].clone(), e["lastName"].as_str()),
+            (Value::Null, Some("Lovelace")),
+            "no first name, and the API's one-word full name is not one beside a last name"
+        );
+        let mononym = user_entity(&json!({ "id": "user-000001", "name": "Cher" })).unwrap();
+        assert_eq!(
+            (mononym["firstName"].as_str(), mononym["lastName"].clone()),
+            (Some("Cher"), Value::Null)
+        );
         let r = user_is_person(&e).unwrap();
         assert_eq!(
             r["_mapping"]["targetEntity"],
@@ -528,6 +726,7 @@ mod tests {
         );
         let a = account_entity("2b096711-4d28-4417-8635-53f4e0fdd3ef", "runZero", "rz-prod");
         assert_eq!(a["name"], "runZero");
+        assert_eq!(a["vendor"], "runZero");
     }
 
     /// The recorded samples, when `../shared` is beside the project.
@@ -569,7 +768,16 @@ mod tests {
                 .all(|s| site_entity(s).is_some())
         );
         let second = asset_entity(&assets[1]).unwrap();
-        assert!(!second.contains_key("lastSeenOn"));
+        assert_eq!(second["lastSeenOn"], Value::Null);
+        let first = asset_entity(&assets[0]).unwrap();
+        assert_eq!(first["privateIpAddresses"], json!(["192.168.0.1"]));
+        assert_eq!(first["hostname"], "ROUTER");
+        assert_eq!(first["osType"], "linux");
+        for u in users.as_array().unwrap() {
+            let e = user_entity(u).unwrap();
+            assert_eq!(e["shortLoginId"], json!(["first.last"]));
+            assert_eq!(e["email"], json!(["first.last@example.com"]));
+        }
         assert_eq!(second["macAddresses"], json!([]));
     }
 }

@@ -10,6 +10,7 @@
 //! - [`log`]: structured logging through the host.
 //! - [`manifest`]: builders for the manifest's fields, steps and declared types.
 //! - [`props`]: provider JSON to data-model properties.
+//! - [`standard`]: standard properties in the shapes the current class schemas require.
 
 extern crate self as corral_sdk;
 
@@ -20,6 +21,7 @@ pub mod http;
 pub mod log;
 pub mod manifest;
 pub mod props;
+pub mod standard;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -151,6 +151,11 @@ const TIME_PAIRS: &[(&str, &str)] = &[
     ("scanFinishedAt", "scanFinishedOn"),
 ];
 
+/// The agent's `function`: the data model's `HostAgent` wants a list of its enum values.
+/// The reference's `"anti-malware"` is kept in it, after `"endpoint-protection"` (what
+/// SentinelOne's agent is: an endpoint protection platform).
+pub const AGENT_FUNCTION: [&str; 2] = ["endpoint-protection", "anti-malware"];
+
 /// The agent's name: its `computerName`, else its serial number, else its id (the
 /// reference goes from the computer name straight to the id).
 pub fn agent_name(d: &Value, id: &str) -> String {
@@ -163,7 +168,7 @@ pub fn agent_entity(d: &Value) -> Option<(Object, Option<String>)> {
     let name = agent_name(d, &id);
     let mut e = EntityBuilder::new(agent_key(&id), AGENT_TYPE, "HostAgent")
         .prop("id", id.clone())
-        .prop("function", "anti-malware")
+        .prop("function", json!(AGENT_FUNCTION))
         .prop("name", name.clone())
         .prop("displayName", name);
     for f in AGENT_FIELDS {
@@ -544,6 +549,7 @@ mod tests {
         );
         let named = account_entity("s1-prod-instance", "SentinelOne prod");
         assert_eq!(named["displayName"], "SentinelOne prod");
+        assert_eq!(named["vendor"], "SentinelOne");
     }
 
     #[test]
@@ -560,7 +566,10 @@ mod tests {
         let (e, warning) = agent_entity(&d).unwrap();
         assert!(warning.is_none());
         assert_eq!(e["_key"], "sentinelone_agent-id-42");
-        assert_eq!(e["function"], "anti-malware");
+        assert_eq!(
+            e["function"],
+            json!(["endpoint-protection", "anti-malware"])
+        );
         assert_eq!(e["displayName"], "renamed");
         assert_eq!(e["owner"], "john.doe@example.com");
         assert_eq!(e["tag.count"], 12);
@@ -592,7 +601,15 @@ mod tests {
             (e["name"].as_str(), e["displayName"].as_str()),
             (Some("9"), Some("9"))
         );
-        assert_eq!(e["lastSeenOn"], Value::Null);
+        assert_eq!(
+            e["lastSeenOn"],
+            Value::Null,
+            "present, as HostAgent requires"
+        );
+        assert_eq!(
+            e["function"],
+            json!(["endpoint-protection", "anti-malware"])
+        );
         assert_eq!(e["macAddresses"], json!([]));
     }
 

@@ -175,6 +175,27 @@ async fn graph_is_exact_across_page_tokens() {
             .collect::<Vec<_>>()
     );
     assert_eq!(keys_by_type(&report), expected(&sim));
+    // Issue 12 item 3: what the data model's `User` and `Account` require, from `/me`
+    // ("The Octocat", login "octocat") and the vendor.
+    let user = &report
+        .graph
+        .entity(&format!("circleci_user:{}", s(&sim.me, "id")))
+        .expect("the user")
+        .object;
+    assert_eq!(sim.me["name"], "The Octocat", "premise");
+    assert_eq!(
+        (user["firstName"].as_str(), user["lastName"].as_str()),
+        (Some("The"), Some("Octocat"))
+    );
+    assert_eq!(user["username"], serde_json::json!(["octocat"]));
+    assert_eq!(user["shortLoginId"], serde_json::json!(["octocat"]));
+    assert_eq!(user["email"], Value::Null, "/me has no e-mail");
+    let account = &report
+        .graph
+        .entity(&format!("circleci_account:{USER_ID}"))
+        .expect("the account")
+        .object;
+    assert_eq!(account["vendor"], "CircleCI");
     let log = server.requests();
     // Every paged endpoint crossed a page boundary with an encoded page-token.
     let token = "page-token=cGFn%2B20%2FZQ%3D%3D";

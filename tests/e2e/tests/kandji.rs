@@ -70,6 +70,63 @@ async fn graph_is_exact_across_pagination() {
         ])
     );
 
+    // Issue 12 item 3: the standard properties the data model's classes require, from
+    // the provider's fields, on a known device, its user and the account.
+    {
+        let data = sim.data();
+        let d = data
+            .devices
+            .iter()
+            .find(|d| d["user"].is_object() && d["platform"] == "Mac")
+            .expect("premise: a Mac with a user");
+        let id = d["device_id"].as_str().unwrap();
+        let net = &data.details[id]["network"];
+        let device = &report.graph.entity(id).expect("the device").object;
+        assert_eq!(device["deviceId"], serde_json::json!([id]));
+        assert_eq!(
+            device["privateIpAddresses"],
+            serde_json::json!([net["ip_address"]])
+        );
+        assert_eq!(
+            device["publicIpAddresses"],
+            serde_json::json!([net["public_ip"]])
+        );
+        assert_eq!(
+            device["ipv4Addresses"],
+            serde_json::json!([net["ip_address"], net["public_ip"]])
+        );
+        assert_eq!(device["ipv6Addresses"], serde_json::Value::Null);
+        assert_eq!(
+            device["macAddresses"],
+            serde_json::json!([net["mac_address"]])
+        );
+        assert_eq!(device["hostname"], net["local_hostname"]);
+        assert_eq!(device["fqdn"], serde_json::Value::Null);
+        assert_eq!(
+            (device["osName"].as_str(), device["osType"].as_str()),
+            (Some("macOS"), Some("darwin"))
+        );
+        let uid = d["user"]["id"].as_u64().unwrap();
+        let user = &report
+            .graph
+            .entity(&format!("kandji_user:{uid}"))
+            .expect("the user")
+            .object;
+        let (first, last) = d["user"]["name"].as_str().unwrap().split_once(' ').unwrap();
+        assert_eq!(
+            (user["firstName"].as_str(), user["lastName"].as_str()),
+            (Some(first), Some(last))
+        );
+        let email = d["user"]["email"].as_str().unwrap();
+        assert_eq!(user["email"], serde_json::json!([email]));
+        assert_eq!(
+            user["shortLoginId"],
+            serde_json::json!([email.split_once('@').unwrap().0])
+        );
+        let account = &report.graph.entity("kandji-account").unwrap().object;
+        assert_eq!(account["vendor"], "Kandji");
+    }
+
     // 1 validation + pages at offsets 0,100,200 and the empty one at 300 + details and
     // apps once per device.
     let log = server.requests();

@@ -152,6 +152,67 @@ async fn account_key_mode_collects_everything() {
         keys_by_type(&report),
         expected(&sim, &sim.client_id, &orgs, true)
     );
+    // Issue 12 item 3: the standard properties the data model's classes require, from the
+    // provider's fields, on known records.
+    let entity = |k: &Value| {
+        &report
+            .graph
+            .entity(k.as_str().unwrap())
+            .expect("stored")
+            .object
+    };
+    assert_eq!(
+        entity(&Value::from(sim.client_id.clone()))["vendor"],
+        "runZero"
+    );
+    let exporting: BTreeSet<&str> = sim
+        .orgs
+        .iter()
+        .filter(|o| o["export_token"] != "")
+        .filter_map(|o| o["id"].as_str())
+        .collect();
+    let a = sim
+        .assets
+        .iter()
+        .find(|a| {
+            a["organization_id"]
+                .as_str()
+                .is_some_and(|o| exporting.contains(o))
+                && a["names"][0]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("HOST-"))
+                && a["macs"].as_array().is_some_and(|m| !m.is_empty())
+                && a["os"].as_str().is_some_and(|o| o.contains("Windows"))
+        })
+        .expect("premise: a named Windows asset with a MAC");
+    let e = entity(&a["id"]);
+    assert_eq!(e["ipv4Addresses"], a["addresses"]);
+    assert_eq!(e["privateIpAddresses"], a["addresses"], "10.0.x.y");
+    assert_eq!(e["publicIpAddresses"], Value::Null);
+    assert_eq!(e["ipv6Addresses"], Value::Null);
+    assert_eq!(e["macAddresses"], a["macs"]);
+    assert_eq!(e["hostname"], a["names"][0]);
+    assert_eq!(e["osType"], "windows");
+    let u = sim
+        .users
+        .iter()
+        .find(|u| u["first_name"].is_null())
+        .expect("premise: a user without a first name");
+    let e = entity(&u["id"]);
+    let full = u["name"].as_str().unwrap();
+    assert_eq!(
+        e["firstName"],
+        full.split_whitespace().next().unwrap(),
+        "the first word of the full name"
+    );
+    assert_eq!(e["lastName"], u["last_name"]);
+    let email = u["email"].as_str().unwrap();
+    assert_eq!(e["email"], serde_json::json!([email]));
+    assert_eq!(e["username"], serde_json::json!([email]));
+    assert_eq!(
+        e["shortLoginId"],
+        serde_json::json!([email.split_once('@').unwrap().0])
+    );
     // Export and download tokens are nowhere in the graph.
     let everything = format!(
         "{:?} {:?}",

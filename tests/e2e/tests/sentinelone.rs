@@ -131,6 +131,21 @@ async fn graph_is_exact_across_cursor_pages() {
         .find(|a| a["id"] == sim.agents[2]["id"])
         .unwrap();
     assert_eq!(owned["owner"], "owner.2@example.com");
+    // Issue 12 item 3: what the data model's `HostAgent` and `Account` require.
+    assert!(agents.iter().all(|a| a["function"]
+        == serde_json::json!(["endpoint-protection", "anti-malware"])
+        && (a["lastSeenOn"].is_null() || a["lastSeenOn"].is_i64())));
+    assert_eq!(
+        owned["lastSeenOn"].is_i64(),
+        sim.agents[2]["lastActiveDate"].is_string(),
+        "lastSeenOn from lastActiveDate"
+    );
+    let account = &report
+        .graph
+        .entity("sentinelone_account-s1-e2e")
+        .expect("the account")
+        .object;
+    assert_eq!(account["vendor"], "SentinelOne");
     let groups = report
         .graph
         .entities
