@@ -146,6 +146,15 @@ enum Templates<'a> {
 }
 
 impl Policy {
+    /// A policy that grants nothing (a manifest read, a benchmark instance).
+    pub fn nothing(source: &str) -> Policy {
+        Policy {
+            source: source.into(),
+            statements: Vec::new(),
+            limits: Limits::default(),
+        }
+    }
+
     /// Parses a plugin manifest's request `text` (from `source`), replacing
     /// `{{config.FIELD}}` with the instance's non-secret config values (plugin defaults
     /// included). Values are literal: glob characters in them are escaped.

@@ -397,12 +397,7 @@ macro_rules! guest_call {
 /// over the caps of `corral_core::manifest::caps` is refused before it is copied
 /// (`capabilities::lift::manifest`).
 pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector::PluginManifest> {
-    let nothing = Policy {
-        source: "no grant (manifest read)".into(),
-        statements: Vec::new(),
-        limits: Default::default(),
-    };
-    let mut grant = Grant::new(nothing, None);
+    let mut grant = Grant::new(Policy::nothing("no grant (manifest read)"), None);
     grant.limits.memory_mib = MANIFEST_MEMORY_MIB;
     grant.limits.timeout_seconds = MANIFEST_BUDGET.as_secs();
     let run = Arc::new(new_context(
@@ -508,6 +503,17 @@ fn crashed(
     reason: String,
 ) -> RunReport {
     tracing::error!(instance = %inst.id, "{reason}");
+    bare_report(inst, Err(reason), Vec::new(), started, started_at_ms)
+}
+
+/// A report with the run's identity and outcome and nothing collected.
+fn bare_report(
+    inst: &ResolvedInstance,
+    validation: Result<(), String>,
+    steps: Vec<StepResult>,
+    started: Instant,
+    started_at_ms: u64,
+) -> RunReport {
     RunReport {
         instance_id: inst.id.clone(),
         instance_name: inst.name.clone(),
@@ -518,8 +524,8 @@ fn crashed(
         started_at_ms,
         ended_at_ms: now_ms(),
         duration: started.elapsed(),
-        validation: Err(reason),
-        steps: Vec::new(),
+        validation,
+        steps,
         graph: GraphStore::default(),
         log: Vec::new(),
         log_dropped: 0,
@@ -582,25 +588,13 @@ fn finish(
     started: Instant,
     started_at_ms: u64,
 ) -> RunReport {
-    let take = |l: &std::sync::Mutex<Vec<Event>>| std::mem::take(&mut *l.lock().unwrap());
+    let take = |l: &std::sync::Mutex<Vec<Event>>| {
+        std::mem::take(&mut *l.lock().unwrap_or_else(|e| e.into_inner()))
+    };
+    let mut graph = std::mem::take(&mut *run.graph.lock().unwrap_or_else(|e| e.into_inner()));
+    graph.redact_secrets(&run.secrets);
     RunReport {
-        instance_id: inst.id.clone(),
-        instance_name: inst.name.clone(),
-        plugin_id: inst.plugin.manifest.id.clone(),
-        plugin_version: inst.plugin.manifest.version.clone(),
-        plugin_digest: inst.plugin.digest.clone(),
-        plugin_source: inst.plugin.source.to_string(),
-        started_at_ms,
-        ended_at_ms: now_ms(),
-        duration: started.elapsed(),
-        validation,
-        steps,
-        graph: {
-            let mut graph =
-                std::mem::take(&mut *run.graph.lock().unwrap_or_else(|e| e.into_inner()));
-            graph.redact_secrets(&run.secrets);
-            graph
-        },
+        graph,
         log: run.log.records(),
         log_dropped: run.log.dropped(),
         requests: run.stats.requests.load(Ordering::Relaxed),
@@ -609,6 +603,7 @@ fn finish(
         limit_hits: take(&run.stats.limit_hits),
         rejections: take(&run.stats.rejections),
         rejected_types: rejected_types(&run, &inst.plugin.manifest),
+        ..bare_report(inst, validation, steps, started, started_at_ms)
     }
 }
 
@@ -796,15 +791,10 @@ async fn run_step(
 /// Times `iterations` instantiations of `plugin` from its `InstancePre` (store creation
 /// included), with nothing granted; for the benchmarks.
 pub async fn measure_instantiation(plugin: &LoadedPlugin, iterations: usize) -> Vec<Duration> {
-    let nothing = Policy {
-        source: "benchmark".into(),
-        statements: Vec::new(),
-        limits: Default::default(),
-    };
     let run = Arc::new(new_context(
         "bench",
         "bench",
-        Grant::new(nothing, None),
+        Grant::new(Policy::nothing("benchmark"), None),
         Secrets::default(),
         BTreeMap::new(),
         BTreeSet::new(),

@@ -1015,12 +1015,7 @@ mod tests {
     }
 
     fn run_context() -> Arc<RunContext> {
-        let nothing = Policy {
-            source: "lift test".into(),
-            statements: Vec::new(),
-            limits: Default::default(),
-        };
-        let mut grant = Grant::new(nothing, None);
+        let mut grant = Grant::new(Policy::nothing("lift test"), None);
         grant.limits.memory_mib = MEMORY_MIB;
         let secrets = Secrets::default();
         Arc::new(RunContext {

@@ -29,6 +29,41 @@ fn step_error(r: &RunReport) -> String {
         .unwrap_or_default()
 }
 
+/// A Kandji tenant and the well-behaved run beside the attacks, whose graph must stay
+/// exact.
+struct KandjiBeside {
+    sim: std::sync::Arc<KandjiSim>,
+    server: corral_simulators::SimServer,
+}
+
+impl KandjiBeside {
+    async fn start(seed: u64, devices: usize) -> KandjiBeside {
+        let sim = KandjiSim::new(&KandjiConfig {
+            seed,
+            devices,
+            token: KANDJI_TOKEN.into(),
+        });
+        let server = sim.start(0).await.unwrap();
+        KandjiBeside { sim, server }
+    }
+
+    async fn run(&self, rt: &corral::runtime::Runtime) -> RunReport {
+        let url = format!("{}{API_PREFIX}", self.server.origin());
+        let inst = kandji_instance(
+            "kandji-beside",
+            &url,
+            ConfigValue::Text(KANDJI_TOKEN.into()),
+        );
+        run_kandji(rt, &inst, None).await
+    }
+
+    /// The run succeeded with exactly the keys the spec's formulas give.
+    fn assert_exact(&self, report: &RunReport) {
+        assert!(report.succeeded(), "{}", step_error(report));
+        assert_eq!(keys_by_type(report), expected_kandji_keys(&self.sim.data()));
+    }
+}
+
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("corral-hostile-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -111,25 +146,8 @@ async fn a_hostile_file_in_plugin_dir_is_refused_and_kandji_runs_on() {
         "{}",
         failures[0]
     );
-    let kandji = KandjiSim::new(&KandjiConfig {
-        seed: 9,
-        devices: 12,
-        token: KANDJI_TOKEN.into(),
-    });
-    let server = kandji.start(0).await.unwrap();
-    let url = format!("{}{API_PREFIX}", server.origin());
-    let report = run_kandji(
-        &rt,
-        &kandji_instance(
-            "kandji-beside",
-            &url,
-            ConfigValue::Text(KANDJI_TOKEN.into()),
-        ),
-        None,
-    )
-    .await;
-    assert!(report.succeeded());
-    assert_eq!(keys_by_type(&report), expected_kandji_keys(&kandji.data()));
+    let kandji = KandjiBeside::start(9, 12).await;
+    kandji.assert_exact(&kandji.run(&rt).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,12 +314,7 @@ const GRAPH_ATTACKS: &[(&str, &str, &str)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graph_attacks_are_bounded_and_kandji_beside_stays_exact() {
-    let kandji = KandjiSim::new(&KandjiConfig {
-        seed: 11,
-        devices: 40,
-        token: KANDJI_TOKEN.into(),
-    });
-    let server = kandji.start(0).await.unwrap();
+    let kandji = KandjiBeside::start(11, 40).await;
     let rt = std::sync::Arc::new(runtime());
     let hostile = load_component(&rt, components::get("hostile"), "hostile.wasm")
         .await
@@ -316,13 +329,7 @@ async fn graph_attacks_are_bounded_and_kandji_beside_stays_exact() {
             run_plugin(&rt, hostile, &inst, policy.as_deref()).await
         }));
     }
-    let url = format!("{}{API_PREFIX}", server.origin());
-    let inst = kandji_instance(
-        "kandji-beside",
-        &url,
-        ConfigValue::Text(KANDJI_TOKEN.into()),
-    );
-    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let kandji_report = kandji.run(&rt).await;
     let mut reports = Vec::new();
     for t in tasks {
         reports.push(
@@ -348,11 +355,7 @@ async fn graph_attacks_are_bounded_and_kandji_beside_stays_exact() {
         assert!(!report.succeeded(), "{attack} must not succeed");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(kandji_report.succeeded());
-    assert_eq!(
-        keys_by_type(&kandji_report),
-        expected_kandji_keys(&kandji.data())
-    );
+    kandji.assert_exact(&kandji_report);
     // Kandji's directory beside the attacks is the one it writes alone.
     assert_eq!(
         files(&out.join("kandji-beside")),
@@ -428,12 +431,7 @@ async fn a_wide_plugin_waits_for_the_pool_instead_of_starving_others() {
     let wide = load_component(&rt, &hostile_variant("wide"), "hostile.wasm")
         .await
         .unwrap();
-    let kandji = KandjiSim::new(&KandjiConfig {
-        seed: 12,
-        devices: 20,
-        token: KANDJI_TOKEN.into(),
-    });
-    let server = kandji.start(0).await.unwrap();
+    let kandji = KandjiBeside::start(12, 20).await;
     let task = {
         let rt = rt.clone();
         tokio::spawn(async move {
@@ -441,23 +439,9 @@ async fn a_wide_plugin_waits_for_the_pool_instead_of_starving_others() {
             run_plugin(&rt, wide, &inst, None).await
         })
     };
-    let url = format!("{}{API_PREFIX}", server.origin());
-    let inst = kandji_instance(
-        "kandji-beside",
-        &url,
-        ConfigValue::Text(KANDJI_TOKEN.into()),
-    );
-    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let kandji_report = kandji.run(&rt).await;
     let wide_report = task.await.unwrap();
-    assert!(
-        kandji_report.succeeded(),
-        "{:?}",
-        step_error(&kandji_report)
-    );
-    assert_eq!(
-        keys_by_type(&kandji_report),
-        expected_kandji_keys(&kandji.data())
-    );
+    kandji.assert_exact(&kandji_report);
     assert!(wide_report.succeeded(), "{}", step_error(&wide_report));
     assert_eq!(wide_report.graph.entities.len(), 64);
 }
@@ -471,12 +455,7 @@ async fn busy_guests_do_not_stall_the_runs_beside_them() {
     let wide = load_component(&rt, &hostile_variant("wide"), "hostile.wasm")
         .await
         .unwrap();
-    let kandji = KandjiSim::new(&KandjiConfig {
-        seed: 13,
-        devices: 10,
-        token: KANDJI_TOKEN.into(),
-    });
-    let server = kandji.start(0).await.unwrap();
+    let kandji = KandjiBeside::start(13, 10).await;
     let spinning = {
         let rt = rt.clone();
         tokio::spawn(async move {
@@ -486,19 +465,9 @@ async fn busy_guests_do_not_stall_the_runs_beside_them() {
     };
     // Let the spinners take both workers first.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let url = format!("{}{API_PREFIX}", server.origin());
-    let inst = kandji_instance(
-        "kandji-beside",
-        &url,
-        ConfigValue::Text(KANDJI_TOKEN.into()),
-    );
-    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let kandji_report = kandji.run(&rt).await;
     let spun = spinning.await.unwrap();
-    assert!(kandji_report.succeeded());
-    assert_eq!(
-        keys_by_type(&kandji_report),
-        expected_kandji_keys(&kandji.data())
-    );
+    kandji.assert_exact(&kandji_report);
     assert!(step_error(&spun).contains("wall-clock limit of 8 s reached"));
     assert!(
         kandji_report.ended_at_ms < spun.ended_at_ms,
@@ -554,12 +523,7 @@ async fn aliased_lists_are_refused_before_the_host_copies_them() {
         ),
     ];
 
-    let kandji = KandjiSim::new(&KandjiConfig {
-        seed: 13,
-        devices: 20,
-        token: KANDJI_TOKEN.into(),
-    });
-    let server = kandji.start(0).await.unwrap();
+    let kandji = KandjiBeside::start(13, 20).await;
     let rt = std::sync::Arc::new(runtime());
     let hostile = load_component(&rt, components::get("hostile"), "hostile.wasm")
         .await
@@ -576,13 +540,7 @@ async fn aliased_lists_are_refused_before_the_host_copies_them() {
             reports
         })
     };
-    let url = format!("{}{API_PREFIX}", server.origin());
-    let inst = kandji_instance(
-        "kandji-beside",
-        &url,
-        ConfigValue::Text(KANDJI_TOKEN.into()),
-    );
-    let kandji_report = run_kandji(&rt, &inst, None).await;
+    let kandji_report = kandji.run(&rt).await;
     let reports = attacks
         .await
         .expect("an aliasing run does not take the process down");
@@ -603,9 +561,5 @@ async fn aliased_lists_are_refused_before_the_host_copies_them() {
         log.log
     );
 
-    assert!(kandji_report.succeeded());
-    assert_eq!(
-        keys_by_type(&kandji_report),
-        expected_kandji_keys(&kandji.data())
-    );
+    kandji.assert_exact(&kandji_report);
 }
