@@ -64,6 +64,8 @@ pub struct SyncStats {
     pub truncated: u64,
     /// Objects too large to send even without `_rawData`, by key.
     pub skipped: Vec<String>,
+    /// Their `_type`s: partial at finalize, so JupiterOne keeps what it has of them.
+    pub skipped_types: std::collections::BTreeSet<String>,
 }
 
 /// An open synchronization job.
@@ -160,7 +162,7 @@ impl JupiterOne {
                 }
                 Ok(r) => {
                     let status = r.status().as_u16();
-                    let text = r.text().await.unwrap_or_default();
+                    let text = read_capped(r, MAX_ANSWER_BYTES).await;
                     let text = self.redactor.redact(&text);
                     match status {
                         200..=299 => {
@@ -253,7 +255,13 @@ impl SyncJob<'_> {
         limit: usize,
     ) -> anyhow::Result<()> {
         let (batches, skipped) = batches(kind, objects, limit);
-        self.stats.lock().unwrap().skipped.extend(skipped);
+        {
+            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            for (key, type_name) in skipped {
+                stats.skipped.push(key);
+                stats.skipped_types.insert(type_name);
+            }
+        }
         let results: Vec<anyhow::Result<()>> = futures::stream::iter(batches)
             .map(|b| self.send_batch(kind, b))
             .buffer_unordered(UPLOADS_IN_FLIGHT)
@@ -336,9 +344,20 @@ impl SyncJob<'_> {
         Ok(())
     }
 
-    /// Finalizes: the server deletes what was not sent again, except `partial_types`.
+    /// The types finalize keeps: `partial_types` and those of objects skipped as too
+    /// large (a skipped object must not be deleted for its absence).
+    pub fn partial_with_skipped(&self, partial_types: &[String]) -> Vec<String> {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: std::collections::BTreeSet<String> = partial_types.iter().cloned().collect();
+        all.extend(stats.skipped_types.iter().cloned());
+        all.into_iter().collect()
+    }
+
+    /// Finalizes: the server deletes what was not sent again, except the partial types
+    /// ([`SyncJob::partial_with_skipped`]).
     pub async fn finalize(&self, partial_types: &[String]) -> anyhow::Result<Value> {
-        let body = json!({ "partialDatasets": { "types": partial_types } });
+        let body =
+            json!({ "partialDatasets": { "types": self.partial_with_skipped(partial_types) } });
         self.post("finalize", body, UPLOAD_ATTEMPTS, "finalizing")
             .await
     }
@@ -356,13 +375,34 @@ impl SyncJob<'_> {
     }
 }
 
+/// An object left out of the upload: (`_key`, `_type`).
+pub type Skipped = (String, String);
+
+/// Most of an upload answer read: JupiterOne's answers are small JSON documents; an
+/// endless or huge body from a hostile endpoint must not fill the host's memory.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// The body as text, at most `max` bytes of it (the rest is not read).
+async fn read_capped(mut r: reqwest::Response, max: usize) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = r.chunk().await {
+        let room = max.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= max {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// Splits `objects` into batches whose body stays within `limit` bytes. An object too
-/// large alone loses its `_rawData`; if still too large it is skipped (returned by key).
+/// large alone loses its `_rawData`; if still too large it is skipped (returned as
+/// (key, `_type`)).
 pub fn batches(
     kind: Kind,
     objects: Vec<Map<String, Value>>,
     limit: usize,
-) -> (Vec<Vec<Map<String, Value>>>, Vec<String>) {
+) -> (Vec<Vec<Map<String, Value>>>, Vec<Skipped>) {
     // `{"entities":[` … `]}`
     let wrapper = kind.field().len() + 7;
     let mut out = Vec::new();
@@ -374,12 +414,8 @@ pub fn batches(
             o.remove("_rawData");
             len = serialized_len(&o);
             if wrapper + len > limit {
-                skipped.push(
-                    o.get("_key")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_string(),
-                );
+                let text = |field: &str| o.get(field).and_then(Value::as_str).unwrap_or("?");
+                skipped.push((text("_key").to_string(), text("_type").to_string()));
                 continue;
             }
         }
@@ -525,7 +561,7 @@ mod tests {
         let (split, skipped) =
             batches(Kind::Entities, vec![huge.as_object().unwrap().clone()], 300);
         assert!(split.is_empty());
-        assert_eq!(skipped, ["key-huge-001"]);
+        assert_eq!(skipped, [("key-huge-001".to_string(), "?".to_string())]);
     }
 
     #[test]

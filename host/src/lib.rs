@@ -31,4 +31,5 @@ pub mod runtime;
 pub mod secrets;
 pub mod serve;
 pub mod state;
+pub mod stderr_log;
 pub mod sync;

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(corral::stderr_log::OneLinePerRecord)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();

@@ -132,7 +132,10 @@ async fn report_one(delivery: &Delivery, history: &History, f: &Finished) -> boo
     match &f.synced {
         Some(Ok(s)) => println!("  {}", s.describe()),
         Some(Err(e)) => {
-            println!("  sync FAILED: {e:#}");
+            println!(
+                "  sync FAILED: {}",
+                corral_core::text::escape_controls(&format!("{e:#}"))
+            );
             outcome.errors.push(format!("sync: {e:#}"));
             ok = false;
         }

@@ -146,6 +146,43 @@ pub async fn link(
     }))
 }
 
+/// Largest component file read when no other cap is configured (`serve.max_plugin_bytes`
+/// has the same default).
+pub const MAX_COMPONENT_BYTES: u64 = 64 << 20;
+
+/// Why a component file could not be read.
+#[derive(Debug, Error)]
+pub enum FileError {
+    #[error("cannot read: {0}")]
+    Unreadable(String),
+    #[error("not a regular file (a FIFO, device or directory is never read)")]
+    NotAFile,
+    #[error("{0} bytes or more is over the {1} byte limit")]
+    TooLarge(u64, u64),
+}
+
+/// Reads a component file: only a regular file (after symlinks: a link to `/dev/zero` or
+/// a FIFO would never end), and never more than `max` bytes, whatever its size claims.
+pub fn read_component_file(path: &std::path::Path, max: u64) -> Result<Vec<u8>, FileError> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| FileError::Unreadable(e.to_string());
+    if !std::fs::metadata(path).map_err(unreadable)?.is_file() {
+        return Err(FileError::NotAFile);
+    }
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(FileError::NotAFile);
+    }
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > max {
+        return Err(FileError::TooLarge(bytes.len() as u64, max));
+    }
+    Ok(bytes)
+}
+
 /// Components and core modules share the magic; the layer field tells them apart.
 fn check_component_header(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() < 8 || &bytes[0..4] != b"\0asm" {

@@ -318,10 +318,13 @@ impl GuestInstance {
                 UpdateDeadline::Yield(1)
             })
         });
-        let plugin = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        // A component's start function runs here: the run's deadline bounds it as it
+        // bounds the calls (a guest parked in a host wait never reaches an epoch tick).
+        let plugin =
+            tokio::time::timeout_at(run.deadline.into(), pre.instantiate_async(&mut store))
+                .await
+                .map_err(|_| wall_clock_hit(run, step))?
+                .map_err(|e| clip_redacted(run, &format!("cannot instantiate: {e:#}"), 2000))?;
         Ok(GuestInstance {
             store,
             plugin,

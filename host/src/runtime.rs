@@ -45,10 +45,13 @@ impl Runtime {
     /// Compiles and checks one component file.
     pub async fn load_file(&self, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
         let source = PluginSource::File(path.to_path_buf());
-        let bytes = std::fs::read(path).map_err(|e| PluginError::NotComponent {
-            source_name: path.display().to_string(),
-            reason: format!("cannot read: {e}"),
-        })?;
+        let bytes =
+            plugin::read_component_file(path, plugin::MAX_COMPONENT_BYTES).map_err(|e| {
+                PluginError::NotComponent {
+                    source_name: path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
         plugin::load(&self.engine, &self.linker, &bytes, source).await
     }
 

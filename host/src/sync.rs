@@ -21,7 +21,12 @@ pub struct Synced {
 }
 
 impl Synced {
+    /// One console line (the job id and skipped keys come from outside: escaped).
     pub fn describe(&self) -> String {
+        corral_core::text::escape_controls(&self.describe_raw()).into_owned()
+    }
+
+    fn describe_raw(&self) -> String {
         let s = &self.stats;
         let mut line = format!(
             "synced to JupiterOne (job {}): {} entities, {} relationships in {} batches, {:.1} MB",
@@ -155,7 +160,7 @@ async fn conclude(
         Ok(answer) => Ok(Synced {
             job_id: job.id.clone(),
             stats: job.stats(),
-            partial_types,
+            partial_types: job.partial_with_skipped(&partial_types),
             job: answer["job"].clone(),
         }),
         Err(e) => {

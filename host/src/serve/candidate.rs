@@ -58,6 +58,10 @@ impl Daemon {
                 return Offer::Removed;
             }
             Err(Gone) => return Offer::Unsettled,
+            Err(NotAFile) => {
+                let reason = "not a regular file (a FIFO, device or directory is never read)";
+                return self.refuse(&id, path, None, reason.into());
+            }
             Err(TooLarge(len)) => {
                 let reason = format!(
                     "{len} bytes is over the {} byte limit (serve.max_plugin_bytes)",
@@ -230,8 +234,9 @@ impl Daemon {
 enum ReadError {
     Gone,
     TooLarge(u64),
+    NotAFile,
 }
-use ReadError::{Gone, TooLarge};
+use ReadError::{Gone, NotAFile, TooLarge};
 
 /// The file's bytes if it did not change while read (`None`: it did).
 fn read_settled(path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
@@ -239,7 +244,12 @@ fn read_settled(path: &Path, max: u64) -> Result<Option<Vec<u8>>, ReadError> {
     if before.len() > max {
         return Err(TooLarge(before.len()));
     }
-    let bytes = std::fs::read(path).map_err(|_| Gone)?;
+    let bytes = match plugin::read_component_file(path, max) {
+        Ok(b) => b,
+        Err(plugin::FileError::TooLarge(n, _)) => return Err(TooLarge(n)),
+        Err(plugin::FileError::NotAFile) => return Err(NotAFile),
+        Err(plugin::FileError::Unreadable(_)) => return Err(Gone),
+    };
     let after = std::fs::metadata(path).map_err(|_| Gone)?;
     let same = after.len() == bytes.len() as u64 && after.modified().ok() == before.modified().ok();
     Ok(same.then_some(bytes))

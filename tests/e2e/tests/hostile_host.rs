@@ -563,3 +563,48 @@ async fn aliased_lists_are_refused_before_the_host_copies_them() {
 
     kandji.assert_exact(&kandji_report);
 }
+
+/// A component whose start function waits on the host forever is stopped by the
+/// manifest read's deadline (5 s), not left to hold `corral run` or `serve` for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_function_that_never_returns_is_bounded_by_the_deadline() {
+    let wat = include_str!("../fixtures/hang-at-start.wat");
+    let bytes = wat::parse_str(wat).unwrap();
+    let rt = runtime();
+    let load = load_component(&rt, &bytes, "hang.wasm");
+    let err = tokio::time::timeout(std::time::Duration::from_secs(60), load)
+        .await
+        .expect("loading ends well within a minute")
+        .err()
+        .expect("the component is refused");
+    assert!(matches!(err, PluginError::Manifest { .. }), "{err}");
+    assert!(
+        err.to_string().contains("wall-clock limit of 5 s reached"),
+        "{err}"
+    );
+}
+
+/// A FIFO or a link to `/dev/zero` in `plugin_dir` is refused without being read (one
+/// would block forever, the other never end), and the rest loads and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_never_end_are_refused_in_plugin_dir() {
+    let dir = scratch("special-files");
+    std::os::unix::fs::symlink("/dev/zero", dir.join("zero.wasm")).unwrap();
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(dir.join("fifo.wasm"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let rt = runtime();
+    let load = rt.load_plugin_dir(&dir);
+    let failures = tokio::time::timeout(std::time::Duration::from_secs(30), load)
+        .await
+        .expect("loading ends")
+        .unwrap();
+    assert_eq!(failures.len(), 2);
+    for f in &failures {
+        assert!(f.to_string().contains("not a regular file"), "{f}");
+    }
+    let kandji = KandjiBeside::start(14, 5).await;
+    kandji.assert_exact(&kandji.run(&rt).await);
+}
