@@ -627,7 +627,37 @@ fn rejected_types(run: &RunContext, m: &Manifest) -> BTreeMap<String, BTreeSet<S
             }
         }
     }
+    add_relationships_of_rejected_entities(&mut out, m);
     out
+}
+
+/// A rejected entity also takes the relationships that would have started or ended at
+/// it, in any later step (steps only link entities that are in the graph): every declared
+/// relationship type touching a rejected entity type is partial too.
+fn add_relationships_of_rejected_entities(
+    partial: &mut BTreeMap<String, BTreeSet<String>>,
+    m: &Manifest,
+) {
+    let entity_types: BTreeSet<&str> = m
+        .steps
+        .iter()
+        .flat_map(|s| &s.entities)
+        .map(|e| e.type_name.as_str())
+        .collect();
+    let rejected: BTreeSet<String> = partial
+        .values()
+        .flatten()
+        .filter(|t| entity_types.contains(t.as_str()))
+        .cloned()
+        .collect();
+    for s in &m.steps {
+        for r in &s.relationships {
+            if rejected.contains(&r.source_type) || rejected.contains(&r.target_type) {
+                let types = partial.entry(s.id.clone()).or_default();
+                types.insert(r.type_name.clone());
+            }
+        }
+    }
 }
 
 /// A guest's step error: its kind and message (cut to 4 KiB, once redacted, by the caller).
@@ -811,4 +841,83 @@ pub async fn measure_instantiation(plugin: &LoadedPlugin, iterations: usize) -> 
         assert!(instance.is_ok(), "instantiation failed");
     }
     times
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{EntityType, RelationshipType};
+
+    fn step(id: &str, entities: &[&str], relationships: &[(&str, &str, &str)]) -> StepInfo {
+        StepInfo {
+            id: id.into(),
+            name: id.into(),
+            entities: entities
+                .iter()
+                .map(|t| EntityType {
+                    resource_name: "R".into(),
+                    type_name: t.to_string(),
+                    class_name: "Device".into(),
+                })
+                .collect(),
+            relationships: relationships
+                .iter()
+                .map(|(t, from, to)| RelationshipType {
+                    type_name: t.to_string(),
+                    class_name: "HAS".into(),
+                    source_type: from.to_string(),
+                    target_type: to.to_string(),
+                    mapped: false,
+                })
+                .collect(),
+            depends_on: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_rejected_entity_type_makes_the_relationships_touching_it_partial() {
+        let m = Manifest {
+            id: "k".into(),
+            version: "1".into(),
+            name: "K".into(),
+            description: String::new(),
+            config_fields: Vec::new(),
+            steps: vec![
+                step(
+                    "devices",
+                    &["k_device"],
+                    &[("k_account_has_device", "k_account", "k_device")],
+                ),
+                step(
+                    "apps",
+                    &["k_app"],
+                    &[("k_device_has_app", "k_device", "k_app")],
+                ),
+                step(
+                    "users",
+                    &["k_user"],
+                    &[("k_account_has_user", "k_account", "k_user")],
+                ),
+            ],
+            capabilities: String::new(),
+        };
+        let mut partial = BTreeMap::from([(
+            "devices".to_string(),
+            BTreeSet::from(["k_device".to_string()]),
+        )]);
+        add_relationships_of_rejected_entities(&mut partial, &m);
+        assert_eq!(
+            partial,
+            BTreeMap::from([
+                (
+                    "devices".to_string(),
+                    BTreeSet::from(["k_account_has_device".to_string(), "k_device".to_string()])
+                ),
+                (
+                    "apps".to_string(),
+                    BTreeSet::from(["k_device_has_app".to_string()])
+                ),
+            ])
+        );
+    }
 }

@@ -320,6 +320,35 @@ mod tests {
         assert_eq!(a["vendor"], "CircleCI");
     }
 
+    /// Issue 12 (the host's property rules): an over-long name falls through to the next
+    /// name; an unparsable (non-ASCII) time and an over-long field are left out; the
+    /// record is kept.
+    #[test]
+    fn fields_the_host_would_reject_leave_the_record_whole() {
+        corral_sdk::log::take_captured();
+        let long = "p".repeat(4097);
+        let p = json!({ "id": "pr-1", "name": long, "slug": "gh/o/r" });
+        let e = project(&p).unwrap();
+        assert_eq!(
+            (e["name"].as_str(), e["displayName"].as_str()),
+            (Some("gh/o/r"), Some("gh/o/r"))
+        );
+        let p = json!({ "id": "p-1", "project_slug": long, "state": "created",
+            "created_at": "2024-01-0é", "updated_at": "２０２４-０１-０１T00:00:00Z" });
+        let e = pipeline(&p).unwrap();
+        assert_eq!(e["_key"], "circleci_pipeline:p-1");
+        for gone in ["slug", "createdOn", "updatedOn"] {
+            assert!(!e.contains_key(gone), "{gone}");
+        }
+        assert_eq!(e["state"], "created");
+        let w = corral_sdk::log::take_captured();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            (w[0].field("key"), w[0].field("property")),
+            (Some("circleci_pipeline:p-1"), Some("slug"))
+        );
+    }
+
     #[test]
     fn records_without_a_name_fall_back_to_slug_or_id() {
         let named = |e: Object| {

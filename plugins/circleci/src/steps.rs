@@ -290,8 +290,28 @@ fn fetch_children(
     out.flush()
 }
 
-/// Each project once, however many pipelines name it; a project that answers an error
-/// is a warning, and its pipelines keep no project edge.
+/// What a project's answer means for the step.
+#[derive(Debug, PartialEq)]
+enum ProjectAnswer {
+    Use,
+    /// 403 or 404: the token may not read it, or it is gone; a warning.
+    Skip,
+    /// Anything else that is not a success (429 or 5xx after the retries, 401, …).
+    Fail,
+}
+
+fn project_answer(status: u16) -> ProjectAnswer {
+    match status {
+        200..=299 => ProjectAnswer::Use,
+        403 | 404 => ProjectAnswer::Skip,
+        _ => ProjectAnswer::Fail,
+    }
+}
+
+/// Each project once, however many pipelines name it. A project that answers 403 or 404
+/// is a warning, and its pipelines keep no project edge; any other error status (429 or
+/// 5xx once the retries are spent, …) fails the step, so its types are partial and
+/// nothing of them is deleted, where skipping would drop a project that still exists.
 fn fetch_projects() -> Result<()> {
     let pipelines = stored(PIPELINE)?;
     let mut by_slug: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -310,15 +330,19 @@ fn fetch_projects() -> Result<()> {
     let mut seen = HashSet::new();
     for (slug, answer) in slugs.iter().zip(answers) {
         let r = answer?;
-        if !r.is_success() {
-            log::warn(
-                "project could not be fetched; skipped",
-                &[
-                    ("project", slug.as_str()),
-                    ("status", &r.status.to_string()),
-                ],
-            );
-            continue;
+        match project_answer(r.status) {
+            ProjectAnswer::Use => {}
+            ProjectAnswer::Skip => {
+                log::warn(
+                    "project could not be fetched; skipped",
+                    &[
+                        ("project", slug.as_str()),
+                        ("status", &r.status.to_string()),
+                    ],
+                );
+                continue;
+            }
+            ProjectAnswer::Fail => return Err(Error::provider_status(&r.url, r.status)),
         }
         let Some(project) = convert::project(&r.json()?) else {
             continue;
@@ -486,4 +510,19 @@ fn account_users() -> Result<()> {
         ))?;
     }
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ProjectAnswer, project_answer};
+
+    #[test]
+    fn only_403_and_404_skip_a_project() {
+        assert_eq!(project_answer(200), ProjectAnswer::Use);
+        assert_eq!(project_answer(403), ProjectAnswer::Skip);
+        assert_eq!(project_answer(404), ProjectAnswer::Skip);
+        for status in [400, 401, 409, 429, 500, 502, 503, 504] {
+            assert_eq!(project_answer(status), ProjectAnswer::Fail, "{status}");
+        }
+    }
 }

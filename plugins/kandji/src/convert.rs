@@ -5,7 +5,7 @@
 //! where this port deviates.
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::props::{allowed as scalar, first_readable, readable};
+use corral_sdk::props::{allowed as scalar, first_readable, pluck, readable};
 use corral_sdk::standard::{self, Addresses};
 use corral_sdk::time::parse_epoch_ms;
 use serde_json::{Value, json};
@@ -454,17 +454,6 @@ fn time_of(v: &Value, field: &str) -> Option<i64> {
     str_of(v, field).and_then(parse_epoch_ms)
 }
 
-/// `items[].field` for a list of objects, as a flat array.
-fn pluck(list: Option<&Value>, field: &str) -> Option<Value> {
-    let items = list?.as_array()?;
-    Some(Value::Array(
-        items
-            .iter()
-            .filter_map(|i| scalar(i.get(field)).filter(|v| !v.is_null()))
-            .collect(),
-    ))
-}
-
 /// `{...d, ...x}`.
 fn merge(d: &Value, x: &Value) -> Value {
     let mut out = d.as_object().cloned().unwrap_or_default();
@@ -550,6 +539,68 @@ mod tests {
             e.iter().all(|(k, v)| k == "_rawData" || !v.is_object()),
             "flat properties only"
         );
+    }
+
+    /// Issue 12 (the host's property rules): a device whose cosmetic fields would have the
+    /// host reject it (mixed `uid`s, an object as the user's name, an over-long blueprint
+    /// name, non-ASCII dates) is built without those properties, with a warning naming
+    /// the device and each property, and keeps everything else.
+    #[test]
+    fn a_device_with_fields_the_host_would_reject_keeps_the_rest() {
+        corral_sdk::log::take_captured();
+        let id = "4a7d3c2e-0000-4000-8000-000000000001";
+        let long = "B".repeat(5000);
+        let mut d = list_item(
+            json!({ "id": 7, "name": { "first": "Ada" }, "email": "ada@x.io", "is_archived": false }),
+        );
+        d["blueprint_name"] = json!(long);
+        d["last_check_in"] = json!("2024—03—01");
+        d["first_enrollment"] = json!("Unknown — never");
+        d["agent_version"] = json!(["3.9.1", 3]);
+        let mut x = details();
+        x["users"]["regular_users"] = json!([{ "uid": "501" }, { "uid": 502 }]);
+        x["volumes"] = json!([{ "identifier": ["disk3s1"] }, { "identifier": "disk3s5" }]);
+        x["mdm"]["mdm_enabled_user"] = json!(["ada", null]);
+        let e = device_entity(&d, &x).unwrap();
+        assert_eq!(e["_key"], id);
+        assert_eq!(e["name"], "Ada's MacBook");
+        for gone in [
+            "blueprintName",
+            "user.name",
+            "users.regularUsers",
+            "mdm.mdmEnabledUser",
+            "agentVersion",
+            "lastCheckinOn",
+            "firstEnrollmentOn",
+        ] {
+            assert!(!e.contains_key(gone), "{gone}");
+        }
+        assert_eq!(
+            e["lastSeenOn"],
+            Value::Null,
+            "an unparsable date is no date"
+        );
+        assert_eq!(
+            e["volumes"],
+            json!(["disk3s5"]),
+            "a nested item contributes nothing"
+        );
+        assert_eq!(e["users.systemUsers"], json!(["0", "1"]));
+        assert_eq!(e["user.id"], 7);
+        assert_eq!(e["_rawData"][0]["rawData"]["blueprint_name"], long);
+        let warned: Vec<String> = corral_sdk::log::take_captured()
+            .iter()
+            .filter(|w| w.field("key") == Some(id))
+            .filter_map(|w| w.field("property").map(String::from))
+            .collect();
+        assert_eq!(
+            warned,
+            ["blueprintName", "user.name"],
+            "left out by the builder"
+        );
+        // The stored device still gives its user, named by the email.
+        let u = user_entity(&e).unwrap();
+        assert_eq!(u["name"], "ada@x.io");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! integration graph-rumble v2.2.0; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::props::{plain, readable, without};
+use corral_sdk::props::{plain, readable, readable_text, without};
 use corral_sdk::standard::{self, Addresses};
 use serde_json::{Value, json};
 
@@ -24,6 +24,71 @@ const ASSET_RAW_DROPPED: &[&str] = &[
     "credentials",
     "attributes",
     "foreign_attributes",
+];
+
+/// The asset fields the export is asked for (its `fields` parameter): every asset field
+/// of the spec that this connector maps or keeps in `_rawData`, that is all but
+/// [`ASSET_RAW_DROPPED`]. Service banners, credentials and attributes are the bulk of an
+/// export; leaving them on the server keeps a large organization's export under the
+/// host's response cap (`maxResponseBytes`).
+pub const EXPORT_FIELDS: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "first_seen",
+    "last_seen",
+    "organization_id",
+    "site_id",
+    "alive",
+    "scanned",
+    "detected_by",
+    "type",
+    "os",
+    "os_vendor",
+    "os_product",
+    "os_version",
+    "hw",
+    "hw_vendor",
+    "hw_product",
+    "hw_version",
+    "addresses",
+    "addresses_extra",
+    "macs",
+    "mac_vendors",
+    "names",
+    "domains",
+    "tags",
+    "rtts",
+    "subnets",
+    "service_count",
+    "service_count_tcp",
+    "service_count_udp",
+    "service_count_arp",
+    "service_count_icmp",
+    "software_count",
+    "vulnerability_count",
+    "lowest_ttl",
+    "lowest_rtt",
+    "last_agent_id",
+    "last_task_id",
+    "newest_mac",
+    "newest_mac_vendor",
+    "newest_mac_age",
+    "service_ports_tcp",
+    "service_ports_udp",
+    "service_protocols",
+    "service_products",
+    "source_ids",
+    "sources",
+    "eol_os",
+    "eol_os_ext",
+    "outlier_score",
+    "outlier_raw",
+    "org_name",
+    "site_name",
+    "agent_name",
+    "agent_external_ip",
+    "hosted_zone_name",
 ];
 
 fn s(v: &Value, f: &str) -> Option<Value> {
@@ -296,9 +361,12 @@ pub fn asset_entity(a: &Value) -> Option<Object> {
     for (prop, value) in asset_standard_properties(a) {
         e = e.prop(prop, value);
     }
-    let mut entity = e.raw_data(without(a, ASSET_RAW_DROPPED)).build();
-    apply_tags(&mut entity, a.get("tags"));
-    Some(entity)
+    // Tags before `build`, so the builder holds `tag.*` to the host's rules too.
+    Some(
+        apply_tags(e, a.get("tags"))
+            .raw_data(without(a, ASSET_RAW_DROPPED))
+            .build(),
+    )
 }
 
 /// The `Device` properties the reference leaves out or shapes otherwise, all present:
@@ -374,33 +442,43 @@ const ASSET_FIELDS: Fields = &[
     ("siteName", "site_name"),
 ];
 
-fn apply_tags(e: &mut Object, tags: Option<&Value>) {
+/// `tag.<key>` properties, the `tags` list and the `name`/`owner`/`classification`/
+/// `email` overrides, as the reference applies them. A `name` tag becomes `displayName`
+/// only when it is readable as a name (not blank, at most 4096 characters). The builder
+/// then leaves out any tag property the host would reject (a `tag.…On` key whose value is
+/// not an integer, a value over 4096 characters), with a warning; the asset is kept.
+fn apply_tags(mut e: EntityBuilder, tags: Option<&Value>) -> EntityBuilder {
     let Some(tags) = tags.and_then(Value::as_object) else {
-        return;
+        return e;
     };
     let mut flags = Vec::new();
     for (key, value) in tags {
         let Some(raw) = value.as_str() else { continue };
-        e.insert(
-            format!("tag.{key}"),
+        e = e.prop(
+            &format!("tag.{key}"),
             corral_sdk::props::tag_value(raw, true),
         );
         if raw.is_empty() || raw == "true" {
             flags.push(Value::from(key.clone()));
         }
-        if key.eq_ignore_ascii_case("name") && !raw.trim().is_empty() {
-            e.insert("displayName".into(), raw.into());
+        if key.eq_ignore_ascii_case("name") && readable_text(raw) {
+            e = e.prop("displayName", raw);
         }
         if matches!(key.as_str(), "owner" | "classification" | "email") {
-            e.insert(key.clone(), raw.to_lowercase().into());
+            e = e.prop(key, raw.to_lowercase());
         }
     }
     if !flags.is_empty() {
-        e.insert("tags".into(), Value::Array(flags));
+        e = e.prop("tags", Value::Array(flags));
     }
+    e
 }
 
 fn edge(class: &str, from: (&str, &str), to: (&str, &str)) -> Object {
+    edge_builder(class, from, to).build()
+}
+
+fn edge_builder(class: &str, from: (&str, &str), to: (&str, &str)) -> RelationshipBuilder {
     RelationshipBuilder::direct(
         class,
         End {
@@ -412,7 +490,6 @@ fn edge(class: &str, from: (&str, &str), to: (&str, &str)) -> Object {
             entity_type: to.1,
         },
     )
-    .build()
 }
 
 pub fn account_has(account: &str, key: &str, to_type: &str) -> Object {
@@ -428,9 +505,9 @@ pub fn site_has_asset(site: &str, asset: &str) -> Object {
 }
 
 pub fn user_assigned_org(user: &str, org: &str, role: &str) -> Object {
-    let mut r = edge("ASSIGNED", (user, USER_TYPE), (org, ORG_TYPE));
-    r.insert("assignedRole".into(), role.into());
-    r
+    edge_builder("ASSIGNED", (user, USER_TYPE), (org, ORG_TYPE))
+        .prop("assignedRole", role)
+        .build()
 }
 
 /// The runZero user IS the employee with the same email (mapped; never creates one).
@@ -508,6 +585,109 @@ mod tests {
         let bare = asset_entity(&json!({ "id": "asset-0000002", "os_version": "10" })).unwrap();
         assert_eq!(bare["name"], "asset-0000002");
         assert_eq!(bare["osDetails"], Value::Null, "no os, no `undefined 10`");
+    }
+
+    /// Issue 12 (the host's property rules): user tags that would have the host reject
+    /// the asset (a `…On` key without epoch milliseconds, an over-long value, an
+    /// over-long `name`) are left out with a warning naming the asset and the property;
+    /// the asset and its other tags are kept, and its `displayName` stays its name.
+    #[test]
+    fn tags_the_host_would_reject_are_left_out_and_the_asset_kept() {
+        corral_sdk::log::take_captured();
+        let long = "n".repeat(4097);
+        let a = json!({
+            "id": "asset-0000001", "names": ["web01"],
+            "tags": { "expiresOn": "never", "reviewedOn": "1700000000000", "checkedOn": "1.5",
+                "note": long, "name": long, "owner": long, "rack": "12" },
+        });
+        let e = asset_entity(&a).unwrap();
+        assert_eq!(e["_key"], "asset-0000001");
+        assert_eq!(
+            (e["name"].as_str(), e["displayName"].as_str()),
+            (Some("web01"), Some("web01")),
+            "an over-long name tag is no display name"
+        );
+        for gone in [
+            "tag.expiresOn",
+            "tag.checkedOn",
+            "tag.note",
+            "tag.name",
+            "tag.owner",
+            "owner",
+        ] {
+            assert!(!e.contains_key(gone), "{gone}");
+        }
+        assert_eq!(
+            e["tag.reviewedOn"], 1_700_000_000_000i64,
+            "an integer `…On` tag is kept"
+        );
+        assert_eq!(e["tag.rack"], 12);
+        let mut warned: Vec<String> = corral_sdk::log::take_captured()
+            .iter()
+            .filter(|w| w.field("key") == Some("asset-0000001"))
+            .filter_map(|w| w.field("property").map(String::from))
+            .collect();
+        warned.sort();
+        assert_eq!(
+            warned,
+            [
+                "owner",
+                "tag.checkedOn",
+                "tag.expiresOn",
+                "tag.name",
+                "tag.note",
+                "tag.owner"
+            ]
+        );
+        // A readable `name` tag still overrides.
+        let a = json!({ "id": "asset-0000002", "names": ["web02"], "tags": { "Name": "Web Two" } });
+        assert_eq!(asset_entity(&a).unwrap()["displayName"], "Web Two");
+    }
+
+    /// The export asks only for [`EXPORT_FIELDS`]: an asset limited to them converts to
+    /// the same entity as the whole record (every field the mapping reads is asked for),
+    /// and none of the fields left out of `_rawData` is asked for.
+    #[test]
+    fn the_export_fields_are_every_field_the_mapping_reads() {
+        for f in ASSET_RAW_DROPPED {
+            assert!(!EXPORT_FIELDS.contains(f), "{f}");
+        }
+        for (_, f) in ASSET_FIELDS {
+            assert!(EXPORT_FIELDS.contains(f), "{f}");
+        }
+        let full = json!({
+            "id": "asset-0000001", "names": ["web01.corp.example.com"], "hw": "Dell", "os": "Microsoft Windows 10",
+            "os_version": "10.0.19044", "os_product": "Windows", "os_vendor": "Microsoft", "type": "Desktop",
+            "created_at": 1583271138, "updated_at": 1583271139, "first_seen": 1583271138, "last_seen": 1583271232,
+            "alive": true, "scanned": true, "detected_by": "arp", "hw_vendor": "Dell", "hw_product": "R640",
+            "hw_version": "", "addresses": ["10.0.0.5"], "addresses_extra": ["203.0.113.5"], "macs": ["A0:36:9F:50:77:D8"],
+            "mac_vendors": ["Intel"], "domains": [], "tags": { "owner": "Ada", "name": "renamed", "flag": "" },
+            "service_count": 3, "software_count": 1, "vulnerability_count": 0, "last_agent_id": "", "last_task_id": "t",
+            "newest_mac": "a0:36:9f:50:77:d8", "newest_mac_vendor": "Intel", "org_name": "Org", "site_name": "Site",
+            "site_id": "site-1", "organization_id": "org-1", "rtts": {}, "subnets": {},
+            "services": { "10.0.0.5/80/tcp/": { "http.body": "<html>" } }, "credentials": {}, "attributes": { "a": "b" },
+            "foreign_attributes": {},
+        });
+        let only: serde_json::Map<String, Value> = full
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| EXPORT_FIELDS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(
+            asset_entity(&Value::Object(only)).unwrap(),
+            asset_entity(&full).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_over_long_role_leaves_the_edge_without_it() {
+        corral_sdk::log::take_captured();
+        let r = user_assigned_org("user-000001", "org-0000001", &"r".repeat(4097));
+        assert!(!r.contains_key("assignedRole"));
+        assert_eq!(r["_key"], "user-000001|assigned|org-0000001");
+        assert_eq!(corral_sdk::log::take_captured().len(), 1);
     }
 
     #[test]

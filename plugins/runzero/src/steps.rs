@@ -304,7 +304,7 @@ fn fetch_assets() -> Result<()> {
     let mut out = Emitter::new();
     match mode()? {
         Mode::ExportToken => export_assets(
-            &with_export_token("/export/org/assets.jsonl"),
+            &with_export_token(&assets_export_path()),
             &mut seen,
             &mut out,
         )?,
@@ -323,7 +323,7 @@ fn fetch_assets() -> Result<()> {
                     // The organization's own token, as the API handed it out; it is sent
                     // only to the console and never stored.
                     Some(token) => {
-                        let req = request("/export/org/assets.jsonl")
+                        let req = request(&assets_export_path())
                             .header("Authorization", &format!("Bearer {token}"));
                         export_assets(&req, &mut seen, &mut out)?;
                     }
@@ -336,6 +336,16 @@ fn fetch_assets() -> Result<()> {
         }
     }
     out.flush()
+}
+
+/// The asset export, asking only for the fields this connector maps or keeps
+/// (`fields`, comma-separated, as runZero's API documents it): the whole export must fit
+/// the host's `maxResponseBytes`, and service banners are most of it.
+fn assets_export_path() -> String {
+    format!(
+        "/export/org/assets.jsonl?fields={}",
+        http::encode_query_value(&convert::EXPORT_FIELDS.join(","))
+    )
 }
 
 /// One org's JSONL export, converted and emitted a line at a time.

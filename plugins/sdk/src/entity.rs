@@ -5,8 +5,14 @@
 //! `displayName` falls back to `name`, a relationship's `_type` is
 //! `<fromType>_<class>_<toType without the shared prefix>` and its `_key` is
 //! `<fromKey>|<class>|<toKey>`.
+//!
+//! Both builders end with the host's property rules ([`conform`]): a property the host
+//! would reject the whole object for is left out, with a warning naming the object's key
+//! and the property, so the record itself is stored.
 
+use crate::props::property_problem;
 use serde_json::{Map, Value};
+use std::cell::Cell;
 
 /// A graph object ready to emit: a flat JSON object.
 pub type Object = Map<String, Value>;
@@ -70,13 +76,107 @@ impl EntityBuilder {
         self
     }
 
+    /// The entity: its properties held to the host's rules ([`conform`]), and
+    /// `displayName` falling back to `name`.
     pub fn build(mut self) -> Object {
+        conform(&mut self.obj);
         if !truthy(self.obj.get("displayName")) && truthy(self.obj.get("name")) {
             let name = self.obj["name"].clone();
             self.obj.insert("displayName".into(), name);
         }
         self.obj
     }
+}
+
+/// A property [`conform`] changed, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeftOut {
+    pub property: String,
+    pub reason: &'static str,
+    /// What took the value's place: `Some("_key")` for a `name`, else `None` (left out).
+    pub replaced_by: Option<&'static str>,
+}
+
+/// Most warnings [`conform`] logs in one instance; after them, one saying the rest are
+/// not logged (a provider field that breaks a rule usually breaks it on every record).
+pub const MAX_WARNINGS: u32 = 50;
+
+thread_local! {
+    static WARNED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Holds `obj`'s properties to the host's rules (`host/src/datamodel.rs`), which reject
+/// the whole object for one bad property: every property but the underscored ones
+/// (`_key`, `_type`, `_class`, `_rawData`, …, which the SDK writes) that is a nested
+/// object, an array holding `null`, nested values or mixed types, a string longer than
+/// 4096 characters, or a `…On` property that is not an integer, is **left out**, not
+/// cleaned or cut: a list with items taken out, or a cut string, would read as the
+/// provider's whole value. The value stays in `_rawData` where the connector keeps it.
+///
+/// `name` and `displayName` cannot be left out (the host requires them): a `name` that
+/// breaks a rule is replaced by the object's `_key` (the record's identity, within the
+/// host's key limit); a `displayName` that breaks one is left out, so the entity builder
+/// falls back to `name`.
+///
+/// Each change is logged as a warning naming the object's key, the property and the
+/// reason (at most [`MAX_WARNINGS`] per instance), and returned.
+pub fn conform(obj: &mut Object) -> Vec<LeftOut> {
+    let bad: Vec<(String, &'static str)> = obj
+        .iter()
+        .filter(|(name, _)| !name.starts_with('_'))
+        .filter_map(|(name, value)| Some((name.clone(), property_problem(name, value)?)))
+        .collect();
+    if bad.is_empty() {
+        return Vec::new();
+    }
+    let key = obj
+        .get("_key")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut changes = Vec::with_capacity(bad.len());
+    for (property, reason) in bad {
+        let replaced_by = if property == "name" && !key.is_empty() {
+            obj.insert(property.clone(), Value::String(key.clone()));
+            Some("_key")
+        } else {
+            obj.remove(&property);
+            None
+        };
+        warn(&key, &property, reason, replaced_by);
+        changes.push(LeftOut {
+            property,
+            reason,
+            replaced_by,
+        });
+    }
+    changes
+}
+
+fn warn(key: &str, property: &str, reason: &str, replaced_by: Option<&str>) {
+    let n = WARNED.with(|w| {
+        let n = w.get().saturating_add(1);
+        w.set(n);
+        n
+    });
+    if n > MAX_WARNINGS + 1 {
+        return;
+    }
+    if n == MAX_WARNINGS + 1 {
+        crate::log::warn(
+            "further properties left out for the host's rules are not logged",
+            &[("logged", &MAX_WARNINGS.to_string())],
+        );
+        return;
+    }
+    let message = match replaced_by {
+        Some(_) => "name replaced by the key: the host would reject the record for it",
+        None => "property left out: the host would reject the record for it",
+    };
+    crate::log::warn(
+        message,
+        &[("key", key), ("property", property), ("reason", reason)],
+    );
 }
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -147,7 +247,9 @@ impl RelationshipBuilder {
         self
     }
 
-    pub fn build(self) -> Object {
+    /// The relationship, its properties held to the host's rules ([`conform`]).
+    pub fn build(mut self) -> Object {
+        conform(&mut self.obj);
         self.obj
     }
 }
@@ -199,6 +301,138 @@ mod tests {
             .build();
         assert!(!e.contains_key("displayName"));
         assert!(!e.contains_key("_rawData"));
+    }
+
+    /// Each of the host's property rules (`host/src/datamodel.rs`), broken by a cosmetic
+    /// property: the entity is built without it, and a warning names the key and property.
+    #[test]
+    fn a_property_the_host_would_reject_is_left_out_with_a_warning() {
+        crate::log::take_captured();
+        let long = "x".repeat(4097);
+        let e = EntityBuilder::new("device-0001", "t_device", "Device")
+            .prop("name", "Mac-01")
+            .prop("notes", long.as_str())
+            .prop("nested", json!({"a": 1}))
+            .prop("mixed", json!([1, "a"]))
+            .prop("nulls", json!(["a", null]))
+            .prop("deep", json!([["a"]]))
+            .prop("longItems", json!(["ok", long]))
+            .prop("expiresOn", "2024-01-01")
+            .prop("tag.reviewedOn", 1.5)
+            .prop("createdOn", 1_700_000_000_000i64)
+            .prop("deletedOn", Value::Null)
+            .prop("tags", json!(["a", "b"]))
+            .prop("fine", "x".repeat(4096))
+            .raw_data(json!({"notes": long}))
+            .build();
+        let left_out = [
+            "notes",
+            "nested",
+            "mixed",
+            "nulls",
+            "deep",
+            "longItems",
+            "expiresOn",
+            "tag.reviewedOn",
+        ];
+        for p in left_out {
+            assert!(!e.contains_key(p), "{p} left out");
+        }
+        for p in [
+            "name",
+            "displayName",
+            "createdOn",
+            "deletedOn",
+            "tags",
+            "fine",
+        ] {
+            assert!(e.contains_key(p), "{p} kept");
+        }
+        assert_eq!(
+            e["_rawData"][0]["rawData"]["notes"], long,
+            "raw data keeps it"
+        );
+        let warnings = crate::log::take_captured();
+        let mut named: Vec<&str> = warnings
+            .iter()
+            .filter(|w| w.level == "warn" && w.field("key") == Some("device-0001"))
+            .filter_map(|w| w.field("property"))
+            .collect();
+        named.sort_unstable();
+        let mut want = left_out.to_vec();
+        want.sort_unstable();
+        assert_eq!(named, want);
+        assert!(warnings.iter().all(|w| w.field("reason").is_some()));
+    }
+
+    #[test]
+    fn an_over_long_name_becomes_the_key_and_display_name_falls_back() {
+        crate::log::take_captured();
+        let long = "n".repeat(5000);
+        let e = EntityBuilder::new("device-0002", "t_device", "Device")
+            .prop("name", long.as_str())
+            .build();
+        assert_eq!(
+            (e["name"].as_str(), e["displayName"].as_str()),
+            (Some("device-0002"), Some("device-0002"))
+        );
+        let w = crate::log::take_captured();
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            (w[0].field("key"), w[0].field("property")),
+            (Some("device-0002"), Some("name"))
+        );
+        assert!(w[0].message.starts_with("name replaced by the key"));
+
+        let e = EntityBuilder::new("device-0003", "t_device", "Device")
+            .prop("name", "Mac-03")
+            .prop("displayName", long.as_str())
+            .build();
+        assert_eq!(e["displayName"], "Mac-03", "back to the name");
+        let w = crate::log::take_captured();
+        assert_eq!(w[0].field("property"), Some("displayName"));
+    }
+
+    #[test]
+    fn relationships_are_held_to_the_same_rules() {
+        crate::log::take_captured();
+        let from = End {
+            key: "kandji-account",
+            entity_type: "kandji_account",
+        };
+        let to = End {
+            key: "dev-1",
+            entity_type: "kandji_device",
+        };
+        let r = RelationshipBuilder::direct("HAS", from, to)
+            .prop("assignedRole", "x".repeat(4097))
+            .prop("since", "2024")
+            .build();
+        assert!(!r.contains_key("assignedRole"));
+        assert_eq!(r["since"], "2024");
+        let w = crate::log::take_captured();
+        assert_eq!(w[0].field("key"), Some("kandji-account|has|dev-1"));
+    }
+
+    #[test]
+    fn warnings_stop_after_the_cap() {
+        crate::log::take_captured();
+        for i in 0..(MAX_WARNINGS + 10) {
+            EntityBuilder::new(format!("device-{i:04}"), "t_device", "Device")
+                .prop("name", "n")
+                .prop("bad", json!({}))
+                .build();
+        }
+        let w = crate::log::take_captured();
+        assert_eq!(w.len() as u32, MAX_WARNINGS + 1);
+        assert!(w.last().unwrap().message.starts_with("further properties"));
+        // Every object is still conformed after the cap.
+        let e = EntityBuilder::new("device-9999", "t_device", "Device")
+            .prop("name", "n")
+            .prop("bad", json!({}))
+            .build();
+        assert!(!e.contains_key("bad"));
+        assert!(crate::log::take_captured().is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! HTTP through the host: request building with credentials by reference, retry with
-//! backoff on 429 and 5xx honouring `Retry-After`, and pagination loops.
+//! backoff on 429 and 5xx honouring `Retry-After` (as a floor over the backoff), and
+//! pagination loops.
 
 use crate::bindings::corral::integration::http as wit;
 use crate::error::{Error, Result};
@@ -127,18 +128,25 @@ impl Retry {
             .base_delay
             .saturating_mul(1u32 << attempt.min(16))
             .min(self.max_delay);
+        // The provider's delay is a floor, never a reason to retry sooner than the
+        // backoff: a reset header of 0 (or a past reset) would otherwise retry at once,
+        // spending every attempt within milliseconds.
+        let wait = |r: &Response| {
+            retry_after(r)
+                .map_or(backoff, |d| d.max(backoff))
+                .min(self.max_delay)
+        };
         match outcome {
-            Ok(r) if r.status == 429 => Some(retry_after(r).unwrap_or(backoff).min(self.max_delay)),
-            Ok(r) if r.status >= 500 && self.retry_server_errors => {
-                Some(retry_after(r).unwrap_or(backoff).min(self.max_delay))
-            }
+            Ok(r) if r.status == 429 => Some(wait(r)),
+            Ok(r) if r.status >= 500 && self.retry_server_errors => Some(wait(r)),
             Err(HttpError::Timeout(_)) | Err(HttpError::Connect(_)) => Some(backoff),
             _ => None,
         }
     }
 }
 
-/// `Retry-After` in seconds, or Kandji-style `ratelimit-reset`.
+/// `Retry-After` in seconds, or Kandji-style `ratelimit-reset`: the least the provider
+/// asks to wait. [`Retry::delay_for`] waits the longer of this and the backoff.
 fn retry_after(r: &Response) -> Option<Duration> {
     ["retry-after", "ratelimit-reset", "x-ratelimit-reset"]
         .iter()
@@ -380,6 +388,47 @@ mod tests {
         assert_eq!(d, Some(Duration::from_secs(2)));
         let d = r.delay_for(&Ok(response(503, &[("retry-after", "9999")])), 0);
         assert_eq!(d, Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_zero_or_small_reset_header_still_backs_off() {
+        let r = Retry::default();
+        for (h, v) in [
+            ("ratelimit-reset", "0"),
+            ("x-ratelimit-reset", "0"),
+            ("Retry-After", "0"),
+            ("retry-after", "0.01"),
+        ] {
+            assert_eq!(
+                r.delay_for(&Ok(response(429, &[(h, v)])), 0),
+                Some(Duration::from_millis(250)),
+                "{h}: {v}"
+            );
+            assert_eq!(
+                r.delay_for(&Ok(response(503, &[(h, v)])), 3),
+                Some(Duration::from_millis(2000)),
+                "{h}: {v}, the fourth attempt"
+            );
+        }
+        // A header longer than the backoff wins.
+        assert_eq!(
+            r.delay_for(&Ok(response(429, &[("ratelimit-reset", "5")])), 1),
+            Some(Duration::from_secs(5))
+        );
+        // Neither ever exceeds the cap.
+        assert_eq!(
+            r.delay_for(&Ok(response(429, &[("ratelimit-reset", "0")])), 12),
+            None,
+            "attempts exhausted"
+        );
+        let long = Retry {
+            max_attempts: 30,
+            ..Retry::default()
+        };
+        assert_eq!(
+            long.delay_for(&Ok(response(429, &[("ratelimit-reset", "0")])), 20),
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[test]

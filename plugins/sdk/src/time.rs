@@ -3,12 +3,15 @@
 //! Accepts RFC 3339 / ISO 8601 date-times with `T` or a space between date and time,
 //! any number of fractional digits (truncated to milliseconds, as a JS `Date` does),
 //! and `Z`, `±HH:MM`, `±HHMM` or `±HH` offsets. A date-time without an offset is read as
-//! UTC; a bare date is midnight UTC. Anything else gives `None`.
+//! UTC; a bare date is midnight UTC. Anything else gives `None`, never a panic: a
+//! timestamp is ASCII, so any other character (an em dash, an accented letter,
+//! full-width digits) makes the value unparsable before any byte offset is used.
 
-/// Parses `s` to epoch milliseconds; `None` for an empty or unparsable value.
+/// Parses `s` to epoch milliseconds; `None` for an empty, non-ASCII or unparsable value.
 pub fn parse_epoch_ms(s: &str) -> Option<i64> {
     let s = s.trim();
-    if s.len() < 10 {
+    // Every slice below is at a byte offset, which is a character boundary only in ASCII.
+    if s.len() < 10 || !s.is_ascii() {
         return None;
     }
     let (date, rest) = s.split_at(10);
@@ -23,7 +26,7 @@ pub fn parse_epoch_ms(s: &str) -> Option<i64> {
 
 fn parse_date(d: &str) -> Option<i64> {
     let b = d.as_bytes();
-    if b[4] != b'-' || b[7] != b'-' {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
     let year: i64 = digits(&d[0..4])?;
@@ -75,10 +78,10 @@ fn parse_offset_ms(zone: &str) -> Option<i64> {
         return Some(0);
     }
     let sign = if zone.starts_with('-') { -1 } else { 1 };
-    let body = zone[1..].replace(':', "");
+    let body = zone.get(1..)?.replace(':', "");
     let (h, m) = match body.len() {
         2 => (digits(&body)?, 0),
-        4 => (digits(&body[..2])?, digits(&body[2..])?),
+        4 => (digits(body.get(..2)?)?, digits(body.get(2..)?)?),
         _ => return None,
     };
     Some(sign * (h * 60 + m) * 60_000)
@@ -137,6 +140,34 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_is_none_and_never_panics() {
+        for s in [
+            "Unknown — never",
+            "2024—01—01",
+            "2024-01-0é",
+            "2024-01-01Té2:00",
+            "２０２４-０１-０１",
+            "2024-01-01T10:00+０１:００",
+            "2024-01-01T10:00:00.５Z",
+            "éééééééééééé",
+            "2024-01-01T10:00:00Zé",
+        ] {
+            assert_eq!(parse_epoch_ms(s), None, "{s}");
+        }
+        // Every prefix and suffix of a timestamp with a multi-byte character in it.
+        let mixed = "2024-01-01T10:00:00.123+01:00 — ２０２４é";
+        for (i, _) in mixed.char_indices() {
+            let _ = parse_epoch_ms(&mixed[..i]);
+            let _ = parse_epoch_ms(&mixed[i..]);
+        }
+        assert_eq!(
+            parse_epoch_ms(" 2024-01-01 "),
+            Some(1_704_067_200_000),
+            "ASCII whitespace around a valid date is still trimmed"
+        );
+    }
+
+    #[test]
     fn garbage_is_none() {
         for s in [
             "",
@@ -144,6 +175,9 @@ mod tests {
             "2022-13-01",
             "2022-06-24X10:00",
             "2022-06-24T1a:00",
+            "2022-06-24T10:00+",
+            "2022-06-24T10:00+1",
+            "2022-06-24T99999999999999999999:00",
         ] {
             assert_eq!(parse_epoch_ms(s), None, "{s}");
         }

@@ -2,7 +2,9 @@
 //! integration graph-sentinelone at 4c0e4d5; deviations in this crate's README).
 
 use corral_sdk::entity::{End, EntityBuilder, Object, Properties, RelationshipBuilder};
-use corral_sdk::props::{allowed as scalar, first_readable, readable, time_ms as ms, without};
+use corral_sdk::props::{
+    allowed as scalar, first_readable, readable, readable_text, time_ms as ms, without,
+};
 use serde_json::{Map, Value, json};
 
 pub const ACCOUNT_TYPE: &str = "sentinelone_account";
@@ -196,16 +198,23 @@ pub fn agent_entity(d: &Value) -> Option<(Object, Option<String>)> {
     e = e
         .prop("macAddress", macs.clone())
         .prop("macAddresses", macs);
-    let mut entity = e.raw_data(without(d, &["licenseKey", "tags"])).build();
-    let warning = apply_tags(&mut entity, d.get("tags"));
-    Some((entity, warning))
+    // Tags before `build`, so the builder holds `tag.*` to the host's rules too.
+    let (e, warning) = apply_tags(e, d.get("tags"));
+    Some((
+        e.raw_data(without(d, &["licenseKey", "tags"])).build(),
+        warning,
+    ))
 }
 
 /// `tag.<key>` properties, the `tags` list, and the `name`/`owner`/`email`/
-/// `classification` overrides, as the reference applies them.
-fn apply_tags(e: &mut Object, tags: Option<&Value>) -> Option<String> {
+/// `classification` overrides, as the reference applies them; with a warning to log when
+/// the agent has no `tags` object. A `name` tag becomes `displayName` only when it is
+/// readable as a name (not blank, at most 4096 characters). The builder then leaves out
+/// any tag property the host would reject (a `tag.…On` key whose value is not an
+/// integer, a value over 4096 characters), with a warning; the agent is kept.
+fn apply_tags(mut e: EntityBuilder, tags: Option<&Value>) -> (EntityBuilder, Option<String>) {
     let Some(tags) = tags.filter(|t| t.is_object()) else {
-        return Some("agent has no tags object; no tags applied".into());
+        return (e, Some("agent has no tags object; no tags applied".into()));
     };
     let list = tags
         .get("sentinelone")
@@ -224,24 +233,24 @@ fn apply_tags(e: &mut Object, tags: Option<&Value>) -> Option<String> {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        e.insert(
-            format!("tag.{key}"),
+        e = e.prop(
+            &format!("tag.{key}"),
             corral_sdk::props::tag_value(&raw, false),
         );
         if raw.is_empty() || raw.eq_ignore_ascii_case("true") {
             flags.push(key.into());
         }
-        if key.eq_ignore_ascii_case("name") && !raw.trim().is_empty() {
-            e.insert("displayName".into(), raw.clone().into());
+        if key.eq_ignore_ascii_case("name") && readable_text(&raw) {
+            e = e.prop("displayName", raw.clone());
         }
         if matches!(key, "owner" | "email" | "classification") {
-            e.insert(key.into(), raw.to_lowercase().into());
+            e = e.prop(key, raw.to_lowercase());
         }
     }
     if !flags.is_empty() {
-        e.insert("tags".into(), Value::Array(flags));
+        e = e.prop("tags", Value::Array(flags));
     }
-    None
+    (e, None)
 }
 
 /// MACs of interfaces with a public address, then their gateways' MACs, de-duplicated in
@@ -590,6 +599,76 @@ mod tests {
             !e["_rawData"].to_string().contains("owner"),
             "tags are not in _rawData"
         );
+    }
+
+    /// Issue 12 (the host's property rules): user tags and fields that would have the
+    /// host reject the agent are left out with a warning naming the agent and the
+    /// property; the agent, its other tags and its name are kept.
+    #[test]
+    fn tags_and_fields_the_host_would_reject_are_left_out_and_the_agent_kept() {
+        corral_sdk::log::take_captured();
+        let long = "v".repeat(4097);
+        let d = json!({
+            "id": "43", "computerName": "HOST-2", "serialNumber": "SER2",
+            "lastActiveDate": "2024—05—16", "createdAt": "２０２４-０１-０１T00:00:00Z",
+            "missingPermissions": ["a", 1], "domain": long,
+            "tags": { "sentinelone": [
+                { "key": "expiresOn", "value": "never" }, { "key": "reviewedOn", "value": "1700000000000" },
+                { "key": "decidedOn", "value": 1.5 }, { "key": "note", "value": long },
+                { "key": "name", "value": long }, { "key": "owner", "value": long },
+                { "key": "team", "value": "blue" },
+            ]},
+        });
+        let (e, _) = agent_entity(&d).unwrap();
+        assert_eq!(e["_key"], "sentinelone_agent-id-43");
+        assert_eq!(
+            (e["name"].as_str(), e["displayName"].as_str()),
+            (Some("HOST-2"), Some("HOST-2")),
+            "an over-long name tag is no display name"
+        );
+        for gone in [
+            "tag.expiresOn",
+            "tag.decidedOn",
+            "tag.note",
+            "tag.name",
+            "tag.owner",
+            "owner",
+            "missingPermissions",
+            "domain",
+            "createdOn",
+            "createdAt",
+        ] {
+            assert!(!e.contains_key(gone), "{gone}");
+        }
+        assert_eq!(
+            e["lastSeenOn"],
+            Value::Null,
+            "an unparsable date is no date"
+        );
+        assert_eq!(e["tag.reviewedOn"], 1_700_000_000_000i64);
+        assert_eq!(e["tag.team"], "blue");
+        let mut warned: Vec<String> = corral_sdk::log::take_captured()
+            .iter()
+            .filter(|w| w.field("key") == Some("sentinelone_agent-id-43"))
+            .filter_map(|w| w.field("property").map(String::from))
+            .collect();
+        warned.sort();
+        assert_eq!(
+            warned,
+            [
+                "domain",
+                "owner",
+                "tag.decidedOn",
+                "tag.expiresOn",
+                "tag.name",
+                "tag.note",
+                "tag.owner"
+            ],
+            "`missingPermissions` (mixed) has no property shape: left out by `allowed`"
+        );
+        // The mapped relationship is still made, from the kept serial.
+        let m = protects_device(&e).unwrap();
+        assert_eq!(m["_mapping"]["targetEntity"]["serial"], "SER2");
     }
 
     #[test]

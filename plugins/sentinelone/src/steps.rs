@@ -58,7 +58,16 @@ pub fn run(step: &str) -> Result<()> {
     }
 }
 
-/// Every item of a cursor-paged list; a 404 is an empty list, as in the reference.
+/// Whether a 404 answer means "no such list, so nothing in it": only for the first page,
+/// as the reference treats it. A 404 for a cursor (an expired or unknown one) is a
+/// failure: read as the list's end, it would leave out every later page, and the step
+/// would look complete, so the objects on those pages would be deleted downstream.
+fn not_found_is_empty(cursor: Option<&str>) -> bool {
+    cursor.is_none()
+}
+
+/// Every item of a cursor-paged list; a 404 on the first page is an empty list, as in
+/// the reference; on a later page it fails the step ([`not_found_is_empty`]).
 fn each_page(resource: &str, mut each: impl FnMut(Vec<Value>) -> Result<()>) -> Result<()> {
     let base = api_base()?;
     http::for_each_cursor_page(
@@ -71,7 +80,7 @@ fn each_page(resource: &str, mut each: impl FnMut(Vec<Value>) -> Result<()>) -> 
                 ),
             };
             let resp = http::fetch(&get(url), &retry())?;
-            if resp.status == 404 {
+            if resp.status == 404 && not_found_is_empty(cursor) {
                 return Ok((Vec::new(), None));
             }
             let body: Value = resp.error_for_status()?.json()?;
@@ -153,4 +162,18 @@ fn fetch_agents() -> Result<()> {
         Ok(())
     })?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_found_is_empty;
+
+    #[test]
+    fn a_404_is_an_empty_list_only_on_the_first_page() {
+        assert!(not_found_is_empty(None), "no cursor sent yet: no such list");
+        assert!(
+            !not_found_is_empty(Some("YXJn+100/b2Zmc2V0==")),
+            "a later page: the step fails"
+        );
+    }
 }

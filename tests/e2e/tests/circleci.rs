@@ -279,6 +279,36 @@ async fn rate_limits_and_server_errors_are_retried() {
     assert_eq!(server.requests().iter().filter(|r| r.injected).count(), 3);
 }
 
+/// Only 403 and 404 skip a project (the simulator's forbidden project is one); any other
+/// error status fails `fetch-projects`, whose types are then partial, so nothing of them
+/// is deleted. (401 here: it is not retried, as 429 and 5xx are before they fail alike.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_error_other_than_403_or_404_fails_the_step() {
+    let sim = sim();
+    let server = sim.start(0).await.unwrap();
+    server.add_fault(FaultRule::new("/project/", 401, u32::MAX));
+    let report = run_builtin(
+        "circleci",
+        &instance("circleci-project-error", &server, TOKEN),
+    )
+    .await;
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.info.id == "fetch-projects")
+        .unwrap();
+    assert_eq!(step.status, corral::run::StepStatus::Failure);
+    let err = step.error.clone().unwrap();
+    assert!(err.contains("401"), "{err}");
+    assert!(
+        report
+            .partial_types()
+            .contains(&"circleci_project".to_string()),
+        "{:?}",
+        report.partial_types()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_fails_validation() {
     let sim = sim();

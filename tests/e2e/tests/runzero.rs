@@ -240,12 +240,60 @@ async fn account_key_mode_collects_everything() {
         l.message
             .starts_with("Organization does not have export token")
     }));
-    let exports = server
+    let exports: Vec<String> = server
         .requests()
         .iter()
-        .filter(|r| r.target.ends_with("assets.jsonl"))
-        .count();
-    assert_eq!(exports, 2);
+        .filter(|r| r.target.contains("/export/org/assets.jsonl"))
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(exports.len(), 2);
+    // The export asks only for the fields the connector uses: no service banners.
+    for t in &exports {
+        let fields = t.split_once("?fields=").expect("a fields parameter").1;
+        let fields = corral_simulators::server::percent_decode(fields);
+        assert!(fields.split(',').any(|f| f == "names"), "{fields}");
+        assert!(!fields.split(',').any(|f| f == "services"), "{fields}");
+    }
+
+    // Issue 12: tags the host would reject as properties (`expiresOn: "never"`, a 5,000
+    // character `note` and `name`) are left out with a warning naming the asset and the
+    // property; the asset, its other tags and its name are kept.
+    let tagged: Vec<&Value> = sim
+        .assets
+        .iter()
+        .filter(|a| a["tags"]["expiresOn"] == "never")
+        .filter(|a| {
+            a["organization_id"]
+                .as_str()
+                .is_some_and(|o| exporting.contains(o))
+        })
+        .collect();
+    assert!(
+        !tagged.is_empty(),
+        "premise: collected assets with bad tags"
+    );
+    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    for a in tagged {
+        let key = a["id"].as_str().unwrap();
+        let e = entity(&a["id"]);
+        for gone in ["tag.expiresOn", "tag.note", "tag.name"] {
+            assert!(!e.contains_key(gone), "{key}: {gone}");
+            assert!(
+                report.log.iter().any(|l| {
+                    l.level == "warn"
+                        && l.fields.iter().any(|(k, v)| k == "key" && v == key)
+                        && l.fields.iter().any(|(k, v)| k == "property" && v == gone)
+                }),
+                "{key}: no warning for {gone}"
+            );
+        }
+        assert_eq!(e["tag.reviewedOn"], 1_700_000_000_000i64);
+        assert_eq!(e["tag.env"], "lab");
+        assert_eq!(
+            e["displayName"], e["name"],
+            "an over-long name tag is no name"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,9 +402,11 @@ async fn a_wrong_key_fails_validation() {
     assert!(report.steps.is_empty());
 }
 
-/// A string a person can read as a name: not empty, not only whitespace.
+/// A string a person can read as a name: not empty, not only whitespace, at most 4096
+/// characters.
 fn readable(v: &Value) -> Option<&str> {
-    v.as_str().filter(|s| !s.trim().is_empty())
+    v.as_str()
+        .filter(|s| !s.trim().is_empty() && s.chars().count() <= 4096)
 }
 
 fn first_of<'a>(v: &'a Value, field: &str) -> Option<&'a str> {

@@ -176,6 +176,40 @@ async fn rate_limits_and_server_errors_are_retried() {
     assert_eq!(server.requests().len(), 1 + 1 + 2 + 3);
 }
 
+/// A 404 for a later page (a cursor the console no longer knows) fails the step instead
+/// of ending the list: the step's types are partial, so nothing of them is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_on_a_later_page_fails_the_step() {
+    let sim = sim(10, 150);
+    sim.cursors_expire
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let server = sim.start(0).await.unwrap();
+    let report = run_builtin("sentinelone", &instance("s1-lost-cursor", &server, TOKEN)).await;
+    let step = |id: &str| report.steps.iter().find(|s| s.info.id == id).unwrap();
+    assert_eq!(
+        step("fetch-groups").status,
+        corral::run::StepStatus::Success,
+        "one page: no cursor sent"
+    );
+    let agents = step("fetch-agents");
+    assert_eq!(agents.status, corral::run::StepStatus::Failure);
+    let err = agents.error.clone().unwrap();
+    assert!(err.contains("404"), "{err}");
+    assert!(
+        report
+            .partial_types()
+            .contains(&"sentinelone_agent".to_string()),
+        "{:?}",
+        report.partial_types()
+    );
+    let cursor_pages = server
+        .requests()
+        .iter()
+        .filter(|r| r.target.contains("/agents") && r.target.contains("cursor="))
+        .count();
+    assert_eq!(cursor_pages, 1, "404 is not retried");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_fails_validation_and_leaks_nothing() {
     let sim = sim(2, 2);

@@ -8,7 +8,9 @@
 //! never seen (`last_seen: 0`) or without MACs, epoch-second times; records whose name
 //! fields are `""`, blank or `null`: organization 1, sites `…01`, users with neither
 //! first nor last name (some without an email), assets with no usable `names` or `hw`
-//! (some without addresses, or MACs, too).
+//! (some without addresses, or MACs, too); one asset per site whose tags break the host's
+//! property rules (`expiresOn: "never"`, 5,000-character `note` and `name`). The asset
+//! export honours `fields`.
 
 use crate::rng::Rng;
 use crate::server::{Provider, SimRequest, SimResponse, SimServer};
@@ -118,12 +120,24 @@ impl RunZeroSim {
         })
     }
 
-    fn export_assets(&self, org: &Value) -> SimResponse {
+    /// The org's assets as JSONL; with `fields` (comma-separated), only those fields of
+    /// each asset, as runZero's export gives them.
+    fn export_assets(&self, org: &Value, fields: Option<&str>) -> SimResponse {
+        let wanted: Option<Vec<&str>> = fields.map(|f| f.split(',').map(str::trim).collect());
+        let only = |a: &Value| match (&wanted, a.as_object()) {
+            (Some(w), Some(m)) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| w.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            _ => a.clone(),
+        };
         let lines: String = self
             .assets
             .iter()
             .filter(|a| a["organization_id"] == org["id"])
-            .map(|a| format!("{a}\n"))
+            .map(|a| format!("{}\n", only(a)))
             .collect();
         let mut resp = SimResponse::json(200, &Value::Null);
         resp.headers = vec![("content-type".into(), "application/x-ndjson".into())];
@@ -239,6 +253,12 @@ fn asset(seed: u64, i: u64, site: &Value) -> Value {
             json!({ "owner": "Alice@Example.com", "critical": "true", "name": format!("tagged-{i}") })
         }
         1 => json!({ "env": "prod", "rack": "12", "weight": "1.5", "flag": "" }),
+        // One asset per site with tags the host would reject as properties: a `…On` key
+        // whose value is no epoch-ms time, over-long values, an over-long `name`.
+        _ if i % 10_000 == 3 => json!({
+            "expiresOn": "never", "reviewedOn": "1700000000000", "note": "n".repeat(5000),
+            "name": "x".repeat(5000), "env": "lab",
+        }),
         _ => json!({}),
     };
     let mut a = json!({
@@ -302,9 +322,10 @@ impl Provider for RunZeroSim {
             "/account/orgs" => usage(SimResponse::json(200, &json!(self.orgs))),
             "/account/users" => usage(SimResponse::json(200, &json!(self.users))),
             "/account/sites" => usage(SimResponse::json(200, &json!(self.sites))),
-            "/export/org/assets.jsonl" => self
-                .org_of(req)
-                .map_or_else(|| self.unauthorized(), |o| self.export_assets(o)),
+            "/export/org/assets.jsonl" => self.org_of(req).map_or_else(
+                || self.unauthorized(),
+                |o| self.export_assets(o, req.query_param("fields")),
+            ),
             "/export/org/sites.json" => match self.org_of(req) {
                 Some(o) => {
                     let sites: Vec<&Value> = self

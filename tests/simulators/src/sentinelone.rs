@@ -13,6 +13,7 @@ use crate::rng::Rng;
 use crate::server::{Provider, SimRequest, SimResponse, SimServer};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub const API_PREFIX: &str = "/web/api/v2.1";
 const MAX_LIMIT: usize = 100;
@@ -40,6 +41,9 @@ pub struct SentinelOneSim {
     pub token: String,
     pub groups: Vec<Value>,
     pub agents: Vec<Value>,
+    /// When set, every page requested with a cursor answers 404 (a cursor the console no
+    /// longer knows); first pages are answered as usual.
+    pub cursors_expire: AtomicBool,
 }
 
 impl SentinelOneSim {
@@ -56,6 +60,7 @@ impl SentinelOneSim {
             token: c.token.clone(),
             groups,
             agents,
+            cursors_expire: AtomicBool::new(false),
         })
     }
 
@@ -69,6 +74,9 @@ impl SentinelOneSim {
             .and_then(|l| l.parse().ok())
             .unwrap_or(10usize)
             .clamp(1, MAX_LIMIT);
+        if req.query_param("cursor").is_some() && self.cursors_expire.load(Ordering::Relaxed) {
+            return SimResponse::json(404, &json!({ "errors": [{ "title": "Not Found" }] }));
+        }
         let offset = match req.query_param("cursor") {
             None => 0,
             Some(c) => match decode_cursor(c) {
