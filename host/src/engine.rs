@@ -4,6 +4,7 @@
 //! instantiates from an `InstancePre`, so instantiation is a pool slot and a few
 //! pointer writes rather than a compile.
 
+use crate::lock::LockExt;
 use anyhow::Result;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,7 +95,7 @@ impl InstanceGate {
 static GATES: Mutex<Vec<(EngineWeak, InstanceGate)>> = Mutex::new(Vec::new());
 
 fn register_gate(engine: &Engine, instances: u32) {
-    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut gates = GATES.locked();
     gates.retain(|(w, _)| w.upgrade().is_some());
     gates.push((engine.weak(), InstanceGate::new(instances)));
 }
@@ -102,7 +103,7 @@ fn register_gate(engine: &Engine, instances: u32) {
 /// The gate of `engine`'s pool (an engine not built by [`build_engine`] gets a gate of
 /// one, so it can never over-commit a pool it does not know).
 pub fn instance_gate(engine: &Engine) -> InstanceGate {
-    let mut gates = GATES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut gates = GATES.locked();
     let found = gates
         .iter()
         .find(|(w, _)| w.upgrade().is_some_and(|e| Engine::same(&e, engine)))

@@ -2,6 +2,7 @@
 //! status, the plugin version and digest it ran on, and its counts. A run still queued or
 //! running when its process died is marked failed at the next start, so none is lost.
 
+use crate::lock::LockExt;
 use crate::run::{RunReport, StepStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -244,7 +245,7 @@ impl History {
     /// Marks failed the runs left queued or running by a process that is gone. Runs of a
     /// live process (a `corral run` beside this `corral serve`) are its own to finish.
     fn recover(&self) -> Result<usize> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn.locked();
         let orphans: Vec<i64> = conn
             .prepare("SELECT seq, pid FROM runs WHERE status IN ('queued', 'running')")
             .and_then(|mut stmt| {
@@ -279,7 +280,7 @@ impl History {
 
     /// Records a newly admitted run; returns its id.
     pub fn queue(&self, instance: &str, trigger: &str, at_ms: u64) -> Result<String> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn.locked();
         conn.execute(
             "INSERT INTO runs (instance, trigger, status, queued_at, pid)
              VALUES (?1, ?2, 'queued', ?3, ?4)",
@@ -291,8 +292,7 @@ impl History {
 
     pub fn start(&self, run: &str, plugin: &RunPlugin, at_ms: u64) -> Result<()> {
         self.conn
-            .lock()
-            .unwrap()
+            .locked()
             .execute(
                 "UPDATE runs SET status = 'running', plugin_id = ?2, plugin_version = ?3,
                  plugin_digest = ?4, generation = ?5, started_at = ?6 WHERE seq = ?1",
@@ -320,8 +320,7 @@ impl History {
         let counts = counts.map(|c| serde_json::to_string(c).expect("counts serialise"));
         let errors = serde_json::to_string(errors).expect("strings serialise");
         self.conn
-            .lock()
-            .unwrap()
+            .locked()
             .execute(
                 "UPDATE runs SET status = ?2, counts = ?3, errors = ?4, ended_at = ?5 WHERE seq = ?1",
                 params![parse_run_id(run), status.as_str(), counts, errors, at_ms as i64],
@@ -335,8 +334,7 @@ impl History {
     pub fn fail_unfinished(&self, reason: &str) -> Result<usize> {
         let errors = serde_json::to_string(&[reason]).expect("strings serialise");
         self.conn
-            .lock()
-            .unwrap()
+            .locked()
             .execute(
                 "UPDATE runs SET status = 'failed', errors = ?1, ended_at = ?2
                  WHERE status IN ('queued', 'running') AND pid = ?3",
@@ -353,7 +351,7 @@ impl History {
         let Some(seq) = parse_run_id(run) else {
             return Ok(None);
         };
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn.locked();
         conn.query_row(
             &format!("SELECT {COLUMNS} FROM runs WHERE seq = ?1"),
             [seq],
@@ -365,7 +363,7 @@ impl History {
 
     /// The newest runs, of one instance or all, newest first.
     pub fn recent(&self, instance: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn.locked();
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM runs WHERE ?1 IS NULL OR instance = ?1

@@ -6,6 +6,7 @@
 //! in an error or a log line.
 
 use crate::config::JupiterOneConfig;
+use crate::lock::LockExt;
 use crate::secrets::{SecretValue, Secrets};
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
@@ -238,7 +239,7 @@ impl SyncJob<'_> {
     }
 
     pub fn stats(&self) -> SyncStats {
-        let mut stats = self.stats.lock().unwrap().clone();
+        let mut stats = self.stats.locked().clone();
         stats.retries = self.retries.load(Ordering::Relaxed);
         stats
     }
@@ -256,7 +257,7 @@ impl SyncJob<'_> {
     ) -> anyhow::Result<()> {
         let (batches, skipped) = batches(kind, objects, limit);
         {
-            let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stats = self.stats.locked();
             for (key, type_name) in skipped {
                 stats.skipped.push(key);
                 stats.skipped_types.insert(type_name);
@@ -291,7 +292,7 @@ impl SyncJob<'_> {
                 .await
             {
                 Ok(_) => {
-                    let mut s = self.stats.lock().unwrap();
+                    let mut s = self.stats.locked();
                     s.batches += 1;
                     s.bytes += body.len() as u64;
                     match kind {
@@ -309,7 +310,7 @@ impl SyncJob<'_> {
                             body.len()
                         );
                     }
-                    self.stats.lock().unwrap().truncated += 1;
+                    self.stats.locked().truncated += 1;
                 }
                 Err(e) => bail!("uploading {}: {e}", kind.field()),
             }
@@ -347,7 +348,7 @@ impl SyncJob<'_> {
     /// The types finalize keeps: `partial_types` and those of objects skipped as too
     /// large (a skipped object must not be deleted for its absence).
     pub fn partial_with_skipped(&self, partial_types: &[String]) -> Vec<String> {
-        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = self.stats.locked();
         let mut all: std::collections::BTreeSet<String> = partial_types.iter().cloned().collect();
         all.extend(stats.skipped_types.iter().cloned());
         all.into_iter().collect()

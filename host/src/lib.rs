@@ -22,6 +22,7 @@ pub mod explain;
 pub mod graph_commands;
 pub mod history;
 pub mod jupiterone;
+pub mod lock;
 pub mod oneshot;
 pub mod output;
 pub mod plugin;

@@ -12,6 +12,7 @@ use crate::capabilities::log::{LogRecord, LogSink, MAX_LINE_BYTES, clip_redacted
 use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
 use crate::config::InstanceConfig;
 use crate::engine::instance_gate;
+use crate::lock::LockExt;
 use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
@@ -591,10 +592,8 @@ fn finish(
     started: Instant,
     started_at_ms: u64,
 ) -> RunReport {
-    let take = |l: &std::sync::Mutex<Vec<Event>>| {
-        std::mem::take(&mut *l.lock().unwrap_or_else(|e| e.into_inner()))
-    };
-    let mut graph = std::mem::take(&mut *run.graph.lock().unwrap_or_else(|e| e.into_inner()));
+    let take = |l: &std::sync::Mutex<Vec<Event>>| std::mem::take(&mut *l.locked());
+    let mut graph = std::mem::take(&mut *run.graph.locked());
     graph.redact_secrets(&run.secrets);
     RunReport {
         graph,
@@ -613,7 +612,7 @@ fn finish(
 /// Per step, the types its refused objects would have carried (a refused object with no
 /// declared type stands for all the step declares).
 fn rejected_types(run: &RunContext, m: &Manifest) -> BTreeMap<String, BTreeSet<String>> {
-    let partial = run.stats.partial.lock().unwrap_or_else(|e| e.into_inner());
+    let partial = run.stats.partial.locked();
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (step, type_name) in partial.iter() {
         let types = out.entry(step.clone()).or_default();
@@ -782,7 +781,7 @@ fn not_run(info: &StepInfo, status: StepStatus, error: Option<String>) -> StepRe
 
 /// The step's result with copies of the objects it emitted.
 fn finished_event(run: &RunContext, result: &StepResult) -> StepEvent {
-    let graph = run.graph.lock().unwrap_or_else(|e| e.into_inner());
+    let graph = run.graph.locked();
     let (entities, relationships) = graph.step_objects(&result.info.id, &run.secrets);
     StepEvent::Finished {
         result: result.clone(),

@@ -5,6 +5,7 @@ use crate::builtin;
 use crate::capabilities::StepCtx;
 use crate::capabilities::address::StaticHosts;
 use crate::engine::{PoolSize, build_engine};
+use crate::lock::LockExt;
 use crate::plugin::{self, LoadedPlugin, PluginError, PluginSource};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -72,10 +73,7 @@ impl Runtime {
                 .and_then(|p| named_for_id(&path, p))
             {
                 Ok(p) => {
-                    self.dropped_in
-                        .lock()
-                        .unwrap()
-                        .insert(p.manifest.id.clone(), p);
+                    self.dropped_in.locked().insert(p.manifest.id.clone(), p);
                 }
                 Err(e) => failures.push(e),
             }
@@ -85,25 +83,22 @@ impl Runtime {
 
     /// The plugin for `id`: a dropped-in one if present, else the first-party one.
     pub async fn plugin(&self, id: &str) -> anyhow::Result<Arc<LoadedPlugin>> {
-        if let Some(p) = self.dropped_in.lock().unwrap().get(id) {
+        if let Some(p) = self.dropped_in.locked().get(id) {
             return Ok(p.clone());
         }
-        if let Some(p) = self.builtins.lock().unwrap().get(id) {
+        if let Some(p) = self.builtins.locked().get(id) {
             return Ok(p.clone());
         }
         let Some(bytes) = builtin::component(id) else {
             let mut known: Vec<String> = builtin::ids().map(String::from).collect();
-            known.extend(self.dropped_in.lock().unwrap().keys().cloned());
+            known.extend(self.dropped_in.locked().keys().cloned());
             bail!("unknown plugin id {id:?} (available: {})", known.join(", "));
         };
         let p = plugin::load(&self.engine, &self.linker, bytes, PluginSource::Builtin).await?;
         if p.manifest.id != id {
             bail!("first-party plugin {id} declares id {:?}", p.manifest.id);
         }
-        self.builtins
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), p.clone());
+        self.builtins.locked().insert(id.to_string(), p.clone());
         Ok(p)
     }
 }

@@ -4,6 +4,7 @@
 //! a process killed mid-run or mid-write leaves the previous state whole.
 
 use crate::changes::{self, Change, StateObject};
+use crate::lock::LockExt;
 use crate::run::RunReport;
 use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -53,7 +54,7 @@ impl GraphState {
 
     /// The stored objects of `instance`, by key.
     pub fn objects(&self, instance: &str) -> anyhow::Result<HashMap<String, StateObject>> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn.locked();
         let mut stmt = conn.prepare(
             "SELECT key, type, relationship, hash, object FROM graph_objects WHERE instance = ?1",
         )?;
@@ -121,7 +122,7 @@ impl GraphState {
         diff: &changes::Diff,
         document: &Value,
     ) -> rusqlite::Result<()> {
-        let mut conn = self.conn.lock().unwrap();
+        let mut conn = self.conn.locked();
         let tx = conn.transaction()?;
         {
             let mut upsert = tx.prepare(
@@ -154,7 +155,7 @@ impl GraphState {
 
     /// The change set of `run`, or of the instance's latest run.
     pub fn changes(&self, instance: &str, run: Option<&str>) -> anyhow::Result<Option<Value>> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn.locked();
         let text: Option<String> = match run {
             Some(r) => conn
                 .query_row(
@@ -181,7 +182,7 @@ impl GraphState {
         instance: Option<&str>,
         type_glob: Option<&str>,
     ) -> anyhow::Result<Vec<(String, Map<String, Value>)>> {
-        let conn = self.conn.lock().unwrap();
+        let conn = self.conn.locked();
         let mut stmt = conn.prepare(
             "SELECT instance, type, object FROM graph_objects
              WHERE ?1 IS NULL OR instance = ?1 ORDER BY instance, type, key",

@@ -5,6 +5,7 @@
 use super::{Event, RunStats, StepCtx};
 use crate::bindings::graph::{EmitReport, EntityPage, GraphError, Host, Rejection};
 use crate::datamodel::{self, Header};
+use crate::lock::LockExt;
 use crate::policy::Context;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -243,7 +244,7 @@ impl StepCtx {
             self.run.grant.limits.max_raw_data_bytes,
         )
         .map_err(fail)?;
-        let mut graph = self.run.graph.lock().unwrap();
+        let mut graph = self.run.graph.locked();
         if graph.keys.contains(&header.key) {
             return Err(fail(format!("duplicate _key {:?}", header.key)));
         }
@@ -421,7 +422,7 @@ impl Host for StepCtx {
 
     fn find_entity(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, GraphError>> {
         let found = {
-            let graph = self.run.graph.lock().unwrap();
+            let graph = self.run.graph.locked();
             graph.entity(&key).map(|s| {
                 (
                     s.type_name.clone(),
@@ -436,7 +437,7 @@ impl Host for StepCtx {
     }
 
     fn has_key(&mut self, key: String) -> wasmtime::Result<bool> {
-        Ok(self.run.graph.lock().unwrap().keys.contains(&key))
+        Ok(self.run.graph.locked().keys.contains(&key))
     }
 
     fn list_entities(
@@ -448,7 +449,7 @@ impl Host for StepCtx {
         if let Err(e) = self.check_read(&entity_type) {
             return Ok(Err(e));
         }
-        let graph = self.run.graph.lock().unwrap();
+        let graph = self.run.graph.locked();
         let indices = graph
             .by_type
             .get(&entity_type)

@@ -976,6 +976,7 @@ impl HostBody for StepCtx {
 mod tests {
     use super::*;
     use crate::capabilities::log::LogSink;
+    use crate::lock::LockExt;
     use crate::policy::{Grant, Policy};
     use crate::secrets::{REDACTED, SecretValue, Secrets};
     use corral_simulators::SimServer;
@@ -1048,8 +1049,8 @@ mod tests {
     fn host_records(run: &RunContext) -> String {
         format!(
             "{:?} {:?} {:?}",
-            run.stats.denials.lock().unwrap(),
-            run.stats.limit_hits.lock().unwrap(),
+            run.stats.denials.locked(),
+            run.stats.limit_hits.locked(),
             run.log.records()
         )
     }
@@ -1313,7 +1314,7 @@ mod tests {
             all_refused += refused;
         }
         // Each refusal is counted as a limit hit.
-        let hits = run.stats.limit_hits.lock().unwrap();
+        let hits = run.stats.limit_hits.locked();
         assert_eq!(hits.len() as u64, all_refused);
         assert!(hits.iter().all(|e| e.rule.starts_with("maxInFlightBytes")));
     }

@@ -689,6 +689,7 @@ mod tests {
     use crate::capabilities::http::HttpCapability;
     use crate::capabilities::log::LogSink;
     use crate::capabilities::{RunContext, address::StaticHosts};
+    use crate::lock::LockExt;
     use crate::policy::{Grant, Policy};
     use crate::secrets::Secrets;
     use std::collections::{BTreeMap, BTreeSet};
@@ -1062,7 +1063,7 @@ mod tests {
     }
 
     fn limit_rules(run: &RunContext) -> Vec<String> {
-        let hits = run.stats.limit_hits.lock().unwrap();
+        let hits = run.stats.limit_hits.locked();
         hits.iter()
             .map(|e| format!("{}: {}", e.resource, e.rule))
             .collect()
@@ -1080,7 +1081,7 @@ mod tests {
         let rule = "emit-entities: 200000 items in one call; at most 100000 are allowed";
         assert_eq!(out.unwrap(), rule);
         assert_eq!(limit_rules(&run), [format!("emit-entities: {rule}")]);
-        assert!(run.graph.lock().unwrap().entities.is_empty());
+        assert!(run.graph.locked().entities.is_empty());
     }
 
     #[tokio::test]
@@ -1098,7 +1099,7 @@ mod tests {
             !reason.is_empty() && !reason.contains("at most"),
             "{reason}"
         );
-        assert_eq!(run.stats.rejections.lock().unwrap().len(), 1);
+        assert_eq!(run.stats.rejections.locked().len(), 1);
         assert!(limit_rules(&run).is_empty());
     }
 

@@ -3,6 +3,7 @@
 
 use super::{RunContext, StepCtx};
 use crate::bindings::log::{Host, Level};
+use crate::lock::LockExt;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,7 +37,7 @@ pub struct LogSink {
 
 impl LogSink {
     pub fn records(&self) -> Vec<LogRecord> {
-        self.records.lock().unwrap().clone()
+        self.records.locked().clone()
     }
 
     pub fn dropped(&self) -> u64 {
@@ -69,7 +70,7 @@ impl LogSink {
         message: &str,
         fields: Vec<(String, String)>,
     ) {
-        let mut records = self.records.lock().unwrap();
+        let mut records = self.records.locked();
         if records.len() as u64 >= MAX_LINES
             || self.bytes.load(Ordering::Relaxed) >= MAX_TOTAL_BYTES
         {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod lift;
 pub mod log;
 
+use crate::lock::LockExt;
 use crate::policy::Grant;
 use crate::secrets::Secrets;
 use graph::GraphStore;
@@ -80,7 +81,7 @@ pub struct Event {
 
 impl RunStats {
     pub fn record(list: &Mutex<Vec<Event>>, event: Event) {
-        let mut l = list.lock().unwrap();
+        let mut l = list.locked();
         // Keep the first thousand in full; the count is what matters past that.
         if l.len() < 1000 {
             l.push(event);
@@ -91,7 +92,7 @@ impl RunStats {
     /// types are kept by name, so the set stays as small as the manifest.
     pub fn mark_partial(&self, step: &str, type_name: Option<String>, declared: &BTreeSet<String>) {
         let type_name = type_name.filter(|t| declared.contains(t));
-        let mut partial = self.partial.lock().unwrap_or_else(|e| e.into_inner());
+        let mut partial = self.partial.locked();
         partial.insert((step.to_string(), type_name));
     }
 

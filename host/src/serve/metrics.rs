@@ -1,6 +1,7 @@
 //! Prometheus metrics of the long-running host, rendered as text on `GET /metrics`.
 
 use crate::history::RunStatus;
+use crate::lock::LockExt;
 use crate::run::RunReport;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -48,7 +49,7 @@ pub struct Gauges {
 
 impl Metrics {
     pub fn record_run(&self, report: &RunReport, status: RunStatus) {
-        let mut c = self.counters.lock().unwrap();
+        let mut c = self.counters.locked();
         let key = (report.plugin_id.clone(), report.plugin_version.clone());
         let p = c.plugins.entry(key).or_default();
         *p.runs.entry(status.as_str()).or_default() += 1;
@@ -69,7 +70,7 @@ impl Metrics {
 
     /// A run that ended before the plugin ran (not loaded, bad config, shutdown).
     pub fn record_unstarted(&self, plugin: &str, version: &str, status: RunStatus) {
-        let mut c = self.counters.lock().unwrap();
+        let mut c = self.counters.locked();
         let p = c
             .plugins
             .entry((plugin.to_string(), version.to_string()))
@@ -79,7 +80,7 @@ impl Metrics {
 
     pub fn record_candidate(&self, plugin: &str, accepted: bool) {
         let outcome = if accepted { "accepted" } else { "refused" };
-        let mut c = self.counters.lock().unwrap();
+        let mut c = self.counters.locked();
         *c.candidates
             .entry((plugin.to_string(), outcome))
             .or_default() += 1;
@@ -88,8 +89,7 @@ impl Metrics {
     pub fn record_rollback(&self, plugin: &str) {
         *self
             .counters
-            .lock()
-            .unwrap()
+            .locked()
             .rollbacks
             .entry(plugin.to_string())
             .or_default() += 1;
@@ -97,7 +97,7 @@ impl Metrics {
 
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn render(&self, gauges: &Gauges) -> String {
-        let c = self.counters.lock().unwrap();
+        let c = self.counters.locked();
         let mut out = String::new();
         let pv = |(id, version): &(String, String)| {
             format!("plugin=\"{}\",version=\"{}\"", escape(id), escape(version))

@@ -15,6 +15,7 @@ pub mod watch;
 use crate::builtin;
 use crate::config::CorralConfig;
 use crate::history::History;
+use crate::lock::LockExt;
 use crate::runtime::Runtime;
 use anyhow::Context as _;
 use metrics::Metrics;
@@ -152,7 +153,7 @@ impl Daemon {
     }
 
     pub fn runs_in_flight(&self) -> usize {
-        self.in_flight.lock().unwrap().len()
+        self.in_flight.locked().len()
     }
 
     /// A receiver that turns `true` when the daemon stops.

@@ -6,6 +6,7 @@
 //! flight, and a retired generation is freed when its last run drops it.
 
 use crate::capabilities::log::now_ms;
+use crate::lock::LockExt;
 use crate::plugin::{LoadedPlugin, PluginSource};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -81,12 +82,12 @@ impl Registry {
 
     /// The generation new runs of `id` use.
     pub fn current(&self, id: &str) -> Option<Arc<Generation>> {
-        self.slots.lock().unwrap().get(id)?.current.clone()
+        self.slots.locked().get(id)?.current.clone()
     }
 
     /// Makes `plugin` the current generation of its id.
     pub fn install(&self, plugin: Arc<LoadedPlugin>) -> Installed {
-        let mut slots = self.slots.lock().unwrap();
+        let mut slots = self.slots.locked();
         let slot = slots.entry(plugin.manifest.id.clone()).or_default();
         slot.last_number += 1;
         let replaced = slot.current.take();
@@ -112,7 +113,7 @@ impl Registry {
     /// Stops serving `id` (its file was deleted and there is no first-party plugin).
     /// Runs in flight keep their generation.
     pub fn unload(&self, id: &str) -> Option<Arc<Generation>> {
-        let mut slots = self.slots.lock().unwrap();
+        let mut slots = self.slots.locked();
         let slot = slots.get_mut(id)?;
         let old = slot.current.take()?;
         slot.retired.push(Arc::downgrade(&old));
@@ -120,19 +121,19 @@ impl Registry {
     }
 
     pub fn reject(&self, id: &str, rejection: Rejection) {
-        let mut slots = self.slots.lock().unwrap();
+        let mut slots = self.slots.locked();
         slots.entry(id.to_string()).or_default().last_rejected = Some(rejection);
     }
 
     /// The digest of the last candidate refused for `id`.
     pub fn last_rejected_digest(&self, id: &str) -> Option<String> {
-        let slots = self.slots.lock().unwrap();
+        let slots = self.slots.locked();
         slots.get(id)?.last_rejected.as_ref()?.digest.clone()
     }
 
     /// Whether these bytes were rolled back before for `id`.
     pub fn was_rolled_back(&self, id: &str, digest: &str) -> bool {
-        let slots = self.slots.lock().unwrap();
+        let slots = self.slots.locked();
         slots
             .get(id)
             .is_some_and(|s| s.rolled_back.contains(digest))
@@ -140,7 +141,7 @@ impl Registry {
 
     /// The id whose current generation came from `path`, if any.
     pub fn id_loaded_from(&self, path: &Path) -> Option<String> {
-        let slots = self.slots.lock().unwrap();
+        let slots = self.slots.locked();
         slots.iter().find_map(|(id, s)| {
             let g = s.current.as_ref()?;
             (g.plugin.source == PluginSource::File(path.to_path_buf())).then(|| id.clone())
@@ -149,7 +150,7 @@ impl Registry {
 
     /// Makes the most recent previous generation current again.
     pub fn rollback(&self, id: &str, reason: &str) -> Result<Rollback, RollbackError> {
-        let mut slots = self.slots.lock().unwrap();
+        let mut slots = self.slots.locked();
         let slot = slots
             .get_mut(id)
             .ok_or_else(|| RollbackError::Unknown(id.to_string()))?;
@@ -162,7 +163,7 @@ impl Registry {
         let back = slot.previous.remove(0);
         slot.rolled_back.insert(current.plugin.digest.clone());
         slot.retired.push(Arc::downgrade(&current));
-        *back.on_probation.lock().unwrap() = false;
+        *back.on_probation.locked() = false;
         slot.current = Some(back.clone());
         let note = Rollback {
             from_generation: current.number,
@@ -179,8 +180,8 @@ impl Registry {
     /// Records how a run on `generation` ended. Returns the rollback it triggered: the
     /// first finished run on a generation that replaced a succeeding one failed.
     pub fn record_outcome(&self, generation: &Arc<Generation>, ok: bool) -> Option<Rollback> {
-        *generation.last_ok.lock().unwrap() = Some(ok);
-        let was_on_probation = std::mem::take(&mut *generation.on_probation.lock().unwrap());
+        *generation.last_ok.locked() = Some(ok);
+        let was_on_probation = std::mem::take(&mut *generation.on_probation.locked());
         let id = &generation.plugin.manifest.id;
         let still_current = self
             .current(id)
@@ -189,7 +190,7 @@ impl Registry {
             return None;
         }
         let previous = self.previous(id)?;
-        if *previous.last_ok.lock().unwrap() != Some(true) {
+        if *previous.last_ok.locked() != Some(true) {
             return None;
         }
         let reason = format!(
@@ -200,13 +201,13 @@ impl Registry {
     }
 
     fn previous(&self, id: &str) -> Option<Arc<Generation>> {
-        let slots = self.slots.lock().unwrap();
+        let slots = self.slots.locked();
         slots.get(id)?.previous.first().cloned()
     }
 
     /// What `GET /plugins` shows.
     pub fn describe(&self) -> Vec<PluginView> {
-        let mut slots = self.slots.lock().unwrap();
+        let mut slots = self.slots.locked();
         slots
             .iter_mut()
             .map(|(id, slot)| {

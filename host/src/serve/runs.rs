@@ -6,6 +6,7 @@ use super::registry::Generation;
 use crate::capabilities::log::now_ms;
 use crate::config::InstanceConfig;
 use crate::history::{HistoryError, Outcome, RunPlugin, RunStatus};
+use crate::lock::LockExt;
 use crate::run;
 use std::sync::Arc;
 
@@ -58,7 +59,7 @@ impl Daemon {
             .instance(instance)
             .ok_or_else(|| AdmitError::UnknownInstance(instance.to_string()))?
             .clone();
-        let mut in_flight = self.in_flight.lock().unwrap();
+        let mut in_flight = self.in_flight.locked();
         if let Some(run) = in_flight.get(instance) {
             return Ok(Admission::InFlight(run.clone()));
         }
@@ -91,7 +92,7 @@ impl Daemon {
             tracing::error!(run = %run_id, "{e}");
         }
         tracing::info!(run = %run_id, instance = %cfg.id, status = finished.status.as_str(), "run ended");
-        self.in_flight.lock().unwrap().remove(&cfg.id);
+        self.in_flight.locked().remove(&cfg.id);
     }
 
     async fn run_once(&self, run_id: &str, cfg: &InstanceConfig) -> Outcome {
