@@ -6,6 +6,9 @@ use serde_json::{Map, Value};
 pub const MIN_KEY_LEN: usize = 10;
 pub const MAX_KEY_LEN: usize = 4096;
 pub const MAX_STRING_LEN: usize = 4096;
+/// Classes of one object, and the longest class name (the manifest's grammar's cap).
+pub const MAX_CLASSES: usize = 8;
+pub const MAX_CLASS_LEN: usize = 64;
 
 /// JupiterOne's entity classes and what each requires, generated from
 /// `@jupiterone/data-model` (`core/src/classes.rs`).
@@ -68,6 +71,12 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
             .collect::<Result<_, _>>()?,
         _ => return Err("_class must be a string or a non-empty array of strings".into()),
     };
+    // Classes are matched against policy conditions: bounded like the manifest's.
+    if classes.len() > MAX_CLASSES || classes.iter().any(|c| c.len() > MAX_CLASS_LEN) {
+        return Err(format!(
+            "_class holds more than {MAX_CLASSES} classes or one longer than {MAX_CLASS_LEN} characters"
+        ));
+    }
     Ok((
         obj,
         Header {
@@ -351,5 +360,13 @@ mod tests {
             Err("_class \"Gadget\" is not a known data-model class".into())
         );
         assert_eq!(parse_object("[1]").unwrap_err(), "not a JSON object");
+        let long_class = format!(
+            r#"{{"_key":"1234567890","_type":"t","_class":"{}"}}"#,
+            "A".repeat(1 << 20)
+        );
+        assert_eq!(
+            parse_object(&long_class).unwrap_err(),
+            "_class holds more than 8 classes or one longer than 64 characters"
+        );
     }
 }

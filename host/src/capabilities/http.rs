@@ -360,7 +360,11 @@ impl<'a> Call<'a> {
             let (resp, permit, deadline) = self
                 .send(&method, &target, sent, body.clone(), req.timeout_ms)
                 .await?;
-            let Some(next) = redirect_target(&resp, &target.url) else {
+            let next = redirect_target(&resp, &target.url);
+            if let Some(n) = &next {
+                check_url_length(n.as_str().len(), "redirect target")?;
+            }
+            let Some(next) = next else {
                 return Ok(Head {
                     resp,
                     target,
@@ -586,6 +590,14 @@ impl<'a> Call<'a> {
 
     /// The value of a secret, after `secret:Use` on `secret:<name>` for this URL.
     fn secret(&self, name: &str, target: &Target, ctx: &Context) -> Result<String, HttpError> {
+        // Secret names are config field names (at most 64 characters): a longer one names
+        // nothing, and is not worth a policy match.
+        if name.len() > 64 {
+            return Err(HttpError::Invalid(format!(
+                "no secret field has a name of {} bytes",
+                name.len()
+            )));
+        }
         let resource = format!("secret:{name}");
         let decision = self.run.grant.check("secret:Use", &resource, ctx);
         if !decision.allowed {
@@ -850,7 +862,13 @@ fn guest_headers(headers: &[(String, String)]) -> Result<Vec<(HeaderName, &str)>
         .collect()
 }
 
+/// Longest URL the host sends or follows. Policy globs are matched against it, and a
+/// glob match costs the pattern's length times the URL's: a URL of megabytes would hold a
+/// host thread for minutes. Servers commonly refuse past 8 KiB anyway.
+pub const MAX_URL_BYTES: usize = 16 << 10;
+
 fn parse_url(u: &str) -> Result<Url, HttpError> {
+    check_url_length(u.len(), "URL")?;
     let url = Url::parse(u).map_err(|e| HttpError::Invalid(format!("invalid URL {u:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(HttpError::Invalid(format!(
@@ -863,6 +881,15 @@ fn parse_url(u: &str) -> Result<Url, HttpError> {
         ));
     }
     Ok(url)
+}
+
+fn check_url_length(len: usize, what: &str) -> Result<(), HttpError> {
+    if len > MAX_URL_BYTES {
+        return Err(HttpError::Invalid(format!(
+            "{what} of {len} bytes: at most {MAX_URL_BYTES} are sent or followed"
+        )));
+    }
+    Ok(())
 }
 
 /// A header value; the error names the header, never the value (it may hold a secret).
@@ -1216,6 +1243,27 @@ mod tests {
             let (head, _body) = Host::fetch_streaming(&mut ctx, get(url)).await.unwrap();
             assert_eq!(head.url, landing, "{form}");
         }
+    }
+
+    /// A URL or secret name of megabytes would make every policy glob match cost
+    /// megabytes times the pattern: refused before any matching, nothing sent.
+    #[tokio::test]
+    async fn huge_urls_and_secret_names_are_refused_before_matching() {
+        let (server, mut ctx) = sim().await;
+        let long = format!("{}/api/{}", server.origin(), "a*".repeat(4 << 20));
+        let err = Host::fetch(&mut ctx, get(long)).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Invalid(m) if m.starts_with("URL of 8388") && m.ends_with("at most 16384 are sent or followed")),
+            "{err:?}"
+        );
+        let mut req = get(format!("{}/api/items", server.origin()));
+        req.auth = Auth::Bearer("t".repeat(1 << 20));
+        let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Invalid(m) if m == "no secret field has a name of 1048576 bytes"),
+            "{err:?}"
+        );
+        assert!(server.requests().is_empty());
     }
 
     #[tokio::test]
