@@ -90,7 +90,7 @@ pub fn resolve_with_policy(
 fn url_hosts<'a>(values: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     values
         .filter_map(|v| url::Url::parse(v).ok())
-        .filter_map(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .filter_map(|u| crate::capabilities::address::host_port(&u))
         .collect()
 }
 
@@ -242,6 +242,16 @@ pub struct RunReport {
     pub rejected_types: BTreeMap<String, BTreeSet<String>>,
 }
 
+impl StepStatus {
+    /// Failed, or ran after a failed dependency: what it declares may be incomplete.
+    pub fn is_partial(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
+        )
+    }
+}
+
 impl RunReport {
     /// True only if validation passed and every step succeeded (disabled steps count).
     pub fn succeeded(&self) -> bool {
@@ -266,11 +276,7 @@ impl RunReport {
     /// One step's partial types: all it declares if it failed, else those of its
     /// refused objects.
     pub fn step_partial_types(&self, step: &StepResult) -> Vec<String> {
-        let failed = matches!(
-            step.status,
-            StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
-        );
-        if failed {
+        if step.status.is_partial() {
             return step.info.declared_types();
         }
         let rejected = self.rejected_types.get(&step.info.id);
@@ -716,12 +722,7 @@ async fn run_steps(
                 done.insert(s.id.clone(), not_run(s, StepStatus::Disabled, None));
                 continue;
             }
-            let upstream_failed = deps.iter().any(|d| {
-                matches!(
-                    d.status,
-                    StepStatus::Failure | StepStatus::PartialSuccessDueToDependencyFailure
-                )
-            });
+            let upstream_failed = deps.iter().any(|d| d.status.is_partial());
             if let Some(o) = observer {
                 let _ = o.send(StepEvent::Started {
                     id: s.id.clone(),

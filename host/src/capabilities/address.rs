@@ -14,6 +14,16 @@ use std::sync::Arc;
 /// Static host entries that take precedence over DNS (like `/etc/hosts`, per runtime).
 pub type StaticHosts = Arc<HashMap<String, Vec<IpAddr>>>;
 
+/// `host:port` of a URL (the scheme's port when none is written): how the operator's
+/// config URLs and a request's URL are compared by the address rules.
+pub fn host_port(url: &url::Url) -> Option<String> {
+    Some(format!(
+        "{}:{}",
+        url.host_str()?,
+        url.port_or_known_default()?
+    ))
+}
+
 /// The range a restricted address falls in, or `None` for a public address.
 pub fn restricted_range(ip: IpAddr) -> Option<&'static str> {
     match ip {

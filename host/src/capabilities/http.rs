@@ -15,7 +15,7 @@
 //! the guest which of its guesses is a secret. What the host writes (log lines, the
 //! denials and limit hits of `summary.json`) is always scrubbed.
 
-use super::address::{CheckedResolver, StaticHosts, names_host, restricted_range};
+use super::address::{CheckedResolver, StaticHosts, host_port, names_host, restricted_range};
 use super::{Event, RunContext, RunStats, StepCtx};
 use crate::bindings::http::{Auth, Host, HostBody, HttpError, Request, Response, ResponseHead};
 use crate::policy::{Context, EffectiveLimits};
@@ -576,9 +576,8 @@ impl<'a> Call<'a> {
         // The allowing rule must name the host itself, and the name must be the
         // operator's: their policy's rule, or a URL they wrote in the instance's config.
         // A plugin's own manifest never opens loopback or the metadata service.
-        let written = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
-        let operators =
-            self.run.grant.operator.is_some() || self.run.operator_hosts.contains(&written);
+        let operators = self.run.grant.operator.is_some()
+            || host_port(url).is_some_and(|w| self.run.operator_hosts.contains(&w));
         if operators && allowing.iter().any(|r| names_host(Some(r), host)) {
             return Ok(());
         }
@@ -1041,7 +1040,7 @@ mod tests {
             // The operator wrote `base` in the config.
             operator_hosts: Url::parse(base)
                 .ok()
-                .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+                .and_then(|u| host_port(&u))
                 .into_iter()
                 .collect(),
             graph: Default::default(),
