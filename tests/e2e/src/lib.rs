@@ -138,6 +138,20 @@ pub fn hostile_instance(attack: &str, base_url: &str, target: &str, token: &str)
     }
 }
 
+/// The run succeeded; if not, the failure shows each step's error.
+pub fn assert_run_succeeded(report: &RunReport) {
+    assert!(
+        report.succeeded(),
+        "{:?} {:?}",
+        report.validation,
+        report
+            .steps
+            .iter()
+            .map(|s| (&s.info.id, &s.error))
+            .collect::<Vec<_>>()
+    );
+}
+
 /// Every `_key` the run stored, by `_type`.
 pub fn keys_by_type(report: &RunReport) -> KeysByType {
     let mut out = KeysByType::new();

@@ -266,15 +266,7 @@ async fn rate_limits_and_server_errors_are_retried() {
         None,
     )
     .await;
-    assert!(
-        report.succeeded(),
-        "{:?}",
-        report
-            .steps
-            .iter()
-            .map(|s| (&s.info.id, &s.error))
-            .collect::<Vec<_>>()
-    );
+    assert_run_succeeded(&report);
     assert_eq!(keys_by_type(&report), expected(&sim));
     assert_eq!(server.requests().iter().filter(|r| r.injected).count(), 3);
 }
@@ -409,15 +401,7 @@ async fn records_without_a_name_keep_their_relationships() {
     }
     let server = sim.start(0).await.unwrap();
     let report = run_builtin("circleci", &instance("circleci-nameless", &server, TOKEN)).await;
-    assert!(
-        report.succeeded(),
-        "{:?}",
-        report
-            .steps
-            .iter()
-            .map(|s| (&s.info.id, &s.error))
-            .collect::<Vec<_>>()
-    );
+    assert_run_succeeded(&report);
     assert!(report.rejections.is_empty(), "{:?}", report.rejections);
     let keys = keys_by_type(&report);
     assert_eq!(keys, expected(&sim));

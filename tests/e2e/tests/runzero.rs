@@ -311,15 +311,7 @@ async fn export_token_mode_disables_the_account_steps() {
     )
     .await;
 
-    assert!(
-        report.succeeded(),
-        "{:?}",
-        report
-            .steps
-            .iter()
-            .map(|s| (&s.info.id, &s.error))
-            .collect::<Vec<_>>()
-    );
+    assert_run_succeeded(&report);
     let disabled: BTreeSet<&str> = report
         .steps
         .iter()
@@ -362,15 +354,7 @@ async fn rate_limits_and_server_errors_are_retried() {
         None,
     )
     .await;
-    assert!(
-        report.succeeded(),
-        "{:?}",
-        report
-            .steps
-            .iter()
-            .map(|s| (&s.info.id, &s.error))
-            .collect::<Vec<_>>()
-    );
+    assert_run_succeeded(&report);
     let orgs: Vec<&Value> = sim.orgs.iter().collect();
     assert_eq!(
         keys_by_type(&report),
@@ -487,15 +471,7 @@ async fn records_without_a_name_keep_their_relationships() {
         &instance("rz-nameless", &server, ("accountAPIKey", KEY)),
     )
     .await;
-    assert!(
-        report.succeeded(),
-        "{:?}",
-        report
-            .steps
-            .iter()
-            .map(|s| (&s.info.id, &s.error))
-            .collect::<Vec<_>>()
-    );
+    assert_run_succeeded(&report);
     assert!(report.rejections.is_empty(), "{:?}", report.rejections);
     let orgs: Vec<&Value> = sim.orgs.iter().collect();
     let keys = keys_by_type(&report);
