@@ -2,12 +2,16 @@
 //! created, updated (with the properties that changed) and deleted. Objects of a
 //! partial type (its step failed) are never deleted: they stay in the state as they were.
 //!
-//! `_rawData` is left out of the comparison: it mirrors the provider's payload, and a
-//! change there without a change in the properties is not a change to the asset.
+//! The comparison streams: the previous state is held as one small entry per object
+//! (a key id and a hash prefix), the run's objects are read from its spool one at a
+//! time, and only the objects that changed are ever parsed. Hashes are
+//! [`corral_core::canonical`]'s content hash, which leaves `_rawData` out: it mirrors
+//! the provider's payload, and a change there alone is not a change to the asset.
 
+use crate::capabilities::graph::KeyIds;
+use corral_core::canonical::ContentHash;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// An object as the state keeps it.
@@ -16,28 +20,10 @@ pub struct StateObject {
     pub key: String,
     pub type_name: String,
     pub relationship: bool,
-    pub hash: String,
     pub object: Map<String, Value>,
 }
 
 impl StateObject {
-    pub fn new(object: Map<String, Value>, relationship: bool) -> Self {
-        let text = |k: &str| {
-            object
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        StateObject {
-            key: text("_key"),
-            type_name: text("_type"),
-            relationship,
-            hash: content_hash(&object),
-            object,
-        }
-    }
-
     /// `_class` as text (JupiterOne allows a string or an array of strings).
     pub fn classes(&self) -> Vec<String> {
         match self.object.get("_class") {
@@ -49,20 +35,6 @@ impl StateObject {
             _ => Vec::new(),
         }
     }
-}
-
-/// sha256 over the properties in key order, `_rawData` left out.
-pub fn content_hash(object: &Map<String, Value>) -> String {
-    let mut keys: Vec<&String> = object.keys().filter(|k| *k != "_rawData").collect();
-    keys.sort();
-    let mut h = Sha256::new();
-    for k in keys {
-        h.update(k.as_bytes());
-        h.update([0]);
-        h.update(serde_json::to_vec(&object[k]).expect("JSON values serialise"));
-        h.update([0]);
-    }
-    hex::encode(h.finalize())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -80,7 +52,8 @@ pub struct PropertyChange {
     pub after: Value,
 }
 
-/// One change, with the object (for a deletion, the object as it was).
+/// One change, with the object (for a deletion, the object as it was): what alert
+/// rules match on.
 #[derive(Debug, Clone)]
 pub struct Change {
     pub kind: ChangeKind,
@@ -88,82 +61,93 @@ pub struct Change {
     pub properties: BTreeMap<String, PropertyChange>,
 }
 
-/// Everything that changed in a run, and the state that follows.
-pub struct Diff {
-    pub changes: Vec<Change>,
-    /// Objects to write (created or updated).
-    pub upserts: Vec<StateObject>,
-    /// Keys to remove.
-    pub deletions: Vec<String>,
-    /// Whether there was no previous state (every object is new).
-    pub baseline: bool,
+/// Bytes of a hash compared in memory: 128 bits of sha256 (collision-resistant to
+/// 2^64 work) at half the memory per object.
+const HASH_PREFIX: usize = 16;
+
+struct Entry {
+    hash: [u8; HASH_PREFIX],
+    row: i64,
+    seen: bool,
 }
 
-/// Compares `current` (the run's objects) with `previous` (the state).
-pub fn diff(
-    previous: &HashMap<String, StateObject>,
-    current: Vec<StateObject>,
-    partial_types: &BTreeSet<String>,
-) -> Diff {
-    let mut changes = Vec::new();
-    let mut upserts = Vec::new();
-    let mut seen = std::collections::HashSet::with_capacity(current.len());
-    for obj in current {
-        seen.insert(obj.key.clone());
-        match previous.get(&obj.key) {
-            Some(old) if old.hash == obj.hash && old.type_name == obj.type_name => {}
-            Some(old) => {
-                changes.push(Change {
-                    kind: ChangeKind::Updated,
-                    properties: changed_properties(&old.object, &obj.object),
-                    object: obj.clone(),
-                });
-                upserts.push(obj);
-            }
-            None => {
-                changes.push(Change {
-                    kind: ChangeKind::Created,
-                    properties: BTreeMap::new(),
-                    object: obj.clone(),
-                });
-                upserts.push(obj);
+/// The previous state of one instance, as its objects' key ids and hashes.
+pub struct Previous {
+    ids: KeyIds,
+    entries: HashMap<u128, Entry>,
+}
+
+/// What one of the run's objects is, against the previous state.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen {
+    Unchanged,
+    Created,
+    Updated,
+}
+
+impl Previous {
+    pub fn with_capacity(n: usize) -> Previous {
+        Previous {
+            ids: KeyIds::default(),
+            entries: HashMap::with_capacity(n),
+        }
+    }
+
+    /// Adds one stored object (its state row id, key and hash).
+    pub fn add(&mut self, row: i64, key: &str, hash: &[u8]) {
+        let mut prefix = [0; HASH_PREFIX];
+        let n = hash.len().min(HASH_PREFIX);
+        prefix[..n].copy_from_slice(&hash[..n]);
+        self.entries.insert(
+            self.ids.id(key),
+            Entry {
+                hash: prefix,
+                row,
+                seen: false,
+            },
+        );
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Classifies one of the run's objects and marks its key as present.
+    pub fn observe(&mut self, key: &str, hash: &ContentHash) -> Seen {
+        match self.entries.get_mut(&self.ids.id(key)) {
+            None => Seen::Created,
+            Some(e) => {
+                e.seen = true;
+                if e.hash[..] == hash[..HASH_PREFIX] {
+                    Seen::Unchanged
+                } else {
+                    Seen::Updated
+                }
             }
         }
     }
-    let mut deletions = Vec::new();
-    for (key, old) in previous {
-        if seen.contains(key) || partial_types.contains(&old.type_name) {
-            continue;
-        }
-        deletions.push(key.clone());
-        changes.push(Change {
-            kind: ChangeKind::Deleted,
-            properties: BTreeMap::new(),
-            object: old.clone(),
-        });
-    }
-    changes.sort_by(|a, b| {
-        (&a.object.type_name, a.kind, &a.object.key).cmp(&(
-            &b.object.type_name,
-            b.kind,
-            &b.object.key,
-        ))
-    });
-    Diff {
-        changes,
-        upserts,
-        deletions,
-        baseline: previous.is_empty(),
+
+    /// Row ids of the stored objects the run did not emit.
+    pub fn unseen(&self) -> Vec<i64> {
+        let mut rows: Vec<i64> = self
+            .entries
+            .values()
+            .filter(|e| !e.seen)
+            .map(|e| e.row)
+            .collect();
+        rows.sort_unstable();
+        rows
     }
 }
 
-fn changed_properties(
+/// The properties whose values differ (`_rawData` left out).
+pub fn changed_properties(
     before: &Map<String, Value>,
     after: &Map<String, Value>,
 ) -> BTreeMap<String, PropertyChange> {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     keys.into_iter()
-        .filter(|k| *k != "_rawData")
+        .filter(|k| *k != corral_core::canonical::RAW_DATA)
         .filter_map(|k| {
             let (b, a) = (before.get(k), after.get(k));
             (b != a).then(|| {
@@ -179,47 +163,139 @@ fn changed_properties(
         .collect()
 }
 
-/// `changes.json`: totals, then per `_type` the created and deleted keys and the updated
-/// keys with their changed properties.
-pub fn document(
-    instance: &str,
-    run_id: &str,
-    baseline: bool,
-    partial_types: &BTreeSet<String>,
-    changes: &[Change],
-) -> Value {
-    let mut types: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
-    let mut totals = BTreeMap::from([("created", 0u64), ("updated", 0), ("deleted", 0)]);
-    for c in changes {
-        let entry = types.entry(&c.object.type_name).or_insert_with(|| {
-            ["created", "updated", "deleted"]
-                .into_iter()
-                .map(|k| (k.to_string(), Value::Array(Vec::new())))
-                .collect()
-        });
-        let (name, item) = match c.kind {
-            ChangeKind::Created => ("created", Value::from(c.object.key.clone())),
-            ChangeKind::Deleted => ("deleted", Value::from(c.object.key.clone())),
-            ChangeKind::Updated => (
-                "updated",
-                serde_json::json!({ "_key": c.object.key, "properties": c.properties }),
-            ),
-        };
-        *totals.get_mut(name).expect("three kinds") += 1;
-        entry[name].as_array_mut().expect("arrays").push(item);
+#[derive(Default, Serialize)]
+struct TypeChanges {
+    created: Vec<String>,
+    updated: Vec<Updated>,
+    deleted: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Updated {
+    #[serde(rename = "_key")]
+    key: String,
+    properties: BTreeMap<String, PropertyChange>,
+}
+
+/// A run's change set as it is found: keys per `_type` (and, when alert rules want
+/// them, the changes with their objects).
+#[derive(Default)]
+pub struct ChangeSet {
+    types: BTreeMap<String, TypeChanges>,
+    /// The changes with their objects, kept only when asked for.
+    pub changes: Vec<Change>,
+    keep: bool,
+}
+
+impl ChangeSet {
+    /// `keep`: whether to hold each change's object (for alert rules).
+    pub fn new(keep: bool) -> ChangeSet {
+        ChangeSet {
+            keep,
+            ..ChangeSet::default()
+        }
     }
-    serde_json::json!({
-        "instance": instance,
-        "runId": run_id,
-        "baseline": baseline,
-        "partialTypes": partial_types,
-        "totals": totals,
-        "types": types,
-    })
+
+    /// Whether the objects of changes are wanted (so worth reading).
+    pub fn keeps_objects(&self) -> bool {
+        self.keep
+    }
+
+    /// Records one change. `object` is needed only when [`ChangeSet::keeps_objects`].
+    pub fn add(
+        &mut self,
+        kind: ChangeKind,
+        key: &str,
+        type_name: &str,
+        properties: BTreeMap<String, PropertyChange>,
+        object: Option<StateObject>,
+    ) {
+        let entry = self.types.entry(type_name.to_string()).or_default();
+        match kind {
+            ChangeKind::Created => entry.created.push(key.to_string()),
+            ChangeKind::Deleted => entry.deleted.push(key.to_string()),
+            ChangeKind::Updated => entry.updated.push(Updated {
+                key: key.to_string(),
+                properties: properties.clone(),
+            }),
+        }
+        if let (true, Some(object)) = (self.keep, object) {
+            self.changes.push(Change {
+                kind,
+                object,
+                properties,
+            });
+        }
+    }
+
+    fn totals(&self) -> BTreeMap<&'static str, usize> {
+        let mut totals = BTreeMap::from([("created", 0), ("updated", 0), ("deleted", 0)]);
+        for t in self.types.values() {
+            *totals.entry("created").or_default() += t.created.len();
+            *totals.entry("updated").or_default() += t.updated.len();
+            *totals.entry("deleted").or_default() += t.deleted.len();
+        }
+        totals
+    }
+
+    /// Sorts each list by key and the changes by (`_type`, kind, key).
+    fn sort(&mut self) {
+        for t in self.types.values_mut() {
+            t.created.sort_unstable();
+            t.deleted.sort_unstable();
+            t.updated.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        }
+        self.changes.sort_by(|a, b| {
+            (&a.object.type_name, a.kind, &a.object.key).cmp(&(
+                &b.object.type_name,
+                b.kind,
+                &b.object.key,
+            ))
+        });
+    }
+
+    /// `changes.json`: totals, then per `_type` the created and deleted keys and the
+    /// updated keys with their changed properties; and its console summary (the same
+    /// without the keys).
+    pub fn finish(
+        mut self,
+        instance: &str,
+        run_id: &str,
+        baseline: bool,
+        partial_types: &BTreeSet<String>,
+    ) -> (String, Value, Vec<Change>) {
+        self.sort();
+        let document = serde_json::json!({
+            "instance": instance,
+            "runId": run_id,
+            "baseline": baseline,
+            "partialTypes": partial_types,
+            "totals": self.totals(),
+            "types": self.types,
+        });
+        let counts: BTreeMap<&String, Value> = self
+            .types
+            .iter()
+            .map(|(t, c)| {
+                let n = serde_json::json!({
+                    "created": c.created.len(),
+                    "updated": c.updated.len(),
+                    "deleted": c.deleted.len(),
+                });
+                (t, n)
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "baseline": baseline,
+            "totals": self.totals(),
+            "types": counts,
+        });
+        (document.to_string(), summary, self.changes)
+    }
 }
 
 /// The totals, then one line per `_type` that changed (not for the baseline, where
-/// everything is new), for the console.
+/// everything is new), for the console. Takes `changes.json` or its summary.
 pub fn console_summary(doc: &Value) -> String {
     let t = &doc["totals"];
     let baseline = doc["baseline"] == true;
@@ -237,7 +313,10 @@ pub fn console_summary(doc: &Value) -> String {
     };
     let width = types.keys().map(String::len).max().unwrap_or(0);
     for (ty, c) in types {
-        let n = |k: &str| c[k].as_array().map_or(0, Vec::len);
+        let n = |k: &str| {
+            c[k].as_u64()
+                .unwrap_or_else(|| c[k].as_array().map_or(0, |a| a.len() as u64))
+        };
         out.push_str(&format!(
             "    {ty:<width$}  +{} ~{} -{}\n",
             n("created"),
@@ -251,53 +330,52 @@ pub fn console_summary(doc: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use corral_core::canonical::content_hash;
     use serde_json::json;
 
-    fn obj(key: &str, ty: &str, extra: Value) -> StateObject {
-        let mut o = json!({"_key": key, "_type": ty, "_class": "Device", "name": key});
+    fn obj(key: &str, extra: Value) -> Map<String, Value> {
+        let mut o = json!({"_key": key, "_type": "d", "_class": "Device", "name": key});
         o.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        StateObject::new(o.as_object().unwrap().clone(), false)
+        o.as_object().unwrap().clone()
     }
 
     #[test]
-    fn created_updated_deleted_and_partial_types_kept() {
-        let previous: HashMap<String, StateObject> = [
-            obj("device-0001", "d", json!({"encrypted": true})),
-            obj("device-0002", "d", json!({"encrypted": true})),
-            obj("device-0003", "d", json!({})),
-            obj("app-000001", "a", json!({})),
+    fn created_updated_unchanged_and_unseen() {
+        let mut previous = Previous::with_capacity(3);
+        for (row, (key, extra)) in [
+            ("device-0001", json!({"encrypted": true})),
+            ("device-0002", json!({"encrypted": true})),
+            ("device-0003", json!({})),
         ]
         .into_iter()
-        .map(|o| (o.key.clone(), o))
-        .collect();
-        let current = vec![
-            obj(
-                "device-0001",
-                "d",
-                json!({"encrypted": true, "_rawData": [{"x": 1}]}),
-            ),
-            obj("device-0002", "d", json!({"encrypted": false})),
-            obj("device-0004", "d", json!({})),
-        ];
-        let partial = BTreeSet::from(["a".to_string()]);
-        let d = diff(&previous, current, &partial);
-        let summary: Vec<(ChangeKind, &str)> = d
-            .changes
-            .iter()
-            .map(|c| (c.kind, c.object.key.as_str()))
-            .collect();
-        assert_eq!(
-            summary,
-            [
-                (ChangeKind::Created, "device-0004"),
-                (ChangeKind::Updated, "device-0002"),
-                (ChangeKind::Deleted, "device-0003"),
-            ]
+        .enumerate()
+        {
+            previous.add(row as i64, key, &content_hash(&obj(key, extra)));
+        }
+        // _rawData alone is no change.
+        let same = obj(
+            "device-0001",
+            json!({"encrypted": true, "_rawData": [{"x": 1}]}),
         );
         assert_eq!(
-            d.changes[1].properties,
+            previous.observe("device-0001", &content_hash(&same)),
+            Seen::Unchanged
+        );
+        let changed = obj("device-0002", json!({"encrypted": false}));
+        assert_eq!(
+            previous.observe("device-0002", &content_hash(&changed)),
+            Seen::Updated
+        );
+        let new = obj("device-0004", json!({}));
+        assert_eq!(
+            previous.observe("device-0004", &content_hash(&new)),
+            Seen::Created
+        );
+        assert_eq!(previous.unseen(), [2]);
+        assert_eq!(
+            changed_properties(&obj("device-0002", json!({"encrypted": true})), &changed),
             BTreeMap::from([(
                 "encrypted".to_string(),
                 PropertyChange {
@@ -306,17 +384,62 @@ mod tests {
                 }
             )])
         );
-        assert_eq!(d.deletions, ["device-0003"]);
-        assert!(!d.baseline);
-        let doc = document("i", "run-1", false, &partial, &d.changes);
+    }
+
+    #[test]
+    fn the_document_lists_keys_sorted_per_type_with_totals() {
+        let mut set = ChangeSet::new(false);
+        set.add(
+            ChangeKind::Deleted,
+            "device-0003",
+            "d",
+            BTreeMap::new(),
+            None,
+        );
+        set.add(
+            ChangeKind::Created,
+            "device-0009",
+            "d",
+            BTreeMap::new(),
+            None,
+        );
+        set.add(
+            ChangeKind::Created,
+            "device-0004",
+            "d",
+            BTreeMap::new(),
+            None,
+        );
+        let props = BTreeMap::from([(
+            "encrypted".to_string(),
+            PropertyChange {
+                before: json!(true),
+                after: json!(false),
+            },
+        )]);
+        set.add(ChangeKind::Updated, "device-0002", "d", props, None);
+        let partial = BTreeSet::from(["a".to_string()]);
+        let (text, summary, changes) = set.finish("i", "run-1", false, &partial);
+        assert!(changes.is_empty());
+        let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
             doc["totals"],
-            json!({"created": 1, "updated": 1, "deleted": 1})
+            json!({"created": 2, "updated": 1, "deleted": 1})
+        );
+        assert_eq!(doc["partialTypes"], json!(["a"]));
+        assert_eq!(
+            doc["types"]["d"]["created"],
+            json!(["device-0004", "device-0009"])
         );
         assert_eq!(doc["types"]["d"]["deleted"], json!(["device-0003"]));
         assert_eq!(
             doc["types"]["d"]["updated"],
             json!([{"_key": "device-0002", "properties": {"encrypted": {"before": true, "after": false}}}])
         );
+        assert_eq!(
+            summary["types"]["d"],
+            json!({"created": 2, "updated": 1, "deleted": 1})
+        );
+        assert_eq!(console_summary(&doc), console_summary(&summary));
     }
 }

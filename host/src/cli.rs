@@ -128,6 +128,9 @@ enum Command {
         /// The token the simulator accepts (for jupiterone, the API key).
         #[arg(long, default_value = "sim-token")]
         token: String,
+        /// Milliseconds every response waits before it is sent (a slow provider).
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
     },
 }
 
@@ -289,7 +292,11 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             devices,
             seed,
             token,
-        } => crate::demo::simulate(&provider, port, devices, seed, &token).await,
+            latency_ms,
+        } => {
+            let latency = std::time::Duration::from_millis(latency_ms);
+            crate::demo::simulate(&provider, port, devices, seed, &token, latency).await
+        }
     }
 }
 
@@ -339,6 +346,7 @@ async fn serve(path: &Path, admin: std::net::SocketAddr) -> anyhow::Result<ExitC
 
 /// A runtime with `plugin_dir` loaded; plugin files that fail are reported, not fatal.
 pub async fn runtime_for(config: &CorralConfig) -> anyhow::Result<Runtime> {
+    crate::plugin::use_compile_cache();
     let rt = Runtime::new()?;
     if let Some(dir) = &config.plugin_dir {
         for failure in rt.load_plugin_dir(dir).await? {

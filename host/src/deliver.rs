@@ -24,7 +24,7 @@ pub struct Delivery {
 /// What delivering one run did.
 pub struct Delivered {
     pub dest: PathBuf,
-    /// The `changes.json` document.
+    /// The change set's summary: baseline, totals and counts per `_type`.
     pub changes: Value,
     pub alerts: Fired,
 }
@@ -37,6 +37,8 @@ impl Delivery {
         alerts: Vec<AlertRule>,
         hosts: StaticHosts,
     ) -> anyhow::Result<Self> {
+        // A run's graph is spooled beside its state, not in a temp dir that may be memory.
+        crate::capabilities::graph::set_spool_dir(data_dir.join("spool"));
         Ok(Delivery {
             out,
             state: GraphState::open(data_dir)?,
@@ -53,11 +55,11 @@ impl Delivery {
         if report.validation.is_err() {
             return Ok(None);
         }
-        let recorded = self.state.record(run_id, report)?;
+        let recorded = self.state.record(run_id, report, !self.alerts.is_empty())?;
         let dest = crate::output::write_run(&self.out, report, Some(&recorded.document))?;
         // The first run is the baseline: every object in it is "created", and alerting
         // on all of them would bury the changes that matter.
-        let fired = if recorded.document["baseline"] == true {
+        let fired = if recorded.baseline {
             Fired::default()
         } else {
             alerts::fire(
@@ -71,7 +73,7 @@ impl Delivery {
         };
         Ok(Some(Delivered {
             dest,
-            changes: recorded.document,
+            changes: recorded.summary,
             alerts: fired,
         }))
     }

@@ -164,6 +164,7 @@ impl DemoTenants {
 }
 
 pub async fn run_demo(out: &Path, data_dir: &Path, devices: usize) -> anyhow::Result<ExitCode> {
+    crate::plugin::use_compile_cache();
     let rt = Runtime::new()?;
     let tenants = DemoTenants::start(devices).await?;
     print!("{}", tenants.summary);
@@ -186,6 +187,7 @@ pub async fn simulate(
     size: usize,
     seed: u64,
     token: &str,
+    latency: std::time::Duration,
 ) -> anyhow::Result<ExitCode> {
     let (server, what): (SimServer, String) = match provider {
         "kandji" => {
@@ -261,6 +263,7 @@ pub async fn simulate(
             "unknown provider {other:?} (available: kandji, sentinelone, runzero, circleci, jupiterone)"
         ),
     };
+    server.set_delay(latency);
     println!("{provider} simulator: {what}, seed {seed}, token {token:?}; Ctrl-C stops it");
     tokio::signal::ctrl_c().await?;
     println!("served {} requests", server.requests().len());

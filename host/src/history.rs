@@ -135,8 +135,8 @@ impl Outcome {
     /// others failed, else `failed`.
     pub fn of(report: &RunReport) -> Self {
         let counts = RunCounts {
-            entities: report.graph.entities.len() as u64,
-            relationships: report.graph.relationships.len() as u64,
+            entities: report.graph.entity_count() as u64,
+            relationships: report.graph.relationship_count() as u64,
             requests: report.requests,
             warnings: report.warnings,
             denials: report.denials.len() as u64,

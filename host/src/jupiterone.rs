@@ -11,7 +11,7 @@ use crate::secrets::{SecretValue, Secrets};
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,21 +27,8 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(10);
 const SYNC_PATH: &str = "persister/synchronization/jobs";
 
-/// Entities or relationships.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Entities,
-    Relationships,
-}
-
-impl Kind {
-    pub fn field(self) -> &'static str {
-        match self {
-            Kind::Entities => "entities",
-            Kind::Relationships => "relationships",
-        }
-    }
-}
+/// Entities or relationships (the upload's field is [`Kind::plural`]).
+pub use crate::capabilities::graph::Kind;
 
 /// A client for one account.
 pub struct JupiterOne {
@@ -279,11 +266,11 @@ impl SyncJob<'_> {
     ) -> anyhow::Result<()> {
         let correlation = uuid::Uuid::new_v4().to_string();
         loop {
-            let body = json!({ kind.field(): batch }).to_string();
+            let body = json!({ kind.plural(): batch }).to_string();
             match self
                 .j1
                 .call(
-                    &self.url(kind.field()),
+                    &self.url(kind.plural()),
                     &body,
                     Some(&correlation),
                     UPLOAD_ATTEMPTS,
@@ -296,8 +283,8 @@ impl SyncJob<'_> {
                     s.batches += 1;
                     s.bytes += body.len() as u64;
                     match kind {
-                        Kind::Entities => s.entities += batch.len() as u64,
-                        Kind::Relationships => s.relationships += batch.len() as u64,
+                        Kind::Entity => s.entities += batch.len() as u64,
+                        Kind::Relationship => s.relationships += batch.len() as u64,
                     }
                     return Ok(());
                 }
@@ -305,14 +292,14 @@ impl SyncJob<'_> {
                     if !truncate_largest_raw(&mut batch) {
                         bail!(
                             "uploading {}: the server refused a batch of {} objects ({} bytes) as too large, with no _rawData left to truncate",
-                            kind.field(),
+                            kind.plural(),
                             batch.len(),
                             body.len()
                         );
                     }
                     self.stats.locked().truncated += 1;
                 }
-                Err(e) => bail!("uploading {}: {e}", kind.field()),
+                Err(e) => bail!("uploading {}: {e}", kind.plural()),
             }
         }
     }
@@ -405,7 +392,7 @@ pub fn batches(
     limit: usize,
 ) -> (Vec<Vec<Map<String, Value>>>, Vec<Skipped>) {
     // `{"entities":[` … `]}`
-    let wrapper = kind.field().len() + 7;
+    let wrapper = kind.plural().len() + 7;
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     let (mut batch, mut size) = (Vec::new(), wrapper);
@@ -474,14 +461,76 @@ fn truncate_largest_raw(batch: &mut [Map<String, Value>]) -> bool {
     true
 }
 
-/// A collected graph as `corral run` wrote it: objects and the partial types.
+/// A collected graph as `corral run` wrote it: its object files and partial types,
+/// read a few files at a time so an upload holds a bounded part of the graph.
 pub struct Collected {
-    pub entities: Vec<Map<String, Value>>,
-    pub relationships: Vec<Map<String, Value>>,
+    files: Vec<(Kind, PathBuf)>,
     pub partial_types: Vec<String>,
 }
 
-/// Reads `DIR/<id>/` (the collect layout and `summary.json`).
+impl Collected {
+    /// The objects of `kind` in chunks of about `max_bytes` of file text each, in file
+    /// order; a file that is not the collect layout's is an error naming it.
+    pub fn chunks(
+        &self,
+        kind: Kind,
+        max_bytes: u64,
+    ) -> impl Iterator<Item = anyhow::Result<Vec<Map<String, Value>>>> + '_ {
+        let mut files = self
+            .files
+            .iter()
+            .filter(move |(k, _)| *k == kind)
+            .peekable();
+        std::iter::from_fn(move || {
+            files.peek()?;
+            let mut chunk = Vec::new();
+            let mut bytes = 0u64;
+            while let Some((_, path)) = files.next_if(|_| bytes < max_bytes) {
+                match read_object_file(kind, path) {
+                    Ok((items, size)) => {
+                        chunk.extend(items);
+                        bytes += size;
+                    }
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            Some(Ok(chunk))
+        })
+    }
+
+    /// Every object of `kind` (tests and small graphs: this holds them all).
+    pub fn load(&self, kind: Kind) -> anyhow::Result<Vec<Map<String, Value>>> {
+        let mut out = Vec::new();
+        for chunk in self.chunks(kind, u64::MAX) {
+            out.extend(chunk?);
+        }
+        Ok(out)
+    }
+}
+
+fn read_object_file(kind: Kind, path: &Path) -> anyhow::Result<(Vec<Map<String, Value>>, u64)> {
+    let text = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut doc: Map<String, Value> = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not a JSON object", path.display()))?;
+    let field = kind.plural();
+    let Some(Value::Array(items)) = doc.remove(field) else {
+        bail!("{}: no {field:?} array", path.display());
+    };
+    let objects = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Value::Object(o) => Ok(o),
+            _ => Err(anyhow::anyhow!(
+                "{}: {field}[{i}] is not an object",
+                path.display()
+            )),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((objects, text.len() as u64))
+}
+
+/// Opens `DIR/<id>/` (the collect layout and `summary.json`).
 pub fn read_collected(dir: &Path) -> anyhow::Result<Collected> {
     let summary_path = dir.join("summary.json");
     let summary: Value =
@@ -500,37 +549,22 @@ pub fn read_collected(dir: &Path) -> anyhow::Result<Collected> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut collected = Collected {
-        entities: Vec::new(),
-        relationships: Vec::new(),
-        partial_types,
-    };
     let graph = dir.join("graph");
     let steps =
         std::fs::read_dir(&graph).with_context(|| format!("{}: cannot read", graph.display()))?;
     let mut files = Vec::new();
     for step in steps.flatten() {
-        for kind in ["entities", "relationships"] {
-            if let Ok(entries) = std::fs::read_dir(step.path().join(kind)) {
+        for kind in [Kind::Entity, Kind::Relationship] {
+            if let Ok(entries) = std::fs::read_dir(step.path().join(kind.plural())) {
                 files.extend(entries.flatten().map(|e| (kind, e.path())));
             }
         }
     }
-    files.sort();
-    for (kind, path) in files {
-        let doc: Value = serde_json::from_slice(&std::fs::read(&path)?)
-            .with_context(|| format!("{}: not JSON", path.display()))?;
-        let Some(items) = doc[kind].as_array() else {
-            bail!("{}: no {kind:?} array", path.display());
-        };
-        let target = if kind == "entities" {
-            &mut collected.entities
-        } else {
-            &mut collected.relationships
-        };
-        target.extend(items.iter().filter_map(|v| v.as_object().cloned()));
-    }
-    Ok(collected)
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(Collected {
+        files,
+        partial_types,
+    })
 }
 
 #[cfg(test)]
@@ -549,18 +583,17 @@ mod tests {
         let objects: Vec<_> = (0..10).map(|i| obj(&format!("key-{i:06}"), 100)).collect();
         let one = serde_json::to_vec(&objects[0]).unwrap().len();
         let limit = 20 + one * 3 + 2;
-        let (split, skipped) = batches(Kind::Entities, objects, limit);
+        let (split, skipped) = batches(Kind::Entity, objects, limit);
         assert!(skipped.is_empty());
         assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
         for b in &split {
             assert!(json!({ "entities": b }).to_string().len() <= limit);
         }
-        let (split, skipped) = batches(Kind::Entities, vec![obj("key-big-0001", 1000)], 300);
+        let (split, skipped) = batches(Kind::Entity, vec![obj("key-big-0001", 1000)], 300);
         assert!(skipped.is_empty());
         assert!(split[0][0].get("_rawData").is_none());
         let huge = json!({"_key": "key-huge-001", "name": "z".repeat(500)});
-        let (split, skipped) =
-            batches(Kind::Entities, vec![huge.as_object().unwrap().clone()], 300);
+        let (split, skipped) = batches(Kind::Entity, vec![huge.as_object().unwrap().clone()], 300);
         assert!(split.is_empty());
         assert_eq!(skipped, [("key-huge-001".to_string(), "?".to_string())]);
     }

@@ -4,7 +4,7 @@
 //! run log as `log.jsonl`; the change set as `changes.json`. The directory is written beside the old one and swapped in
 //! whole, so a reader never sees half a run.
 
-use crate::capabilities::graph::Stored;
+use crate::capabilities::graph::GraphStore;
 use crate::run::{RunReport, StepStatus};
 use anyhow::Context;
 use corral_core::text::escape_controls;
@@ -20,11 +20,7 @@ pub const CHANGES_FILE: &str = "changes.json";
 
 /// Writes `report` to `out/<instance id>/`, replacing what was there, with the run's
 /// change set as `changes.json` when there is one.
-pub fn write_run(
-    out: &Path,
-    report: &RunReport,
-    changes: Option<&Value>,
-) -> anyhow::Result<PathBuf> {
+pub fn write_run(out: &Path, report: &RunReport, changes: Option<&str>) -> anyhow::Result<PathBuf> {
     let dest = out.join(component(&report.instance_id)?);
     let tmp = out.join(format!(
         ".{}.tmp-{}",
@@ -35,12 +31,12 @@ pub fn write_run(
         std::fs::remove_dir_all(&tmp)?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    write_objects(&tmp, "entities", &report.graph.entities)?;
-    write_objects(&tmp, "relationships", &report.graph.relationships)?;
+    write_objects(&tmp, &report.graph)?;
     write_json(&tmp.join("summary.json"), &summary(report))?;
     write_log(&tmp.join("log.jsonl"), report)?;
     if let Some(doc) = changes {
-        write_json(&tmp.join(CHANGES_FILE), doc)?;
+        let path = tmp.join(CHANGES_FILE);
+        std::fs::write(&path, doc).with_context(|| format!("{}: cannot write", path.display()))?;
     }
     if dest.exists() {
         std::fs::remove_dir_all(&dest)
@@ -51,32 +47,81 @@ pub fn write_run(
     Ok(dest)
 }
 
-fn write_objects(dir: &Path, kind: &str, objects: &[Stored]) -> anyhow::Result<()> {
-    let mut groups: BTreeMap<(&str, &str), Vec<&Stored>> = BTreeMap::new();
-    for o in objects {
-        groups
-            .entry((o.step.as_str(), o.type_name.as_str()))
-            .or_default()
-            .push(o);
-    }
-    for ((step, type_name), items) in groups {
+/// Each group (step, kind, `_type`) in files of [`MAX_PER_FILE`] objects under
+/// `dir/graph/`, streamed from the run's spool: one object in memory at a time.
+pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
+    let mut groups: Vec<_> = graph.groups().iter().collect();
+    groups.sort_by(|a, b| (&a.step, a.kind, &a.type_name).cmp(&(&b.step, b.kind, &b.type_name)));
+    for group in groups {
         // Step ids and types are checked at load and at emit; checked again here, so
         // no identifier can ever name a path outside this run's directory.
-        let folder = dir.join("graph").join(component(step)?).join(kind);
-        let type_name = component(type_name)?;
+        let kind = group.kind.plural();
+        let folder = dir.join("graph").join(component(&group.step)?).join(kind);
+        let type_name = component(&group.type_name)?;
         std::fs::create_dir_all(&folder)?;
-        for (n, chunk) in items.chunks(MAX_PER_FILE).enumerate() {
-            let list: Vec<Value> = chunk
-                .iter()
-                .map(|s| Value::Object(s.object.clone()))
-                .collect();
-            write_json(
-                &folder.join(format!("{type_name}-{n}.json")),
-                &json!({ kind: list }),
-            )?;
+        let mut file: Option<ObjectFile> = None;
+        let mut written = 0usize;
+        graph.scan_group(group, |item| {
+            let f = match &mut file {
+                Some(f) if !written.is_multiple_of(MAX_PER_FILE) => f,
+                _ => {
+                    if let Some(full) = file.take() {
+                        full.finish()?;
+                    }
+                    let n = written / MAX_PER_FILE;
+                    let path = folder.join(format!("{type_name}-{n}.json"));
+                    file.insert(ObjectFile::create(path, kind)?)
+                }
+            };
+            f.push(item.json)?;
+            written += 1;
+            Ok(())
+        })?;
+        if let Some(last) = file {
+            last.finish()?;
         }
     }
     Ok(())
+}
+
+/// One `{"<kind>": [ … ]}` file being written.
+struct ObjectFile {
+    out: std::io::BufWriter<std::fs::File>,
+    path: PathBuf,
+    first: bool,
+}
+
+impl ObjectFile {
+    fn create(path: PathBuf, kind: &str) -> anyhow::Result<ObjectFile> {
+        use std::io::Write;
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
+        write!(out, "{{\"{kind}\":[")?;
+        Ok(ObjectFile {
+            out,
+            path,
+            first: true,
+        })
+    }
+
+    fn push(&mut self, json: &[u8]) -> anyhow::Result<()> {
+        use std::io::Write;
+        if !self.first {
+            self.out.write_all(b",\n")?;
+        }
+        self.first = false;
+        self.out.write_all(json)?;
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        use std::io::Write;
+        self.out.write_all(b"]}\n")?;
+        self.out
+            .flush()
+            .with_context(|| format!("{}: cannot write", self.path.display()))
+    }
 }
 
 /// `name` if it is one plain path component: not empty, `.` or `..`, no separator,
@@ -111,15 +156,8 @@ fn write_log(path: &Path, report: &RunReport) -> anyhow::Result<()> {
 /// Counts of each `_type` a step emitted.
 fn encountered(report: &RunReport, step: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
-    for o in report
-        .graph
-        .entities
-        .iter()
-        .chain(&report.graph.relationships)
-    {
-        if o.step == step {
-            *counts.entry(o.type_name.clone()).or_insert(0) += 1;
-        }
+    for g in report.graph.groups().iter().filter(|g| g.step == step) {
+        *counts.entry(g.type_name.clone()).or_insert(0) += g.len();
     }
     counts
 }
@@ -160,8 +198,8 @@ pub fn summary(report: &RunReport) -> Value {
             "status": if report.succeeded() { "succeeded" } else { "failed" },
             "validation": match &report.validation { Ok(()) => json!({"ok": true}), Err(e) => json!({"ok": false, "error": e}) },
             "counts": {
-                "entities": report.graph.entities.len(),
-                "relationships": report.graph.relationships.len(),
+                "entities": report.graph.entity_count(),
+                "relationships": report.graph.relationship_count(),
                 "requests": report.requests,
                 "warnings": report.warnings,
                 "denials": report.denials.len(),
@@ -174,30 +212,10 @@ pub fn summary(report: &RunReport) -> Value {
             "rejections": report.rejections,
             "dataModel": {
                 "version": crate::datamodel::DATA_MODEL_VERSION,
-                "missingRequired": missing_required(&report.graph.entities),
+                "missingRequired": report.graph.missing_required(),
             },
         }
     })
-}
-
-/// Per `_type` and class, how many entities lack each property the class requires: what
-/// JupiterOne's schema would flag, reported (not dropped) so a connector can be fixed.
-fn missing_required(entities: &[Stored]) -> BTreeMap<String, BTreeMap<String, usize>> {
-    let mut out: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    for e in entities {
-        let classes = match e.object.get("_class") {
-            Some(Value::String(c)) => vec![c.as_str()],
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        for class in classes {
-            for property in crate::datamodel::missing_required(&e.object, class) {
-                let counts = out.entry(format!("{} {class}", e.type_name)).or_default();
-                *counts.entry(property.to_string()).or_insert(0) += 1;
-            }
-        }
-    }
-    out
 }
 
 /// A few lines a person can read: outcome, counts per step, where the output went.
@@ -215,8 +233,8 @@ pub fn console_summary(report: &RunReport, dest: Option<&Path>) -> String {
         report.plugin_version,
         report.duration.as_secs_f64(),
         report.requests,
-        report.graph.entities.len(),
-        report.graph.relationships.len(),
+        report.graph.entity_count(),
+        report.graph.relationship_count(),
     ));
     if let Err(e) = &report.validation {
         out.push_str(&format!("  validation failed: {}\n", escape_controls(e)));
@@ -331,8 +349,8 @@ pub fn summary_table(reports: &[&RunReport]) -> String {
             r.plugin_id,
             ok,
             failed,
-            r.graph.entities.len(),
-            r.graph.relationships.len(),
+            r.graph.entity_count(),
+            r.graph.relationship_count(),
             r.requests,
             r.denials.len(),
             r.duration.as_secs_f64()

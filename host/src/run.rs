@@ -5,7 +5,7 @@
 
 use crate::bindings::{Plugin, PluginPre, connector};
 use crate::capabilities::address::StaticHosts;
-use crate::capabilities::graph::GraphStore;
+use crate::capabilities::graph::{Budget, GraphStore, StepObjects};
 use crate::capabilities::http::HttpCapability;
 use crate::capabilities::lift;
 use crate::capabilities::log::{LogRecord, LogSink, MAX_LINE_BYTES, clip_redacted, now_ms};
@@ -17,7 +17,7 @@ use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
 use anyhow::{Context as _, bail};
-use serde_json::{Map, Value};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -432,6 +432,7 @@ fn new_context(
     secret_fields: BTreeSet<String>,
     hosts: StaticHosts,
 ) -> RunContext {
+    let budget = Budget::from(&grant.limits);
     let now = Instant::now();
     // The policy caps timeoutSeconds; a day is the fallback should a bad value slip by.
     let deadline = now
@@ -449,7 +450,7 @@ fn new_context(
         mapped_types: BTreeSet::new(),
         declared_types: BTreeSet::new(),
         operator_hosts: BTreeSet::new(),
-        graph: Default::default(),
+        graph: std::sync::Mutex::new(GraphStore::new(budget)),
         log: LogSink::default(),
         stats: RunStats::default(),
         deadline,
@@ -463,11 +464,10 @@ pub enum StepEvent {
         id: String,
         name: String,
     },
-    /// A step ended; the objects it emitted come with it.
+    /// A step ended; the objects it emitted come with it (or why they could not).
     Finished {
         result: StepResult,
-        entities: Vec<Map<String, Value>>,
-        relationships: Vec<Map<String, Value>>,
+        objects: Result<StepObjects, String>,
     },
 }
 
@@ -600,7 +600,10 @@ fn finish(
 ) -> RunReport {
     let take = |l: &std::sync::Mutex<Vec<Event>>| std::mem::take(&mut *l.locked());
     let mut graph = std::mem::take(&mut *run.graph.locked());
-    graph.redact_secrets(&run.secrets);
+    if let Err(e) = graph.seal() {
+        let reason = format!("the host could not store the run's graph: {e}");
+        return crashed(inst, started, started_at_ms, reason);
+    }
     RunReport {
         graph,
         log: run.log.records(),
@@ -782,12 +785,15 @@ fn not_run(info: &StepInfo, status: StepStatus, error: Option<String>) -> StepRe
 
 /// The step's result with copies of the objects it emitted.
 fn finished_event(run: &RunContext, result: &StepResult) -> StepEvent {
-    let graph = run.graph.locked();
-    let (entities, relationships) = graph.step_objects(&result.info.id, &run.secrets);
+    let objects = run.graph.locked().step_objects(&result.info.id);
     StepEvent::Finished {
         result: result.clone(),
-        entities,
-        relationships,
+        objects: objects.map_err(|e| {
+            format!(
+                "the host could not read step {}'s objects: {e:#}",
+                result.info.id
+            )
+        }),
     }
 }
 

@@ -1,29 +1,36 @@
 //! The local graph state in SQLite (`data_dir/corral.db`, beside the run history): per
-//! instance, every entity and relationship of its last run (key, type, content hash, the
-//! object) and each run's change set. A run's changes are written in one transaction, so
-//! a process killed mid-run or mid-write leaves the previous state whole.
+//! instance, every entity and relationship of its last run and each run's change set.
+//! The index (key, type, content hash) is kept apart from the objects, so change
+//! detection reads hashes only and loads the objects that changed. A run's changes are
+//! written in one transaction, so a process killed mid-run or mid-write leaves the
+//! previous state whole.
 
-use crate::changes::{self, Change, StateObject};
+use crate::capabilities::graph::{GraphStore, Kind};
+use crate::changes::{self, ChangeKind, ChangeSet, Previous, Seen, StateObject};
 use crate::lock::LockExt;
 use crate::run::RunReport;
 use anyhow::Context as _;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS graph_objects (
+CREATE TABLE IF NOT EXISTS state_index (
     instance     TEXT NOT NULL,
     key          TEXT NOT NULL,
     type         TEXT NOT NULL,
     relationship INTEGER NOT NULL,
-    hash         TEXT NOT NULL,
-    object       TEXT NOT NULL,
+    hash         BLOB NOT NULL,
     PRIMARY KEY (instance, key)
 );
-CREATE INDEX IF NOT EXISTS graph_objects_by_type ON graph_objects(instance, type);
+CREATE TABLE IF NOT EXISTS state_objects (
+    instance TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    object   TEXT NOT NULL,
+    PRIMARY KEY (instance, key)
+);
 CREATE TABLE IF NOT EXISTS graph_changes (
     seq      INTEGER PRIMARY KEY AUTOINCREMENT,
     instance TEXT NOT NULL,
@@ -33,38 +40,56 @@ CREATE TABLE IF NOT EXISTS graph_changes (
 CREATE INDEX IF NOT EXISTS graph_changes_by_instance ON graph_changes(instance, seq);
 ";
 
+/// States written before the index was split from the objects kept both in
+/// `graph_objects` (hash as hex text, the same content hash).
+const MIGRATE_V1: &str = "
+INSERT OR REPLACE INTO state_index (instance, key, type, relationship, hash)
+    SELECT instance, key, type, relationship, unhex(hash) FROM graph_objects;
+INSERT OR REPLACE INTO state_objects (instance, key, object)
+    SELECT instance, key, object FROM graph_objects;
+DROP TABLE graph_objects;
+";
+
 pub struct GraphState {
     conn: Mutex<Connection>,
 }
 
 /// What recording a run produced.
 pub struct Recorded {
-    /// `changes.json`.
-    pub document: Value,
-    pub changes: Vec<Change>,
+    /// `changes.json` as written.
+    pub document: String,
+    /// The document without its key lists: baseline, totals, per-type counts.
+    pub summary: Value,
+    /// The changes with their objects (only when asked for: see [`GraphState::record`]).
+    pub changes: Vec<changes::Change>,
+    pub baseline: bool,
 }
 
 impl GraphState {
     pub fn open(data_dir: &Path) -> anyhow::Result<GraphState> {
-        let (conn, _) = crate::history::open_database(data_dir, SCHEMA)?;
+        let (mut conn, path) = crate::history::open_database(data_dir, SCHEMA)?;
+        migrate(&mut conn)
+            .with_context(|| format!("{}: migrating the graph state", path.display()))?;
         Ok(GraphState {
             conn: Mutex::new(conn),
         })
     }
 
-    /// The stored objects of `instance`, by key.
+    /// Every stored object of `instance`, by key (tests and small tools: this holds
+    /// them all).
     pub fn objects(&self, instance: &str) -> anyhow::Result<HashMap<String, StateObject>> {
         let conn = self.conn.locked();
         let mut stmt = conn.prepare(
-            "SELECT key, type, relationship, hash, object FROM graph_objects WHERE instance = ?1",
+            "SELECT i.key, i.type, i.relationship, o.object FROM state_index i
+             JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
+             WHERE i.instance = ?1",
         )?;
         let rows = stmt.query_map([instance], |r| {
             Ok(StateObject {
                 key: r.get(0)?,
                 type_name: r.get(1)?,
                 relationship: r.get(2)?,
-                hash: r.get(3)?,
-                object: parse_object(&r.get::<_, String>(4)?),
+                object: parse_object(&r.get::<_, String>(3)?),
             })
         })?;
         let mut out = HashMap::new();
@@ -75,82 +100,39 @@ impl GraphState {
         Ok(out)
     }
 
-    /// Compares the run's graph with the state, then writes the new state and the change
-    /// set in one transaction. Objects of the run's partial types that it did not emit
-    /// stay as they were.
-    pub fn record(&self, run_id: &str, report: &RunReport) -> anyhow::Result<Recorded> {
-        let current = report
-            .graph
-            .entities
-            .iter()
-            .map(|s| StateObject::new(s.object.clone(), false))
-            .chain(
-                report
-                    .graph
-                    .relationships
-                    .iter()
-                    .map(|s| StateObject::new(s.object.clone(), true)),
-            )
-            .collect();
-        let partial: BTreeSet<String> = report.partial_types().into_iter().collect();
-        self.record_objects(&report.instance_id, run_id, current, &partial)
-    }
-
-    /// [`GraphState::record`] for objects from anywhere (the benchmarks).
-    pub fn record_objects(
+    /// Compares the run's graph with the state, then writes the new state and the
+    /// change set in one transaction. Objects of the run's partial types that it did
+    /// not emit stay as they were. `keep_changes`: also return each change with its
+    /// object (alert rules match on them).
+    pub fn record(
         &self,
-        instance: &str,
         run_id: &str,
-        current: Vec<StateObject>,
-        partial: &BTreeSet<String>,
+        report: &RunReport,
+        keep_changes: bool,
     ) -> anyhow::Result<Recorded> {
-        let previous = self.objects(instance)?;
-        let diff = changes::diff(&previous, current, partial);
-        let document = changes::document(instance, run_id, diff.baseline, partial, &diff.changes);
-        self.write(instance, run_id, &diff, &document)
-            .with_context(|| format!("instance {instance}: writing the graph state"))?;
-        Ok(Recorded {
-            document,
-            changes: diff.changes,
-        })
+        let partial: BTreeSet<String> = report.partial_types().into_iter().collect();
+        let graph = &report.graph;
+        self.record_graph(&report.instance_id, run_id, graph, &partial, keep_changes)
     }
 
-    fn write(
+    /// [`GraphState::record`] for a graph and its partial types.
+    pub fn record_graph(
         &self,
         instance: &str,
         run_id: &str,
-        diff: &changes::Diff,
-        document: &Value,
-    ) -> rusqlite::Result<()> {
+        graph: &GraphStore,
+        partial: &BTreeSet<String>,
+        keep_changes: bool,
+    ) -> anyhow::Result<Recorded> {
         let mut conn = self.conn.locked();
-        let tx = conn.transaction()?;
-        {
-            let mut upsert = tx.prepare(
-                "INSERT OR REPLACE INTO graph_objects (instance, key, type, relationship, hash, object)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for o in &diff.upserts {
-                let text = serde_json::to_string(&o.object).expect("JSON values serialise");
-                upsert.execute(params![
-                    instance,
-                    o.key,
-                    o.type_name,
-                    o.relationship,
-                    o.hash,
-                    text
-                ])?;
-            }
-            let mut delete =
-                tx.prepare("DELETE FROM graph_objects WHERE instance = ?1 AND key = ?2")?;
-            for key in &diff.deletions {
-                delete.execute(params![instance, key])?;
-            }
-            tx.execute(
-                "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, ?3)",
-                params![instance, run_id, document.to_string()],
-            )?;
-        }
+        // The write lock from the start: a read transaction upgraded later fails at once
+        // (SQLITE_BUSY_SNAPSHOT) if the run history committed in between.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let recorded = record_in(&tx, instance, run_id, graph, partial, keep_changes)
+            .with_context(|| format!("instance {instance}: writing the graph state"))?;
         tx.commit()
+            .with_context(|| format!("instance {instance}: writing the graph state"))?;
+        Ok(recorded)
     }
 
     /// The change set of `run`, or of the instance's latest run.
@@ -184,8 +166,9 @@ impl GraphState {
     ) -> anyhow::Result<Vec<(String, Map<String, Value>)>> {
         let conn = self.conn.locked();
         let mut stmt = conn.prepare(
-            "SELECT instance, type, object FROM graph_objects
-             WHERE ?1 IS NULL OR instance = ?1 ORDER BY instance, type, key",
+            "SELECT i.instance, i.type, o.object FROM state_index i
+             JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
+             WHERE ?1 IS NULL OR i.instance = ?1 ORDER BY i.instance, i.type, i.key",
         )?;
         let rows = stmt.query_map([instance], |r| {
             Ok((
@@ -203,6 +186,159 @@ impl GraphState {
         }
         Ok(out)
     }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let old: bool = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'graph_objects'",
+        [],
+        |r| r.get(0),
+    )?;
+    if old {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(MIGRATE_V1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The previous state's index of `instance`.
+fn previous(tx: &Transaction<'_>, instance: &str) -> rusqlite::Result<Previous> {
+    let count: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM state_index WHERE instance = ?1",
+        [instance],
+        |r| r.get(0),
+    )?;
+    let mut previous = Previous::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut stmt = tx.prepare("SELECT rowid, key, hash FROM state_index WHERE instance = ?1")?;
+    let mut rows = stmt.query([instance])?;
+    while let Some(row) = rows.next()? {
+        let key = row.get_ref(1)?.as_str()?;
+        previous.add(row.get(0)?, key, row.get_ref(2)?.as_blob()?);
+    }
+    Ok(previous)
+}
+
+fn record_in(
+    tx: &Transaction<'_>,
+    instance: &str,
+    run_id: &str,
+    graph: &GraphStore,
+    partial: &BTreeSet<String>,
+    keep_changes: bool,
+) -> anyhow::Result<Recorded> {
+    let mut previous = previous(tx, instance)?;
+    let baseline = previous.is_empty();
+    // The baseline is all "created": its objects are not wanted for alerts.
+    let mut set = ChangeSet::new(keep_changes && !baseline);
+    let mut upsert_index = tx.prepare_cached(
+        "INSERT OR REPLACE INTO state_index (instance, key, type, relationship, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut upsert_object = tx.prepare_cached(
+        "INSERT OR REPLACE INTO state_objects (instance, key, object) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut old_object =
+        tx.prepare_cached("SELECT object FROM state_objects WHERE instance = ?1 AND key = ?2")?;
+    graph.scan(|item| {
+        let seen = previous.observe(item.key, item.hash);
+        if seen == Seen::Unchanged {
+            return Ok(());
+        }
+        let relationship = item.group.kind == Kind::Relationship;
+        let type_name = &item.group.type_name;
+        let text = std::str::from_utf8(item.json)?;
+        let (kind, properties, object) = match seen {
+            Seen::Updated => {
+                let before: Option<String> = old_object
+                    .query_row(params![instance, item.key], |r| r.get(0))
+                    .optional()?;
+                let after = parse_object(text);
+                let before = before.as_deref().map(parse_object).unwrap_or_default();
+                let properties = changes::changed_properties(&before, &after);
+                (ChangeKind::Updated, properties, Some(after))
+            }
+            _ => {
+                let object = set.keeps_objects().then(|| parse_object(text));
+                (ChangeKind::Created, BTreeMap::new(), object)
+            }
+        };
+        upsert_index.execute(params![
+            instance,
+            item.key,
+            type_name,
+            relationship,
+            &item.hash[..]
+        ])?;
+        upsert_object.execute(params![instance, item.key, text])?;
+        let object = object
+            .filter(|_| set.keeps_objects())
+            .map(|object| StateObject {
+                key: item.key.to_string(),
+                type_name: type_name.clone(),
+                relationship,
+                object,
+            });
+        set.add(kind, item.key, type_name, properties, object);
+        Ok(())
+    })?;
+    delete_unseen(tx, instance, &previous, partial, &mut set)?;
+    let (document, summary, changes) = set.finish(instance, run_id, baseline, partial);
+    tx.execute(
+        "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, ?3)",
+        params![instance, run_id, document],
+    )?;
+    Ok(Recorded {
+        document,
+        summary,
+        changes,
+        baseline,
+    })
+}
+
+/// Deletes what the run did not emit, but for its partial types, and records the
+/// deletions.
+fn delete_unseen(
+    tx: &Transaction<'_>,
+    instance: &str,
+    previous: &Previous,
+    partial: &BTreeSet<String>,
+    set: &mut ChangeSet,
+) -> anyhow::Result<()> {
+    let mut row = tx.prepare_cached(
+        "SELECT i.key, i.type, i.relationship, o.object FROM state_index i
+         LEFT JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
+         WHERE i.rowid = ?1",
+    )?;
+    let mut delete_index =
+        tx.prepare_cached("DELETE FROM state_index WHERE instance = ?1 AND key = ?2")?;
+    let mut delete_object =
+        tx.prepare_cached("DELETE FROM state_objects WHERE instance = ?1 AND key = ?2")?;
+    for rowid in previous.unseen() {
+        let (key, type_name, relationship, text): (String, String, bool, Option<String>) = row
+            .query_row([rowid], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+        if partial.contains(&type_name) {
+            continue;
+        }
+        delete_index.execute(params![instance, key])?;
+        delete_object.execute(params![instance, key])?;
+        let object = set.keeps_objects().then(|| StateObject {
+            key: key.clone(),
+            type_name: type_name.clone(),
+            relationship,
+            object: text.as_deref().map(parse_object).unwrap_or_default(),
+        });
+        set.add(
+            ChangeKind::Deleted,
+            &key,
+            &type_name,
+            BTreeMap::new(),
+            object,
+        );
+    }
+    Ok(())
 }
 
 fn parse_object(text: &str) -> Map<String, Value> {

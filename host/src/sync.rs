@@ -55,6 +55,9 @@ impl Synced {
     }
 }
 
+/// How much collected file text `corral sync` reads before uploading it.
+const COLLECTED_CHUNK_BYTES: u64 = 4 * crate::jupiterone::BATCH_LIMIT as u64;
+
 /// `corral sync`: uploads a graph `corral run` collected.
 pub async fn sync_collected(
     j1: &JupiterOne,
@@ -64,8 +67,13 @@ pub async fn sync_collected(
     let job = j1.start_job(integration_instance_id).await?;
     let partial = graph.partial_types.clone();
     let result = async {
-        job.upload(Kind::Entities, graph.entities).await?;
-        job.upload(Kind::Relationships, graph.relationships).await?;
+        // A few batches' worth of files at a time: the upload holds that much, whatever
+        // the graph's size, and still keeps several batches in flight.
+        for kind in [Kind::Entity, Kind::Relationship] {
+            for chunk in graph.chunks(kind, COLLECTED_CHUNK_BYTES) {
+                job.upload(kind, chunk?).await?;
+            }
+        }
         job.finalize(&partial).await
     }
     .await;
@@ -124,13 +132,10 @@ async fn send_step(job: &SyncJob<'_>, event: StepEvent) -> anyhow::Result<()> {
             job.event("step_start", &format!("Starting step \"{name}\" ({id})"))
                 .await
         }
-        StepEvent::Finished {
-            result,
-            entities,
-            relationships,
-        } => {
-            job.upload(Kind::Entities, entities).await?;
-            job.upload(Kind::Relationships, relationships).await?;
+        StepEvent::Finished { result, objects } => {
+            let (entities, relationships) = objects.map_err(anyhow::Error::msg)?;
+            job.upload(Kind::Entity, entities).await?;
+            job.upload(Kind::Relationship, relationships).await?;
             let (id, name) = (&result.info.id, &result.info.name);
             match (result.status, &result.error) {
                 (StepStatus::Failure, error) => {

@@ -56,8 +56,8 @@ impl Metrics {
         p.requests += report.requests;
         p.denials += report.denials.len() as u64;
         p.limit_hits += report.limit_hits.len() as u64;
-        p.entities += report.graph.entities.len() as u64;
-        p.relationships += report.graph.relationships.len() as u64;
+        p.entities += report.graph.entity_count() as u64;
+        p.relationships += report.graph.relationship_count() as u64;
         let secs = report.duration.as_secs_f64();
         for (bucket, bound) in p.duration_buckets.iter_mut().zip(DURATION_BUCKETS) {
             if secs <= bound {

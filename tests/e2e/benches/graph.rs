@@ -1,17 +1,18 @@
 //! Graph delivery measured:
 //!
 //! - `upload`: a 100,000-object graph (50,000 entities of ~1 KB with `_rawData`, 50,000
-//!   relationships) synced into the mock persister over loopback: objects/s and MB/s;
-//! - `changes`: change detection on a 50,000-object graph in the SQLite state: the
-//!   baseline, then a run with 1% of the objects added, 1% updated and 1% removed
-//!   (reading the state, diffing, writing the change set in one transaction).
+//!   relationships) written in the collect layout, then synced from it into the mock
+//!   persister over loopback (`corral sync`'s flow): objects/s, MB/s, peak RSS;
+//! - `changes`: delivery of a 50,000-object graph (the SQLite state, the change set and
+//!   the collect layout): the baseline, a run with nothing changed, and a run with 1%
+//!   of the objects added, 1% updated and 1% removed; CPU seconds of each.
 //!
 //! `cargo bench -p corral-e2e --bench graph -- upload|changes`; results go in
 //! docs/benchmarks.md.
 
-use corral::changes::StateObject;
+use corral::capabilities::graph::{GraphStore, Kind, NewObject};
 use corral::config::{ConfigValue, JupiterOneConfig};
-use corral::jupiterone::{Collected, JupiterOne};
+use corral::jupiterone::JupiterOne;
 use corral::state::GraphState;
 use corral_e2e::daemon::scratch;
 use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
@@ -47,6 +48,34 @@ fn relationship(i: usize) -> Map<String, Value> {
     o.as_object().unwrap().clone()
 }
 
+/// A run's graph of entities `range` (every hundredth at `generation`) and as many
+/// relationships, spooled as a run stores it.
+fn graph(generation: usize, range: std::ops::Range<usize>) -> GraphStore {
+    let mut g = GraphStore::default();
+    let mut put = |kind: Kind, o: Map<String, Value>| {
+        let key = o["_key"].as_str().unwrap().to_string();
+        let type_name = o["_type"].as_str().unwrap().to_string();
+        g.insert(NewObject {
+            kind,
+            step: "bench-step",
+            type_name: &type_name,
+            key: &key,
+            stored: &o,
+            original: None,
+        })
+        .unwrap();
+    };
+    for i in range.clone() {
+        let version = if i % 100 == 1 { generation } else { 0 };
+        put(Kind::Entity, entity(i, version));
+    }
+    for i in range {
+        put(Kind::Relationship, relationship(i));
+    }
+    g.seal().unwrap();
+    g
+}
+
 async fn upload() {
     const N: usize = 50_000;
     let mock = MockPersister::new(PersisterConfig::default());
@@ -57,20 +86,20 @@ async fn upload() {
         api_key: ConfigValue::Text(mock.config.api_key.clone()),
     })
     .unwrap();
-    let graph = Collected {
-        entities: (0..N).map(|i| entity(i, 0)).collect(),
-        relationships: (0..N).map(relationship).collect(),
-        partial_types: Vec::new(),
-    };
-    let started = Instant::now();
-    let synced = corral::sync::sync_collected(&client, "bench-integration", graph)
+    let dir = scratch("bench-upload");
+    corral::output::write_objects(&dir, &graph(0, 0..N)).unwrap();
+    std::fs::write(dir.join("summary.json"), "{}").unwrap();
+    let collected = corral::jupiterone::read_collected(&dir).unwrap();
+    let (started, cpu) = (Instant::now(), corral_e2e::cpu_seconds().unwrap_or(0.0));
+    let synced = corral::sync::sync_collected(&client, "bench-integration", collected)
         .await
         .unwrap();
     let took = started.elapsed().as_secs_f64();
+    let cpu = corral_e2e::cpu_seconds().unwrap_or(0.0) - cpu;
     let s = &synced.stats;
     let objects = s.entities + s.relationships;
     println!(
-        "upload: {objects} objects, {} batches, {:.1} MB in {took:.2} s: {:.0} objects/s, {:.1} MB/s (max {} uploads in flight)",
+        "upload: {objects} objects, {} batches, {:.1} MB in {took:.2} s ({cpu:.2} s CPU, mock included): {:.0} objects/s, {:.1} MB/s (max {} uploads in flight)",
         s.batches,
         s.bytes as f64 / 1e6,
         objects as f64 / took,
@@ -78,58 +107,46 @@ async fn upload() {
         server.max_in_flight()
     );
     assert_eq!(objects as usize, 2 * N);
+    if let Some(kib) = corral_e2e::peak_rss_kib() {
+        println!("peak RSS {} MiB", kib / 1024);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Delivers `graph` as `corral run` does (state and change set, then the collect
+/// layout) and prints what it cost.
+fn deliver(state: &GraphState, dir: &std::path::Path, run: &str, graph: &GraphStore) {
+    let none = BTreeSet::new();
+    let (started, cpu) = (Instant::now(), corral_e2e::cpu_seconds().unwrap_or(0.0));
+    let rec = state
+        .record_graph("bench", run, graph, &none, false)
+        .unwrap();
+    let recorded = started.elapsed();
+    let out = dir.join(run);
+    corral::output::write_objects(&out, graph).unwrap();
+    std::fs::write(out.join("changes.json"), &rec.document).unwrap();
+    let cpu = corral_e2e::cpu_seconds().unwrap_or(0.0) - cpu;
+    let t = &rec.summary["totals"];
+    println!(
+        "changes: {run}: {} objects ({} created, {} updated, {} deleted): state and change set {:.0} ms, delivered in {:.0} ms, {cpu:.2} s CPU",
+        graph.entity_count() + graph.relationship_count(),
+        t["created"],
+        t["updated"],
+        t["deleted"],
+        recorded.as_secs_f64() * 1000.0,
+        started.elapsed().as_secs_f64() * 1000.0,
+    );
 }
 
 fn changes() {
     const N: usize = 25_000; // entities; as many relationships: 50,000 objects
     let dir = scratch("bench-changes");
     let state = GraphState::open(&dir).unwrap();
-    let objects = |generation: usize, range: std::ops::Range<usize>| -> Vec<StateObject> {
-        range
-            .clone()
-            .map(|i| {
-                let version = if i % 100 == 1 { generation } else { 0 };
-                StateObject::new(entity(i, version), false)
-            })
-            .chain(range.map(|i| StateObject::new(relationship(i), true)))
-            .collect()
-    };
-    let none = BTreeSet::new();
-
-    let started = Instant::now();
-    let base = state
-        .record_objects("bench", "run-1", objects(0, 0..N), &none)
-        .unwrap();
-    let baseline = started.elapsed();
-    assert_eq!(base.document["totals"]["created"], 2 * N);
-
-    // 1% of the objects gone (the first 250 of each kind), 1% new, 1% of entities
-    // updated (every hundredth has a new osVersion). First the parts, then the whole.
-    let started = Instant::now();
-    let previous = state.objects("bench").unwrap();
-    let read = started.elapsed();
-    let started = Instant::now();
-    let diff = corral::changes::diff(&previous, objects(1, N / 100..N + N / 100), &none);
-    let diffed = started.elapsed();
-    drop(previous);
-    let started = Instant::now();
-    let rec = state
-        .record_objects("bench", "run-2", objects(1, N / 100..N + N / 100), &none)
-        .unwrap();
-    let changed = started.elapsed();
-    let t = &rec.document["totals"];
-    println!(
-        "changes: {} objects: baseline recorded in {:.0} ms; next run ({} created, {} updated, {} deleted) in {:.0} ms: reading the state {:.0} ms, the diff {:.0} ms ({} changes), the rest writing",
-        2 * N,
-        baseline.as_secs_f64() * 1000.0,
-        t["created"],
-        t["updated"],
-        t["deleted"],
-        changed.as_secs_f64() * 1000.0,
-        read.as_secs_f64() * 1000.0,
-        diffed.as_secs_f64() * 1000.0,
-        diff.changes.len()
-    );
+    deliver(&state, &dir, "baseline", &graph(0, 0..N));
+    deliver(&state, &dir, "unchanged", &graph(0, 0..N));
+    // 1% of the objects gone (the first 250 of each kind), 1% new, 1% of the entities
+    // updated (every hundredth has a new osVersion).
+    deliver(&state, &dir, "one-percent", &graph(1, N / 100..N + N / 100));
     if let Some(kib) = corral_e2e::peak_rss_kib() {
         println!("peak RSS {} MiB", kib / 1024);
     }

@@ -157,9 +157,9 @@ pub fn keys_by_type(report: &RunReport) -> KeysByType {
     let mut out = KeysByType::new();
     for o in report
         .graph
-        .entities
+        .entities()
         .iter()
-        .chain(&report.graph.relationships)
+        .chain(&report.graph.relationships())
     {
         out.entry(o.type_name.clone())
             .or_default()
@@ -250,7 +250,7 @@ pub fn expected_kandji_names(data: &KandjiData) -> BTreeMap<String, String> {
 pub fn names_by_key(report: &RunReport, types: &[&str]) -> BTreeMap<String, String> {
     report
         .graph
-        .entities
+        .entities()
         .iter()
         .filter(|e| types.contains(&e.type_name.as_str()))
         .map(|e| {
@@ -368,6 +368,18 @@ pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time (user + system) this process has used so far, in seconds.
+pub fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12 here), in
+    // clock ticks of 1/100 s on Linux.
+    Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 /// Runs the first-party plugin `id` once for `instance`, in a fresh runtime, with no

@@ -218,7 +218,7 @@ async fn every_attack_is_contained_and_kandji_stays_exact() {
     assert_eq!(by_attack("big-response").limit_hits.len(), 1);
     // A provider echoing the credential back hands the guest only `[REDACTED]`.
     let echo = by_attack("echo-secret");
-    let stored = &echo.graph.entities[0].object["echoed"];
+    let stored = &echo.graph.entities()[0].object["echoed"];
     assert!(
         stored.as_str().unwrap().contains("Bearer [REDACTED]"),
         "{stored}"

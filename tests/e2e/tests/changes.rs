@@ -28,12 +28,15 @@ fn sim(devices: usize) -> Arc<KandjiSim> {
     })
 }
 
+/// What delivering a run did, with the `changes.json` it wrote.
+struct Delivered {
+    changes: Value,
+    dest: std::path::PathBuf,
+    alerts: corral::alerts::Fired,
+}
+
 /// Runs the Kandji plugin against `origin` and delivers the run as `run_id`.
-async fn run_and_deliver(
-    delivery: &Delivery,
-    origin: &str,
-    run_id: &str,
-) -> corral::deliver::Delivered {
+async fn run_and_deliver(delivery: &Delivery, origin: &str, run_id: &str) -> Delivered {
     let rt = runtime();
     let inst = kandji_instance(
         INSTANCE,
@@ -42,11 +45,21 @@ async fn run_and_deliver(
     );
     let report = run_kandji(&rt, &inst, None).await;
     assert!(report.validation.is_ok(), "{:?}", report.validation);
-    delivery
+    let d = delivery
         .deliver(run_id, &report)
         .await
         .unwrap()
-        .expect("a graph to deliver")
+        .expect("a graph to deliver");
+    let changes: Value =
+        serde_json::from_slice(&std::fs::read(d.dest.join(CHANGES_FILE)).unwrap()).unwrap();
+    // The console's summary counts what the document lists.
+    assert_eq!(d.changes["totals"], changes["totals"]);
+    assert_eq!(d.changes["baseline"], changes["baseline"]);
+    Delivered {
+        changes,
+        dest: d.dest,
+        alerts: d.alerts,
+    }
 }
 
 fn delivery(dir: &Path, alerts: Vec<AlertRule>, hosts: HashMap<String, Vec<IpAddr>>) -> Delivery {

@@ -231,7 +231,7 @@ async fn graph_is_exact_across_page_tokens() {
         "{:?}",
         report
             .graph
-            .entities
+            .entities()
             .iter()
             .map(|e| &e.object)
             .collect::<Vec<_>>()
@@ -408,7 +408,7 @@ async fn records_without_a_name_keep_their_relationships() {
 
     let got: std::collections::BTreeMap<String, String> = report
         .graph
-        .entities
+        .entities()
         .iter()
         .map(|e| {
             let name = e.object["name"].as_str().unwrap().to_string();

@@ -381,11 +381,11 @@ async fn graph_attacks_are_bounded_and_kandji_beside_stays_exact() {
 
     // The relationship flood stopped at its own count, not at maxEntities.
     let flood = &reports[3];
-    assert_eq!(flood.graph.relationships.len(), 1000);
+    assert_eq!(flood.graph.relationship_count(), 1000);
     assert_eq!(flood.limit_hits.len(), 1);
     // The graph-bytes attack holds at most the budget.
     let bytes = &reports[2];
-    assert_eq!(bytes.graph.entities.len(), 4);
+    assert_eq!(bytes.graph.entity_count(), 4);
 
     // A forged console line stays on the hostile instance's own line, escaped.
     let console = output::console_summary(&reports[4], None);
@@ -412,7 +412,7 @@ async fn redaction_is_not_an_oracle() {
     let inst = hostile_instance("secret-oracle", "http://127.0.0.1:9/", &guesses, SECRET);
     let report = run_plugin(&rt, hostile, &inst, None).await;
     assert_eq!(step_error(&report), "0 of 3 guesses came back changed");
-    let stored = &report.graph.entities[1].object["guess"];
+    let stored = &report.graph.entities()[1].object["guess"];
     assert_eq!(stored, "[REDACTED]");
     let out = scratch("oracle-out");
     let dest = output::write_run(&out, &report, None).unwrap();
@@ -443,7 +443,7 @@ async fn a_wide_plugin_waits_for_the_pool_instead_of_starving_others() {
     let wide_report = task.await.unwrap();
     kandji.assert_exact(&kandji_report);
     assert!(wide_report.succeeded(), "{}", step_error(&wide_report));
-    assert_eq!(wide_report.graph.entities.len(), 64);
+    assert_eq!(wide_report.graph.entity_count(), 64);
 }
 
 /// Busy-looping steps give their worker threads back every epoch tick: on a runtime
@@ -550,7 +550,7 @@ async fn aliased_lists_are_refused_before_the_host_copies_them() {
         let hits: Vec<&str> = report.limit_hits.iter().map(|e| e.rule.as_str()).collect();
         assert_eq!(hits, *rules, "{attack}");
         assert_eq!(report.requests, 0, "{attack}: nothing is sent");
-        assert!(report.graph.entities.is_empty() && report.graph.relationships.is_empty());
+        assert!((report.graph.entity_count() == 0) && (report.graph.relationship_count() == 0));
     }
     // The two refused log lines are dropped and counted, not kept.
     let log = &reports[2];

@@ -258,7 +258,7 @@ async fn a_wrong_token_fails_validation_and_runs_nothing() {
     );
     assert!(err.ends_with("401 Unauthorized"), "{err}");
     assert!(report.steps.is_empty());
-    assert!(report.graph.entities.is_empty());
+    assert!((report.graph.entity_count() == 0));
     // 401 is final: exactly one request.
     assert_eq!(server.requests().len(), 1);
     assert!(!err.contains(wrong));

@@ -55,7 +55,7 @@ async fn max_entities_stops_at_the_limit() {
         step_error(&r),
         "GraphError::Limit(\"maxEntities limit of 10 reached\")"
     );
-    assert_eq!(r.graph.entities.len(), 10);
+    assert_eq!(r.graph.entity_count(), 10);
     assert_eq!(r.limit_hits.len(), 1);
 }
 

@@ -155,7 +155,7 @@ async fn account_key_mode_collects_everything() {
     // Issue 12 item 3: the standard properties the data model's classes require, from the
     // provider's fields, on known records.
     let entity = |k: &Value| {
-        &report
+        report
             .graph
             .entity(k.as_str().unwrap())
             .expect("stored")
@@ -218,7 +218,7 @@ async fn account_key_mode_collects_everything() {
         "{:?} {:?}",
         report
             .graph
-            .entities
+            .entities()
             .iter()
             .map(|e| &e.object)
             .collect::<Vec<_>>(),
@@ -479,7 +479,7 @@ async fn records_without_a_name_keep_their_relationships() {
 
     let got: std::collections::BTreeMap<String, (String, String)> = report
         .graph
-        .entities
+        .entities()
         .iter()
         .filter(|e| e.type_name != "rumble_account")
         .map(|e| {

@@ -100,9 +100,8 @@ async fn graph_is_exact_across_cursor_pages() {
     assert!(log.iter().all(|r| r.status == 200));
 
     // Spot checks of the reference's rules.
-    let agents: Vec<&serde_json::Map<String, Value>> = report
-        .graph
-        .entities
+    let entities = report.graph.entities();
+    let agents: Vec<&serde_json::Map<String, Value>> = entities
         .iter()
         .filter(|e| e.type_name == "sentinelone_agent")
         .map(|e| &e.object)
@@ -146,9 +145,7 @@ async fn graph_is_exact_across_cursor_pages() {
         .expect("the account")
         .object;
     assert_eq!(account["vendor"], "SentinelOne");
-    let groups = report
-        .graph
-        .entities
+    let groups = entities
         .iter()
         .filter(|e| e.type_name == "sentinelone_group");
     assert!(
@@ -318,7 +315,7 @@ async fn agents_and_groups_without_a_name_keep_their_relationships() {
 
     let got: std::collections::BTreeMap<String, (String, String)> = report
         .graph
-        .entities
+        .entities()
         .iter()
         .filter(|e| e.type_name != "sentinelone_account")
         .map(|e| {

@@ -305,7 +305,7 @@ async fn a_graph_over_five_megabytes_is_split_and_a_413_shrinks_the_batch() {
 
     // ~7.5 MB of entities: at least two batches, none over the limit.
     let job = client.start_job(INTEGRATION).await.unwrap();
-    job.upload(Kind::Entities, synthetic(12_000, 100))
+    job.upload(Kind::Entity, synthetic(12_000, 100))
         .await
         .unwrap();
     job.finalize(&[]).await.unwrap();
@@ -323,7 +323,7 @@ async fn a_graph_over_five_megabytes_is_split_and_a_413_shrinks_the_batch() {
     // truncated until the batch fits, and every object still arrives.
     s.mock.set_max_body(150_000);
     let job = client.start_job(INTEGRATION).await.unwrap();
-    job.upload(Kind::Entities, synthetic(3, 100_000))
+    job.upload(Kind::Entity, synthetic(3, 100_000))
         .await
         .unwrap();
     let stats = job.stats();
@@ -368,15 +368,21 @@ async fn sync_of_a_collected_graph_matches_the_run() {
     let out = daemon::scratch("sync-collected");
     let dest = corral::output::write_run(&out, &report, None).unwrap();
     let graph = read_collected(&dest).unwrap();
-    assert_eq!(graph.entities.len(), report.graph.entities.len());
-    assert_eq!(graph.relationships.len(), report.graph.relationships.len());
+    assert_eq!(
+        graph.load(Kind::Entity).unwrap().len(),
+        report.graph.entity_count()
+    );
+    assert_eq!(
+        graph.load(Kind::Relationship).unwrap().len(),
+        report.graph.relationship_count()
+    );
     let synced = corral::sync::sync_collected(&s.client(J1_KEY), INTEGRATION, graph)
         .await
         .unwrap();
-    assert_eq!(synced.stats.entities as usize, report.graph.entities.len());
+    assert_eq!(synced.stats.entities as usize, report.graph.entity_count());
     assert_eq!(
         synced.stats.relationships as usize,
-        report.graph.relationships.len()
+        report.graph.relationship_count()
     );
     let expected = expected_kandji_keys(&s.sim.data());
     let scope: BTreeSet<String> = s.mock.scope(INTEGRATION).into_keys().collect();

@@ -8,128 +8,14 @@ use crate::datamodel::{self, Header};
 use crate::lock::LockExt;
 use crate::policy::Context;
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
 
-/// A step's entities and relationships, as copies.
-pub type StepObjects = (Vec<Map<String, Value>>, Vec<Map<String, Value>>);
+mod spool;
+mod store;
 
-/// One stored entity or relationship.
-#[derive(Debug, Clone)]
-pub struct Stored {
-    pub step: String,
-    pub type_name: String,
-    pub key: String,
-    pub object: Map<String, Value>,
-}
-
-/// Everything a run has emitted. One key space across entities and relationships.
-#[derive(Default)]
-pub struct GraphStore {
-    pub entities: Vec<Stored>,
-    pub relationships: Vec<Stored>,
-    entity_index: HashMap<String, usize>,
-    by_type: HashMap<String, Vec<usize>>,
-    keys: HashSet<String>,
-    /// Bytes of emitted JSON held (`maxGraphBytes`).
-    bytes: u64,
-    /// Objects that hold a secret value, redacted when the run ends (see
-    /// [`GraphStore::redact_secrets`]).
-    tainted: HashSet<(Kind, usize)>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-enum Kind {
-    Entity,
-    Relationship,
-}
-
-impl GraphStore {
-    pub fn entity(&self, key: &str) -> Option<&Stored> {
-        self.entity_index.get(key).map(|&i| &self.entities[i])
-    }
-
-    /// Replaces every secret value in the objects that held one. Called when the run
-    /// ends, before anything leaves the host: while it runs, the guest reads back
-    /// exactly what it emitted, so redaction cannot tell it which guess was a secret.
-    pub fn redact_secrets(&mut self, secrets: &crate::secrets::Secrets) {
-        for (kind, i) in std::mem::take(&mut self.tainted) {
-            let list = match kind {
-                Kind::Entity => &mut self.entities,
-                Kind::Relationship => &mut self.relationships,
-            };
-            if let Some(stored) = list.get_mut(i) {
-                stored.key = secrets.redact(&stored.key);
-                stored.type_name = secrets.redact(&stored.type_name);
-                let object = std::mem::take(&mut stored.object);
-                stored.object = redact_map(object, secrets);
-            }
-        }
-    }
-
-    /// Copies of the objects `step` emitted (entities, relationships), secrets redacted:
-    /// for uploads that start before the run ends.
-    pub fn step_objects(&self, step: &str, secrets: &crate::secrets::Secrets) -> StepObjects {
-        let copy = |kind: Kind, list: &[Stored]| {
-            list.iter()
-                .enumerate()
-                .filter(|(_, o)| o.step == step)
-                .map(|(i, o)| match self.tainted.contains(&(kind, i)) {
-                    true => redact_map(o.object.clone(), secrets),
-                    false => o.object.clone(),
-                })
-                .collect()
-        };
-        (
-            copy(Kind::Entity, &self.entities),
-            copy(Kind::Relationship, &self.relationships),
-        )
-    }
-
-    fn insert(&mut self, kind: Kind, stored: Stored, bytes: u64, tainted: bool) {
-        self.bytes = self.bytes.saturating_add(bytes);
-        if tainted {
-            let i = match kind {
-                Kind::Entity => self.entities.len(),
-                Kind::Relationship => self.relationships.len(),
-            };
-            self.tainted.insert((kind, i));
-        }
-        self.keys.insert(stored.key.clone());
-        match kind {
-            Kind::Entity => {
-                let i = self.entities.len();
-                self.entity_index.insert(stored.key.clone(), i);
-                self.by_type
-                    .entry(stored.type_name.clone())
-                    .or_default()
-                    .push(i);
-                self.entities.push(stored);
-            }
-            Kind::Relationship => self.relationships.push(stored),
-        }
-    }
-}
-
-fn redact_map(object: Map<String, Value>, secrets: &crate::secrets::Secrets) -> Map<String, Value> {
-    object
-        .into_iter()
-        .map(|(k, v)| (secrets.redact(&k), redact_value(v, secrets)))
-        .collect()
-}
-
-fn redact_value(v: Value, secrets: &crate::secrets::Secrets) -> Value {
-    match v {
-        Value::String(s) => Value::String(secrets.redact(&s)),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|i| redact_value(i, secrets))
-                .collect(),
-        ),
-        Value::Object(m) => Value::Object(redact_map(m, secrets)),
-        other => other,
-    }
-}
+pub use spool::set_dir as set_spool_dir;
+pub use store::{
+    Budget, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects, Stored,
+};
 
 impl StepCtx {
     fn emit(&mut self, kind: Kind, items: Vec<String>) -> Result<EmitReport, GraphError> {
@@ -245,35 +131,43 @@ impl StepCtx {
         )
         .map_err(fail)?;
         let mut graph = self.run.graph.locked();
-        if graph.keys.contains(&header.key) {
+        if graph.contains_key(&header.key) {
             return Err(fail(format!("duplicate _key {:?}", header.key)));
-        }
-        let held = held_size(json);
-        if let Some(reason) = over_budget(&graph, kind, held, &self.run.grant.limits) {
-            return Err(refusal(reason, true));
         }
         if let Some(mapping) = object.get("_mapping") {
             check_mapping(mapping, &header, &self.run.mapped_types, &graph).map_err(fail)?;
         } else if kind == Kind::Relationship {
             for end in ["_fromEntityKey", "_toEntityKey"] {
                 let k = object[end].as_str().unwrap_or_default();
-                if graph.entity(k).is_none() {
+                if !graph.has_entity(k) {
                     return Err(fail(format!("{end} {k:?} names no entity of this run")));
                 }
             }
         }
-        graph.insert(
-            kind,
-            Stored {
-                step: self.step.clone(),
-                type_name: header.type_name,
-                key: header.key,
-                object,
-            },
-            held as u64,
-            tainted,
-        );
-        Ok(())
+        // What leaves the host is redacted now; the guest reads back what it emitted.
+        let (stored, original) = if tainted {
+            let original = corral_core::canonical::encode(&object).0;
+            (store::redact_map(object, &self.run.secrets), Some(original))
+        } else {
+            (object, None)
+        };
+        graph
+            .insert(NewObject {
+                kind,
+                step: &self.step,
+                type_name: &header.type_name,
+                key: &header.key,
+                stored: &stored,
+                original,
+            })
+            .map_err(|e| refusal(e.to_string(), true))
+    }
+
+    /// The host's own storage failed (disk full, I/O error): a limit, not the guest's fault.
+    fn store_failed(&self, e: std::io::Error) -> GraphError {
+        let reason = format!("the host could not read the run's graph: {e}");
+        self.run.log.host(&self.run, &self.step, "error", &reason);
+        GraphError::Limit(reason)
     }
 
     fn check_read(&self, type_name: &str) -> Result<(), GraphError> {
@@ -301,53 +195,12 @@ impl StepCtx {
     }
 }
 
-/// What an object costs once parsed: its JSON text plus a parsed value's size for each
-/// value and key (counted by the separators that precede them). `[1,1,1,…]` is two
-/// bytes of text per item but a 32-byte value in memory: `maxGraphBytes` counts the
-/// latter.
-fn held_size(json: &str) -> usize {
-    const VALUE: usize = std::mem::size_of::<Value>();
-    let values = json
-        .bytes()
-        .filter(|b| matches!(b, b',' | b':' | b'[' | b'{'))
-        .count();
-    json.len().saturating_add(values.saturating_mul(VALUE))
-}
-
 /// Why an object was not stored; `type_name` is its `_type` when it had a valid one.
 struct Refusal {
     key: String,
     type_name: Option<String>,
     reason: String,
     limit: bool,
-}
-
-/// The run's counted limits on what its graph holds: entities, relationships, bytes.
-fn over_budget(
-    graph: &GraphStore,
-    kind: Kind,
-    bytes: usize,
-    limits: &crate::policy::EffectiveLimits,
-) -> Option<String> {
-    let (count, max, name) = match kind {
-        Kind::Entity => (graph.entities.len(), limits.max_entities, "maxEntities"),
-        Kind::Relationship => (
-            graph.relationships.len(),
-            limits.max_relationships,
-            "maxRelationships",
-        ),
-    };
-    if count as u64 >= max {
-        return Some(format!("{name} limit of {max} reached"));
-    }
-    let max_bytes = limits.max_graph_bytes;
-    if graph.bytes.saturating_add(bytes as u64) > max_bytes {
-        return Some(format!(
-            "maxGraphBytes limit of {max_bytes} reached (the run's graph holds {} bytes)",
-            graph.bytes
-        ));
-    }
-    None
 }
 
 /// `_rawData` within `maxRawDataBytes` (measured only when the whole object is larger).
@@ -388,7 +241,7 @@ fn check_mapping(
         .and_then(Value::as_str)
         .unwrap_or_default();
     datamodel::check_mapping_shape(mapping)?;
-    if graph.entity(source).is_none() {
+    if !graph.has_entity(source) {
         return Err(format!(
             "_mapping.sourceEntityKey {source:?} names no entity of this run"
         ));
@@ -421,23 +274,18 @@ impl Host for StepCtx {
     }
 
     fn find_entity(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, GraphError>> {
-        let found = {
-            let graph = self.run.graph.locked();
-            graph.entity(&key).map(|s| {
-                (
-                    s.type_name.clone(),
-                    Value::Object(s.object.clone()).to_string(),
-                )
-            })
-        };
+        let found = self.run.graph.locked().read_entity(&key);
         Ok(match found {
-            None => Ok(None),
-            Some((type_name, json)) => self.check_read(&type_name).map(|()| Some(json)),
+            Err(e) => Err(self.store_failed(e)),
+            Ok(None) => Ok(None),
+            Ok(Some((type_name, json))) => self
+                .check_read(&type_name)
+                .map(|()| Some(String::from_utf8_lossy(&json).into_owned())),
         })
     }
 
     fn has_key(&mut self, key: String) -> wasmtime::Result<bool> {
-        Ok(self.run.graph.locked().keys.contains(&key))
+        Ok(self.run.graph.locked().contains_key(&key))
     }
 
     fn list_entities(
@@ -456,21 +304,20 @@ impl Host for StepCtx {
         if let Err(e) = self.check_read(&entity_type) {
             return Ok(Err(e));
         }
-        let graph = self.run.graph.locked();
-        let indices = graph
-            .by_type
-            .get(&entity_type)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let start = (cursor as usize).min(indices.len());
-        let end = start
-            .saturating_add(limit.clamp(1, 1000) as usize)
-            .min(indices.len());
-        let entities = indices[start..end]
-            .iter()
-            .map(|&i| Value::Object(graph.entities[i].object.clone()).to_string())
-            .collect();
-        let next = (end < indices.len()).then_some(end as u32);
-        Ok(Ok(EntityPage { entities, next }))
+        let page = self.run.graph.locked().read_type_page(
+            &entity_type,
+            cursor as usize,
+            limit.clamp(1, 1000) as usize,
+        );
+        Ok(match page {
+            Err(e) => Err(self.store_failed(e)),
+            Ok((texts, next)) => Ok(EntityPage {
+                entities: texts
+                    .into_iter()
+                    .map(|t| String::from_utf8_lossy(&t).into_owned())
+                    .collect(),
+                next: next.map(|n| n as u32),
+            }),
+        })
     }
 }

@@ -1,0 +1,500 @@
+//! A run's graph: every accepted object written once, as it is emitted, to the run's
+//! spool; in memory only what the checks and the readers need per object (a 128-bit key
+//! id, where its record lies, its group) and per group (step, `_type`, count).
+//!
+//! Objects that held a secret value are stored redacted; their text as emitted is kept
+//! in memory for the guest to read back, so reading cannot tell it which guess matched.
+
+use super::spool::{self, Span, Spool};
+use crate::secrets::Secrets;
+use corral_core::canonical::{self, ContentHash};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::io;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum Kind {
+    Entity,
+    Relationship,
+}
+
+impl Kind {
+    /// The collect layout's folder and JSON field.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::Entity => "entities",
+            Kind::Relationship => "relationships",
+        }
+    }
+}
+
+/// Objects of one kind and `_type` one step emitted, in emit order.
+pub struct Group {
+    pub kind: Kind,
+    pub step: String,
+    /// `_type` as stored (what output and state see).
+    pub type_name: String,
+    /// `_type` as emitted (what the guest reads by); differs only if it held a secret.
+    emitted_type: String,
+    members: Vec<u32>,
+}
+
+impl Group {
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+/// A step's entities and relationships, parsed.
+pub type StepObjects = (Vec<Map<String, Value>>, Vec<Map<String, Value>>);
+
+/// One object, parsed: for tests and small readers.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub step: String,
+    pub type_name: String,
+    pub key: String,
+    pub object: Map<String, Value>,
+}
+
+/// One object read from the spool, unparsed.
+pub struct Item<'a> {
+    pub group: &'a Group,
+    pub key: &'a str,
+    pub hash: &'a ContentHash,
+    pub json: &'a [u8],
+}
+
+/// A key's 128-bit id: two independently keyed hashes, so no guest can aim for a
+/// collision (keys are per process and secret).
+pub struct KeyIds(RandomState, RandomState);
+
+impl KeyIds {
+    pub fn id(&self, key: &str) -> u128 {
+        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
+    }
+}
+
+impl Default for KeyIds {
+    fn default() -> Self {
+        KeyIds(RandomState::new(), RandomState::new())
+    }
+}
+
+/// Where an object lies, and which group holds it.
+struct Slot {
+    span: Span,
+    group: u32,
+}
+
+/// What [`GraphStore::insert`] stores.
+pub struct NewObject<'a> {
+    pub kind: Kind,
+    pub step: &'a str,
+    /// `_type` and `_key` as emitted (what the guest looks them up by).
+    pub type_name: &'a str,
+    pub key: &'a str,
+    /// The object as stored (redacted when it held a secret).
+    pub stored: &'a Map<String, Value>,
+    /// Its canonical text as emitted, when that differs from what is stored.
+    pub original: Option<Vec<u8>>,
+}
+
+/// What a run's graph may hold: `maxEntities`, `maxRelationships`, `maxGraphBytes`
+/// (the spooled records and the originals kept in memory).
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub entities: u64,
+    pub relationships: u64,
+    pub bytes: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            entities: u64::MAX,
+            relationships: u64::MAX,
+            bytes: u64::MAX,
+        }
+    }
+}
+
+impl From<&crate::policy::EffectiveLimits> for Budget {
+    fn from(l: &crate::policy::EffectiveLimits) -> Self {
+        Budget {
+            entities: l.max_entities,
+            relationships: l.max_relationships,
+            bytes: l.max_graph_bytes,
+        }
+    }
+}
+
+/// Why [`GraphStore::insert`] did not store an object: a limit of the [`Budget`], or
+/// the host's own storage failing. Either way nothing more of the run fits.
+#[derive(Debug)]
+pub enum Refused {
+    Budget(String),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Budget(reason) => f.write_str(reason),
+            Refused::Io(e) => write!(f, "the host could not store the object: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for Refused {
+    fn from(e: io::Error) -> Self {
+        Refused::Io(e)
+    }
+}
+
+#[derive(Default)]
+pub struct GraphStore {
+    budget: Budget,
+    bytes: u64,
+    spool: Option<Spool>,
+    slots: Vec<Slot>,
+    groups: Vec<Group>,
+    group_ids: HashMap<(Kind, String, String), u32>,
+    keys: HashMap<u128, u32>,
+    key_ids: KeyIds,
+    /// Entities per `_type` as emitted, for `list-entities`.
+    by_type: HashMap<String, Vec<u32>>,
+    /// Redacted objects' text as emitted.
+    originals: HashMap<u32, Box<[u8]>>,
+    entities: usize,
+    relationships: usize,
+    /// Per "`_type` class", entities lacking each property the class requires.
+    missing_required: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+impl GraphStore {
+    pub fn new(budget: Budget) -> GraphStore {
+        GraphStore {
+            budget,
+            ..GraphStore::default()
+        }
+    }
+
+    pub fn entity_count(&self) -> usize {
+        self.entities
+    }
+
+    pub fn relationship_count(&self) -> usize {
+        self.relationships
+    }
+
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Entity => self.entities,
+            Kind::Relationship => self.relationships,
+        }
+    }
+
+    /// Bytes of the spool plus the originals kept in memory (`maxGraphBytes`).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.keys.contains_key(&self.key_ids.id(key))
+    }
+
+    fn entity_index(&self, key: &str) -> Option<u32> {
+        let &i = self.keys.get(&self.key_ids.id(key))?;
+        let group = &self.groups[self.slots[i as usize].group as usize];
+        (group.kind == Kind::Entity).then_some(i)
+    }
+
+    pub fn has_entity(&self, key: &str) -> bool {
+        self.entity_index(key).is_some()
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    pub fn missing_required(&self) -> &BTreeMap<String, BTreeMap<String, usize>> {
+        &self.missing_required
+    }
+
+    /// Stores one checked object within the budget. The caller has checked its key is
+    /// new.
+    pub fn insert(&mut self, new: NewObject<'_>) -> Result<(), Refused> {
+        let (max, name) = match new.kind {
+            Kind::Entity => (self.budget.entities, "maxEntities"),
+            Kind::Relationship => (self.budget.relationships, "maxRelationships"),
+        };
+        if self.count(new.kind) as u64 >= max {
+            return Err(Refused::Budget(format!("{name} limit of {max} reached")));
+        }
+        let (json, hash) = canonical::encode(new.stored);
+        let stored_key = new
+            .stored
+            .get("_key")
+            .and_then(Value::as_str)
+            .unwrap_or(new.key);
+        let size = [
+            36,
+            stored_key.len(),
+            json.len(),
+            new.original.as_ref().map_or(0, Vec::len),
+        ]
+        .iter()
+        .fold(0u64, |sum, &n| sum.saturating_add(n as u64));
+        let max_bytes = self.budget.bytes;
+        if self.bytes.saturating_add(size) > max_bytes {
+            return Err(Refused::Budget(format!(
+                "maxGraphBytes limit of {max_bytes} reached (the run's graph holds {} bytes)",
+                self.bytes
+            )));
+        }
+        let spool = match &mut self.spool {
+            Some(s) => s,
+            None => self.spool.insert(Spool::create()?),
+        };
+        let span = spool.append(&hash, stored_key, &json)?;
+        self.bytes += size;
+        let index = u32::try_from(self.slots.len())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let group = self.group_id(new.kind, new.step, new.type_name, new.stored);
+        self.groups[group as usize].members.push(index);
+        self.slots.push(Slot { span, group });
+        self.keys.insert(self.key_ids.id(new.key), index);
+        if let Some(original) = new.original {
+            self.originals.insert(index, original.into_boxed_slice());
+        }
+        match new.kind {
+            Kind::Entity => {
+                self.entities += 1;
+                self.by_type
+                    .entry(new.type_name.to_string())
+                    .or_default()
+                    .push(index);
+                self.count_missing_required(new.stored);
+            }
+            Kind::Relationship => self.relationships += 1,
+        }
+        Ok(())
+    }
+
+    /// The group of (kind, step, emitted `_type`). A `_type` holding a secret is redacted
+    /// in every object that carries it, so one group has one stored `_type`.
+    fn group_id(
+        &mut self,
+        kind: Kind,
+        step: &str,
+        type_name: &str,
+        stored: &Map<String, Value>,
+    ) -> u32 {
+        let id = (kind, step.to_string(), type_name.to_string());
+        if let Some(&g) = self.group_ids.get(&id) {
+            return g;
+        }
+        let g = self.groups.len() as u32;
+        let stored_type = stored
+            .get("_type")
+            .and_then(Value::as_str)
+            .unwrap_or(type_name);
+        self.groups.push(Group {
+            kind,
+            step: id.1.clone(),
+            type_name: stored_type.to_string(),
+            emitted_type: type_name.to_string(),
+            members: Vec::new(),
+        });
+        self.group_ids.insert(id, g);
+        g
+    }
+
+    fn count_missing_required(&mut self, object: &Map<String, Value>) {
+        let type_name = object.get("_type").and_then(Value::as_str).unwrap_or("");
+        let classes: Vec<&str> = match object.get("_class") {
+            Some(Value::String(c)) => vec![c.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        for class in classes {
+            for property in crate::datamodel::missing_required(object, class) {
+                let counts = self
+                    .missing_required
+                    .entry(format!("{type_name} {class}"))
+                    .or_default();
+                *counts.entry(property.to_string()).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// The text the guest emitted for entity `key`, with its `_type`.
+    pub fn read_entity(&mut self, key: &str) -> io::Result<Option<(String, Vec<u8>)>> {
+        let Some(i) = self.entity_index(key) else {
+            return Ok(None);
+        };
+        let slot = &self.slots[i as usize];
+        let type_name = self.groups[slot.group as usize].emitted_type.clone();
+        Ok(Some((type_name, self.read_as_emitted(i)?)))
+    }
+
+    /// A page of the entities of `type_name` as emitted: the texts and the next cursor.
+    pub fn read_type_page(
+        &mut self,
+        type_name: &str,
+        start: usize,
+        limit: usize,
+    ) -> io::Result<(Vec<Vec<u8>>, Option<usize>)> {
+        let all = self.by_type.get(type_name).map_or(&[][..], Vec::as_slice);
+        let start = start.min(all.len());
+        let end = start.saturating_add(limit).min(all.len());
+        let (indices, total) = (all[start..end].to_vec(), all.len());
+        let page = indices
+            .into_iter()
+            .map(|i| self.read_as_emitted(i))
+            .collect::<io::Result<_>>()?;
+        Ok((page, (end < total).then_some(end)))
+    }
+
+    fn read_as_emitted(&mut self, index: u32) -> io::Result<Vec<u8>> {
+        if let Some(original) = self.originals.get(&index) {
+            return Ok(original.to_vec());
+        }
+        let span = self.slots[index as usize].span;
+        let spool = self.spool.as_mut().ok_or(io::ErrorKind::NotFound)?;
+        let bytes = spool.read(span)?;
+        Ok(spool::parse(&bytes)?.json.to_vec())
+    }
+
+    /// Makes every stored object readable by [`GraphStore::scan_group`] and
+    /// [`GraphStore::scan`]; the originals kept for the guest are dropped (the run is over).
+    pub fn seal(&mut self) -> io::Result<()> {
+        self.originals = HashMap::new();
+        self.by_type = HashMap::new();
+        self.keys = HashMap::new();
+        match &mut self.spool {
+            Some(s) => s.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Every object in emit order.
+    pub fn scan(&self, mut f: impl FnMut(Item<'_>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let Some(spool) = &self.spool else {
+            return Ok(());
+        };
+        let mut reader = spool.reader()?;
+        for slot in &self.slots {
+            let r = reader.record(slot.span)?;
+            f(Item {
+                group: &self.groups[slot.group as usize],
+                key: r.key,
+                hash: r.hash,
+                json: r.json,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The objects of one group in emit order.
+    pub fn scan_group(
+        &self,
+        group: &Group,
+        mut f: impl FnMut(Item<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let Some(spool) = &self.spool else {
+            return Ok(());
+        };
+        let mut reader = spool.reader()?;
+        for &i in &group.members {
+            let r = reader.record(self.slots[i as usize].span)?;
+            f(Item {
+                group,
+                key: r.key,
+                hash: r.hash,
+                json: r.json,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The objects `step` emitted, parsed (entities, relationships): for uploads that
+    /// start before the run ends.
+    pub fn step_objects(&mut self, step: &str) -> anyhow::Result<StepObjects> {
+        if let Some(spool) = &mut self.spool {
+            spool.flush()?;
+        }
+        let mut out: StepObjects = (Vec::new(), Vec::new());
+        for group in self.groups.iter().filter(|g| g.step == step) {
+            self.scan_group(group, |item| {
+                let list = match item.group.kind {
+                    Kind::Entity => &mut out.0,
+                    Kind::Relationship => &mut out.1,
+                };
+                list.push(serde_json::from_slice(item.json)?);
+                Ok(())
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// Every object of `kind`, parsed (tests and small graphs: this holds them all).
+    pub fn load(&self, kind: Kind) -> Vec<Stored> {
+        let mut out = Vec::new();
+        let _ = self.scan(|item| {
+            if item.group.kind == kind {
+                out.push(Stored {
+                    step: item.group.step.clone(),
+                    type_name: item.group.type_name.clone(),
+                    key: item.key.to_string(),
+                    object: serde_json::from_slice(item.json)?,
+                });
+            }
+            Ok(())
+        });
+        out
+    }
+
+    /// [`GraphStore::load`] of the entities.
+    pub fn entities(&self) -> Vec<Stored> {
+        self.load(Kind::Entity)
+    }
+
+    /// [`GraphStore::load`] of the relationships.
+    pub fn relationships(&self) -> Vec<Stored> {
+        self.load(Kind::Relationship)
+    }
+
+    /// The stored entity `key`, parsed (after [`GraphStore::seal`]).
+    pub fn entity(&self, key: &str) -> Option<Stored> {
+        self.entities().into_iter().find(|s| s.key == key)
+    }
+}
+
+/// `object` with every secret value replaced, in keys and values.
+pub fn redact_map(object: Map<String, Value>, secrets: &Secrets) -> Map<String, Value> {
+    object
+        .into_iter()
+        .map(|(k, v)| (secrets.redact(&k), redact_value(v, secrets)))
+        .collect()
+}
+
+fn redact_value(v: Value, secrets: &Secrets) -> Value {
+    match v {
+        Value::String(s) => Value::String(secrets.redact(&s)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|i| redact_value(i, secrets))
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(redact_map(m, secrets)),
+        other => other,
+    }
+}
