@@ -344,3 +344,97 @@ fn delete_unseen(
 fn parse_object(text: &str) -> Map<String, Value> {
     serde_json::from_str(text).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::graph::NewObject;
+    use serde_json::json;
+
+    fn graph(objects: &[Value]) -> GraphStore {
+        let mut g = GraphStore::default();
+        for o in objects {
+            let o = o.as_object().unwrap();
+            g.insert(NewObject {
+                kind: Kind::Entity,
+                step: "s",
+                type_name: o["_type"].as_str().unwrap(),
+                key: o["_key"].as_str().unwrap(),
+                stored: o,
+                original: None,
+            })
+            .unwrap();
+        }
+        g.seal().unwrap();
+        g
+    }
+
+    fn device(key: &str, os: &str) -> Value {
+        json!({"_key": key, "_type": "d", "_class": ["Device"], "name": key, "os": os})
+    }
+
+    #[test]
+    fn a_state_of_the_earlier_layout_is_migrated_and_diffed_by_hash() {
+        let dir = std::env::temp_dir().join(format!("corral-state-migrate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            // The one-table layout of earlier versions, with its hex hashes.
+            let conn = Connection::open(dir.join(crate::history::DB_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE graph_objects (instance TEXT NOT NULL, key TEXT NOT NULL,
+                 type TEXT NOT NULL, relationship INTEGER NOT NULL, hash TEXT NOT NULL,
+                 object TEXT NOT NULL, PRIMARY KEY (instance, key));",
+            )
+            .unwrap();
+            for (key, os) in [
+                ("device-0001", "14"),
+                ("device-0002", "14"),
+                ("other-0003", "1"),
+            ] {
+                let o = device(key, os);
+                let hash =
+                    hex::encode(corral_core::canonical::content_hash(o.as_object().unwrap()));
+                let ty = if key.starts_with("other") { "o" } else { "d" };
+                conn.execute(
+                    "INSERT INTO graph_objects VALUES ('i', ?1, ?2, 0, ?3, ?4)",
+                    params![key, ty, hash, o.to_string()],
+                )
+                .unwrap();
+            }
+        }
+        let state = GraphState::open(&dir).unwrap();
+        assert_eq!(state.objects("i").unwrap().len(), 3);
+        // device-0001 as it was, device-0002 updated, other-0003 (a partial type) absent.
+        let run = graph(&[device("device-0001", "14"), device("device-0002", "15")]);
+        let partial = BTreeSet::from(["o".to_string()]);
+        let rec = state
+            .record_graph("i", "run-2", &run, &partial, true)
+            .unwrap();
+        let doc: Value = serde_json::from_str(&rec.document).unwrap();
+        assert!(!rec.baseline);
+        assert_eq!(
+            doc["totals"],
+            json!({"created": 0, "updated": 1, "deleted": 0})
+        );
+        assert_eq!(
+            doc["types"]["d"]["updated"],
+            json!([{"_key": "device-0002", "properties": {"os": {"before": "14", "after": "15"}}}])
+        );
+        assert_eq!(rec.changes.len(), 1);
+        assert_eq!(rec.changes[0].object.object["os"], "15");
+        // Not partial any more: other-0003 is deleted, and the state is the run's graph.
+        let rec = state
+            .record_graph("i", "run-3", &run, &BTreeSet::new(), false)
+            .unwrap();
+        assert_eq!(
+            rec.summary["totals"],
+            json!({"created": 0, "updated": 0, "deleted": 1})
+        );
+        assert!(rec.changes.is_empty());
+        let mut keys: Vec<String> = state.objects("i").unwrap().into_keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["device-0001", "device-0002"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -113,6 +113,8 @@ pub struct StepCtx {
     stderr: MemoryOutputPipe,
     /// Bytes of stdout and stderr already moved into the run log.
     drained: [std::cell::Cell<usize>; 2],
+    /// The grant's answers for this step's emits (`graph::StepCtx::emit_decision`).
+    emit_decisions: graph::EmitDecisions,
 }
 
 impl StepCtx {
@@ -139,6 +141,7 @@ impl StepCtx {
             stdout,
             stderr,
             drained: Default::default(),
+            emit_decisions: Default::default(),
         }
     }
 

@@ -6,13 +6,19 @@ use super::{Event, RunStats, StepCtx};
 use crate::bindings::graph::{EmitReport, EntityPage, GraphError, Host, Rejection};
 use crate::datamodel::{self, Header};
 use crate::lock::LockExt;
-use crate::policy::Context;
+use crate::policy::{Context, Decision};
 use serde_json::{Map, Value};
 
 mod spool;
 mod store;
 
 pub use spool::set_dir as set_spool_dir;
+
+/// Emit decisions a step keeps, by (kind, `_type`, first class).
+pub type EmitDecisions = std::collections::HashMap<(Kind, String, String), Decision>;
+
+/// Distinct (kind, `_type`, class) decisions a step keeps; past them, each is evaluated.
+const MAX_CACHED_DECISIONS: usize = 256;
 pub use store::{
     Budget, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects, Stored,
 };
@@ -100,11 +106,7 @@ impl StepCtx {
             limit,
         };
         let fail = |reason: String| refusal(reason, false);
-        let decision = self.run.grant.check(
-            action,
-            &format!("type:{}", header.type_name),
-            &graph_context(&header),
-        );
+        let decision = self.emit_decision(kind, action, &header);
         if !decision.allowed {
             RunStats::record(
                 &self.run.stats.denials,
@@ -168,6 +170,26 @@ impl StepCtx {
         let reason = format!("the host could not read the run's graph: {e}");
         self.run.log.host(&self.run, &self.step, "error", &reason);
         GraphError::Limit(reason)
+    }
+
+    /// The grant's answer for emitting `header`'s object, which depends only on the
+    /// action, `_type` and first class: computed once per step for each (a step emits
+    /// thousands of objects of a few types), up to [`MAX_CACHED_DECISIONS`].
+    fn emit_decision(&mut self, kind: Kind, action: &str, header: &Header) -> Decision {
+        let class = header.classes.first().cloned().unwrap_or_default();
+        let id = (kind, header.type_name.clone(), class);
+        if let Some(d) = self.emit_decisions.get(&id) {
+            return d.clone();
+        }
+        let decision = self.run.grant.check(
+            action,
+            &format!("type:{}", header.type_name),
+            &graph_context(header),
+        );
+        if self.emit_decisions.len() < MAX_CACHED_DECISIONS {
+            self.emit_decisions.insert(id, decision.clone());
+        }
+        decision
     }
 
     fn check_read(&self, type_name: &str) -> Result<(), GraphError> {

@@ -498,3 +498,132 @@ fn redact_value(v: Value, secrets: &Secrets) -> Value {
         other => other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(key: &str, ty: &str, extra: Value) -> Map<String, Value> {
+        let mut o = json!({"_key": key, "_type": ty, "_class": ["Device"], "name": key});
+        o.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        o.as_object().cloned().unwrap()
+    }
+
+    fn put(g: &mut GraphStore, step: &str, o: &Map<String, Value>) -> Result<(), Refused> {
+        g.insert(NewObject {
+            kind: Kind::Entity,
+            step,
+            type_name: o["_type"].as_str().unwrap(),
+            key: o["_key"].as_str().unwrap(),
+            stored: o,
+            original: None,
+        })
+    }
+
+    #[test]
+    fn objects_read_back_by_key_and_type_page_and_scan_in_emit_order() {
+        let mut g = GraphStore::default();
+        for i in 0..2500 {
+            let ty = if i % 2 == 0 { "t_even" } else { "t_odd" };
+            put(
+                &mut g,
+                "s",
+                &object(&format!("device-{i:05}"), ty, json!({"n": i})),
+            )
+            .unwrap();
+        }
+        assert!(g.contains_key("device-00042") && g.has_entity("device-00042"));
+        assert!(!g.contains_key("device-99999"));
+        let (ty, text) = g.read_entity("device-00007").unwrap().unwrap();
+        assert_eq!(ty, "t_odd");
+        let back: Map<String, Value> = serde_json::from_slice(&text).unwrap();
+        assert_eq!(back, object("device-00007", "t_odd", json!({"n": 7})));
+        let (page, next) = g.read_type_page("t_even", 1000, 1000).unwrap();
+        assert_eq!((page.len(), next), (250, None));
+        let first: Map<String, Value> = serde_json::from_slice(&page[0]).unwrap();
+        assert_eq!(first["n"], 2000);
+        g.seal().unwrap();
+        let mut keys = Vec::new();
+        g.scan(|item| {
+            keys.push(item.key.to_string());
+            assert_eq!(
+                item.hash,
+                &corral_core::canonical::content_hash(&serde_json::from_slice(item.json)?)
+            );
+            Ok(())
+        })
+        .unwrap();
+        let expected: Vec<String> = (0..2500).map(|i| format!("device-{i:05}")).collect();
+        assert_eq!(keys, expected);
+        let sizes: Vec<(String, usize)> = g
+            .groups()
+            .iter()
+            .map(|gr| (gr.type_name.clone(), gr.len()))
+            .collect();
+        assert_eq!(
+            sizes,
+            [("t_even".to_string(), 1250), ("t_odd".to_string(), 1250)]
+        );
+    }
+
+    #[test]
+    fn the_budget_counts_objects_and_spooled_bytes() {
+        let budget = Budget {
+            entities: 3,
+            relationships: 0,
+            bytes: u64::MAX,
+        };
+        let mut g = GraphStore::new(budget);
+        for i in 0..3 {
+            put(
+                &mut g,
+                "s",
+                &object(&format!("device-{i:05}"), "t", json!({})),
+            )
+            .unwrap();
+        }
+        let over = put(&mut g, "s", &object("device-00003", "t", json!({})));
+        assert!(matches!(over, Err(Refused::Budget(r)) if r == "maxEntities limit of 3 reached"));
+
+        let one = object("device-00000", "t", json!({"blob": "x".repeat(1000)}));
+        let size = 36 + 12 + corral_core::canonical::encode(&one).0.len() as u64;
+        let mut g = GraphStore::new(Budget {
+            bytes: size * 2,
+            ..Budget::default()
+        });
+        put(&mut g, "s", &one).unwrap();
+        let two = object("device-00001", "t", json!({"blob": "x".repeat(1000)}));
+        put(&mut g, "s", &two).unwrap();
+        assert_eq!(g.bytes(), size * 2);
+        let three = object("device-00002", "t", json!({"blob": "x".repeat(1000)}));
+        match put(&mut g, "s", &three) {
+            Err(Refused::Budget(r)) => assert!(r.starts_with("maxGraphBytes limit of"), "{r}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.entity_count(), 2);
+    }
+
+    #[test]
+    fn a_redacted_object_is_stored_redacted_and_read_back_as_emitted() {
+        let mut g = GraphStore::default();
+        let emitted = object("device-00001", "t", json!({"note": "hunter2-secret"}));
+        let stored = object("device-00001", "t", json!({"note": "[REDACTED]"}));
+        g.insert(NewObject {
+            kind: Kind::Entity,
+            step: "s",
+            type_name: "t",
+            key: "device-00001",
+            stored: &stored,
+            original: Some(corral_core::canonical::encode(&emitted).0),
+        })
+        .unwrap();
+        let (_, text) = g.read_entity("device-00001").unwrap().unwrap();
+        assert!(String::from_utf8(text).unwrap().contains("hunter2-secret"));
+        g.seal().unwrap();
+        let all = g.entities();
+        assert_eq!(all[0].object, stored);
+    }
+}
