@@ -6,7 +6,9 @@
 
 use crate::lock::LockExt;
 use anyhow::Result;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::Thread;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -67,8 +69,8 @@ pub fn build_engine(pool: &PoolSize) -> Result<Engine> {
         .max_wasm_stack(1 << 20)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     let engine = Engine::new(&config)?;
-    start_epoch_ticker(&engine);
-    register_gate(&engine, pool.instances);
+    let gate = register_gate(&engine, pool.instances);
+    start_epoch_ticker(&engine, gate.clock);
     Ok(engine)
 }
 
@@ -79,6 +81,43 @@ pub fn build_engine(pool: &PoolSize) -> Result<Engine> {
 pub struct InstanceGate {
     pub permits: Arc<Semaphore>,
     pub per_run: usize,
+    /// Whether any of the engine's guests is executing wasm (the ticker's switch).
+    pub clock: Arc<EpochClock>,
+}
+
+/// How many of an engine's guests are executing wasm code right now. The epoch only
+/// needs to advance while some are: a guest waiting in a host call is bounded by the
+/// run's deadline timer, not by ticks. So the ticker sleeps when none are (a run
+/// waiting on a slow provider, an idle `corral serve`) instead of waking 100 times a
+/// second. Counted per store by `StepCtx::note_call` from wasmtime's call hook.
+#[derive(Default)]
+pub struct EpochClock {
+    running: AtomicUsize,
+    ticker: OnceLock<Thread>,
+}
+
+impl EpochClock {
+    /// A guest entered (or returned to) wasm code.
+    pub fn enter(&self) {
+        if self.running.fetch_add(1, Ordering::SeqCst) == 0
+            && let Some(t) = self.ticker.get()
+        {
+            t.unpark();
+        }
+    }
+
+    /// `n` guests left wasm code (a host call, a return, or a store dropped mid-call).
+    pub fn leave(&self, n: usize) {
+        let _ = self
+            .running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                Some(r.saturating_sub(n))
+            });
+    }
+
+    fn idle(&self) -> bool {
+        self.running.load(Ordering::SeqCst) == 0
+    }
 }
 
 impl InstanceGate {
@@ -88,16 +127,19 @@ impl InstanceGate {
             permits: Arc::new(Semaphore::new(instances)),
             // A quarter of the pool: at least four runs always make progress together.
             per_run: (instances / 4).max(1),
+            clock: Arc::default(),
         }
     }
 }
 
 static GATES: Mutex<Vec<(EngineWeak, InstanceGate)>> = Mutex::new(Vec::new());
 
-fn register_gate(engine: &Engine, instances: u32) {
+fn register_gate(engine: &Engine, instances: u32) -> InstanceGate {
     let mut gates = GATES.locked();
     gates.retain(|(w, _)| w.upgrade().is_some());
-    gates.push((engine.weak(), InstanceGate::new(instances)));
+    let gate = InstanceGate::new(instances);
+    gates.push((engine.weak(), gate.clone()));
+    gate
 }
 
 /// The gate of `engine`'s pool (an engine not built by [`build_engine`] gets a gate of
@@ -115,17 +157,50 @@ pub fn instance_gate(engine: &Engine) -> InstanceGate {
     })
 }
 
-/// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
+/// Advances the epoch every [`EPOCH_TICK`] while a guest executes wasm, until the
+/// engine is dropped (checked at least once a second).
+fn start_epoch_ticker(engine: &Engine, clock: Arc<EpochClock>) {
     let weak = engine.weak();
-    std::thread::Builder::new()
+    let ticker_clock = clock.clone();
+    let thread = std::thread::Builder::new()
         .name("corral-epoch".into())
         .spawn(move || {
             while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
                 drop(engine);
+                if ticker_clock.idle() {
+                    // `enter` unparks; a wake-up before this park is not lost.
+                    std::thread::park_timeout(Duration::from_secs(1));
+                    continue;
+                }
                 std::thread::sleep(EPOCH_TICK);
+                if let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                }
             }
         })
         .expect("spawning the epoch thread");
+    let _ = clock.ticker.set(thread.thread().clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_counts_guests_in_wasm_and_never_goes_below_zero() {
+        let engine = build_engine(&PoolSize { instances: 4 }).unwrap();
+        let clock = instance_gate(&engine).clock;
+        assert!(clock.idle());
+        clock.enter();
+        clock.enter();
+        clock.leave(1);
+        assert!(!clock.idle());
+        // A dropped store gives back what it held, and more is never taken.
+        clock.leave(5);
+        assert!(clock.idle());
+        clock.enter();
+        assert!(!clock.idle());
+        clock.leave(1);
+        assert!(clock.idle());
+    }
 }

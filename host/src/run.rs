@@ -300,15 +300,22 @@ impl GuestInstance {
     ) -> Result<Self, String> {
         // Waits for room in the pool rather than failing when other runs fill it, but
         // no longer than the run's own deadline.
-        let permits = instance_gate(pre.engine()).permits;
-        let slot = match tokio::time::timeout_at(run.deadline.into(), permits.acquire_owned()).await
+        let gate = instance_gate(pre.engine());
+        let slot = match tokio::time::timeout_at(run.deadline.into(), gate.permits.acquire_owned())
+            .await
         {
             Err(_) => return Err(wall_clock_hit(run, step)),
             Ok(Err(_)) => return Err("the instance pool is closed".to_string()),
             Ok(Ok(slot)) => slot,
         };
-        let mut store = Store::new(pre.engine(), StepCtx::new(run.clone(), step));
+        let mut ctx = StepCtx::new(run.clone(), step);
+        ctx.count_calls_on(gate.clock);
+        let mut store = Store::new(pre.engine(), ctx);
         store.limiter(|ctx| &mut ctx.limiter);
+        store.call_hook(|mut ctx, hook| {
+            ctx.data_mut().note_call(hook);
+            Ok(())
+        });
         // What one host call may copy out of the guest: no more than its memory could
         // hold unaliased (the checks in `capabilities::lift` refuse with a reason first).
         let memory = run.grant.limits.memory_mib.saturating_mul(1 << 20);

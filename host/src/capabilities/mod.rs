@@ -115,6 +115,40 @@ pub struct StepCtx {
     drained: [std::cell::Cell<usize>; 2],
     /// The grant's answers for this step's emits (`graph::StepCtx::emit_decision`).
     emit_decisions: graph::EmitDecisions,
+    /// The engine's count of guests in wasm, and this store's share of it.
+    epoch_clock: Option<Arc<crate::engine::EpochClock>>,
+    in_wasm: usize,
+}
+
+impl StepCtx {
+    /// Counts this store in and out of wasm code for the engine's epoch ticker
+    /// (wasmtime's call hook: entering wasm, or returning to it from the host, is in).
+    pub fn note_call(&mut self, hook: wasmtime::CallHook) {
+        let Some(clock) = &self.epoch_clock else {
+            return;
+        };
+        if hook.exiting_host() {
+            self.in_wasm += 1;
+            clock.enter();
+        } else if self.in_wasm > 0 {
+            self.in_wasm -= 1;
+            clock.leave(1);
+        }
+    }
+
+    /// Has this store counted by [`StepCtx::note_call`] on `clock`.
+    pub fn count_calls_on(&mut self, clock: Arc<crate::engine::EpochClock>) {
+        self.epoch_clock = Some(clock);
+    }
+}
+
+impl Drop for StepCtx {
+    /// A store dropped while in wasm (a deadline, a cancelled call) stops counting.
+    fn drop(&mut self) {
+        if let Some(clock) = &self.epoch_clock {
+            clock.leave(self.in_wasm);
+        }
+    }
 }
 
 impl StepCtx {
@@ -142,6 +176,8 @@ impl StepCtx {
             stderr,
             drained: Default::default(),
             emit_decisions: Default::default(),
+            epoch_clock: None,
+            in_wasm: 0,
         }
     }
 
