@@ -10,7 +10,9 @@ use crate::lock::LockExt;
 use crate::secrets::{SecretValue, Secrets};
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -232,14 +234,14 @@ impl SyncJob<'_> {
     }
 
     /// Uploads `objects` in batches of at most [`BATCH_LIMIT`] bytes, several at once.
-    pub async fn upload(&self, kind: Kind, objects: Vec<Map<String, Value>>) -> anyhow::Result<()> {
+    pub async fn upload(&self, kind: Kind, objects: Vec<RawObject>) -> anyhow::Result<()> {
         self.upload_with_limit(kind, objects, BATCH_LIMIT).await
     }
 
     pub async fn upload_with_limit(
         &self,
         kind: Kind,
-        objects: Vec<Map<String, Value>>,
+        objects: Vec<RawObject>,
         limit: usize,
     ) -> anyhow::Result<()> {
         let (batches, skipped) = batches(kind, objects, limit);
@@ -259,14 +261,10 @@ impl SyncJob<'_> {
     }
 
     /// Sends one batch; on 413 truncates the largest `_rawData` field and tries again.
-    async fn send_batch(
-        &self,
-        kind: Kind,
-        mut batch: Vec<Map<String, Value>>,
-    ) -> anyhow::Result<()> {
+    async fn send_batch(&self, kind: Kind, mut batch: Vec<RawObject>) -> anyhow::Result<()> {
         let correlation = uuid::Uuid::new_v4().to_string();
         loop {
-            let body = json!({ kind.plural(): batch }).to_string();
+            let body = batch_body(kind, &batch);
             match self
                 .j1
                 .call(
@@ -289,7 +287,7 @@ impl SyncJob<'_> {
                     return Ok(());
                 }
                 Err(CallError::TooLarge) => {
-                    if !truncate_largest_raw(&mut batch) {
+                    if !truncate_largest_raw_text(&mut batch) {
                         bail!(
                             "uploading {}: the server refused a batch of {} objects ({} bytes) as too large, with no _rawData left to truncate",
                             kind.plural(),
@@ -388,25 +386,25 @@ async fn read_capped(mut r: reqwest::Response, max: usize) -> String {
 /// (key, `_type`)).
 pub fn batches(
     kind: Kind,
-    objects: Vec<Map<String, Value>>,
+    objects: Vec<RawObject>,
     limit: usize,
-) -> (Vec<Vec<Map<String, Value>>>, Vec<Skipped>) {
+) -> (Vec<Vec<RawObject>>, Vec<Skipped>) {
     // `{"entities":[` … `]}`
     let wrapper = kind.plural().len() + 7;
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     let (mut batch, mut size) = (Vec::new(), wrapper);
     for mut o in objects {
-        let mut len = serialized_len(&o);
-        if wrapper + len > limit {
-            o.remove("_rawData");
-            len = serialized_len(&o);
-            if wrapper + len > limit {
-                let text = |field: &str| o.get(field).and_then(Value::as_str).unwrap_or("?");
-                skipped.push((text("_key").to_string(), text("_type").to_string()));
-                continue;
+        if wrapper + o.get().len() > limit {
+            match without_raw_data(&o) {
+                Ok(smaller) if wrapper + smaller.get().len() <= limit => o = smaller,
+                _ => {
+                    skipped.push(key_and_type(&o));
+                    continue;
+                }
             }
         }
+        let len = o.get().len();
         let comma = usize::from(!batch.is_empty());
         if size + comma + len > limit {
             out.push(std::mem::take(&mut batch));
@@ -421,8 +419,69 @@ pub fn batches(
     (out, skipped)
 }
 
-fn serialized_len(o: &Map<String, Value>) -> usize {
-    serde_json::to_vec(o).map_or(0, |v| v.len())
+/// One object as JSON text: uploads pass objects through without parsing them, but for
+/// the rare one that must lose `_rawData`.
+pub type RawObject = Box<RawValue>;
+
+/// Objects as [`RawObject`]s (tests, and callers holding parsed objects).
+pub fn raw_objects(objects: Vec<Map<String, Value>>) -> Vec<RawObject> {
+    objects
+        .into_iter()
+        .filter_map(|o| serde_json::value::to_raw_value(&o).ok())
+        .collect()
+}
+
+fn parse(o: &RawObject) -> Map<String, Value> {
+    serde_json::from_str(o.get()).unwrap_or_default()
+}
+
+fn without_raw_data(o: &RawObject) -> serde_json::Result<RawObject> {
+    let mut parsed = parse(o);
+    parsed.remove("_rawData");
+    serde_json::value::to_raw_value(&parsed)
+}
+
+fn key_and_type(o: &RawObject) -> Skipped {
+    let parsed = parse(o);
+    let text = |field: &str| {
+        parsed
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string()
+    };
+    (text("_key"), text("_type"))
+}
+
+/// `{"<kind>":[…]}` from the objects' text.
+fn batch_body(kind: Kind, batch: &[RawObject]) -> String {
+    let len: usize = batch.iter().map(|o| o.get().len() + 1).sum();
+    let mut body = String::with_capacity(len + 32);
+    body.push_str("{\"");
+    body.push_str(kind.plural());
+    body.push_str("\":[");
+    for (i, o) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(o.get());
+    }
+    body.push_str("]}");
+    body
+}
+
+/// [`truncate_largest_raw`] on objects kept as text: parsed, truncated, written back.
+fn truncate_largest_raw_text(batch: &mut [RawObject]) -> bool {
+    let mut parsed: Vec<Map<String, Value>> = batch.iter().map(parse).collect();
+    if !truncate_largest_raw(&mut parsed) {
+        return false;
+    }
+    for (slot, o) in batch.iter_mut().zip(parsed) {
+        if let Ok(raw) = serde_json::value::to_raw_value(&o) {
+            *slot = raw;
+        }
+    }
+    true
 }
 
 /// Replaces the largest top-level field of the largest `_rawData` entry in the batch
@@ -475,7 +534,7 @@ impl Collected {
         &self,
         kind: Kind,
         max_bytes: u64,
-    ) -> impl Iterator<Item = anyhow::Result<Vec<Map<String, Value>>>> + '_ {
+    ) -> impl Iterator<Item = anyhow::Result<Vec<RawObject>>> + '_ {
         let mut files = self
             .files
             .iter()
@@ -499,7 +558,7 @@ impl Collected {
     }
 
     /// Every object of `kind` (tests and small graphs: this holds them all).
-    pub fn load(&self, kind: Kind) -> anyhow::Result<Vec<Map<String, Value>>> {
+    pub fn load(&self, kind: Kind) -> anyhow::Result<Vec<RawObject>> {
         let mut out = Vec::new();
         for chunk in self.chunks(kind, u64::MAX) {
             out.extend(chunk?);
@@ -508,26 +567,18 @@ impl Collected {
     }
 }
 
-fn read_object_file(kind: Kind, path: &Path) -> anyhow::Result<(Vec<Map<String, Value>>, u64)> {
+fn read_object_file(kind: Kind, path: &Path) -> anyhow::Result<(Vec<RawObject>, u64)> {
     let text = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let mut doc: Map<String, Value> = serde_json::from_slice(&text)
-        .with_context(|| format!("{}: not a JSON object", path.display()))?;
+    let mut doc: HashMap<String, Vec<RawObject>> = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not the collect layout's object file", path.display()))?;
     let field = kind.plural();
-    let Some(Value::Array(items)) = doc.remove(field) else {
+    let Some(items) = doc.remove(field) else {
         bail!("{}: no {field:?} array", path.display());
     };
-    let objects = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Value::Object(o) => Ok(o),
-            _ => Err(anyhow::anyhow!(
-                "{}: {field}[{i}] is not an object",
-                path.display()
-            )),
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((objects, text.len() as u64))
+    if let Some(i) = items.iter().position(|o| !o.get().starts_with('{')) {
+        bail!("{}: {field}[{i}] is not an object", path.display());
+    }
+    Ok((items, text.len() as u64))
 }
 
 /// Opens `DIR/<id>/` (the collect layout and `summary.json`).
@@ -580,20 +631,26 @@ mod tests {
 
     #[test]
     fn batches_stay_under_the_limit_and_oversized_objects_lose_raw_data() {
-        let objects: Vec<_> = (0..10).map(|i| obj(&format!("key-{i:06}"), 100)).collect();
-        let one = serde_json::to_vec(&objects[0]).unwrap().len();
+        let objects = raw_objects((0..10).map(|i| obj(&format!("key-{i:06}"), 100)).collect());
+        let one = objects[0].get().len();
         let limit = 20 + one * 3 + 2;
         let (split, skipped) = batches(Kind::Entity, objects, limit);
         assert!(skipped.is_empty());
         assert_eq!(split.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
         for b in &split {
-            assert!(json!({ "entities": b }).to_string().len() <= limit);
+            let body = batch_body(Kind::Entity, b);
+            assert!(body.len() <= limit);
+            let parsed: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(parsed["entities"].as_array().unwrap().len(), b.len());
         }
-        let (split, skipped) = batches(Kind::Entity, vec![obj("key-big-0001", 1000)], 300);
+        let big = raw_objects(vec![obj("key-big-0001", 1000)]);
+        let (split, skipped) = batches(Kind::Entity, big, 300);
         assert!(skipped.is_empty());
-        assert!(split[0][0].get("_rawData").is_none());
+        assert!(parse(&split[0][0]).get("_rawData").is_none());
+        assert_eq!(parse(&split[0][0])["_key"], "key-big-0001");
         let huge = json!({"_key": "key-huge-001", "name": "z".repeat(500)});
-        let (split, skipped) = batches(Kind::Entity, vec![huge.as_object().unwrap().clone()], 300);
+        let huge = raw_objects(vec![huge.as_object().unwrap().clone()]);
+        let (split, skipped) = batches(Kind::Entity, huge, 300);
         assert!(split.is_empty());
         assert_eq!(skipped, [("key-huge-001".to_string(), "?".to_string())]);
     }

@@ -23,14 +23,74 @@ fn write_config(dir: &Path, api_url: &str, extra: &str) -> PathBuf {
 }
 
 async fn corral(args: &[&str], token: Option<&str>) -> Output {
+    // One compiled-component cache for the tests, in the target directory.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("compiled-cache");
+    corral_with(
+        args,
+        token,
+        &[("CORRAL_CACHE_DIR", cache.to_str().unwrap())],
+    )
+    .await
+}
+
+async fn corral_with(args: &[&str], token: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"));
     cmd.args(args)
         .env("CORRAL_LOG", "debug")
-        .env_remove("CORRAL_TEST_TOKEN");
+        .env_remove("CORRAL_TEST_TOKEN")
+        .envs(env.iter().copied());
     if let Some(t) = token {
         cmd.env("CORRAL_TEST_TOKEN", t);
     }
     cmd.output().await.unwrap()
+}
+
+/// The `.cwasm` files in a compiled-component cache.
+fn cached(cache: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(cache.join("compiled"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| p.extension().is_some_and(|x| x == "cwasm"));
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_components_are_kept_and_a_damaged_one_is_compiled_again() {
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed: 5,
+        devices: 3,
+        token: TOKEN.into(),
+    });
+    let server = sim.start(0).await.unwrap();
+    let dir = scratch("compile-cache");
+    let config = write_config(&dir, &format!("{}{API_PREFIX}", server.origin()), "");
+    let cache = dir.join("cache");
+    let env = [("CORRAL_CACHE_DIR", cache.to_str().unwrap())];
+    let run = ["run", "--config", config.to_str().unwrap()];
+    let first = corral_with(&run, Some(TOKEN), &env).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let kept = cached(&cache);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let artifact = std::fs::read(&kept[0]).unwrap();
+    assert!(artifact.starts_with(b"\x7fELF"), "a native artifact");
+
+    // A damaged artifact is not loaded: the component is compiled and kept again.
+    std::fs::write(&kept[0], b"\x7fELF not really").unwrap();
+    let second = corral_with(&run, Some(TOKEN), &env).await;
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(cached(&cache), kept);
+    assert_eq!(std::fs::read(&kept[0]).unwrap(), artifact);
+
+    // Off: nothing written.
+    let off = dir.join("off");
+    let env = [
+        ("CORRAL_CACHE_DIR", "off"),
+        ("XDG_CACHE_HOME", off.to_str().unwrap()),
+    ];
+    let third = corral_with(&run, Some(TOKEN), &env).await;
+    assert!(third.status.success(), "{}", text(&third.stderr));
+    assert!(!off.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! split and shrunk, retries, partial types, aborts, and the API key kept out of errors.
 
 use corral::config::{ConfigValue, JupiterOneConfig};
-use corral::jupiterone::{BATCH_LIMIT, JupiterOne, Kind, read_collected};
+use corral::jupiterone::{BATCH_LIMIT, JupiterOne, Kind, raw_objects, read_collected};
 use corral_e2e::*;
 use corral_simulators::SimServer;
 use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
@@ -305,7 +305,7 @@ async fn a_graph_over_five_megabytes_is_split_and_a_413_shrinks_the_batch() {
 
     // ~7.5 MB of entities: at least two batches, none over the limit.
     let job = client.start_job(INTEGRATION).await.unwrap();
-    job.upload(Kind::Entity, synthetic(12_000, 100))
+    job.upload(Kind::Entity, raw_objects(synthetic(12_000, 100)))
         .await
         .unwrap();
     job.finalize(&[]).await.unwrap();
@@ -323,7 +323,7 @@ async fn a_graph_over_five_megabytes_is_split_and_a_413_shrinks_the_batch() {
     // truncated until the batch fits, and every object still arrives.
     s.mock.set_max_body(150_000);
     let job = client.start_job(INTEGRATION).await.unwrap();
-    job.upload(Kind::Entity, synthetic(3, 100_000))
+    job.upload(Kind::Entity, raw_objects(synthetic(3, 100_000)))
         .await
         .unwrap();
     let stats = job.stats();

@@ -50,8 +50,11 @@ impl Group {
     }
 }
 
-/// A step's entities and relationships, parsed.
-pub type StepObjects = (Vec<Map<String, Value>>, Vec<Map<String, Value>>);
+/// A step's entities and relationships, as JSON text.
+pub type StepObjects = (
+    Vec<Box<serde_json::value::RawValue>>,
+    Vec<Box<serde_json::value::RawValue>>,
+);
 
 /// One object, parsed: for tests and small readers.
 #[derive(Debug, Clone)]
@@ -424,7 +427,7 @@ impl GraphStore {
         Ok(())
     }
 
-    /// The objects `step` emitted, parsed (entities, relationships): for uploads that
+    /// The objects `step` emitted as text (entities, relationships): for uploads that
     /// start before the run ends.
     pub fn step_objects(&mut self, step: &str) -> anyhow::Result<StepObjects> {
         if let Some(spool) = &mut self.spool {
@@ -437,7 +440,8 @@ impl GraphStore {
                     Kind::Entity => &mut out.0,
                     Kind::Relationship => &mut out.1,
                 };
-                list.push(serde_json::from_slice(item.json)?);
+                let text = String::from_utf8(item.json.to_vec())?;
+                list.push(serde_json::value::RawValue::from_string(text)?);
                 Ok(())
             })?;
         }
