@@ -88,10 +88,7 @@ fn measured(label: &str, config: &Path, data: &Path, verb: &[&str]) -> (f64, u64
         .map(|x| x.parse().unwrap())
         .collect();
     let cpu = f[1] + f[2];
-    let first = stdout
-        .lines()
-        .find(|l| l.contains("requests"))
-        .unwrap_or("");
+    let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     println!(
         "{label}: wall {:.1} s, CPU {cpu:.2} s ({:.2} user + {:.2} sys), peak RSS {:.0} MiB\n  {}",
         f[0],

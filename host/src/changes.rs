@@ -163,11 +163,25 @@ pub fn changed_properties(
         .collect()
 }
 
+/// One `_type`'s changes (fields in the document's key order).
 #[derive(Default, Serialize)]
 struct TypeChanges {
     created: Vec<String>,
-    updated: Vec<Updated>,
     deleted: Vec<String>,
+    updated: Vec<Updated>,
+}
+
+/// `changes.json`, serialized straight from the change set (keys in sorted order, as
+/// earlier versions wrote them).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document<'a> {
+    baseline: bool,
+    instance: &'a str,
+    partial_types: &'a BTreeSet<String>,
+    run_id: &'a str,
+    totals: BTreeMap<&'static str, usize>,
+    types: &'a BTreeMap<String, TypeChanges>,
 }
 
 #[derive(Serialize)]
@@ -263,16 +277,16 @@ impl ChangeSet {
         run_id: &str,
         baseline: bool,
         partial_types: &BTreeSet<String>,
-    ) -> (String, Value, Vec<Change>) {
+    ) -> serde_json::Result<(String, Value, Vec<Change>)> {
         self.sort();
-        let document = serde_json::json!({
-            "instance": instance,
-            "runId": run_id,
-            "baseline": baseline,
-            "partialTypes": partial_types,
-            "totals": self.totals(),
-            "types": self.types,
-        });
+        let document = serde_json::to_string(&Document {
+            baseline,
+            instance,
+            partial_types,
+            run_id,
+            totals: self.totals(),
+            types: &self.types,
+        })?;
         let counts: BTreeMap<&String, Value> = self
             .types
             .iter()
@@ -290,7 +304,7 @@ impl ChangeSet {
             "totals": self.totals(),
             "types": counts,
         });
-        (document.to_string(), summary, self.changes)
+        Ok((document, summary, self.changes))
     }
 }
 
@@ -419,7 +433,10 @@ mod tests {
         )]);
         set.add(ChangeKind::Updated, "device-0002", "d", props, None);
         let partial = BTreeSet::from(["a".to_string()]);
-        let (text, summary, changes) = set.finish("i", "run-1", false, &partial);
+        let (text, summary, changes) = set.finish("i", "run-1", false, &partial).unwrap();
+        assert!(text.starts_with(
+            r#"{"baseline":false,"instance":"i","partialTypes":["a"],"runId":"run-1","totals":"#
+        ));
         assert!(changes.is_empty());
         let doc: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(

@@ -283,7 +283,7 @@ fn record_in(
         Ok(())
     })?;
     delete_unseen(tx, instance, &previous, partial, &mut set)?;
-    let (document, summary, changes) = set.finish(instance, run_id, baseline, partial);
+    let (document, summary, changes) = set.finish(instance, run_id, baseline, partial)?;
     tx.execute(
         "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, ?3)",
         params![instance, run_id, document],
