@@ -346,7 +346,7 @@ async fn serve(path: &Path, admin: std::net::SocketAddr) -> anyhow::Result<ExitC
 
 /// A runtime with `plugin_dir` loaded; plugin files that fail are reported, not fatal.
 pub async fn runtime_for(config: &CorralConfig) -> anyhow::Result<Runtime> {
-    crate::plugin::use_compile_cache();
+    crate::compiled_cache::enable();
     let rt = Runtime::new()?;
     if let Some(dir) = &config.plugin_dir {
         for failure in rt.load_plugin_dir(dir).await? {

@@ -431,18 +431,18 @@ pub fn raw_objects(objects: Vec<Map<String, Value>>) -> Vec<RawObject> {
         .collect()
 }
 
-fn parse(o: &RawObject) -> Map<String, Value> {
-    serde_json::from_str(o.get()).unwrap_or_default()
+fn parse(o: &RawObject) -> serde_json::Result<Map<String, Value>> {
+    serde_json::from_str(o.get())
 }
 
 fn without_raw_data(o: &RawObject) -> serde_json::Result<RawObject> {
-    let mut parsed = parse(o);
+    let mut parsed = parse(o)?;
     parsed.remove("_rawData");
     serde_json::value::to_raw_value(&parsed)
 }
 
 fn key_and_type(o: &RawObject) -> Skipped {
-    let parsed = parse(o);
+    let parsed = parse(o).unwrap_or_default();
     let text = |field: &str| {
         parsed
             .get(field)
@@ -472,7 +472,14 @@ fn batch_body(kind: Kind, batch: &[RawObject]) -> String {
 
 /// [`truncate_largest_raw`] on objects kept as text: parsed, truncated, written back.
 fn truncate_largest_raw_text(batch: &mut [RawObject]) -> bool {
-    let mut parsed: Vec<Map<String, Value>> = batch.iter().map(parse).collect();
+    // An object that does not parse as a map is never replaced by a lesser one.
+    let Ok(mut parsed) = batch
+        .iter()
+        .map(parse)
+        .collect::<serde_json::Result<Vec<_>>>()
+    else {
+        return false;
+    };
     if !truncate_largest_raw(&mut parsed) {
         return false;
     }
@@ -646,8 +653,8 @@ mod tests {
         let big = raw_objects(vec![obj("key-big-0001", 1000)]);
         let (split, skipped) = batches(Kind::Entity, big, 300);
         assert!(skipped.is_empty());
-        assert!(parse(&split[0][0]).get("_rawData").is_none());
-        assert_eq!(parse(&split[0][0])["_key"], "key-big-0001");
+        assert!(parse(&split[0][0]).unwrap().get("_rawData").is_none());
+        assert_eq!(parse(&split[0][0]).unwrap()["_key"], "key-big-0001");
         let huge = json!({"_key": "key-huge-001", "name": "z".repeat(500)});
         let huge = raw_objects(vec![huge.as_object().unwrap().clone()]);
         let (split, skipped) = batches(Kind::Entity, huge, 300);

@@ -13,6 +13,7 @@ pub mod builtin;
 pub mod capabilities;
 pub mod changes;
 pub mod cli;
+pub mod compiled_cache;
 pub mod config;
 pub mod datamodel;
 pub mod deliver;

@@ -52,6 +52,9 @@ pub fn write_run(out: &Path, report: &RunReport, changes: Option<&str>) -> anyho
 pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
     let mut groups: Vec<_> = graph.groups().iter().collect();
     groups.sort_by(|a, b| (&a.step, a.kind, &a.type_name).cmp(&(&b.step, b.kind, &b.type_name)));
+    // Two emitted `_type`s can be stored as one (each redacted to the same text): their
+    // files are numbered on from each other, never written over.
+    let mut next_file: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
     for group in groups {
         // Step ids and types are checked at load and at emit; checked again here, so
         // no identifier can ever name a path outside this run's directory.
@@ -59,6 +62,7 @@ pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
         let folder = dir.join("graph").join(component(&group.step)?).join(kind);
         let type_name = component(&group.type_name)?;
         std::fs::create_dir_all(&folder)?;
+        let first = next_file.entry((&group.step, kind, type_name)).or_insert(0);
         let mut file: Option<ObjectFile> = None;
         let mut written = 0usize;
         graph.scan_group(group, |item| {
@@ -68,7 +72,7 @@ pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
                     if let Some(full) = file.take() {
                         full.finish()?;
                     }
-                    let n = written / MAX_PER_FILE;
+                    let n = *first + written / MAX_PER_FILE;
                     let path = folder.join(format!("{type_name}-{n}.json"));
                     file.insert(ObjectFile::create(path, kind)?)
                 }
@@ -80,6 +84,7 @@ pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
         if let Some(last) = file {
             last.finish()?;
         }
+        *first += written.div_ceil(MAX_PER_FILE);
     }
     Ok(())
 }
@@ -361,7 +366,50 @@ pub fn summary_table(reports: &[&RunReport]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::component;
+    use super::*;
+    use crate::capabilities::graph::{Kind, NewObject};
+
+    #[test]
+    fn types_stored_as_one_name_are_numbered_on_not_overwritten() {
+        let mut g = GraphStore::default();
+        for (emitted, n) in [("t_secretone", 3), ("t_secrettwo", 2)] {
+            for i in 0..n {
+                let key = format!("{emitted}-{i:04}");
+                let stored = json!({"_key": key, "_type": "t_[REDACTED]", "_class": ["Device"], "name": key});
+                g.insert(NewObject {
+                    kind: Kind::Entity,
+                    step: "s",
+                    type_name: emitted,
+                    key: &key,
+                    stored: stored.as_object().unwrap(),
+                    original: Some(b"{}".to_vec()),
+                })
+                .unwrap();
+            }
+        }
+        g.seal().unwrap();
+        let dir = std::env::temp_dir().join(format!("corral-output-names-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        write_objects(&dir, &g).unwrap();
+        let folder = dir.join("graph/s/entities");
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["t_[REDACTED]-0.json", "t_[REDACTED]-1.json"]);
+        let count: usize = names
+            .iter()
+            .map(|n| {
+                let doc: Value =
+                    serde_json::from_slice(&std::fs::read(folder.join(n)).unwrap()).unwrap();
+                doc["entities"].as_array().unwrap().len()
+            })
+            .sum();
+        assert_eq!(count, 5);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn only_plain_components_name_output_paths() {

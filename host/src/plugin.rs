@@ -8,7 +8,7 @@ pub use corral_core::manifest::{
 };
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
 use wasmtime::Engine;
@@ -97,113 +97,17 @@ pub fn compile(
     })?;
     let started = Instant::now();
     let digest = digest(bytes);
-    let component =
-        compile_cached(engine, bytes, &digest).map_err(|e| PluginError::NotComponent {
+    let component = crate::compiled_cache::compile(engine, bytes, &digest).map_err(|e| {
+        PluginError::NotComponent {
             source_name: source_name.clone(),
             reason: format!("{e:#}"),
-        })?;
+        }
+    })?;
     Ok(Compiled {
         component,
         digest,
         compile_time: started.elapsed(),
     })
-}
-
-/// Where compiled components are kept between processes, once a command turns the cache
-/// on; otherwise (the library, tests) every process compiles.
-static COMPILE_CACHE: OnceLock<PathBuf> = OnceLock::new();
-
-/// Compiled components kept at most: older ones are removed (hot swaps add one each).
-const CACHED_COMPONENTS: usize = 64;
-
-/// Keeps compiled components in the user's cache directory: `$CORRAL_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/corral`, else `~/.cache/corral` (not the data directory: a command
-/// refused for bad input writes nothing there). `CORRAL_CACHE_DIR=off` turns it off.
-pub fn use_compile_cache() {
-    let env = |name: &str| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let dir = match env("CORRAL_CACHE_DIR") {
-        Some(d) if d.as_os_str() == "off" => return,
-        Some(d) => d,
-        None => match env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))) {
-            Some(base) => base.join("corral"),
-            None => return,
-        },
-    };
-    let _ = COMPILE_CACHE.set(dir.join("compiled"));
-}
-
-/// The component compiled, or read back from the cache when this engine compiled the
-/// same bytes before (a built-in connector costs ~0.8 s of CPU to compile).
-fn compile_cached(engine: &Engine, bytes: &[u8], digest: &str) -> wasmtime::Result<Component> {
-    let Some(dir) = COMPILE_CACHE.get() else {
-        return Component::new(engine, bytes);
-    };
-    let path = dir.join(format!("{digest}-{:016x}.cwasm", engine_hash(engine)));
-    if path.is_file() {
-        // SAFETY: deserializing runs the file's machine code. The file is one corral
-        // wrote (below) into the operator's data directory, which is as trusted as the
-        // binary; it is named by the component's digest and the engine's settings, and
-        // wasmtime checks its header and engine compatibility before use.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Ok(component),
-            Err(e) => {
-                tracing::warn!("{}: compiling again: {e:#}", path.display());
-                let _ = std::fs::remove_file(&path);
-            }
-        }
-    }
-    let component = Component::new(engine, bytes)?;
-    let stored = match component.serialize() {
-        Ok(artifact) => store_compiled(dir, &path, &artifact).map_err(|e| format!("{e:#}")),
-        Err(e) => Err(format!("{e:#}")),
-    };
-    if let Err(e) = stored {
-        tracing::warn!(
-            "{}: cannot keep the compiled component: {e}",
-            path.display()
-        );
-    }
-    Ok(component)
-}
-
-fn engine_hash(engine: &Engine) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    h.finish()
-}
-
-/// Writes the artifact whole (a reader never sees part of one) in a directory only
-/// this user can enter, then removes the oldest beyond [`CACHED_COMPONENTS`].
-fn store_compiled(
-    dir: &std::path::Path,
-    path: &std::path::Path,
-    artifact: &[u8],
-) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, artifact)?;
-    std::fs::rename(&tmp, path)?;
-    let mut cached: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)?
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
-    if cached.len() > CACHED_COMPONENTS {
-        cached.sort();
-        for (_, old) in &cached[..cached.len() - CACHED_COMPONENTS] {
-            let _ = std::fs::remove_file(old);
-        }
-    }
-    Ok(())
 }
 
 /// sha256 of component bytes, hex: a plugin's identity in run records.

@@ -74,7 +74,7 @@ pub async fn start(config: CorralConfig, admin: SocketAddr) -> anyhow::Result<Da
         );
     }
     let (stop, _) = signal::channel(false);
-    crate::plugin::use_compile_cache();
+    crate::compiled_cache::enable();
     let runtime = Runtime::new()?;
     let delivery = crate::deliver::Delivery::open(
         &config.data_dir,

@@ -44,6 +44,9 @@ pub struct Spool {
     writer: BufWriter<File>,
     len: u64,
     flushed: u64,
+    /// A write failed part-way: the file no longer matches the offsets, so nothing more
+    /// is written or read (the run ends as the host's failure).
+    broken: bool,
 }
 
 impl Spool {
@@ -55,20 +58,25 @@ impl Spool {
             writer: BufWriter::with_capacity(WRITE_BUFFER, file),
             len: 0,
             flushed: 0,
+            broken: false,
         })
     }
 
     pub fn append(&mut self, hash: &ContentHash, key: &str, json: &[u8]) -> io::Result<Span> {
+        self.usable()?;
         let key_len = u32::try_from(key.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
         let total = 36usize
             .checked_add(key.len())
             .and_then(|n| n.checked_add(json.len()))
             .and_then(|n| u32::try_from(n).ok())
             .ok_or(io::ErrorKind::InvalidInput)?;
-        self.writer.write_all(hash)?;
-        self.writer.write_all(&key_len.to_le_bytes())?;
-        self.writer.write_all(key.as_bytes())?;
-        self.writer.write_all(json)?;
+        let written = [hash, &key_len.to_le_bytes()[..], key.as_bytes(), json]
+            .iter()
+            .try_for_each(|part| self.writer.write_all(part));
+        if let Err(e) = written {
+            self.broken = true;
+            return Err(e);
+        }
         let span = Span {
             offset: self.len,
             len: total,
@@ -79,15 +87,29 @@ impl Spool {
 
     /// Makes everything appended readable.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.usable()?;
         if self.flushed < self.len {
-            self.writer.flush()?;
+            if let Err(e) = self.writer.flush() {
+                self.broken = true;
+                return Err(e);
+            }
             self.flushed = self.len;
         }
         Ok(())
     }
 
+    fn usable(&self) -> io::Result<()> {
+        match self.broken {
+            true => Err(io::Error::other(
+                "an earlier write to the run's spool failed",
+            )),
+            false => Ok(()),
+        }
+    }
+
     /// Reads one record's bytes (flushing first if it is still buffered).
     pub fn read(&mut self, span: Span) -> io::Result<Vec<u8>> {
+        self.usable()?;
         if span.offset + u64::from(span.len) > self.flushed {
             self.flush()?;
         }
@@ -98,6 +120,7 @@ impl Spool {
 
     /// A reader for many records in mostly ascending order; needs [`Spool::flush`] first.
     pub fn reader(&self) -> io::Result<Reader<'_>> {
+        self.usable()?;
         if self.flushed < self.len {
             return Err(io::Error::other("the spool was read before it was flushed"));
         }

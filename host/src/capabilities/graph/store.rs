@@ -89,10 +89,20 @@ impl Default for KeyIds {
     }
 }
 
-/// Where an object lies, and which group holds it.
+/// Where an object lies, and which group holds it (16 bytes).
 struct Slot {
-    span: Span,
+    offset: u64,
+    len: u32,
     group: u32,
+}
+
+impl Slot {
+    fn span(&self) -> Span {
+        Span {
+            offset: self.offset,
+            len: self.len,
+        }
+    }
 }
 
 /// What [`GraphStore::insert`] stores.
@@ -203,7 +213,8 @@ impl GraphStore {
         }
     }
 
-    /// Bytes of the spool plus the originals kept in memory (`maxGraphBytes`).
+    /// Bytes charged to `maxGraphBytes`: per object 36 + its key and canonical text as
+    /// emitted (what the spool holds; a redacted object's original is kept in memory too).
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
@@ -246,14 +257,13 @@ impl GraphStore {
             .get("_key")
             .and_then(Value::as_str)
             .unwrap_or(new.key);
-        let size = [
-            36,
-            stored_key.len(),
-            json.len(),
-            new.original.as_ref().map_or(0, Vec::len),
-        ]
-        .iter()
-        .fold(0u64, |sum, &n| sum.saturating_add(n as u64));
+        // Charged by the text as emitted, whether or not it held a secret: a charge that
+        // differed would tell the guest which guess was one. (A redacted object's spooled
+        // copy and the original kept in memory are each about that size.)
+        let emitted = new.original.as_ref().map_or(json.len(), Vec::len);
+        let size = [36, new.key.len(), emitted]
+            .iter()
+            .fold(0u64, |sum, &n| sum.saturating_add(n as u64));
         let max_bytes = self.budget.bytes;
         if self.bytes.saturating_add(size) > max_bytes {
             return Err(Refused::Budget(format!(
@@ -271,7 +281,11 @@ impl GraphStore {
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let group = self.group_id(new.kind, new.step, new.type_name, new.stored);
         self.groups[group as usize].members.push(index);
-        self.slots.push(Slot { span, group });
+        self.slots.push(Slot {
+            offset: span.offset,
+            len: span.len,
+            group,
+        });
         self.keys.insert(self.key_ids.id(new.key), index);
         if let Some(original) = new.original {
             self.originals.insert(index, original.into_boxed_slice());
@@ -369,7 +383,7 @@ impl GraphStore {
         if let Some(original) = self.originals.get(&index) {
             return Ok(original.to_vec());
         }
-        let span = self.slots[index as usize].span;
+        let span = self.slots[index as usize].span();
         let spool = self.spool.as_mut().ok_or(io::ErrorKind::NotFound)?;
         let bytes = spool.read(span)?;
         Ok(spool::parse(&bytes)?.json.to_vec())
@@ -394,7 +408,7 @@ impl GraphStore {
         };
         let mut reader = spool.reader()?;
         for slot in &self.slots {
-            let r = reader.record(slot.span)?;
+            let r = reader.record(slot.span())?;
             f(Item {
                 group: &self.groups[slot.group as usize],
                 key: r.key,
@@ -416,7 +430,7 @@ impl GraphStore {
         };
         let mut reader = spool.reader()?;
         for &i in &group.members {
-            let r = reader.record(self.slots[i as usize].span)?;
+            let r = reader.record(self.slots[i as usize].span())?;
             f(Item {
                 group,
                 key: r.key,
@@ -626,6 +640,10 @@ mod tests {
         .unwrap();
         let (_, text) = g.read_entity("device-00001").unwrap().unwrap();
         assert!(String::from_utf8(text).unwrap().contains("hunter2-secret"));
+        // Charged as the same object with no secret would be: the budget is no oracle.
+        let mut plain = GraphStore::default();
+        put(&mut plain, "s", &emitted).unwrap();
+        assert_eq!(g.bytes(), plain.bytes());
         g.seal().unwrap();
         let all = g.entities();
         assert_eq!(all[0].object, stored);
