@@ -128,7 +128,14 @@ impl GraphState {
         // The write lock from the start: a read transaction upgraded later fails at once
         // (SQLITE_BUSY_SNAPSHOT) if the run history committed in between.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let recorded = record_in(&tx, instance, run_id, graph, partial, keep_changes)
+        let recording = Recording {
+            instance,
+            run_id,
+            graph,
+            partial,
+            keep_changes,
+        };
+        let recorded = record_in(&tx, &recording)
             .with_context(|| format!("instance {instance}: writing the graph state"))?;
         tx.commit()
             .with_context(|| format!("instance {instance}: writing the graph state"))?;
@@ -219,14 +226,23 @@ fn previous(tx: &Transaction<'_>, instance: &str) -> rusqlite::Result<Previous> 
     Ok(previous)
 }
 
-fn record_in(
-    tx: &Transaction<'_>,
-    instance: &str,
-    run_id: &str,
-    graph: &GraphStore,
-    partial: &BTreeSet<String>,
+/// What [`GraphState::record_graph`] records.
+struct Recording<'a> {
+    instance: &'a str,
+    run_id: &'a str,
+    graph: &'a GraphStore,
+    partial: &'a BTreeSet<String>,
     keep_changes: bool,
-) -> anyhow::Result<Recorded> {
+}
+
+fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded> {
+    let Recording {
+        instance,
+        run_id,
+        graph,
+        partial,
+        keep_changes,
+    } = *r;
     let mut previous = previous(tx, instance)?;
     let baseline = previous.is_empty();
     // The baseline is all "created": its objects are not wanted for alerts.
