@@ -1,6 +1,7 @@
 //! The `graph` import: the run's key space and stored objects, with every emit checked
 //! against the grant (`graph:EmitEntity` / `graph:EmitRelationship` on `type:<_type>`)
-//! and the data-model rules, and every read against `graph:Read`.
+//! and the data-model rules, and every read against `graph:Read`. What is accepted is
+//! kept by [`store`] (the index in memory) on a [`spool`] (the objects on disk).
 
 use super::{Event, RunStats, StepCtx};
 use crate::bindings::graph::{EmitReport, EntityPage, GraphError, Host, Rejection};
@@ -13,15 +14,15 @@ mod spool;
 mod store;
 
 pub use spool::set_dir as set_spool_dir;
+pub use store::{
+    Budget, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects, Stored,
+};
 
 /// Emit decisions a step keeps, by (kind, `_type`, first class).
 pub type EmitDecisions = std::collections::HashMap<(Kind, String, String), Decision>;
 
 /// Distinct (kind, `_type`, class) decisions a step keeps; past them, each is evaluated.
 const MAX_CACHED_DECISIONS: usize = 256;
-pub use store::{
-    Budget, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects, Stored,
-};
 
 impl StepCtx {
     fn emit(&mut self, kind: Kind, items: Vec<String>) -> Result<EmitReport, GraphError> {
