@@ -26,14 +26,8 @@ pub struct StateObject {
 impl StateObject {
     /// `_class` as text (JupiterOne allows a string or an array of strings).
     pub fn classes(&self) -> Vec<String> {
-        match self.object.get("_class") {
-            Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        }
+        let names = crate::datamodel::class_names(&self.object);
+        names.into_iter().map(String::from).collect()
     }
 }
 

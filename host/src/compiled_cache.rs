@@ -23,6 +23,10 @@ static DIR: OnceLock<PathBuf> = OnceLock::new();
 /// Artifacts kept at most: older ones are removed (hot swaps add one each).
 const KEPT: usize = 64;
 
+/// The largest artifact read back: a damaged or planted file of any size costs at most
+/// this much memory (a first-party connector's artifact is a few MiB).
+const MAX_ARTIFACT_BYTES: u64 = 512 << 20;
+
 /// Keeps compiled components in the user's cache directory: `$CORRAL_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/corral`, else `~/.cache/corral` (not the data directory: a command
 /// refused for bad input writes nothing there). `CORRAL_CACHE_DIR=off` turns it off.
@@ -110,8 +114,14 @@ fn read_trusted(dir: &Path, path: &Path) -> Option<Vec<u8>> {
         tracing::warn!("{}: not private to this user; compiling", path.display());
         return None;
     }
-    let mut artifact = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut artifact).ok()?;
+    if meta.len() > MAX_ARTIFACT_BYTES {
+        tracing::warn!("{}: larger than any artifact; compiling", path.display());
+        return None;
+    }
+    let mut artifact = Vec::new();
+    file.take(MAX_ARTIFACT_BYTES)
+        .read_to_end(&mut artifact)
+        .ok()?;
     Some(artifact)
 }
 
@@ -155,7 +165,7 @@ fn prune(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
     #[test]
     fn only_artifacts_private_to_this_user_are_read() {
@@ -173,6 +183,17 @@ mod tests {
         assert!(read_trusted(&dir, &path).is_none());
         assert!(store(&dir, &path, b"other").is_err());
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+        // A file of any size costs at most the cap to look at (a sparse 4 GiB file here).
+        let huge = dir.join("c.cwasm");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .mode(0o600)
+            .open(&huge)
+            .unwrap();
+        f.set_len(4 << 30).unwrap();
+        assert!(read_trusted(&dir, &huge).is_none());
 
         // A link is not followed.
         let elsewhere = root.path().join("elsewhere.cwasm");

@@ -19,6 +19,16 @@ pub fn known_class(class: &str) -> bool {
     CLASSES.binary_search_by(|(c, _)| c.cmp(&class)).is_ok()
 }
 
+/// `_class` as text: JupiterOne allows a string or an array of strings (anything else
+/// names no class).
+pub fn class_names(obj: &Map<String, Value>) -> Vec<&str> {
+    match obj.get("_class") {
+        Some(Value::String(c)) => vec![c.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The properties `class` requires that `obj` lacks (the schema's own check; the host
 /// reports them, it does not drop the entity for them).
 pub fn missing_required<'a>(obj: &Map<String, Value>, class: &str) -> Vec<&'a str> {

@@ -393,9 +393,8 @@ mod tests {
         assert_eq!(w[0].field("property"), Some("displayName"));
     }
 
-    #[test]
-    fn relationships_are_held_to_the_same_rules() {
-        crate::log::take_captured();
+    /// The two ends the relationship tests link.
+    fn account_and_device() -> (End<'static>, End<'static>) {
         let from = End {
             key: "kandji-account",
             entity_type: "kandji_account",
@@ -404,6 +403,13 @@ mod tests {
             key: "dev-1",
             entity_type: "kandji_device",
         };
+        (from, to)
+    }
+
+    #[test]
+    fn relationships_are_held_to_the_same_rules() {
+        crate::log::take_captured();
+        let (from, to) = account_and_device();
         let r = RelationshipBuilder::direct("HAS", from, to)
             .prop("assignedRole", "x".repeat(4097))
             .prop("since", "2024")
@@ -437,14 +443,7 @@ mod tests {
 
     #[test]
     fn direct_relationship_shape() {
-        let from = End {
-            key: "kandji-account",
-            entity_type: "kandji_account",
-        };
-        let to = End {
-            key: "dev-1",
-            entity_type: "kandji_device",
-        };
+        let (from, to) = account_and_device();
         let r = RelationshipBuilder::direct("HAS", from, to).build();
         assert_eq!(
             Value::Object(r),

@@ -164,16 +164,7 @@ async fn graph_is_exact_across_page_tokens() {
     let server = sim.start(0).await.unwrap();
     let report = run_builtin("circleci", &instance("circleci-e2e", &server, TOKEN)).await;
 
-    assert!(
-        report.succeeded(),
-        "{:?} {:?}",
-        report.validation,
-        report
-            .steps
-            .iter()
-            .map(|s| (&s.info.id, &s.error))
-            .collect::<Vec<_>>()
-    );
+    assert_run_succeeded(&report);
     assert_eq!(keys_by_type(&report), expected(&sim));
     // Issue 12 item 3: what the data model's `User` and `Account` require, from `/me`
     // ("The Octocat", login "octocat") and the vendor.

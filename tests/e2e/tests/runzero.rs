@@ -137,16 +137,7 @@ async fn account_key_mode_collects_everything() {
     )
     .await;
 
-    assert!(
-        report.succeeded(),
-        "{:?} {:?}",
-        report.validation,
-        report
-            .steps
-            .iter()
-            .map(|s| (&s.info.id, &s.error))
-            .collect::<Vec<_>>()
-    );
+    assert_run_succeeded(&report);
     let orgs: Vec<&Value> = sim.orgs.iter().collect();
     assert_eq!(
         keys_by_type(&report),

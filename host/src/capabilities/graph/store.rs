@@ -335,12 +335,7 @@ impl GraphStore {
 
     fn count_missing_required(&mut self, object: &Map<String, Value>) {
         let type_name = object.get("_type").and_then(Value::as_str).unwrap_or("");
-        let classes: Vec<&str> = match object.get("_class") {
-            Some(Value::String(c)) => vec![c.as_str()],
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
-        };
-        for class in classes {
+        for class in crate::datamodel::class_names(object) {
             for property in crate::datamodel::missing_required(object, class) {
                 let counts = self
                     .missing_required
@@ -584,6 +579,27 @@ mod tests {
         assert_eq!(
             sizes,
             [("t_even".to_string(), 1250), ("t_odd".to_string(), 1250)]
+        );
+    }
+
+    #[test]
+    fn reads_with_the_worst_arguments_answer_empty() {
+        let mut g = GraphStore::default();
+        put(&mut g, "s", &object("device-00001", "t", json!({}))).unwrap();
+        // A cursor past the end, the largest limit, a key of a megabyte, an unknown type.
+        let (page, next) = g
+            .read_type_page("t", u32::MAX as usize, usize::MAX)
+            .unwrap();
+        assert!(page.is_empty() && next.is_none());
+        let (page, next) = g.read_type_page("t", 0, usize::MAX).unwrap();
+        assert_eq!((page.len(), next), (1, None));
+        assert!(g.read_entity(&"k".repeat(1 << 20)).unwrap().is_none());
+        assert!(!g.contains_key(&"k".repeat(1 << 20)));
+        assert!(
+            g.read_type_page(&"t".repeat(1 << 20), 0, 10)
+                .unwrap()
+                .0
+                .is_empty()
         );
     }
 
