@@ -104,7 +104,7 @@ fn read_trusted(dir: &Path, path: &Path) -> Option<Vec<u8>> {
         tracing::warn!("{}: not private to this user; compiling", dir.display());
         return None;
     }
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
