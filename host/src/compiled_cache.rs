@@ -188,6 +188,7 @@ mod tests {
         let huge = dir.join("c.cwasm");
         let f = std::fs::OpenOptions::new()
             .create(true)
+            .truncate(true)
             .write(true)
             .mode(0o600)
             .open(&huge)
