@@ -36,6 +36,23 @@ impl Default for PoolSize {
     }
 }
 
+impl PoolSize {
+    /// The most instances a pool is built for: each reserves [`MAX_MEMORY_BYTES`] of
+    /// address space (not memory), so 4,096 take about 4 TiB of the 128 TiB there is.
+    pub const MAX_INSTANCES: u32 = 4096;
+
+    /// A pool for `runs` runs executing at once: one instance per run's current step,
+    /// and room for validations and manifest reads beside them. Never below the default,
+    /// never above [`PoolSize::MAX_INSTANCES`] (more runs then wait for a slot).
+    pub fn for_runs(runs: usize) -> Self {
+        let wanted = runs.saturating_add(64);
+        let instances = u32::try_from(wanted)
+            .unwrap_or(u32::MAX)
+            .clamp(PoolSize::default().instances, Self::MAX_INSTANCES);
+        PoolSize { instances }
+    }
+}
+
 /// Builds the process's engine and starts its epoch ticker.
 pub fn build_engine(pool: &PoolSize) -> Result<Engine> {
     let mut pooling = PoolingAllocationConfig::new();
@@ -185,6 +202,17 @@ fn start_epoch_ticker(engine: &Engine, clock: Arc<EpochClock>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pool_follows_the_runs_it_serves_within_bounds() {
+        assert_eq!(PoolSize::for_runs(0).instances, 256);
+        assert_eq!(PoolSize::for_runs(32).instances, 256);
+        assert_eq!(PoolSize::for_runs(1000).instances, 1064);
+        assert_eq!(
+            PoolSize::for_runs(usize::MAX).instances,
+            PoolSize::MAX_INSTANCES
+        );
+    }
 
     #[test]
     fn the_clock_counts_guests_in_wasm_and_never_goes_below_zero() {

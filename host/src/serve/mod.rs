@@ -14,6 +14,7 @@ pub mod watch;
 
 use crate::builtin;
 use crate::config::CorralConfig;
+use crate::engine::PoolSize;
 use crate::history::History;
 use crate::lock::LockExt;
 use crate::runtime::Runtime;
@@ -75,7 +76,7 @@ pub async fn start(config: CorralConfig, admin: SocketAddr) -> anyhow::Result<Da
     }
     let (stop, _) = signal::channel(false);
     crate::compiled_cache::enable();
-    let runtime = Runtime::new()?;
+    let runtime = Runtime::with_pool(&PoolSize::for_runs(config.serve.max_concurrent_runs))?;
     let delivery = crate::deliver::Delivery::open(
         &config.data_dir,
         config.data_dir.join("out"),

@@ -4,9 +4,11 @@
 //!   serving, and to the first run on it starting (default 300 ms debounce);
 //! - `throughput`: runs per second sustained with 4 copies of each demo connector, each
 //!   re-run as soon as it ends, against the demo simulators;
-//! - `scheduled`: peak RSS with 100 demo instances scheduled (25 per connector).
+//! - `scheduled`: peak RSS with 100 demo instances scheduled (25 per connector);
+//! - `inflight`: memory per run with 1,000 Kandji runs in flight at once against a
+//!   simulator that answers each request after 2 s.
 //!
-//! `cargo bench -p corral-e2e --bench serve -- swap|throughput|scheduled`; results go in
+//! `cargo bench -p corral-e2e --bench serve -- swap|throughput|scheduled|inflight`; results go in
 //! docs/benchmarks.md.
 
 use corral::config::CorralConfig;
@@ -15,6 +17,7 @@ use corral::history::RunStatus;
 use corral::serve::Daemon;
 use corral::serve::runs::{Admission, Trigger};
 use corral_e2e::daemon::{demo_instances_toml, scratch, sha256, variant};
+use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,6 +191,87 @@ async fn scheduled() {
     handle.shutdown(Duration::from_secs(60)).await;
 }
 
+/// Resident memory of this process now, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+async fn inflight() {
+    const RUNS: usize = 1000;
+    const DELAY: Duration = Duration::from_secs(2);
+    let config = KandjiConfig {
+        devices: 5,
+        ..KandjiConfig::default()
+    };
+    let sim = KandjiSim::new(&config).start(0).await.unwrap();
+    sim.set_delay(DELAY);
+    let dir = scratch("bench-inflight-policies");
+    let policy = dir.join("kandji-policy.json");
+    std::fs::write(&policy, corral::demo::KANDJI_DEMO_POLICY).unwrap();
+    let instances: String = (1..=RUNS)
+        .map(|n| {
+            format!(
+                "[[instance]]\nid = \"kandji-{n}\"\nplugin = \"kandji\"\npolicy = {:?}\n\
+                 [instance.config]\napiUrl = \"{}{}\"\naccessToken = {:?}\n\n",
+                policy.display().to_string(),
+                sim.origin(),
+                kandji::API_PREFIX,
+                config.token
+            )
+        })
+        .collect();
+    let serve = format!("max_concurrent_runs = {RUNS}");
+    let (handle, d) = daemon("bench-inflight", &serve, &instances).await;
+    let idle = rss_kib();
+    let cpu0 = corral_e2e::cpu_seconds().unwrap_or(0.0);
+    let started = Instant::now();
+    let ids: Vec<String> = d.config.instances.iter().map(|i| i.id.clone()).collect();
+    let runs: Vec<String> = ids
+        .iter()
+        .map(|id| match d.request_run(id, Trigger::Api) {
+            Ok(Admission::Queued(run)) => run,
+            _ => panic!("run for {id} not admitted"),
+        })
+        .collect();
+    // Every run started and waiting on its provider (the first request is 2 s away).
+    wait_until(|| {
+        runs.iter()
+            .all(|run| d.history.get(run).unwrap().unwrap().started_at_ms.is_some())
+    })
+    .await;
+    tokio::time::sleep(DELAY / 2).await;
+    let mut peak_in_flight = rss_kib();
+    let all_started = started.elapsed();
+    while d.runs_in_flight() > 0 {
+        peak_in_flight = peak_in_flight.max(rss_kib());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let elapsed = started.elapsed();
+    let cpu = corral_e2e::cpu_seconds().unwrap_or(0.0) - cpu0;
+    let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+    for run in &runs {
+        let r = d.history.get(run).unwrap().unwrap();
+        *by_status.entry(r.status.as_str()).or_default() += 1;
+    }
+    let per_run = (peak_in_flight.saturating_sub(idle)) as f64 / 1024.0 / RUNS as f64;
+    println!(
+        "{RUNS} Kandji runs (5 devices, {} ms per response): all started in {:.1} s, done in {:.1} s; by status {by_status:?}",
+        DELAY.as_millis(),
+        all_started.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "RSS idle {} MiB, peak with the runs in flight {} MiB: {per_run:.2} MiB per run in flight; {:.1} s CPU (simulator included), {} requests served",
+        idle / 1024,
+        peak_in_flight / 1024,
+        cpu,
+        sim.requests().len()
+    );
+    handle.shutdown(Duration::from_secs(60)).await;
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -208,6 +292,9 @@ fn main() {
         }
         if wants("scheduled") {
             scheduled().await;
+        }
+        if wants("inflight") {
+            inflight().await;
         }
     });
 }
