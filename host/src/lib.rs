@@ -8,7 +8,6 @@
 pub use corral_core::policy;
 
 pub mod alerts;
-pub mod bindings;
 pub mod builtin;
 pub mod capabilities;
 pub mod changes;
@@ -35,3 +34,4 @@ pub mod serve;
 pub mod state;
 pub mod stderr_log;
 pub mod sync;
+pub mod wit;

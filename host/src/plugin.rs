@@ -1,8 +1,8 @@
 //! Plugins: compiling a component once, linking it against the host's imports into an
 //! `InstancePre`, and reading its manifest from an instance that has nothing granted.
 
-use crate::bindings::{self, PluginPre, connector};
 use crate::capabilities::StepCtx;
+use crate::wit::{self, connector::GuestPre};
 pub use corral_core::manifest::{
     ConfigField, EntityType, Manifest, ManifestError, RelationshipType, StepInfo,
 };
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,18 +50,17 @@ pub struct LoadedPlugin {
     /// sha256 of the component bytes, hex.
     pub digest: String,
     pub source: PluginSource,
-    pub pre: PluginPre<StepCtx>,
+    /// Linked, with its connector export found; runs instantiate from it.
+    pub guest: GuestPre,
     pub compile_time: std::time::Duration,
 }
 
 /// The linker every plugin is checked against: WASI p2 (nothing granted) plus corral's
-/// four imports (those taking lists bounded per call, see `capabilities::lift`).
+/// imports in every WIT version this host offers (see `wit`).
 pub fn build_linker(engine: &Engine) -> anyhow::Result<Linker<StepCtx>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    bindings::Plugin::add_to_linker::<StepCtx, HasSelf<StepCtx>>(&mut linker, |s| s)?;
-    // The imports that take lists, again: lifted lazily and bounded before copying.
-    crate::capabilities::lift::add_to_linker(&mut linker)?;
+    wit::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -129,13 +128,17 @@ pub async fn link(
             source_name: source_name.clone(),
             reason: explain_link_error(&e),
         })?;
-    let pre = PluginPre::new(pre).map_err(|e| PluginError::Link {
+    let guest = GuestPre::new(pre).map_err(|reason| PluginError::Link {
         source_name: source_name.clone(),
-        reason: format!("does not export corral:integration/connector@0.1.0: {e:#}"),
+        reason,
     })?;
-    let manifest = crate::run::read_manifest(&pre)
+    let manifest = crate::run::read_manifest(&guest)
         .await
-        .and_then(|m| convert_manifest(m).map_err(|e| anyhow::anyhow!("invalid manifest: {e}")))
+        .and_then(|m| {
+            corral_core::manifest::check(&m)
+                .map_err(|e| anyhow::anyhow!("invalid manifest: {e}"))?;
+            Ok(m)
+        })
         .map_err(|e| PluginError::Manifest {
             source_name: source_name.clone(),
             reason: format!("{e:#}"),
@@ -144,7 +147,7 @@ pub async fn link(
         manifest,
         digest: compiled.digest,
         source,
-        pre,
+        guest,
         compile_time: compiled.compile_time,
     }))
 }
@@ -199,66 +202,16 @@ fn check_component_header(bytes: &[u8]) -> Result<(), String> {
 
 fn explain_link_error(e: &wasmtime::Error) -> String {
     let text = format!("{e:#}");
-    if text.contains("corral:integration/") && !text.contains(bindings::WIT_PACKAGE) {
+    let offered = wit::offered();
+    let known = wit::Version::ALL
+        .iter()
+        .any(|v| text.contains(&format!("@{}", v.number())));
+    if text.contains("corral:integration/") && !known {
         return format!(
-            "built against a WIT version this host does not offer (this host offers {}): {text}",
-            bindings::WIT_PACKAGE
+            "built against a WIT version this host does not offer (this host offers {offered}): {text}"
         );
     }
     format!(
-        "imports something this host does not offer (this host offers {} and WASI p2): {text}",
-        bindings::WIT_PACKAGE
+        "imports something this host does not offer (this host offers {offered} and WASI p2): {text}"
     )
-}
-
-fn convert_manifest(m: connector::PluginManifest) -> Result<Manifest, ManifestError> {
-    let manifest = Manifest {
-        id: m.id,
-        version: m.version,
-        name: m.name,
-        description: m.description,
-        config_fields: m
-            .config_fields
-            .into_iter()
-            .map(|f| ConfigField {
-                name: f.name,
-                secret: f.secret,
-                optional: f.optional,
-                description: f.description,
-                default: f.default_value.filter(|_| !f.secret),
-            })
-            .collect(),
-        steps: m
-            .steps
-            .into_iter()
-            .map(|s| StepInfo {
-                id: s.id,
-                name: s.name,
-                entities: s
-                    .entities
-                    .into_iter()
-                    .map(|e| EntityType {
-                        resource_name: e.resource_name,
-                        type_name: e.type_name,
-                        class_name: e.class_name,
-                    })
-                    .collect(),
-                relationships: s
-                    .relationships
-                    .into_iter()
-                    .map(|r| RelationshipType {
-                        type_name: r.type_name,
-                        class_name: r.class_name,
-                        source_type: r.source_type,
-                        target_type: r.target_type,
-                        mapped: r.mapped,
-                    })
-                    .collect(),
-                depends_on: s.depends_on,
-            })
-            .collect(),
-        capabilities: m.capabilities,
-    };
-    corral_core::manifest::check(&manifest)?;
-    Ok(manifest)
 }

@@ -3,7 +3,6 @@
 //! Independent steps run at once; a failed step's dependents still run and are marked
 //! partial, as JupiterOne does.
 
-use crate::bindings::{Plugin, PluginPre, connector};
 use crate::capabilities::address::StaticHosts;
 use crate::capabilities::graph::{Budget, GraphStore, StepObjects};
 use crate::capabilities::http::HttpCapability;
@@ -16,6 +15,7 @@ use crate::lock::LockExt;
 use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
+use crate::wit::connector::{Connector, GuestPre, StepError};
 use anyhow::{Context as _, bail};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -288,16 +288,12 @@ impl RunReport {
 /// after the store, declared last so it drops last).
 struct GuestInstance {
     store: Store<StepCtx>,
-    plugin: Plugin,
+    plugin: Connector,
     _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl GuestInstance {
-    async fn new(
-        pre: &PluginPre<StepCtx>,
-        run: &Arc<RunContext>,
-        step: &str,
-    ) -> Result<Self, String> {
+    async fn new(pre: &GuestPre, run: &Arc<RunContext>, step: &str) -> Result<Self, String> {
         // Waits for room in the pool rather than failing when other runs fill it, but
         // no longer than the run's own deadline.
         let gate = instance_gate(pre.engine());
@@ -334,11 +330,10 @@ impl GuestInstance {
         });
         // A component's start function runs here: the run's deadline bounds it as it
         // bounds the calls (a guest parked in a host wait never reaches an epoch tick).
-        let plugin =
-            tokio::time::timeout_at(run.deadline.into(), pre.instantiate_async(&mut store))
-                .await
-                .map_err(|_| wall_clock_hit(run, step))?
-                .map_err(|e| clip_redacted(run, &format!("cannot instantiate: {e:#}"), 2000))?;
+        let plugin = tokio::time::timeout_at(run.deadline.into(), pre.instantiate(&mut store))
+            .await
+            .map_err(|_| wall_clock_hit(run, step))?
+            .map_err(|e| clip_redacted(run, &format!("cannot instantiate: {e:#}"), 2000))?;
         Ok(GuestInstance {
             store,
             plugin,
@@ -413,7 +408,7 @@ macro_rules! guest_call {
 /// Calls the plugin's `manifest` export in an instance with nothing granted. A manifest
 /// over the caps of `corral_core::manifest::caps` is refused before it is copied
 /// (`capabilities::lift::manifest`).
-pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector::PluginManifest> {
+pub async fn read_manifest(pre: &GuestPre) -> anyhow::Result<Manifest> {
     let mut grant = Grant::new(Policy::nothing("no grant (manifest read)"), None);
     grant.limits.memory_mib = MANIFEST_MEMORY_MIB;
     grant.limits.timeout_seconds = MANIFEST_BUDGET.as_secs();
@@ -426,7 +421,7 @@ pub async fn read_manifest(pre: &PluginPre<StepCtx>) -> anyhow::Result<connector
         BTreeSet::new(),
         StaticHosts::default(),
     ));
-    let out = guest_call!(pre, &run, "manifest", |p, s| lift::manifest(p, s));
+    let out = guest_call!(pre, &run, "manifest", |p, s| lift::manifest(p.manifest, s));
     out.and_then(|m| m).map_err(|e| anyhow::anyhow!(e))
 }
 
@@ -459,6 +454,7 @@ fn new_context(
         operator_hosts: BTreeSet::new(),
         graph: std::sync::Mutex::new(GraphStore::new(budget)),
         log: LogSink::default(),
+        kv: Default::default(),
         stats: RunStats::default(),
         deadline,
     }
@@ -576,12 +572,9 @@ async fn run_unguarded(
     context.declared_types = m.steps.iter().flat_map(|s| s.declared_types()).collect();
     context.operator_hosts = inst.operator_hosts.clone();
     let run = Arc::new(context);
-    let pre = &inst.plugin.pre;
-    let validation = guest_call!(pre, &run, "validate", |p, s| p
-        .corral_integration_connector()
-        .call_validate(s))
-    .and_then(|r| r.map_err(|e| describe_step_error(&e)))
-    .map_err(|e| clip_redacted(&run, &e, MAX_LINE_BYTES));
+    let validation = guest_call!(&inst.plugin.guest, &run, "validate", |p, s| p.validate(s))
+        .and_then(|r| r.map_err(|e| describe_step_error(&e)))
+        .map_err(|e| clip_redacted(&run, &e, MAX_LINE_BYTES));
     let steps = match &validation {
         Ok(()) => run_steps(inst, &run, observer.as_ref()).await,
         Err(reason) => {
@@ -676,8 +669,8 @@ fn add_relationships_of_rejected_entities(
 }
 
 /// A guest's step error: its kind and message (cut to 4 KiB, once redacted, by the caller).
-pub fn describe_step_error(e: &connector::StepError) -> String {
-    use connector::StepError as E;
+pub fn describe_step_error(e: &StepError) -> String {
+    use StepError as E;
     match e {
         E::Authentication(m) => format!("authentication error: {m}"),
         E::Config(m) => format!("config error: {m}"),
@@ -690,11 +683,10 @@ async fn disabled_steps(
     inst: &ResolvedInstance,
     run: &Arc<RunContext>,
 ) -> Result<BTreeSet<String>, String> {
-    let pre = &inst.plugin.pre;
     // At most `caps::STEPS` ids and `memoryMiB` bytes, refused before copying.
-    let list = guest_call!(pre, run, "disabled-steps", |p, s| lift::disabled_steps(
-        p, s
-    ))??;
+    let list = guest_call!(&inst.plugin.guest, run, "disabled-steps", |p, s| {
+        lift::disabled_steps(p.disabled_steps, s)
+    })??;
     Ok(list.into_iter().collect())
 }
 
@@ -777,7 +769,7 @@ async fn run_steps(
 /// Steps of this run that may execute at once: the policy's `maxConcurrentSteps`, and
 /// no more than the run's share of the engine's instance pool.
 fn step_slots(run: &RunContext, plugin: &LoadedPlugin) -> usize {
-    let share = instance_gate(plugin.pre.engine()).per_run;
+    let share = instance_gate(plugin.guest.engine()).per_run;
     (run.grant.limits.max_concurrent_steps as usize).clamp(1, share.max(1))
 }
 
@@ -812,11 +804,9 @@ async fn run_step(
 ) -> StepResult {
     let started = Instant::now();
     let id = info.id.clone();
-    let outcome = guest_call!(&plugin.pre, &run, &id, |p, s| p
-        .corral_integration_connector()
-        .call_run_step(s, &id))
-    .and_then(|r| r.map_err(|e| describe_step_error(&e)))
-    .map_err(|e| clip_redacted(&run, &e, MAX_LINE_BYTES));
+    let outcome = guest_call!(&plugin.guest, &run, &id, |p, s| p.run_step(s, &id))
+        .and_then(|r| r.map_err(|e| describe_step_error(&e)))
+        .map_err(|e| clip_redacted(&run, &e, MAX_LINE_BYTES));
     let (status, error) = match outcome {
         Ok(()) if upstream_failed => (StepStatus::PartialSuccessDueToDependencyFailure, None),
         Ok(()) => (StepStatus::Success, None),
@@ -849,7 +839,7 @@ pub async fn measure_instantiation(plugin: &LoadedPlugin, iterations: usize) -> 
     let mut times = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let started = Instant::now();
-        let instance = GuestInstance::new(&plugin.pre, &run, "bench").await;
+        let instance = GuestInstance::new(&plugin.guest, &run, "bench").await;
         times.push(started.elapsed());
         assert!(instance.is_ok(), "instantiation failed");
     }

@@ -6,12 +6,13 @@
 //! memory the guest has. (wasmtime's own per-call "hostcall fuel", 128 MiB by default,
 //! turns that into a trap; the caps here are tighter, named, and seen by the guest.)
 //!
-//! **Imports.** [`add_to_linker`] replaces the imports that take lists — `graph`'s two
-//! emits, `log`, and `http`'s three fetches — with functions whose parameters are lifted
-//! lazily (`WasmList`, `WasmStr`, and [`LazyRequest`] for a request). Element counts are
-//! checked before any element is read, and bytes are counted string by string and
-//! refused before one past the cap is copied. Within the caps the owned values go to the
-//! `Host` implementations in `graph`, `log` and `http`, unchanged. Caps per call:
+//! **Imports.** The imports that take lists — `graph`'s two emits ([`add_emits`]),
+//! `log` ([`add_log`]), and `http`'s three fetches ([`add_fetches`]) — are registered
+//! with parameters lifted lazily (`WasmList`, `WasmStr`, and [`LazyRequest`] for a
+//! request), under whichever WIT version's interface the capability names. Element
+//! counts are checked before any element is read, and bytes are counted string by
+//! string and refused before one past the cap is copied. Within the caps the owned
+//! values go to the capabilities in `graph`, `log` and `http`, unchanged. Caps per call:
 //!
 //! - every string of the call together, with request bodies: the instance's
 //!   `memoryMiB` in bytes (a guest can pass anything it can hold without aliasing);
@@ -28,13 +29,14 @@
 //! (wasmtime checks it before copying each string or list). See [`manifest`] and
 //! [`disabled_steps`].
 
+use super::graph::{EmitReport, GraphError};
+use super::http::{self, BodyStream, HttpError, MAX_BATCH};
+use super::log::{FieldValue, Fields, Level};
 use super::{Event, RunStats, StepCtx};
-use crate::bindings::{Plugin, connector, graph, http, log};
-use crate::capabilities::http::{BodyStream, MAX_BATCH};
-use corral_core::manifest::caps;
+use corral_core::manifest::{self, Manifest, caps};
 use std::marker::PhantomData;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
-use wasmtime::component::{ComponentType, Func, Lift, Linker, Resource, WasmList, WasmStr};
+use wasmtime::component::{ComponentType, Func, Lift, LinkerInstance, Resource, WasmList, WasmStr};
 use wasmtime::{Store, StoreContextMut, ValRaw};
 
 /// Objects one `emit-entities` or `emit-relationships` call may carry.
@@ -50,81 +52,86 @@ pub const MAX_BATCH_ANSWERED: usize = 16 * MAX_BATCH;
 /// spare, its lists at their caps.
 pub const MANIFEST_LIFT_BYTES: usize = 2 * caps::MANIFEST_BYTES;
 
-/// Replaces the list-taking imports of the bindgen linker with bounded ones.
-pub fn add_to_linker(linker: &mut Linker<StepCtx>) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let added = shadow_imports(linker);
-    linker.allow_shadowing(false);
-    added
-}
-
-fn shadow_imports(linker: &mut Linker<StepCtx>) -> wasmtime::Result<()> {
-    let mut g = linker.instance("corral:integration/graph@0.1.0")?;
-    g.func_wrap(
+/// `emit-entities` and `emit-relationships`, their lists bounded before copying.
+pub fn add_emits(inst: &mut LinkerInstance<'_, StepCtx>) -> wasmtime::Result<()> {
+    inst.func_wrap(
         "emit-entities",
         |store: StoreContextMut<'_, StepCtx>, (items,): (WasmList<WasmStr>,)| {
             Ok((emit(store, items, Emit::Entities)?,))
         },
     )?;
-    g.func_wrap(
+    inst.func_wrap(
         "emit-relationships",
         |store: StoreContextMut<'_, StepCtx>, (items,): (WasmList<WasmStr>,)| {
             Ok((emit(store, items, Emit::Relationships)?,))
         },
-    )?;
+    )
+}
 
-    let mut l = linker.instance("corral:integration/log@0.1.0")?;
-    l.func_wrap(
-        "log",
-        |store: StoreContextMut<'_, StepCtx>,
-         (level, message, fields): (log::Level, WasmStr, WasmList<Pair>)| {
-            guest_log(store, level, message, fields)
-        },
-    )?;
+/// `log`, its message and fields bounded before copying; `fields` says how the
+/// interface's version passes field values.
+pub fn add_log(inst: &mut LinkerInstance<'_, StepCtx>, fields: Fields) -> wasmtime::Result<()> {
+    match fields {
+        Fields::Text => inst.func_wrap(
+            "log",
+            |store: StoreContextMut<'_, StepCtx>,
+             (level, message, fields): (Level, WasmStr, WasmList<Pair<WasmStr>>)| {
+                guest_log(store, level, message, fields)
+            },
+        ),
+        Fields::Typed => inst.func_wrap(
+            "log",
+            |store: StoreContextMut<'_, StepCtx>,
+             (level, message, fields): (Level, WasmStr, WasmList<Pair<LazyFieldValue>>)| {
+                guest_log(store, level, message, fields)
+            },
+        ),
+    }
+}
 
-    let mut h = linker.instance("corral:integration/http@0.1.0")?;
-    h.func_wrap_async(
+/// `fetch`, `fetch-streaming` and `fetch-batch`, their requests bounded before copying.
+pub fn add_fetches(inst: &mut LinkerInstance<'_, StepCtx>) -> wasmtime::Result<()> {
+    inst.func_wrap_async(
         "fetch",
         |mut store: StoreContextMut<'_, StepCtx>, (req,): (LazyRequest,)| {
             Box::new(async move {
                 let out = match one_request(&mut store, &req, "fetch")? {
-                    Ok(req) => http::Host::fetch(store.data_mut(), req).await,
-                    Err(rule) => Err(http::HttpError::Invalid(rule)),
+                    Ok(req) => store.data_mut().fetch(req).await,
+                    Err(rule) => Err(HttpError::Invalid(rule)),
                 };
                 Ok((out,))
             })
         },
     )?;
-    h.func_wrap_async(
+    inst.func_wrap_async(
         "fetch-streaming",
         |mut store: StoreContextMut<'_, StepCtx>, (req,): (LazyRequest,)| {
             Box::new(async move {
                 let out: Result<(http::ResponseHead, Resource<BodyStream>), _> =
                     match one_request(&mut store, &req, "fetch-streaming")? {
-                        Ok(req) => http::Host::fetch_streaming(store.data_mut(), req).await,
-                        Err(rule) => Err(http::HttpError::Invalid(rule)),
+                        Ok(req) => store.data_mut().fetch_streaming(req).await,
+                        Err(rule) => Err(HttpError::Invalid(rule)),
                     };
                 Ok((out,))
             })
         },
     )?;
-    h.func_wrap_async(
+    inst.func_wrap_async(
         "fetch-batch",
         |mut store: StoreContextMut<'_, StepCtx>, (reqs,): (WasmList<LazyRequest>,)| {
             Box::new(async move {
                 let n = reqs.len();
                 let out = match batch(&mut store, &reqs)? {
-                    Ok(reqs) => http::Host::fetch_batch(store.data_mut(), reqs).await,
+                    Ok(reqs) => store.data_mut().fetch_batch(reqs).await,
                     Err(rule) if n > MAX_BATCH_ANSWERED => return Err(wasmtime::Error::msg(rule)),
                     Err(rule) => (0..n)
-                        .map(|_| Err(http::HttpError::Invalid(rule.clone())))
+                        .map(|_| Err(HttpError::Invalid(rule.clone())))
                         .collect(),
                 };
                 Ok((out,))
             })
         },
-    )?;
-    Ok(())
+    )
 }
 
 /// Why a lift stopped: a cap (the guest is told) or a fault in what the guest passed
@@ -262,7 +269,7 @@ fn emit(
     mut store: StoreContextMut<'_, StepCtx>,
     items: WasmList<WasmStr>,
     kind: Emit,
-) -> wasmtime::Result<Result<graph::EmitReport, graph::GraphError>> {
+) -> wasmtime::Result<Result<EmitReport, GraphError>> {
     let call = match kind {
         Emit::Entities => "emit-entities",
         Emit::Relationships => "emit-relationships",
@@ -270,13 +277,13 @@ fn emit(
     let lifted = lift_strings(&mut store, &items, call);
     let items = match settle(store.data(), call, true, lifted)? {
         Ok(items) => items,
-        Err(rule) => return Ok(Err(graph::GraphError::Limit(rule))),
+        Err(rule) => return Ok(Err(GraphError::Limit(rule))),
     };
     let ctx = store.data_mut();
-    match kind {
-        Emit::Entities => graph::Host::emit_entities(ctx, items),
-        Emit::Relationships => graph::Host::emit_relationships(ctx, items),
-    }
+    Ok(match kind {
+        Emit::Entities => ctx.emit_entities(items),
+        Emit::Relationships => ctx.emit_relationships(items),
+    })
 }
 
 fn lift_strings(
@@ -294,18 +301,69 @@ fn lift_strings(
         .collect()
 }
 
-/// A `tuple<string, string>`, lazily.
-type Pair = (WasmStr, WasmStr);
+/// A `tuple<string, V>`, lazily.
+type Pair<V> = (WasmStr, V);
 
-fn guest_log(
+/// A field value as a WIT version passes it, lifted within the call's budget.
+trait LazyField: Lift {
+    fn lift_value(
+        &self,
+        store: &StoreContextMut<'_, StepCtx>,
+        budget: &mut Budget,
+    ) -> Result<FieldValue, Stop>;
+}
+
+impl LazyField for WasmStr {
+    fn lift_value(
+        &self,
+        store: &StoreContextMut<'_, StepCtx>,
+        budget: &mut Budget,
+    ) -> Result<FieldValue, Stop> {
+        Ok(FieldValue::Text(budget.string(store, self)?))
+    }
+}
+
+/// `field-value` (WIT 0.2), lazily.
+#[derive(ComponentType, Lift)]
+#[component(variant)]
+pub enum LazyFieldValue {
+    #[component(name = "text")]
+    Text(WasmStr),
+    #[component(name = "integer")]
+    Integer(i64),
+    #[component(name = "float")]
+    Float(f64),
+    #[component(name = "boolean")]
+    Boolean(bool),
+}
+
+impl LazyField for LazyFieldValue {
+    fn lift_value(
+        &self,
+        store: &StoreContextMut<'_, StepCtx>,
+        budget: &mut Budget,
+    ) -> Result<FieldValue, Stop> {
+        Ok(match self {
+            LazyFieldValue::Text(s) => FieldValue::Text(budget.string(store, s)?),
+            LazyFieldValue::Integer(n) => FieldValue::Integer(*n),
+            LazyFieldValue::Float(x) => FieldValue::float(*x),
+            LazyFieldValue::Boolean(b) => FieldValue::Boolean(*b),
+        })
+    }
+}
+
+fn guest_log<V: LazyField>(
     mut store: StoreContextMut<'_, StepCtx>,
-    level: log::Level,
+    level: Level,
     message: WasmStr,
-    fields: WasmList<Pair>,
+    fields: WasmList<Pair<V>>,
 ) -> wasmtime::Result<()> {
     let lifted = lift_line(&mut store, &message, &fields);
     match settle(store.data(), "log", false, lifted)? {
-        Ok((message, fields)) => log::Host::log(store.data_mut(), level, message, fields),
+        Ok((message, fields)) => {
+            store.data_mut().guest_log(level, message, fields);
+            Ok(())
+        }
         Err(_) => {
             // Refused lines are dropped and counted like lines past the run's log caps
             // (and not logged: a guest provoking refusals must not flood the log).
@@ -315,11 +373,9 @@ fn guest_log(
     }
 }
 
-type Line = (String, Vec<(String, String)>);
-
 fn pairs(
     store: &mut StoreContextMut<'_, StepCtx>,
-    list: &WasmList<Pair>,
+    list: &WasmList<Pair<WasmStr>>,
     budget: &mut Budget,
 ) -> Result<Vec<(String, String)>, Stop> {
     (0..list.len())
@@ -330,15 +386,22 @@ fn pairs(
         .collect()
 }
 
-fn lift_line(
+type Line = (String, Vec<(String, FieldValue)>);
+
+fn lift_line<V: LazyField>(
     store: &mut StoreContextMut<'_, StepCtx>,
     message: &WasmStr,
-    fields: &WasmList<Pair>,
+    fields: &WasmList<Pair<V>>,
 ) -> Result<Line, Stop> {
     let mut budget = Budget::new(store.data(), "log");
     budget.count(fields.len(), MAX_LOG_FIELDS, "fields in one line")?;
     let message = budget.string(store, message)?;
-    let fields = pairs(store, fields, &mut budget)?;
+    let fields = (0..fields.len())
+        .map(|i| {
+            let (k, v) = element(store, fields, i)?;
+            Ok((budget.string(store, &k)?, v.lift_value(store, &mut budget)?))
+        })
+        .collect::<Result<_, Stop>>()?;
     Ok((message, fields))
 }
 
@@ -369,7 +432,7 @@ pub enum LazyAuth {
 pub struct LazyRequest {
     method: WasmStr,
     url: WasmStr,
-    headers: WasmList<Pair>,
+    headers: WasmList<Pair<WasmStr>>,
     auth: LazyAuth,
     body: Option<WasmList<u8>>,
     #[component(name = "timeout-ms")]
@@ -531,14 +594,53 @@ caps! {
     DisabledSteps = ("disabled-steps", "steps", caps::STEPS);
 }
 
+/// `config-field`, as the export passes it.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct WireConfigField {
+    name: String,
+    secret: bool,
+    optional: bool,
+    description: String,
+    #[component(name = "default-value")]
+    default_value: Option<String>,
+}
+
+/// `entity-type`, as the export passes it.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct WireEntityType {
+    #[component(name = "resource-name")]
+    resource_name: String,
+    #[component(name = "type-name")]
+    type_name: String,
+    #[component(name = "class-name")]
+    class_name: String,
+}
+
+/// `relationship-type`, as the export passes it.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct WireRelationshipType {
+    #[component(name = "type-name")]
+    type_name: String,
+    #[component(name = "class-name")]
+    class_name: String,
+    #[component(name = "source-type")]
+    source_type: String,
+    #[component(name = "target-type")]
+    target_type: String,
+    mapped: bool,
+}
+
 /// `step`, with its lists capped.
 #[derive(ComponentType, Lift)]
 #[component(record)]
 struct CappedStep {
     id: String,
     name: String,
-    entities: Capped<connector::EntityType, StepTypes>,
-    relationships: Capped<connector::RelationshipType, StepTypes>,
+    entities: Capped<WireEntityType, StepTypes>,
+    relationships: Capped<WireRelationshipType, StepTypes>,
     #[component(name = "depends-on")]
     depends_on: Capped<String, DependsOn>,
 }
@@ -552,31 +654,48 @@ struct CappedManifest {
     name: String,
     description: String,
     #[component(name = "config-fields")]
-    config_fields: Capped<connector::ConfigField, ConfigFields>,
+    config_fields: Capped<WireConfigField, ConfigFields>,
     steps: Capped<CappedStep, Steps>,
     capabilities: String,
 }
 
-impl From<CappedManifest> for connector::PluginManifest {
+/// The host's manifest, not yet checked (`corral_core::manifest::check` does that). A
+/// secret field's default is dropped: a secret has no default.
+impl From<CappedManifest> for Manifest {
     fn from(m: CappedManifest) -> Self {
-        connector::PluginManifest {
+        let field = |f: WireConfigField| manifest::ConfigField {
+            default: f.default_value.filter(|_| !f.secret),
+            name: f.name,
+            secret: f.secret,
+            optional: f.optional,
+            description: f.description,
+        };
+        let entity = |e: WireEntityType| manifest::EntityType {
+            resource_name: e.resource_name,
+            type_name: e.type_name,
+            class_name: e.class_name,
+        };
+        let relationship = |r: WireRelationshipType| manifest::RelationshipType {
+            type_name: r.type_name,
+            class_name: r.class_name,
+            source_type: r.source_type,
+            target_type: r.target_type,
+            mapped: r.mapped,
+        };
+        let step = |s: CappedStep| manifest::StepInfo {
+            id: s.id,
+            name: s.name,
+            entities: s.entities.0.into_iter().map(entity).collect(),
+            relationships: s.relationships.0.into_iter().map(relationship).collect(),
+            depends_on: s.depends_on.0,
+        };
+        Manifest {
             id: m.id,
             version: m.version,
             name: m.name,
             description: m.description,
-            config_fields: m.config_fields.0,
-            steps: m
-                .steps
-                .0
-                .into_iter()
-                .map(|s| connector::Step {
-                    id: s.id,
-                    name: s.name,
-                    entities: s.entities.0,
-                    relationships: s.relationships.0,
-                    depends_on: s.depends_on.0,
-                })
-                .collect(),
+            config_fields: m.config_fields.0.into_iter().map(field).collect(),
+            steps: m.steps.0.into_iter().map(step).collect(),
             capabilities: m.capabilities,
         }
     }
@@ -625,20 +744,9 @@ where
 /// [`MANIFEST_LIFT_BYTES`] to copy, is refused before it is copied, as `invalid
 /// manifest: …` in the checker's wording.
 pub async fn manifest(
-    plugin: &Plugin,
-    store: &mut Store<StepCtx>,
-) -> wasmtime::Result<Result<connector::PluginManifest, String>> {
-    manifest_of(
-        *plugin.corral_integration_connector().func_manifest().func(),
-        store,
-    )
-    .await
-}
-
-async fn manifest_of(
     func: Func,
     store: &mut Store<StepCtx>,
-) -> wasmtime::Result<Result<connector::PluginManifest, String>> {
+) -> wasmtime::Result<Result<Manifest, String>> {
     let out = call_bounded::<CappedManifest>(func, store, MANIFEST_LIFT_BYTES).await?;
     Ok(out.map(Into::into).map_err(|r| {
         let why = match r {
@@ -655,17 +763,6 @@ async fn manifest_of(
 /// Calls `disabled-steps`: at most `caps::STEPS` ids, and at most the instance's
 /// `memoryMiB` copied. The refusal is recorded as a limit hit.
 pub async fn disabled_steps(
-    plugin: &Plugin,
-    store: &mut Store<StepCtx>,
-) -> wasmtime::Result<Result<Vec<String>, String>> {
-    let func = *plugin
-        .corral_integration_connector()
-        .func_disabled_steps()
-        .func();
-    disabled_steps_of(func, store).await
-}
-
-async fn disabled_steps_of(
     func: Func,
     store: &mut Store<StepCtx>,
 ) -> wasmtime::Result<Result<Vec<String>, String>> {
@@ -686,15 +783,10 @@ mod tests {
     //! of a list pointing at one 4 MiB string of `x` at 1 MiB (`BIG`).
 
     use super::*;
-    use crate::capabilities::http::HttpCapability;
-    use crate::capabilities::log::LogSink;
-    use crate::capabilities::{RunContext, address::StaticHosts};
+    use crate::capabilities::RunContext;
     use crate::lock::LockExt;
     use crate::policy::{Grant, Policy};
-    use crate::secrets::Secrets;
-    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Arc;
-    use std::time::{Duration, Instant};
     use wasmtime::component::{Component, Instance};
     use wasmtime::{Config, Engine};
 
@@ -1018,24 +1110,7 @@ mod tests {
     fn run_context() -> Arc<RunContext> {
         let mut grant = Grant::new(Policy::nothing("lift test"), None);
         grant.limits.memory_mib = MEMORY_MIB;
-        let secrets = Secrets::default();
-        Arc::new(RunContext {
-            instance_id: "unit".into(),
-            instance_name: "unit".into(),
-            http: HttpCapability::new(&grant.limits, StaticHosts::default()),
-            deadline: Instant::now() + Duration::from_secs(60),
-            grant,
-            redactor: secrets.redactor(),
-            secrets,
-            config: BTreeMap::new(),
-            secret_fields: BTreeSet::new(),
-            mapped_types: BTreeSet::new(),
-            declared_types: BTreeSet::new(),
-            operator_hosts: BTreeSet::new(),
-            graph: Default::default(),
-            log: LogSink::default(),
-            stats: RunStats::default(),
-        })
+        crate::capabilities::tests::context_granted(grant, &[], &[])
     }
 
     /// A fresh instance of `wat` linked against the host's linker.
@@ -1123,7 +1198,10 @@ mod tests {
         let records = run.log.records();
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].message, "x");
-        assert_eq!(records[0].fields, [("x".to_string(), "x".to_string())]);
+        assert_eq!(
+            records[0].fields,
+            [("x".to_string(), FieldValue::Text("x".into()))]
+        );
         assert_eq!(run.log.dropped(), 0);
     }
 
@@ -1173,13 +1251,13 @@ mod tests {
     #[tokio::test]
     async fn a_manifest_over_its_caps_is_refused_before_copying() {
         let (mut store, f, _) = export("manifest-chain").await;
-        let out = manifest_of(f, &mut store).await.unwrap();
+        let out = manifest(f, &mut store).await.unwrap();
         assert_eq!(
             out.unwrap_err(),
             "invalid manifest: steps: 100000 steps: at most 256 are allowed"
         );
         let (mut store, f, _) = export("manifest-alias").await;
-        let out = manifest_of(f, &mut store).await.unwrap();
+        let out = manifest(f, &mut store).await.unwrap();
         assert_eq!(
             out.unwrap_err(),
             "invalid manifest: $: more than 2097152 bytes to copy from guest memory; a manifest holds at most 1048576 bytes of text"
@@ -1189,7 +1267,7 @@ mod tests {
     #[tokio::test]
     async fn a_manifest_within_its_caps_is_lifted_whole() {
         let (mut store, f, _) = export("manifest-ok").await;
-        let m = manifest_of(f, &mut store).await.unwrap().unwrap();
+        let m = manifest(f, &mut store).await.unwrap().unwrap();
         let texts = [&m.id, &m.version, &m.name, &m.description];
         assert!(texts.iter().all(|t| t.as_str() == "a"), "{texts:?}");
         assert_eq!(m.steps.len(), 1);
@@ -1204,7 +1282,7 @@ mod tests {
             (field.name.as_str(), field.description.as_str()),
             ("a", "b")
         );
-        assert!(field.secret && !field.optional && field.default_value.is_none());
+        assert!(field.secret && !field.optional && field.default.is_none());
         assert_eq!(m.capabilities, "");
         assert_eq!(store.hostcall_fuel(), 128 << 20, "the fuel is restored");
     }
@@ -1225,12 +1303,12 @@ mod tests {
         ];
         for (name, rule) in cases {
             let (mut store, f, run) = export(name).await;
-            let out = disabled_steps_of(f, &mut store).await.unwrap();
+            let out = disabled_steps(f, &mut store).await.unwrap();
             assert_eq!(out.unwrap_err(), rule);
             assert_eq!(limit_rules(&run), [format!("disabled-steps: {rule}")]);
         }
         let (mut store, f, run) = export("disabled-ok").await;
-        let out = disabled_steps_of(f, &mut store).await.unwrap();
+        let out = disabled_steps(f, &mut store).await.unwrap();
         assert_eq!(out.unwrap(), ["a", "b"]);
         assert!(limit_rules(&run).is_empty());
     }

@@ -2,11 +2,11 @@
 //! instance, scrubbed of secrets, capped in count and size.
 
 use super::{RunContext, StepCtx};
-use crate::bindings::log::{Host, Level};
 use crate::lock::LockExt;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
 /// Lines a run may log before further guest lines are dropped (counted, not kept).
 pub const MAX_LINES: u64 = 20_000;
@@ -14,6 +14,95 @@ pub const MAX_LINES: u64 = 20_000;
 pub const MAX_LINE_BYTES: usize = 4096;
 /// Bytes of messages and fields a run may log before further lines are dropped.
 pub const MAX_TOTAL_BYTES: u64 = 8 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ComponentType, Lift, Lower)]
+#[component(enum)]
+#[repr(u8)]
+pub enum Level {
+    #[component(name = "trace")]
+    Trace,
+    #[component(name = "debug")]
+    Debug,
+    #[component(name = "info")]
+    Info,
+    #[component(name = "warn")]
+    Warn,
+    #[component(name = "error")]
+    Error,
+}
+
+/// A field's value: text from every WIT version, typed values from 0.2 on. In
+/// `log.jsonl` each is a JSON string, number or boolean.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Boolean(bool),
+}
+
+impl FieldValue {
+    /// A float that JSON cannot hold (not a number, an infinity) is kept as text.
+    pub fn float(f: f64) -> Self {
+        if f.is_finite() {
+            FieldValue::Float(f)
+        } else {
+            FieldValue::Text(f.to_string())
+        }
+    }
+
+    /// Bytes it counts against the run's log budget.
+    fn size(&self) -> usize {
+        match self {
+            FieldValue::Text(s) => s.len(),
+            _ => 8,
+        }
+    }
+}
+
+impl std::fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldValue::Text(s) => f.write_str(s),
+            FieldValue::Integer(n) => write!(f, "{n}"),
+            FieldValue::Float(x) => write!(f, "{x}"),
+            FieldValue::Boolean(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl PartialEq<str> for FieldValue {
+    fn eq(&self, other: &str) -> bool {
+        matches!(self, FieldValue::Text(s) if s == other)
+    }
+}
+
+impl PartialEq<String> for FieldValue {
+    fn eq(&self, other: &String) -> bool {
+        self == other.as_str()
+    }
+}
+
+/// How a WIT version's `log` passes field values.
+#[derive(Debug, Clone, Copy)]
+pub enum Fields {
+    /// `list<tuple<string, string>>` (0.1)
+    Text,
+    /// `list<tuple<string, field-value>>` (0.2)
+    Typed,
+}
+
+/// Registers `log` under `interface`; the call's message and fields are lifted within
+/// its caps by `lift`.
+pub fn add_to_linker(
+    linker: &mut Linker<StepCtx>,
+    interface: &str,
+    fields: Fields,
+) -> wasmtime::Result<()> {
+    let mut inst = linker.instance(interface)?;
+    super::lift::add_log(&mut inst, fields)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LogRecord {
@@ -25,7 +114,7 @@ pub struct LogRecord {
     pub step: String,
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<(String, String)>,
+    pub fields: Vec<(String, FieldValue)>,
 }
 
 #[derive(Default)]
@@ -68,7 +157,7 @@ impl LogSink {
         level: &'static str,
         origin: &'static str,
         message: &str,
-        fields: Vec<(String, String)>,
+        fields: Vec<(String, FieldValue)>,
     ) {
         let mut records = self.records.locked();
         if records.len() as u64 >= MAX_LINES
@@ -84,13 +173,22 @@ impl LogSink {
             origin,
             step: step.to_string(),
             message: clean(message),
-            fields: fields.iter().map(|(k, v)| (clean(k), clean(v))).collect(),
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        FieldValue::Text(t) => FieldValue::Text(clean(&t)),
+                        typed => typed,
+                    };
+                    (clean(&k), v)
+                })
+                .collect(),
         };
         let size = record.message.len()
             + record
                 .fields
                 .iter()
-                .map(|(k, v)| k.len() + v.len())
+                .map(|(k, v)| k.len() + v.size())
                 .sum::<usize>();
         self.bytes.fetch_add(size as u64, Ordering::Relaxed);
         emit_tracing(&run.instance_id, &record);
@@ -105,7 +203,7 @@ fn emit_tracing(instance: &str, r: &LogRecord) {
     let fields = r
         .fields
         .iter()
-        .map(|(k, v)| format!("{}={}", esc(k), esc(v)))
+        .map(|(k, v)| format!("{}={}", esc(k), esc(&v.to_string())))
         .collect::<Vec<_>>()
         .join(" ");
     let message = esc(&r.message);
@@ -150,13 +248,9 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-impl Host for StepCtx {
-    fn log(
-        &mut self,
-        level: Level,
-        message: String,
-        fields: Vec<(String, String)>,
-    ) -> wasmtime::Result<()> {
+impl StepCtx {
+    /// A line the guest logged (its fields past the first 32 are dropped).
+    pub fn guest_log(&mut self, level: Level, message: String, fields: Vec<(String, FieldValue)>) {
         let level = match level {
             Level::Trace | Level::Debug => "debug",
             Level::Info => "info",
@@ -170,6 +264,5 @@ impl Host for StepCtx {
         self.run
             .log
             .push(&self.run, &self.step, level, "guest", &message, fields);
-        Ok(())
     }
 }

@@ -1,4 +1,7 @@
-//! What a guest can reach, one module per WIT import: `http`, `graph`, `log`, `config`.
+//! What a guest can reach, one module per WIT import: `http`, `graph`, `log`, `config`,
+//! `kv`. Each module owns its state (in [`RunContext`]), registers its functions under
+//! the interface name a WIT version gives it (`add_to_linker`), and passes its own
+//! types, shared by every version (the `wit` module says which version has which).
 //!
 //! Each call arrives on a [`StepCtx`] (one per wasm instance: a step, `validate`, or the
 //! manifest read) which points at the run's shared [`RunContext`]: the grant, the
@@ -9,6 +12,7 @@ pub mod address;
 pub mod config;
 pub mod graph;
 pub mod http;
+pub mod kv;
 pub mod lift;
 pub mod log;
 
@@ -51,6 +55,8 @@ pub struct RunContext {
     pub http: HttpCapability,
     pub graph: Mutex<GraphStore>,
     pub log: LogSink,
+    /// The run's key/value store (WIT 0.2's `kv`).
+    pub kv: kv::KvStore,
     pub stats: RunStats,
     /// When the run's wall-clock budget ends.
     pub deadline: Instant,
@@ -259,5 +265,61 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! A run and a step to call the capabilities on directly, with no wasm.
+
+    use super::*;
+    use crate::capabilities::address::StaticHosts;
+    use crate::policy::Policy;
+    use crate::secrets::SecretValue;
+
+    /// A run with nothing granted, `config` as its plain fields and `secrets` set.
+    pub fn context_with(config: &[(&str, &str)], secrets: &[&str]) -> Arc<RunContext> {
+        context_granted(
+            Grant::new(Policy::nothing("unit test"), None),
+            config,
+            secrets,
+        )
+    }
+
+    /// [`context_with`] under `grant`.
+    pub fn context_granted(
+        grant: Grant,
+        config: &[(&str, &str)],
+        secrets: &[&str],
+    ) -> Arc<RunContext> {
+        let mut values = Secrets::default();
+        for name in secrets {
+            values.insert(*name, SecretValue::new("unit-secret-value"));
+        }
+        Arc::new(RunContext {
+            instance_id: "unit".into(),
+            instance_name: "unit".into(),
+            http: HttpCapability::new(&grant.limits, StaticHosts::default()),
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+            grant,
+            redactor: values.redactor(),
+            config: config
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            secret_fields: secrets.iter().map(|s| s.to_string()).collect(),
+            secrets: values,
+            mapped_types: BTreeSet::new(),
+            declared_types: BTreeSet::new(),
+            operator_hosts: BTreeSet::new(),
+            graph: Default::default(),
+            log: LogSink::default(),
+            kv: Default::default(),
+            stats: RunStats::default(),
+        })
+    }
+
+    pub fn step(run: &Arc<RunContext>) -> StepCtx {
+        StepCtx::new(run.clone(), "unit-step")
     }
 }

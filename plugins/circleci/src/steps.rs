@@ -100,7 +100,8 @@ pub fn validate() -> Result<()> {
             "Config requires  {apiKey, login, userId}".into(),
         ));
     };
-    http::check_credentials(&get("me/"), &Retry::default(), |s| (200..300).contains(&s))
+    http::check_credentials(&get("me/"), &Retry::default(), |s| (200..300).contains(&s))?;
+    Ok(())
 }
 
 pub fn run(step: &str) -> Result<()> {

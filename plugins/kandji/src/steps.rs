@@ -44,7 +44,8 @@ pub fn validate() -> Result<()> {
         return Err(missing_config());
     }
     let url = format!("{base}devices?limit=1");
-    http::check_credentials(&get(url), &Retry::default(), |s| (200..300).contains(&s))
+    http::check_credentials(&get(url), &Retry::default(), |s| (200..300).contains(&s))?;
+    Ok(())
 }
 
 pub fn run(step: &str) -> Result<()> {

@@ -8,7 +8,7 @@ use corral_sdk::entity::Object;
 use corral_sdk::graph::{self, Emitter};
 use corral_sdk::http::{self, Request, RequestExt, ResponseExt, Retry};
 use corral_sdk::serde_json::{self, Value};
-use corral_sdk::{Error, Result, log};
+use corral_sdk::{Error, Result, kv, log};
 use std::collections::HashSet;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -75,12 +75,41 @@ fn list(req: &Request) -> Result<Vec<Value>> {
     }
 }
 
+/// Where the run keeps the organizations it fetched once (`kv`): validation reads them,
+/// and the steps that need them (account, organizations, assets) take them from there.
+const ORGS_KEY: &str = "account/orgs";
+
 pub fn validate() -> Result<()> {
-    let req = match mode()? {
-        Mode::AccountKey => with_account_key("/account/orgs"),
-        Mode::ExportToken => with_export_token("/export/org/sites.json"),
-    };
-    http::check_credentials(&req, &retry(), |s| (200..300).contains(&s))
+    let passes = |s: u16| (200..300).contains(&s);
+    match mode()? {
+        Mode::AccountKey => {
+            let resp =
+                http::check_credentials(&with_account_key("/account/orgs"), &retry(), passes)?;
+            // A body that is no list is the steps' error to report, not validation's.
+            if let Ok(Value::Array(orgs)) = resp.json() {
+                kv::set_json(ORGS_KEY, &orgs)?;
+            }
+            Ok(())
+        }
+        Mode::ExportToken => {
+            http::check_credentials(
+                &with_export_token("/export/org/sites.json"),
+                &retry(),
+                passes,
+            )?;
+            Ok(())
+        }
+    }
+}
+
+/// The account's organizations: as validation read them, else fetched (and kept).
+fn orgs() -> Result<Vec<Value>> {
+    if let Some(orgs) = kv::get_json::<Vec<Value>>(ORGS_KEY)? {
+        return Ok(orgs);
+    }
+    let orgs = orgs()?;
+    kv::set_json(ORGS_KEY, &orgs)?;
+    Ok(orgs)
 }
 
 pub fn disabled_steps() -> Vec<String> {
@@ -128,7 +157,7 @@ fn fetch_account() -> Result<()> {
     let fallback = || format!("rumble_account-{instance}");
     let key = match mode()? {
         Mode::AccountKey => {
-            let orgs = list(&with_account_key("/account/orgs"))?;
+            let orgs = orgs()?;
             if orgs.is_empty() {
                 return Err(Error::Provider(
                     "the account has no organizations, so no account id".into(),
@@ -190,7 +219,7 @@ fn emit_under_account(
 }
 
 fn fetch_orgs() -> Result<()> {
-    let orgs = list(&with_account_key("/account/orgs"))?;
+    let orgs = orgs()?;
     emit_under_account(&orgs, ORG_TYPE, convert::org_entity, |_| None)
 }
 
@@ -309,7 +338,7 @@ fn fetch_assets() -> Result<()> {
             &mut out,
         )?,
         Mode::AccountKey => {
-            for org in list(&with_account_key("/account/orgs"))? {
+            for org in orgs()? {
                 let name = org
                     .get("name")
                     .and_then(Value::as_str)

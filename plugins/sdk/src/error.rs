@@ -18,6 +18,8 @@ pub enum Error {
     Http(String),
     /// The host refused to store graph objects.
     Graph(String),
+    /// The run's key/value store refused a value, or held one of the wrong shape.
+    Kv(String),
 }
 
 impl Error {
@@ -37,6 +39,7 @@ impl fmt::Display for Error {
             Error::Config(m) => write!(f, "config error: {m}"),
             Error::Provider(m) | Error::Http(m) => f.write_str(m),
             Error::Graph(m) => write!(f, "graph error: {m}"),
+            Error::Kv(m) => write!(f, "kv error: {m}"),
         }
     }
 }

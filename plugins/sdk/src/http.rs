@@ -265,7 +265,11 @@ impl Iterator for Lines {
 /// The validation call most connectors make: one request whose failure means the
 /// credentials (or the URL) are wrong. `passes` decides which statuses are fine; anything
 /// else is the reference integrations' "Provider authentication failed at URL: …".
-pub fn check_credentials(req: &Request, retry: &Retry, passes: impl Fn(u16) -> bool) -> Result<()> {
+pub fn check_credentials(
+    req: &Request,
+    retry: &Retry,
+    passes: impl Fn(u16) -> bool,
+) -> Result<Response> {
     let failed = |why: String| {
         Error::Authentication(format!(
             "Provider authentication failed at {}: {why}",
@@ -273,7 +277,7 @@ pub fn check_credentials(req: &Request, retry: &Retry, passes: impl Fn(u16) -> b
         ))
     };
     match fetch(req, retry) {
-        Ok(r) if passes(r.status) => Ok(()),
+        Ok(r) if passes(r.status) => Ok(r),
         Ok(r) => Err(failed(format!(
             "{} {}",
             r.status,

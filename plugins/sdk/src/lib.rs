@@ -1,13 +1,14 @@
 //! The guest SDK: what a connector author touches.
 //!
-//! - [`bindings`]: the generated WIT bindings (`corral:integration@0.1.0`); a connector
+//! - [`bindings`]: the generated WIT bindings (`corral:integration@0.2.0`); a connector
 //!   implements [`bindings::exports::corral::integration::connector::Guest`] and calls
 //!   [`export_connector!`].
 //! - [`entity`]: builders for JupiterOne's entity and direct-relationship shapes.
 //! - [`http`]: requests with credentials by reference, retry with backoff, pagination.
 //! - [`graph`]: buffered emission and reading back what this run emitted.
 //! - [`time`]: timestamps to epoch milliseconds.
-//! - [`log`]: structured logging through the host.
+//! - [`log`]: structured logging through the host, with typed field values.
+//! - [`kv`]: the run's key/value store, shared by its steps.
 //! - [`manifest`]: builders for the manifest's fields, steps and declared types.
 //! - [`props`]: provider JSON to data-model properties.
 //! - [`standard`]: standard properties in the shapes the current class schemas require.
@@ -18,6 +19,7 @@ pub mod entity;
 pub mod error;
 pub mod graph;
 pub mod http;
+pub mod kv;
 pub mod log;
 pub mod manifest;
 pub mod props;
@@ -34,7 +36,7 @@ pub use wit_bindgen as __wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "plugin",
-        path: "../../wit",
+        path: "../../wit/0.2.0",
         pub_export_macro: true,
         export_macro_name: "export_connector",
         default_bindings_module: "corral_sdk::bindings",

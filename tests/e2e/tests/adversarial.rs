@@ -255,7 +255,7 @@ async fn components_built_for_another_interface_are_refused_at_load() {
         .err()
         .unwrap();
     assert!(matches!(err, PluginError::Link { .. }), "{err}");
-    assert!(err.to_string().contains("built against a WIT version this host does not offer (this host offers corral:integration@0.1.0)"), "{err}");
+    assert!(err.to_string().contains("built against a WIT version this host does not offer (this host offers corral:integration@0.1.0 and @0.2.0)"), "{err}");
 
     let err = load_component(&rt, components::get("extra-import"), "extra-import.wasm")
         .await

@@ -363,3 +363,48 @@ async fn devices_without_a_name_keep_their_relationships_and_apps() {
     assert_eq!(app.object["name"], NAMELESS_APP_BUNDLE);
     assert_eq!(app.object["displayName"], NAMELESS_APP_BUNDLE);
 }
+
+/// A connector built against the frozen `corral:integration@0.1.0` (the Kandji
+/// connector as it was before the move to 0.2, kept as bytes) loads and runs beside the
+/// built-in 0.2 one in the same process, and both give the same graph. This fixture is
+/// never rebuilt: it must pass as long as the host offers 0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wit_0_1_component_runs_beside_0_2_with_the_same_graph() {
+    use corral::wit::Version;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/kandji-wit-0.1.0.wasm"
+    );
+    let server = sim(60).start(0).await.unwrap();
+    let rt = runtime();
+    let old = rt.load_file(std::path::Path::new(fixture)).await.unwrap();
+    let new = rt.plugin("kandji").await.unwrap();
+    assert_eq!(old.guest.version, Version::V0_1);
+    assert_eq!(new.guest.version, Version::V0_2);
+    let inst = kandji_instance(
+        "kandji-wit",
+        &format!("{}{API_PREFIX}", server.origin()),
+        token(),
+    );
+    let (a, b) = tokio::join!(
+        run_plugin(&rt, old, &inst, None),
+        run_plugin(&rt, new, &inst, None)
+    );
+    for report in [&a, &b] {
+        assert!(report.succeeded(), "{:?}", report.validation);
+    }
+    let objects = |r: &corral::run::RunReport| {
+        let mut all: Vec<_> = r
+            .graph
+            .entities()
+            .into_iter()
+            .chain(r.graph.relationships())
+            .map(|s| (s.key, s.type_name, s.object))
+            .collect();
+        all.sort_by(|x, y| x.0.cmp(&y.0));
+        all
+    };
+    let (old_objects, new_objects) = (objects(&a), objects(&b));
+    assert!(old_objects.len() > 60 * 3, "{}", old_objects.len());
+    assert_eq!(old_objects, new_objects);
+}

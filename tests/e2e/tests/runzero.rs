@@ -238,6 +238,14 @@ async fn account_key_mode_collects_everything() {
         .map(|r| r.target.clone())
         .collect();
     assert_eq!(exports.len(), 2);
+    // Validation reads the organizations once; the steps that need them (account,
+    // organizations, assets) take them from the run's kv store (WIT 0.2).
+    let orgs_requests = server
+        .requests()
+        .iter()
+        .filter(|r| r.target.contains("/account/orgs"))
+        .count();
+    assert_eq!(orgs_requests, 1);
     // The export asks only for the fields the connector uses: no service banners.
     for t in &exports {
         let fields = t.split_once("?fields=").expect("a fields parameter").1;

@@ -4,7 +4,6 @@
 //! kept by [`store`] (the index in memory) on a [`spool`] (the objects on disk).
 
 use super::{Event, RunStats, StepCtx};
-use crate::bindings::graph::{EmitReport, EntityPage, GraphError, Host, Rejection};
 use crate::datamodel::{self, Header};
 use crate::lock::LockExt;
 use crate::policy::{Context, Decision};
@@ -12,11 +11,14 @@ use serde_json::{Map, Value};
 
 mod spool;
 mod store;
+mod types;
 
 pub use spool::set_dir as set_spool_dir;
 pub use store::{
     Budget, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects, Stored,
 };
+pub use types::{EmitReport, EntityPage, GraphError, Rejection};
+use wasmtime::component::Linker;
 
 /// Emit decisions a step keeps, by (kind, `_type`, first class).
 pub type EmitDecisions = std::collections::HashMap<(Kind, String, String), Decision>;
@@ -281,58 +283,72 @@ fn graph_context(h: &Header) -> Context {
         )
 }
 
-impl Host for StepCtx {
-    fn emit_entities(
-        &mut self,
-        entities: Vec<String>,
-    ) -> wasmtime::Result<Result<EmitReport, GraphError>> {
-        Ok(self.emit(Kind::Entity, entities))
+/// Registers `graph` under `interface`: the reads here, the two emits through `lift`
+/// (their lists are lifted within the call's caps).
+pub fn add_to_linker(linker: &mut Linker<StepCtx>, interface: &str) -> wasmtime::Result<()> {
+    let mut inst = linker.instance(interface)?;
+    inst.func_wrap("find-entity", |mut store, (key,): (String,)| {
+        Ok((store.data_mut().find_entity(key),))
+    })?;
+    inst.func_wrap("has-key", |mut store, (key,): (String,)| {
+        Ok((store.data_mut().has_key(key),))
+    })?;
+    inst.func_wrap(
+        "list-entities",
+        |mut store, (entity_type, cursor, limit): (String, u32, u32)| {
+            Ok((store.data_mut().list_entities(entity_type, cursor, limit),))
+        },
+    )?;
+    super::lift::add_emits(&mut inst)
+}
+
+impl StepCtx {
+    pub fn emit_entities(&mut self, entities: Vec<String>) -> Result<EmitReport, GraphError> {
+        self.emit(Kind::Entity, entities)
     }
 
-    fn emit_relationships(
+    pub fn emit_relationships(
         &mut self,
         relationships: Vec<String>,
-    ) -> wasmtime::Result<Result<EmitReport, GraphError>> {
-        Ok(self.emit(Kind::Relationship, relationships))
+    ) -> Result<EmitReport, GraphError> {
+        self.emit(Kind::Relationship, relationships)
     }
 
-    fn find_entity(&mut self, key: String) -> wasmtime::Result<Result<Option<String>, GraphError>> {
+    pub fn find_entity(&mut self, key: String) -> Result<Option<String>, GraphError> {
         let found = self.run.graph.locked().read_entity(&key);
-        Ok(match found {
+        match found {
             Err(e) => Err(self.store_failed(e)),
             Ok(None) => Ok(None),
             Ok(Some((type_name, json))) => self
                 .check_read(&type_name)
                 .map(|()| Some(String::from_utf8_lossy(&json).into_owned())),
-        })
+        }
     }
 
-    fn has_key(&mut self, key: String) -> wasmtime::Result<bool> {
-        Ok(self.run.graph.locked().contains_key(&key))
+    pub fn has_key(&mut self, key: String) -> bool {
+        self.run.graph.locked().contains_key(&key)
     }
 
-    fn list_entities(
+    pub fn list_entities(
         &mut self,
         entity_type: String,
         cursor: u32,
         limit: u32,
-    ) -> wasmtime::Result<Result<EntityPage, GraphError>> {
+    ) -> Result<EntityPage, GraphError> {
         // No `_type` is longer: a longer one has no entities and needs no policy match.
         if corral_core::manifest::check_type_name(&entity_type).is_err() {
-            return Ok(Ok(EntityPage {
+            return Ok(EntityPage {
                 entities: Vec::new(),
                 next: None,
-            }));
+            });
         }
-        if let Err(e) = self.check_read(&entity_type) {
-            return Ok(Err(e));
-        }
+        self.check_read(&entity_type)?;
         let page = self.run.graph.locked().read_type_page(
             &entity_type,
             cursor as usize,
             limit.clamp(1, 1000) as usize,
         );
-        Ok(match page {
+        match page {
             Err(e) => Err(self.store_failed(e)),
             Ok((texts, next)) => Ok(EntityPage {
                 entities: texts
@@ -341,6 +357,6 @@ impl Host for StepCtx {
                     .collect(),
                 next: next.map(|n| n as u32),
             }),
-        })
+        }
     }
 }

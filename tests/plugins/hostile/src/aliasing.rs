@@ -28,6 +28,18 @@ struct Pair {
     v: Slice,
 }
 
+/// A `tuple<string, field-value>` with a `text` value (24 bytes, aligned to 8: the
+/// variant's case at 8, its payload at 16).
+#[cfg(target_arch = "wasm32")]
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct TextField {
+    k: Slice,
+    case: u32,
+    _pad: u32,
+    v: Slice,
+}
+
 /// `http.request` in memory (64 bytes): `auth` is a u8 case and 16 bytes of payload at
 /// offset 4; `body` and `timeout-ms` are options (a u8 case, then the value at 4).
 #[cfg(target_arch = "wasm32")]
@@ -50,7 +62,7 @@ struct Request {
 struct RetArea([u8; 64]);
 
 #[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "corral:integration/graph@0.1.0")]
+#[link(wasm_import_module = "corral:integration/graph@0.2.0")]
 unsafe extern "C" {
     #[link_name = "emit-entities"]
     fn emit_entities(items: *const Slice, len: usize, ret: *mut RetArea);
@@ -59,13 +71,13 @@ unsafe extern "C" {
 }
 
 #[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "corral:integration/log@0.1.0")]
+#[link(wasm_import_module = "corral:integration/log@0.2.0")]
 unsafe extern "C" {
-    fn log(level: i32, msg: *const u8, msg_len: usize, fields: *const Pair, len: usize);
+    fn log(level: i32, msg: *const u8, msg_len: usize, fields: *const TextField, len: usize);
 }
 
 #[cfg(target_arch = "wasm32")]
-#[link(wasm_import_module = "corral:integration/http@0.1.0")]
+#[link(wasm_import_module = "corral:integration/http@0.2.0")]
 unsafe extern "C" {
     /// `request` flattened: method, url, headers, auth (case + 4), body (case + 2),
     /// timeout (case + 1): 16 values, then the return area.
@@ -245,8 +257,10 @@ pub fn attack(name: &str) -> Option<String> {
         // A line of 200,000 fields, then one of 64 fields, every key and value 4 MiB.
         "alias-log" => {
             let big = "x".repeat(BIG);
-            let pair = Pair {
+            let pair = TextField {
                 k: slice(&big),
+                case: 0,
+                _pad: 0,
                 v: slice(&big),
             };
             for n in [200_000, 64] {

