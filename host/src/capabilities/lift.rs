@@ -708,6 +708,19 @@ enum Refusal {
     Bytes,
 }
 
+/// Checks that `manifest` and `disabled-steps` have the types the capped lifts expect,
+/// without calling them: a component whose exports are mistyped is refused when it is
+/// linked, not when a run first reaches them.
+pub fn check_export_types(
+    manifest: Func,
+    disabled_steps: Func,
+    store: &Store<StepCtx>,
+) -> wasmtime::Result<()> {
+    manifest.typed::<(), (CappedManifest,)>(store)?;
+    disabled_steps.typed::<(), (Capped<String, DisabledSteps>,)>(store)?;
+    Ok(())
+}
+
 /// wasmtime's text for hostcall fuel running out (its error type is private).
 const FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 

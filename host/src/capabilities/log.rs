@@ -178,7 +178,17 @@ impl LogSink {
                 .map(|(k, v)| {
                     let v = match v {
                         FieldValue::Text(t) => FieldValue::Text(clean(&t)),
-                        typed => typed,
+                        // A number or a boolean is scrubbed as its text: a secret of
+                        // digits logged as an integer is no less a secret.
+                        typed => {
+                            let text = typed.to_string();
+                            let scrubbed = clean(&text);
+                            if scrubbed == text {
+                                typed
+                            } else {
+                                FieldValue::Text(scrubbed)
+                            }
+                        }
                     };
                     (clean(&k), v)
                 })
@@ -264,5 +274,51 @@ impl StepCtx {
         self.run
             .log
             .push(&self.run, &self.step, level, "guest", &message, fields);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::tests::context_granted;
+    use crate::policy::{Grant, Policy};
+    use crate::secrets::{REDACTED, SecretValue};
+
+    #[test]
+    fn typed_values_keep_their_type_and_a_secret_in_any_type_is_scrubbed() {
+        let grant = Grant::new(Policy::nothing("unit test"), None);
+        let run = context_granted(grant, &[], &[]);
+        // A run whose secret is all digits.
+        let mut secrets = crate::secrets::Secrets::default();
+        secrets.insert("pin", SecretValue::new("8675309123"));
+        let run = std::sync::Arc::new(RunContext {
+            redactor: secrets.redactor(),
+            secrets,
+            ..std::sync::Arc::try_unwrap(run).ok().unwrap()
+        });
+        let mut ctx = StepCtx::new(run.clone(), "s");
+        ctx.guest_log(
+            Level::Info,
+            "m".into(),
+            vec![
+                ("n".into(), FieldValue::Integer(42)),
+                ("x".into(), FieldValue::float(f64::NAN)),
+                ("ok".into(), FieldValue::Boolean(true)),
+                ("pin".into(), FieldValue::Integer(8_675_309_123)),
+            ],
+        );
+        let records = run.log.records();
+        assert_eq!(
+            records[0].fields,
+            vec![
+                ("n".to_string(), FieldValue::Integer(42)),
+                ("x".to_string(), FieldValue::Text("NaN".into())),
+                ("ok".to_string(), FieldValue::Boolean(true)),
+                ("pin".to_string(), FieldValue::Text(REDACTED.into())),
+            ]
+        );
+        let line = serde_json::to_string(&records[0]).unwrap();
+        assert!(line.contains(r#"["n",42]"#), "{line}");
+        assert!(!line.contains("8675309123"), "{line}");
     }
 }

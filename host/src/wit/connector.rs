@@ -112,10 +112,13 @@ impl Connector {
                 .get_func(&mut *store, index)
                 .ok_or_else(|| wasmtime::Error::msg("a connector function is missing"))
         };
+        let manifest = func(store, &exports.manifest)?;
+        let disabled_steps = func(store, &exports.disabled_steps)?;
+        crate::capabilities::lift::check_export_types(manifest, disabled_steps, store)?;
         Ok(Connector {
-            manifest: func(store, &exports.manifest)?,
+            manifest,
             validate: instance.get_typed_func(&mut *store, exports.validate)?,
-            disabled_steps: func(store, &exports.disabled_steps)?,
+            disabled_steps,
             run_step: instance.get_typed_func(&mut *store, exports.run_step)?,
         })
     }

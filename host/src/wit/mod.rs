@@ -89,9 +89,14 @@ mod tests {
     /// A component built from version `v`'s WIT alone, importing every function of every
     /// interface and exporting the connector (its functions trap if called).
     fn every_import_of(v: Version) -> Vec<u8> {
+        component_of(v, v.wit())
+    }
+
+    /// A component of the `plugin` world of `wit` (a version's text, perhaps altered).
+    fn component_of(v: Version, wit: &str) -> Vec<u8> {
         let mut resolve = wit_parser::Resolve::default();
         let pkg = resolve
-            .push_str(format!("corral-{}.wit", v.number()), v.wit())
+            .push_str(format!("corral-{}.wit", v.number()), wit)
             .unwrap();
         let world = resolve.select_world(&[pkg], Some("plugin")).unwrap();
         let mangling = ManglingAndAbi::Legacy(LiftLowerAbi::Sync);
@@ -150,6 +155,28 @@ mod tests {
                 version.number()
             );
         }
+    }
+
+    /// An export of the wrong type is refused before the guest runs, even one the host
+    /// only calls through a capped lift (`disabled-steps`).
+    #[tokio::test]
+    async fn a_mistyped_export_is_refused_at_instantiation() {
+        let engine = build_engine(&PoolSize { instances: 4 }).unwrap();
+        let linker = crate::plugin::build_linker(&engine).unwrap();
+        let v = Version::V0_2;
+        let wit = v.wit().replace(
+            "disabled-steps: func() -> list<string>;",
+            "disabled-steps: func() -> list<u32>;",
+        );
+        assert_ne!(wit, v.wit());
+        let component = Component::new(&engine, component_of(v, &wit)).unwrap();
+        let guest = connector::GuestPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
+        let mut store = Store::new(&engine, StepCtx::new(context_with(&[], &[]), "link"));
+        store.set_epoch_deadline(1000);
+        let Err(e) = guest.instantiate(&mut store).await else {
+            panic!("a mistyped disabled-steps was accepted")
+        };
+        assert!(format!("{e:#}").contains("type mismatch"), "{e:#}");
     }
 
     #[test]
