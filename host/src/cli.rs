@@ -450,6 +450,8 @@ async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Res
         let mut v = serde_json::to_value(&plugin.manifest)?;
         v["digest"] = plugin.digest.clone().into();
         v["source"] = plugin.source.to_string().into();
+        v["wit"] = plugin.guest.version.package().into();
+        v["builtWith"] = plugin.built_with.clone().into();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         print!("{}", escape_lines(&describe_plugin(&plugin)));
@@ -461,8 +463,15 @@ async fn inspect(target: &str, config: Option<&Path>, json: bool) -> anyhow::Res
 pub fn describe_plugin(p: &Arc<LoadedPlugin>) -> String {
     let m = &p.manifest;
     let mut s = format!(
-        "{} {} ({})\n  {}\n  source: {}\n  sha256: {}\n",
-        m.id, m.version, m.name, m.description, p.source, p.digest
+        "{} {} ({})\n  {}\n  source: {}\n  sha256: {}\n  wit: {}\n  built with: {}\n",
+        m.id,
+        m.version,
+        m.name,
+        m.description,
+        p.source,
+        p.digest,
+        p.guest.version.package(),
+        p.built_with.as_deref().unwrap_or("(not stated)")
     );
     s.push_str("\nconfig fields:\n");
     for f in &m.config_fields {

@@ -52,6 +52,8 @@ pub struct LoadedPlugin {
     pub source: PluginSource,
     /// Linked, with its connector export found; runs instantiate from it.
     pub guest: GuestPre,
+    /// What the component says built it (its `corral:sdk` section): shown, never trusted.
+    pub built_with: Option<String>,
     pub compile_time: std::time::Duration,
 }
 
@@ -78,6 +80,7 @@ pub async fn load(
 /// A component compiled but not yet linked: the CPU-heavy half of loading.
 pub struct Compiled {
     component: Component,
+    built_with: Option<String>,
     digest: String,
     compile_time: std::time::Duration,
 }
@@ -104,9 +107,34 @@ pub fn compile(
     })?;
     Ok(Compiled {
         component,
+        built_with: sdk_stamp(bytes),
         digest,
         compile_time: started.elapsed(),
     })
+}
+
+/// The custom section the SDK writes into a component's module.
+pub const SDK_SECTION: &str = "corral:sdk";
+/// The longest stamp shown.
+const MAX_STAMP_BYTES: usize = 256;
+
+/// What a component says built it: the text of the first `corral:sdk` custom section of
+/// any of its modules (`corral-sdk 0.1.0; corral:integration@0.2.0`). Any component can
+/// write anything there, so only short printable text is kept, and only for display.
+pub fn sdk_stamp(bytes: &[u8]) -> Option<String> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Err(_) => return None,
+            Ok(wasmparser::Payload::CustomSection(s)) if s.name() == SDK_SECTION => {
+                let text = std::str::from_utf8(s.data()).ok()?;
+                let plain = text.len() <= MAX_STAMP_BYTES
+                    && text.chars().all(|c| c == ' ' || c.is_ascii_graphic());
+                return plain.then(|| text.to_string());
+            }
+            Ok(_) => {}
+        }
+    }
+    None
 }
 
 /// sha256 of component bytes, hex: a plugin's identity in run records.
@@ -148,6 +176,7 @@ pub async fn link(
         digest: compiled.digest,
         source,
         guest,
+        built_with: compiled.built_with,
         compile_time: compiled.compile_time,
     }))
 }
@@ -214,4 +243,30 @@ fn explain_link_error(e: &wasmtime::Error) -> String {
     format!(
         "imports something this host does not offer (this host offers {offered} and WASI p2): {text}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_stamp_is_read_from_a_built_component_and_only_plain_text_is_kept() {
+        let kandji = crate::builtin::component("kandji").unwrap();
+        assert_eq!(
+            sdk_stamp(kandji).as_deref(),
+            Some("corral-sdk 0.1.0; corral:integration@0.2.0")
+        );
+        let stamped = |text: &str| {
+            let wat = format!(
+                "(component (core module (@custom \"corral:sdk\" {})))",
+                serde_json::to_string(text).unwrap()
+            );
+            sdk_stamp(&wat::parse_str(&wat).unwrap())
+        };
+        assert_eq!(stamped("my-sdk 2").as_deref(), Some("my-sdk 2"));
+        assert_eq!(stamped("forged\nline"), None);
+        assert_eq!(stamped(&"x".repeat(MAX_STAMP_BYTES + 1)), None);
+        assert_eq!(sdk_stamp(b"\0asm\x0d\0\x01\0garbage"), None);
+        assert_eq!(sdk_stamp(b""), None);
+    }
 }

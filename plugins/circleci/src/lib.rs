@@ -10,9 +10,4 @@ pub mod convert;
 mod manifest;
 mod steps;
 
-corral_sdk::connector!(CircleCi {
-    manifest: manifest::manifest,
-    validate: steps::validate,
-    disabled_steps: Vec::new,
-    run_step: steps::run,
-});
+corral_sdk::export!(manifest::CircleCi);

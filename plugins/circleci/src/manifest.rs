@@ -1,8 +1,11 @@
-//! What the CircleCI plugin declares: config fields, steps and types, capabilities.
+//! What the CircleCI plugin declares: config fields, steps with their handlers and
+//! types, requested capabilities.
 
 use crate::convert::*;
-use corral_sdk::PluginManifest;
-use corral_sdk::manifest::{entity, field, relationship as rel, step};
+use crate::steps;
+use corral_sdk::Result;
+use corral_sdk::capabilities::{Capabilities, Limit};
+use corral_sdk::connector::{Connector, Field, Step};
 
 pub const FETCH_ACCOUNT: &str = "fetch-account";
 pub const FETCH_GROUPS: &str = "fetch-user-groups";
@@ -19,151 +22,105 @@ pub const ACCOUNT_USERS: &str = "build-account-and-user-relationships";
 
 pub const DEFAULT_BASE_URL: &str = "https://circleci.com/api/v2/";
 
-const CAPABILITIES: &str = r#"{
-  "permissions": [
-    { "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.baseUrl}}*"] },
-    { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:apiKey"],
-      "condition": { "stringLike": { "http:url": "{{config.baseUrl}}*" } } },
-    { "effect": "ALLOW", "actions": ["graph:EmitEntity", "graph:EmitRelationship", "graph:Read"],
-      "resources": ["type:circleci_*"] }
-  ],
-  "limits": { "maxConcurrentRequests": 5 }
-}"#;
+pub struct CircleCi;
 
-pub fn manifest() -> PluginManifest {
-    PluginManifest {
-        id: "circleci".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        name: "CircleCI".into(),
-        description:
-            "Orgs, projects, pipelines, workflows, jobs, contexts and env-var names from CircleCI"
-                .into(),
-        config_fields: vec![
-            field(
-                "apiKey",
-                true,
-                false,
-                "Personal API token (sent as `Circle-Token`)",
-                None,
-            ),
-            field(
-                "login",
-                false,
-                false,
-                "CircleCI login: the account name",
-                None,
-            ),
-            field(
-                "userId",
-                false,
-                false,
-                "CircleCI user id: the account key",
-                None,
-            ),
-            field(
+impl Connector for CircleCi {
+    const ID: &'static str = "circleci";
+    const NAME: &'static str = "CircleCI";
+    const DESCRIPTION: &'static str =
+        "Orgs, projects, pipelines, workflows, jobs, contexts and env-var names from CircleCI";
+
+    fn config() -> Vec<Field> {
+        vec![
+            Field::secret("apiKey", "Personal API token (sent as `Circle-Token`)"),
+            Field::text("login", "CircleCI login: the account name"),
+            Field::text("userId", "CircleCI user id: the account key"),
+            Field::text(
                 "baseUrl",
-                false,
-                true,
                 "API base of a CircleCI Server install, ending in /api/v2/",
-                Some(DEFAULT_BASE_URL),
-            ),
-        ],
-        steps: vec![
-            step(
-                FETCH_ACCOUNT,
-                "Fetch Account",
-                vec![entity("Account", ACCOUNT, "Account")],
-                vec![],
-                &[],
-            ),
-            step(
-                FETCH_GROUPS,
-                "Fetch User Groups",
-                vec![entity("UserGroup", GROUP, "Group")],
-                vec![],
-                &[FETCH_ACCOUNT],
-            ),
-            step(
+            )
+            .optional()
+            .default(DEFAULT_BASE_URL),
+        ]
+    }
+
+    fn capabilities() -> Capabilities {
+        Capabilities::new()
+            .http(&["GET"], "{{config.baseUrl}}*")
+            .secret("apiKey", "{{config.baseUrl}}*")
+            .graph("type:circleci_*")
+            .limit(Limit::MaxConcurrentRequests, 5.0)
+    }
+
+    fn steps() -> Vec<Step> {
+        vec![
+            Step::new(FETCH_ACCOUNT, "Fetch Account", steps::fetch_account)
+                .entity("Account", ACCOUNT, "Account"),
+            Step::new(FETCH_GROUPS, "Fetch User Groups", steps::fetch_groups)
+                .entity("UserGroup", GROUP, "Group")
+                .after(&[FETCH_ACCOUNT]),
+            Step::new(
                 ACCOUNT_GROUPS,
                 "Build Account and User Group Relationships",
-                vec![],
-                vec![rel("HAS", ACCOUNT, GROUP)],
-                &[FETCH_ACCOUNT, FETCH_GROUPS],
-            ),
-            step(
-                FETCH_PIPELINES,
-                "Fetch Pipelines",
-                vec![entity("Pipeline", PIPELINE, "Configuration")],
-                vec![],
-                &[FETCH_GROUPS],
-            ),
-            step(
+                steps::account_groups,
+            )
+            .relationship("HAS", ACCOUNT, GROUP)
+            .after(&[FETCH_ACCOUNT, FETCH_GROUPS]),
+            Step::new(FETCH_PIPELINES, "Fetch Pipelines", steps::fetch_pipelines)
+                .entity("Pipeline", PIPELINE, "Configuration")
+                .after(&[FETCH_GROUPS]),
+            Step::new(
                 FETCH_WORKFLOWS,
                 "Fetch Pipeline Workflows",
-                vec![entity("Pipeline Workflow", WORKFLOW, "Configuration")],
-                vec![rel("HAS", PIPELINE, WORKFLOW)],
-                &[FETCH_PIPELINES],
-            ),
-            step(
-                FETCH_JOBS,
-                "Fetch Workflow Jobs",
-                vec![entity("Workflow Job", JOB, "Task")],
-                vec![rel("HAS", WORKFLOW, JOB)],
-                &[FETCH_WORKFLOWS],
-            ),
-            step(
-                FETCH_PROJECTS,
-                "Fetch Projects",
-                vec![entity("Project", PROJECT, "Repository")],
-                vec![rel("HAS", PROJECT, PIPELINE)],
-                &[FETCH_PIPELINES],
-            ),
-            step(
+                steps::fetch_workflows,
+            )
+            .entity("Pipeline Workflow", WORKFLOW, "Configuration")
+            .relationship("HAS", PIPELINE, WORKFLOW)
+            .after(&[FETCH_PIPELINES]),
+            Step::new(FETCH_JOBS, "Fetch Workflow Jobs", steps::fetch_jobs)
+                .entity("Workflow Job", JOB, "Task")
+                .relationship("HAS", WORKFLOW, JOB)
+                .after(&[FETCH_WORKFLOWS]),
+            Step::new(FETCH_PROJECTS, "Fetch Projects", steps::fetch_projects)
+                .entity("Project", PROJECT, "Repository")
+                .relationship("HAS", PROJECT, PIPELINE)
+                .after(&[FETCH_PIPELINES]),
+            Step::new(
                 FETCH_PROJECT_VARS,
                 "Fetch Project Environment Variables",
-                vec![entity(
-                    "Project Environment Variable",
-                    PROJECT_VAR,
-                    "Configuration",
-                )],
-                vec![rel("HAS", PROJECT, PROJECT_VAR)],
-                &[FETCH_PROJECTS],
-            ),
-            step(
+                steps::fetch_project_vars,
+            )
+            .entity("Project Environment Variable", PROJECT_VAR, "Configuration")
+            .relationship("HAS", PROJECT, PROJECT_VAR)
+            .after(&[FETCH_PROJECTS]),
+            Step::new(
                 GROUP_PROJECTS,
                 "Build Project and Pipelines Relationships",
-                vec![],
-                vec![rel("HAS", GROUP, PROJECT)],
-                &[FETCH_GROUPS, FETCH_PROJECTS],
-            ),
-            step(
-                FETCH_CONTEXTS,
-                "Fetch Contexts",
-                vec![
-                    entity("Context", CONTEXT, "Configuration"),
-                    entity("Context Environment Variable", CONTEXT_VAR, "Configuration"),
-                ],
-                vec![
-                    rel("HAS", CONTEXT, CONTEXT_VAR),
-                    rel("USES", PROJECT, CONTEXT_VAR),
-                ],
-                &[FETCH_GROUPS, FETCH_PROJECTS],
-            ),
-            step(
-                FETCH_USERS,
-                "Fetch Users",
-                vec![entity("User", USER, "User")],
-                vec![rel("HAS", GROUP, USER)],
-                &[FETCH_GROUPS],
-            ),
-            step(
+                steps::group_projects,
+            )
+            .relationship("HAS", GROUP, PROJECT)
+            .after(&[FETCH_GROUPS, FETCH_PROJECTS]),
+            Step::new(FETCH_CONTEXTS, "Fetch Contexts", steps::fetch_contexts)
+                .entity("Context", CONTEXT, "Configuration")
+                .entity("Context Environment Variable", CONTEXT_VAR, "Configuration")
+                .relationship("HAS", CONTEXT, CONTEXT_VAR)
+                .relationship("USES", PROJECT, CONTEXT_VAR)
+                .after(&[FETCH_GROUPS, FETCH_PROJECTS]),
+            Step::new(FETCH_USERS, "Fetch Users", steps::fetch_users)
+                .entity("User", USER, "User")
+                .relationship("HAS", GROUP, USER)
+                .after(&[FETCH_GROUPS]),
+            Step::new(
                 ACCOUNT_USERS,
                 "Build Account and User Relationships",
-                vec![],
-                vec![rel("HAS", ACCOUNT, USER)],
-                &[FETCH_ACCOUNT, FETCH_USERS],
-            ),
-        ],
-        capabilities: CAPABILITIES.into(),
+                steps::account_users,
+            )
+            .relationship("HAS", ACCOUNT, USER)
+            .after(&[FETCH_ACCOUNT, FETCH_USERS]),
+        ]
+    }
+
+    fn validate() -> Result<()> {
+        steps::validate()
     }
 }

@@ -104,41 +104,35 @@ pub fn validate() -> Result<()> {
     Ok(())
 }
 
-pub fn run(step: &str) -> Result<()> {
-    match step {
-        FETCH_ACCOUNT => one_entity(convert::account(
-            &cfg("userId").unwrap_or_default(),
-            &cfg("login").unwrap_or_default(),
-        )),
-        FETCH_GROUPS => fetch_groups(),
-        ACCOUNT_GROUPS => account_groups(),
-        FETCH_PIPELINES => fetch_pipelines(),
-        FETCH_WORKFLOWS => fetch_children(
-            PIPELINE,
-            |id| format!("pipeline/{id}/workflow"),
-            convert::workflow,
-            WORKFLOW,
-        ),
-        FETCH_JOBS => fetch_children(
-            WORKFLOW,
-            |id| format!("workflow/{id}/job"),
-            convert::job,
-            JOB,
-        ),
-        FETCH_PROJECTS => fetch_projects(),
-        FETCH_PROJECT_VARS => fetch_project_vars(),
-        GROUP_PROJECTS => group_projects(),
-        FETCH_CONTEXTS => fetch_contexts(),
-        FETCH_USERS => fetch_users(),
-        ACCOUNT_USERS => account_users(),
-        other => Err(Error::Config(format!("unknown step {other}"))),
-    }
+pub fn fetch_account() -> Result<()> {
+    one_entity(convert::account(
+        &cfg("userId").unwrap_or_default(),
+        &cfg("login").unwrap_or_default(),
+    ))
+}
+
+pub fn fetch_workflows() -> Result<()> {
+    fetch_children(
+        PIPELINE,
+        |id| format!("pipeline/{id}/workflow"),
+        convert::workflow,
+        WORKFLOW,
+    )
+}
+
+pub fn fetch_jobs() -> Result<()> {
+    fetch_children(
+        WORKFLOW,
+        |id| format!("workflow/{id}/job"),
+        convert::job,
+        JOB,
+    )
 }
 
 fn one_entity(e: Object) -> Result<()> {
     let mut out = Emitter::new();
     out.entity(e)?;
-    out.flush()
+    Ok(())
 }
 
 fn stored(type_name: &str) -> Result<Vec<Object>> {
@@ -175,7 +169,7 @@ fn relate_once(out: &mut Emitter, seen: &mut HashSet<String>, r: Object) -> Resu
     }
 }
 
-fn fetch_groups() -> Result<()> {
+pub fn fetch_groups() -> Result<()> {
     let list = body(http::fetch(&get("me/collaborations"), &Retry::default())?)?;
     let mut out = Emitter::new();
     let mut seen = HashSet::new();
@@ -185,10 +179,10 @@ fn fetch_groups() -> Result<()> {
             None => log::warn("skipping a collaboration without an id", &[]),
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn account_groups() -> Result<()> {
+pub fn account_groups() -> Result<()> {
     let login = cfg("login").unwrap_or_default();
     let account = convert::key(ACCOUNT, &cfg("userId").unwrap_or_default());
     let mut out = Emitter::new();
@@ -202,7 +196,7 @@ fn account_groups() -> Result<()> {
             (&key_of(g), GROUP),
         ))?;
     }
-    out.flush()
+    Ok(())
 }
 
 /// Groups with a slug, and the list endpoint for each (`org-slug` or `owner-slug`).
@@ -233,7 +227,7 @@ fn warn_missing(what: &str, slugs: &[String]) {
     }
 }
 
-fn fetch_pipelines() -> Result<()> {
+pub fn fetch_pipelines() -> Result<()> {
     let (slugs, paths) = per_group("org-slug", "pipeline")?;
     let mut out = Emitter::new();
     let mut seen = HashSet::new();
@@ -250,7 +244,7 @@ fn fetch_pipelines() -> Result<()> {
         }
     }
     warn_missing("pipelines", &missing);
-    out.flush()
+    Ok(())
 }
 
 /// Children of each stored parent (workflows of pipelines, jobs of workflows), with the
@@ -288,7 +282,7 @@ fn fetch_children(
             }
         }
     }
-    out.flush()
+    Ok(())
 }
 
 /// What a project's answer means for the step.
@@ -313,7 +307,7 @@ fn project_answer(status: u16) -> ProjectAnswer {
 /// is a warning, and its pipelines keep no project edge; any other error status (429 or
 /// 5xx once the retries are spent, …) fails the step, so its types are partial and
 /// nothing of them is deleted, where skipping would drop a project that still exists.
-fn fetch_projects() -> Result<()> {
+pub fn fetch_projects() -> Result<()> {
     let pipelines = stored(PIPELINE)?;
     let mut by_slug: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in &pipelines {
@@ -358,10 +352,10 @@ fn fetch_projects() -> Result<()> {
             ))?;
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn fetch_project_vars() -> Result<()> {
+pub fn fetch_project_vars() -> Result<()> {
     let projects = stored(PROJECT)?;
     let paths: Vec<String> = projects
         .iter()
@@ -383,10 +377,10 @@ fn fetch_project_vars() -> Result<()> {
             )?;
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn group_projects() -> Result<()> {
+pub fn group_projects() -> Result<()> {
     let mut out = Emitter::new();
     for p in stored(PROJECT)? {
         let Some(org) = p.get("organizationId").and_then(Value::as_str) else {
@@ -401,10 +395,10 @@ fn group_projects() -> Result<()> {
             ))?;
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn fetch_contexts() -> Result<()> {
+pub fn fetch_contexts() -> Result<()> {
     let (slugs, paths) = per_group("owner-slug", "context")?;
     let mut contexts = Vec::new();
     let mut missing = Vec::new();
@@ -479,10 +473,10 @@ fn fetch_contexts() -> Result<()> {
             }
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn fetch_users() -> Result<()> {
+pub fn fetch_users() -> Result<()> {
     let me = body(http::fetch(&get("me"), &Retry::default())?)?;
     let Some(user) = convert::user(&me) else {
         return Err(Error::Provider("me: no user id".into()));
@@ -497,10 +491,10 @@ fn fetch_users() -> Result<()> {
             (&user_key, USER),
         ))?;
     }
-    out.flush()
+    Ok(())
 }
 
-fn account_users() -> Result<()> {
+pub fn account_users() -> Result<()> {
     let account = convert::key(ACCOUNT, &cfg("userId").unwrap_or_default());
     let mut out = Emitter::new();
     for u in stored(USER)? {
@@ -510,7 +504,7 @@ fn account_users() -> Result<()> {
             (&key_of(&u), USER),
         ))?;
     }
-    out.flush()
+    Ok(())
 }
 
 #[cfg(test)]

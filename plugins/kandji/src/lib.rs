@@ -11,9 +11,4 @@ pub mod convert;
 mod manifest;
 mod steps;
 
-corral_sdk::connector!(Kandji {
-    manifest: manifest::manifest,
-    validate: steps::validate,
-    disabled_steps: Vec::new,
-    run_step: steps::run,
-});
+corral_sdk::export!(manifest::Kandji);

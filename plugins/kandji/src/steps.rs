@@ -1,7 +1,6 @@
 //! The steps' I/O: requests through the host, entities out through the graph.
 
 use crate::convert::{self, ACCOUNT_KEY, DEVICE_TYPE};
-use crate::manifest::{FETCH_ACCOUNT, FETCH_DEVICE_APPS, FETCH_DEVICE_USERS, FETCH_DEVICES};
 use corral_sdk::config;
 use corral_sdk::graph::{self, Emitter};
 use corral_sdk::http::{self, Request, RequestExt, Response, ResponseExt, Retry};
@@ -48,23 +47,13 @@ pub fn validate() -> Result<()> {
     Ok(())
 }
 
-pub fn run(step: &str) -> Result<()> {
-    match step {
-        FETCH_ACCOUNT => fetch_account(),
-        FETCH_DEVICES => fetch_devices(),
-        FETCH_DEVICE_APPS => fetch_device_apps(),
-        FETCH_DEVICE_USERS => fetch_device_users(),
-        other => Err(Error::Config(format!("unknown step {other}"))),
-    }
-}
-
-fn fetch_account() -> Result<()> {
+pub fn fetch_account() -> Result<()> {
     let mut out = Emitter::new();
     out.entity(convert::account_entity())?;
-    out.flush()
+    Ok(())
 }
 
-fn fetch_devices() -> Result<()> {
+pub fn fetch_devices() -> Result<()> {
     let base = api_url()?;
     let has_account = graph::has_key(ACCOUNT_KEY);
     let mut seen = HashSet::new();
@@ -95,7 +84,7 @@ fn fetch_devices() -> Result<()> {
             emit_devices(&base, &fresh, has_account, &mut out)
         },
     )?;
-    out.flush()
+    Ok(())
 }
 
 /// Fetches details for one page of devices at once and emits what answered.
@@ -175,7 +164,7 @@ fn stored_device_ids() -> Result<Vec<String>> {
         .collect()
 }
 
-fn fetch_device_apps() -> Result<()> {
+pub fn fetch_device_apps() -> Result<()> {
     let base = api_url()?;
     let ids = stored_device_ids()?;
     let mut apps_seen = HashSet::new();
@@ -196,7 +185,7 @@ fn fetch_device_apps() -> Result<()> {
             }
         }
     }
-    out.flush()
+    Ok(())
 }
 
 /// First seen wins for the app entity; each distinct edge key is emitted once.
@@ -225,7 +214,7 @@ fn emit_app(
     Ok(())
 }
 
-fn fetch_device_users() -> Result<()> {
+pub fn fetch_device_users() -> Result<()> {
     let mut users_seen = HashSet::new();
     let mut out = Emitter::new();
     for device in graph::entities_of_type(DEVICE_TYPE) {
@@ -240,5 +229,5 @@ fn fetch_device_users() -> Result<()> {
         }
         out.relationship(convert::device_user_relationship(&device_key, &user_key))?;
     }
-    out.flush()
+    Ok(())
 }

@@ -11,9 +11,4 @@ pub mod convert;
 mod manifest;
 mod steps;
 
-corral_sdk::connector!(RunZero {
-    manifest: manifest::manifest,
-    validate: steps::validate,
-    disabled_steps: steps::disabled_steps,
-    run_step: steps::run,
-});
+corral_sdk::export!(manifest::RunZero);

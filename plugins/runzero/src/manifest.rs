@@ -1,8 +1,11 @@
-//! What the runZero plugin declares: config fields, steps and types, capabilities.
+//! What the runZero plugin declares: config fields, steps with their handlers and types,
+//! requested capabilities.
 
 use crate::convert::{ACCOUNT_TYPE, ASSET_TYPE, ORG_TYPE, SITE_TYPE, USER_PERSON_TYPE, USER_TYPE};
-use corral_sdk::PluginManifest;
-use corral_sdk::manifest::{entity, field, mapped, relationship as rel, step};
+use crate::steps;
+use corral_sdk::Result;
+use corral_sdk::capabilities::{Capabilities, Limit};
+use corral_sdk::connector::{Connector, Field, Step};
 
 pub const FETCH_ACCOUNT: &str = "fetch-account";
 pub const FETCH_ORGS: &str = "fetch-organization";
@@ -19,113 +22,100 @@ pub const ACCOUNT_KEY_STEPS: &[&str] = &[FETCH_USERS, FETCH_ORGS, USER_ORG, ORG_
 
 pub const DEFAULT_BASE_URL: &str = "https://console.runzero.com/api/v1.0";
 
-/// GET to the console's API only; each credential only to it.
-const CAPABILITIES: &str = r#"{
-  "permissions": [
-    { "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.baseUrl}}/*"] },
-    { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:accountAPIKey", "secret:exportToken"],
-      "condition": { "stringLike": { "http:url": "{{config.baseUrl}}/*" } } },
-    { "effect": "ALLOW", "actions": ["graph:EmitEntity", "graph:EmitRelationship", "graph:Read"],
-      "resources": ["type:rumble_*"] }
-  ],
-  "limits": { "maxConcurrentRequests": 4 }
-}"#;
+const API: &str = "{{config.baseUrl}}/*";
 
-pub fn manifest() -> PluginManifest {
-    let person = mapped(USER_PERSON_TYPE, "IS", USER_TYPE, "Person");
-    PluginManifest {
-        id: "runzero".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        name: "runZero".into(),
-        description: "Account, organizations, sites, users and assets from runZero".into(),
-        config_fields: vec![
-            field(
+pub struct RunZero;
+
+impl Connector for RunZero {
+    const ID: &'static str = "runzero";
+    const NAME: &'static str = "runZero";
+    const DESCRIPTION: &'static str =
+        "Account, organizations, sites, users and assets from runZero";
+
+    fn config() -> Vec<Field> {
+        vec![
+            Field::secret(
                 "accountAPIKey",
-                true,
-                true,
                 "Account API key (all organizations); set this or exportToken",
-                None,
-            ),
-            field(
+            )
+            .optional(),
+            Field::secret(
                 "exportToken",
-                true,
-                true,
                 "One organization's export token; set this or accountAPIKey",
-                None,
+            )
+            .optional(),
+            Field::text("baseUrl", "API base URL of a self-hosted console")
+                .optional()
+                .default(DEFAULT_BASE_URL),
+        ]
+    }
+
+    /// GET to the console's API only; each credential only to it.
+    fn capabilities() -> Capabilities {
+        Capabilities::new()
+            .http(&["GET"], API)
+            .secret("accountAPIKey", API)
+            .secret("exportToken", API)
+            .graph("type:rumble_*")
+            .limit(Limit::MaxConcurrentRequests, 4.0)
+    }
+
+    fn steps() -> Vec<Step> {
+        vec![
+            Step::new(FETCH_ACCOUNT, "Fetch Account Details", steps::fetch_account).entity(
+                "Account",
+                ACCOUNT_TYPE,
+                "Account",
             ),
-            field(
-                "baseUrl",
-                false,
-                true,
-                "API base URL of a self-hosted console",
-                Some(DEFAULT_BASE_URL),
-            ),
-        ],
-        steps: vec![
-            step(
-                FETCH_ACCOUNT,
-                "Fetch Account Details",
-                vec![entity("Account", ACCOUNT_TYPE, "Account")],
-                vec![],
-                &[],
-            ),
-            step(
-                FETCH_ORGS,
-                "Fetch Organizations Details",
-                vec![entity("Organization", ORG_TYPE, "Organization")],
-                vec![rel("HAS", ACCOUNT_TYPE, ORG_TYPE)],
-                &[FETCH_ACCOUNT],
-            ),
-            step(
-                FETCH_USERS,
-                "Fetch User Details",
-                vec![entity("User", USER_TYPE, "User")],
-                vec![rel("HAS", ACCOUNT_TYPE, USER_TYPE), person],
-                &[FETCH_ACCOUNT],
-            ),
-            step(
+            Step::new(FETCH_ORGS, "Fetch Organizations Details", steps::fetch_orgs)
+                .entity("Organization", ORG_TYPE, "Organization")
+                .relationship("HAS", ACCOUNT_TYPE, ORG_TYPE)
+                .after(&[FETCH_ACCOUNT]),
+            Step::new(FETCH_USERS, "Fetch User Details", steps::fetch_users)
+                .entity("User", USER_TYPE, "User")
+                .relationship("HAS", ACCOUNT_TYPE, USER_TYPE)
+                .mapped(USER_PERSON_TYPE, "IS", USER_TYPE, "Person")
+                .after(&[FETCH_ACCOUNT]),
+            Step::new(
                 USER_ORG,
                 "Build User Organization Relationships",
-                vec![],
-                vec![rel("ASSIGNED", USER_TYPE, ORG_TYPE)],
-                &[FETCH_USERS, FETCH_ORGS],
-            ),
-            step(
-                FETCH_SITES,
-                "Fetch Sites Details",
-                vec![entity("Site", SITE_TYPE, "Site")],
-                vec![],
-                &[],
-            ),
-            step(
+                steps::build_user_orgs,
+            )
+            .relationship("ASSIGNED", USER_TYPE, ORG_TYPE)
+            .after(&[FETCH_USERS, FETCH_ORGS]),
+            Step::new(FETCH_SITES, "Fetch Sites Details", steps::fetch_sites)
+                .entity("Site", SITE_TYPE, "Site"),
+            Step::new(
                 ORG_SITE,
                 "Build Organization Site Relationships",
-                vec![],
-                vec![rel("HAS", ORG_TYPE, SITE_TYPE)],
-                &[FETCH_SITES, FETCH_ORGS],
-            ),
-            step(
+                steps::org_site,
+            )
+            .relationship("HAS", ORG_TYPE, SITE_TYPE)
+            .after(&[FETCH_SITES, FETCH_ORGS]),
+            Step::new(
                 SITE_ACCOUNT,
                 "Build Account Site Relationships",
-                vec![],
-                vec![rel("HAS", ACCOUNT_TYPE, SITE_TYPE)],
-                &[FETCH_SITES, FETCH_ACCOUNT],
-            ),
-            step(
-                FETCH_ASSETS,
-                "Fetch Asset Details",
-                vec![entity("Asset", ASSET_TYPE, "Device")],
-                vec![],
-                &[],
-            ),
-            step(
+                steps::build_account_sites,
+            )
+            .relationship("HAS", ACCOUNT_TYPE, SITE_TYPE)
+            .after(&[FETCH_SITES, FETCH_ACCOUNT]),
+            Step::new(FETCH_ASSETS, "Fetch Asset Details", steps::fetch_assets)
+                .entity("Asset", ASSET_TYPE, "Device"),
+            Step::new(
                 SITE_ASSET,
                 "Build Site Asset Relationships",
-                vec![],
-                vec![rel("HAS", SITE_TYPE, ASSET_TYPE)],
-                &[FETCH_SITES, FETCH_ASSETS],
-            ),
-        ],
-        capabilities: CAPABILITIES.into(),
+                steps::site_asset,
+            )
+            .relationship("HAS", SITE_TYPE, ASSET_TYPE)
+            .after(&[FETCH_SITES, FETCH_ASSETS]),
+        ]
+    }
+
+    fn validate() -> Result<()> {
+        steps::validate()
+    }
+
+    fn disabled_steps() -> Vec<String> {
+        steps::disabled_steps()
     }
 }

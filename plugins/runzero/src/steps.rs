@@ -125,23 +125,16 @@ pub fn disabled_steps() -> Vec<String> {
     }
 }
 
-pub fn run(step: &str) -> Result<()> {
-    match step {
-        FETCH_ACCOUNT => fetch_account(),
-        FETCH_ORGS => fetch_orgs(),
-        FETCH_USERS => fetch_users(),
-        USER_ORG => build_user_orgs(),
-        FETCH_SITES => fetch_sites(),
-        ORG_SITE => build_parent_edges(SITE_TYPE, "organization_id", ORG_TYPE, |org, site| {
-            convert::org_has_site(org, site)
-        }),
-        SITE_ACCOUNT => build_account_sites(),
-        FETCH_ASSETS => fetch_assets(),
-        SITE_ASSET => build_parent_edges(ASSET_TYPE, "site_id", SITE_TYPE, |site, asset| {
-            convert::site_has_asset(site, asset)
-        }),
-        other => Err(Error::Config(format!("unknown step {other}"))),
-    }
+pub fn org_site() -> Result<()> {
+    build_parent_edges(SITE_TYPE, "organization_id", ORG_TYPE, |org, site| {
+        convert::org_has_site(org, site)
+    })
+}
+
+pub fn site_asset() -> Result<()> {
+    build_parent_edges(ASSET_TYPE, "site_id", SITE_TYPE, |site, asset| {
+        convert::site_has_asset(site, asset)
+    })
 }
 
 /// The first usable `client_id` (the runZero account id) among `items`: one that is
@@ -152,7 +145,7 @@ fn client_id(items: &[Value]) -> Option<String> {
         .find_map(|i| corral_sdk::props::readable(i.get("client_id")))
 }
 
-fn fetch_account() -> Result<()> {
+pub fn fetch_account() -> Result<()> {
     let instance = config::instance_id();
     let fallback = || format!("rumble_account-{instance}");
     let key = match mode()? {
@@ -177,7 +170,7 @@ fn fetch_account() -> Result<()> {
         &config::instance_name(),
         &instance,
     ))?;
-    out.flush()
+    Ok(())
 }
 
 /// The account entity's key, from the graph.
@@ -215,15 +208,15 @@ fn emit_under_account(
             out.relationship(m)?;
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn fetch_orgs() -> Result<()> {
+pub fn fetch_orgs() -> Result<()> {
     let orgs = orgs()?;
     emit_under_account(&orgs, ORG_TYPE, convert::org_entity, |_| None)
 }
 
-fn fetch_users() -> Result<()> {
+pub fn fetch_users() -> Result<()> {
     let users = list(&with_account_key("/account/users"))?;
     emit_under_account(
         &users,
@@ -237,7 +230,7 @@ fn raw<'a>(entity: &'a Object, field: &str) -> Option<&'a Value> {
     entity.get("_rawData")?.get(0)?.get("rawData")?.get(field)
 }
 
-fn build_user_orgs() -> Result<()> {
+pub fn build_user_orgs() -> Result<()> {
     let mut out = Emitter::new();
     for user in graph::entities_of_type(USER_TYPE) {
         let user = user?;
@@ -260,10 +253,10 @@ fn build_user_orgs() -> Result<()> {
             ))?;
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn fetch_sites() -> Result<()> {
+pub fn fetch_sites() -> Result<()> {
     let sites = match mode()? {
         Mode::AccountKey => list(&with_account_key("/account/sites"))?,
         Mode::ExportToken => list(&with_export_token("/export/org/sites.json"))?,
@@ -279,10 +272,10 @@ fn fetch_sites() -> Result<()> {
             None => log::warn("skipping a site without an id", &[]),
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn build_account_sites() -> Result<()> {
+pub fn build_account_sites() -> Result<()> {
     let account = account_key()?;
     let mut out = Emitter::new();
     for site in graph::entities_of_type(SITE_TYPE) {
@@ -293,7 +286,7 @@ fn build_account_sites() -> Result<()> {
             SITE_TYPE,
         ))?;
     }
-    out.flush()
+    Ok(())
 }
 
 /// An edge from each `child_type` entity's parent (named by `parent_field` in its raw
@@ -325,10 +318,10 @@ fn build_parent_edges(
             );
         }
     }
-    out.flush()
+    Ok(())
 }
 
-fn fetch_assets() -> Result<()> {
+pub fn fetch_assets() -> Result<()> {
     let mut seen = HashSet::new();
     let mut out = Emitter::new();
     match mode()? {
@@ -364,7 +357,7 @@ fn fetch_assets() -> Result<()> {
             }
         }
     }
-    out.flush()
+    Ok(())
 }
 
 /// The asset export, asking only for the fields this connector maps or keeps

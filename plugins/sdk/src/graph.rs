@@ -7,8 +7,11 @@ use crate::error::{Error, Result};
 /// How many objects go to the host in one call.
 const BATCH: usize = 500;
 
-/// Buffers entities and relationships and sends them in batches. Call [`Emitter::flush`]
-/// at the end of a step; objects the host rejects are counted and logged by the host.
+/// Buffers entities and relationships and sends them in batches; what is left is sent
+/// when the emitter is dropped (call [`Emitter::flush`] to see an error where it
+/// happens). A failure while dropped becomes the step's error if the step itself
+/// succeeded (see `connector::run_step_of`). Objects the host rejects one by one are
+/// counted and logged by the host.
 #[derive(Default)]
 pub struct Emitter {
     entities: Vec<String>,
@@ -71,6 +74,24 @@ impl Emitter {
         self.accepted += report.accepted;
         self.rejected.extend(report.rejected);
     }
+}
+
+impl Drop for Emitter {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            DEFERRED.with(|d| d.borrow_mut().get_or_insert(e).clone());
+        }
+    }
+}
+
+thread_local! {
+    /// The first error an emitter met while dropped, for the step to report.
+    static DEFERRED: std::cell::RefCell<Option<Error>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The first error an emitter met while dropped since the last call.
+pub fn take_deferred_error() -> Option<Error> {
+    DEFERRED.with(|d| d.borrow_mut().take())
 }
 
 fn graph_error(e: wit::GraphError) -> Error {

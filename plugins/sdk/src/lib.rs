@@ -1,13 +1,17 @@
 //! The guest SDK: what a connector author touches.
 //!
-//! - [`bindings`]: the generated WIT bindings (`corral:integration@0.2.0`); a connector
-//!   implements [`bindings::exports::corral::integration::connector::Guest`] and calls
-//!   [`export_connector!`].
+//! - [`connector`]: a connector declared once ([`connector::Connector`]: identity,
+//!   config [`connector::Field`]s, [`capabilities::Capabilities`], steps with their
+//!   handlers) and made the component's export by [`export!`].
+//! - [`capabilities`]: the capability request, typed.
+//! - [`bindings`]: the generated WIT bindings (`corral:integration@0.2.0`), for what the
+//!   modules here do not cover.
 //! - [`entity`]: builders for JupiterOne's entity and direct-relationship shapes.
 //! - [`http`]: requests with credentials by reference, retry with backoff, pagination.
 //! - [`graph`]: buffered emission and reading back what this run emitted.
 //! - [`time`]: timestamps to epoch milliseconds.
-//! - [`log`]: structured logging through the host, with typed field values.
+//! - [`log`]: structured logging through the host, with typed field values; `info!`,
+//!   `warn!`, `error!`, `debug!` take format arguments.
 //! - [`kv`]: the run's key/value store, shared by its steps.
 //! - [`manifest`]: builders for the manifest's fields, steps and declared types.
 //! - [`props`]: provider JSON to data-model properties.
@@ -15,6 +19,8 @@
 
 extern crate self as corral_sdk;
 
+pub mod capabilities;
+pub mod connector;
 pub mod entity;
 pub mod error;
 pub mod graph;
@@ -49,44 +55,3 @@ pub use bindings::export_connector;
 pub use bindings::exports::corral::integration::connector::{
     ConfigField, EntityType, Guest, PluginManifest, RelationshipType, Step, StepError,
 };
-
-/// Declares a connector: the type, the `Guest` implementation wired to plain functions,
-/// and (in the component only) the export. For example:
-///
-/// ```ignore
-/// corral_sdk::connector!(Kandji {
-///     manifest: manifest::manifest,
-///     validate: steps::validate,
-///     disabled_steps: Vec::new,
-///     run_step: steps::run,
-/// });
-/// ```
-#[macro_export]
-macro_rules! connector {
-    ($ty:ident { manifest: $m:expr, validate: $v:expr, disabled_steps: $d:expr, run_step: $r:expr $(,)? }) => {
-        struct $ty;
-
-        impl $crate::Guest for $ty {
-            fn manifest() -> $crate::PluginManifest {
-                ($m)()
-            }
-
-            fn validate() -> ::core::result::Result<(), $crate::StepError> {
-                ($v)().map_err(::core::convert::Into::into)
-            }
-
-            fn disabled_steps() -> ::std::vec::Vec<::std::string::String> {
-                ($d)()
-            }
-
-            fn run_step(step_id: ::std::string::String) -> ::core::result::Result<(), $crate::StepError> {
-                ($r)(&step_id).map_err(::core::convert::Into::into)
-            }
-        }
-
-        // Exported only in the component: the export names (`corral:integration/…`) are
-        // not valid symbols for a native shared library, where converters are unit-tested.
-        #[cfg(target_arch = "wasm32")]
-        $crate::export_connector!($ty with_types_in $crate::bindings);
-    };
-}

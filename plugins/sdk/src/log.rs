@@ -70,6 +70,31 @@ macro_rules! integer_values {
 
 integer_values!(i8, i16, i32, i64, u8, u16, u32, u64, usize, isize);
 
+/// Logs at `info` with format arguments: `corral_sdk::info!("{n} devices")`. The
+/// functions of this module take fields as well.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)+) => { $crate::log::info(&::std::format!($($arg)+), &[]) };
+}
+
+/// Logs at `warn` with format arguments.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)+) => { $crate::log::warn(&::std::format!($($arg)+), &[]) };
+}
+
+/// Logs at `error` with format arguments.
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)+) => { $crate::log::error(&::std::format!($($arg)+), &[]) };
+}
+
+/// Logs at `debug` with format arguments.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)+) => { $crate::log::debug(&::std::format!($($arg)+), &[]) };
+}
+
 pub fn info(message: &str, fields: &[(&str, &str)]) {
     emit("info", message, texts(fields))
 }
@@ -180,6 +205,15 @@ pub fn take_captured() -> Vec<Captured> {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_macros_format_their_arguments() {
+        let n = 3;
+        crate::warn!("{n} devices skipped of {}", 10);
+        let got = take_captured();
+        assert_eq!(got[0].level, "warn");
+        assert_eq!(got[0].message, "3 devices skipped of 10");
+    }
 
     #[test]
     fn typed_fields_keep_their_type_and_huge_integers_stay_exact() {

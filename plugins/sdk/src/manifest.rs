@@ -1,26 +1,7 @@
-//! Builders for the manifest a connector declares: config fields, steps, declared types.
+//! The declared types of a step, as the WIT passes them (`connector::Step` builds them).
 
-use crate::bindings::exports::corral::integration::connector::{
-    ConfigField, EntityType, RelationshipType, Step,
-};
+use crate::bindings::exports::corral::integration::connector::{EntityType, RelationshipType};
 use crate::entity::relationship_type;
-
-/// A config field; `default` only applies to non-secret fields.
-pub fn field(
-    name: &str,
-    secret: bool,
-    optional: bool,
-    description: &str,
-    default: Option<&str>,
-) -> ConfigField {
-    ConfigField {
-        name: name.into(),
-        secret,
-        optional,
-        description: description.into(),
-        default_value: default.map(String::from),
-    }
-}
 
 /// A declared entity type: the docs' resource name, `_type` and `_class`.
 pub fn entity(resource: &str, type_name: &str, class: &str) -> EntityType {
@@ -50,21 +31,5 @@ pub fn mapped(type_name: &str, class: &str, source: &str, target: &str) -> Relat
         source_type: source.into(),
         target_type: target.into(),
         mapped: true,
-    }
-}
-
-pub fn step(
-    id: &str,
-    name: &str,
-    entities: Vec<EntityType>,
-    relationships: Vec<RelationshipType>,
-    depends_on: &[&str],
-) -> Step {
-    Step {
-        id: id.into(),
-        name: name.into(),
-        entities,
-        relationships,
-        depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
     }
 }

@@ -1,71 +1,64 @@
-//! What the SentinelOne plugin declares: config fields, steps and types, capabilities.
+//! What the SentinelOne plugin declares: config fields, steps with their handlers and
+//! types, requested capabilities.
 
 use crate::convert::{ACCOUNT_TYPE, AGENT_TYPE, GROUP_TYPE, PROTECTS_TYPE};
-use corral_sdk::PluginManifest;
-use corral_sdk::manifest::{entity, field, mapped, relationship, step};
+use crate::steps;
+use corral_sdk::Result;
+use corral_sdk::capabilities::{Capabilities, Limit};
+use corral_sdk::connector::{Connector, Field, Step};
 
 pub const FETCH_ACCOUNT: &str = "fetch-account";
 pub const FETCH_GROUPS: &str = "fetch-groups";
 pub const FETCH_AGENTS: &str = "fetch-agents";
 
-/// GET to the console's API only; the token only to that API.
-const CAPABILITIES: &str = r#"{
-  "permissions": [
-    { "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{config.serverUrl}}/web/api/v2.1/*"] },
-    { "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:apiToken"],
-      "condition": { "stringLike": { "http:url": "{{config.serverUrl}}/web/api/v2.1/*" } } },
-    { "effect": "ALLOW", "actions": ["graph:EmitEntity", "graph:EmitRelationship", "graph:Read"],
-      "resources": ["type:sentinelone_*"] }
-  ],
-  "limits": { "maxConcurrentRequests": 4 }
-}"#;
+const API: &str = "{{config.serverUrl}}/web/api/v2.1/*";
 
-pub fn manifest() -> PluginManifest {
-    let protects = mapped(PROTECTS_TYPE, "PROTECTS", AGENT_TYPE, "user_endpoint");
-    PluginManifest {
-        id: "sentinelone".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        name: "SentinelOne".into(),
-        description: "Account, groups and agents from a SentinelOne console".into(),
-        config_fields: vec![
-            field(
+pub struct SentinelOne;
+
+impl Connector for SentinelOne {
+    const ID: &'static str = "sentinelone";
+    const NAME: &'static str = "SentinelOne";
+    const DESCRIPTION: &'static str = "Account, groups and agents from a SentinelOne console";
+
+    fn config() -> Vec<Field> {
+        vec![
+            Field::text(
                 "serverUrl",
-                false,
-                false,
                 "Management console URL, e.g. https://usea1-partners.sentinelone.net",
-                None,
             ),
-            field(
-                "apiToken",
-                true,
-                false,
-                "API token (sent as `ApiToken …`)",
-                None,
+            Field::secret("apiToken", "API token (sent as `ApiToken …`)"),
+        ]
+    }
+
+    /// GET to the console's API only; the token only to that API.
+    fn capabilities() -> Capabilities {
+        Capabilities::new()
+            .http(&["GET"], API)
+            .secret("apiToken", API)
+            .graph("type:sentinelone_*")
+            .limit(Limit::MaxConcurrentRequests, 4.0)
+    }
+
+    fn steps() -> Vec<Step> {
+        vec![
+            Step::new(FETCH_ACCOUNT, "Fetch Account", steps::fetch_account).entity(
+                "Account",
+                ACCOUNT_TYPE,
+                "Account",
             ),
-        ],
-        steps: vec![
-            step(
-                FETCH_ACCOUNT,
-                "Fetch Account",
-                vec![entity("Account", ACCOUNT_TYPE, "Account")],
-                vec![],
-                &[],
-            ),
-            step(
-                FETCH_GROUPS,
-                "Fetch Groups",
-                vec![entity("Group", GROUP_TYPE, "Group")],
-                vec![relationship("HAS", ACCOUNT_TYPE, GROUP_TYPE)],
-                &[FETCH_ACCOUNT],
-            ),
-            step(
-                FETCH_AGENTS,
-                "Fetch Agents",
-                vec![entity("Agent", AGENT_TYPE, "HostAgent")],
-                vec![relationship("HAS", GROUP_TYPE, AGENT_TYPE), protects],
-                &[FETCH_GROUPS],
-            ),
-        ],
-        capabilities: CAPABILITIES.into(),
+            Step::new(FETCH_GROUPS, "Fetch Groups", steps::fetch_groups)
+                .entity("Group", GROUP_TYPE, "Group")
+                .relationship("HAS", ACCOUNT_TYPE, GROUP_TYPE)
+                .after(&[FETCH_ACCOUNT]),
+            Step::new(FETCH_AGENTS, "Fetch Agents", steps::fetch_agents)
+                .entity("Agent", AGENT_TYPE, "HostAgent")
+                .relationship("HAS", GROUP_TYPE, AGENT_TYPE)
+                .mapped(PROTECTS_TYPE, "PROTECTS", AGENT_TYPE, "user_endpoint")
+                .after(&[FETCH_GROUPS]),
+        ]
+    }
+
+    fn validate() -> Result<()> {
+        steps::validate()
     }
 }

@@ -1,7 +1,6 @@
 //! The steps' I/O: cursor-paged lists through the host, entities out through the graph.
 
 use crate::convert;
-use crate::manifest::{FETCH_ACCOUNT, FETCH_AGENTS, FETCH_GROUPS};
 use corral_sdk::config;
 use corral_sdk::graph::{self, Emitter};
 use corral_sdk::http::{self, Request, RequestExt, ResponseExt, Retry};
@@ -50,15 +49,6 @@ pub fn validate() -> Result<()> {
     Ok(())
 }
 
-pub fn run(step: &str) -> Result<()> {
-    match step {
-        FETCH_ACCOUNT => fetch_account(),
-        FETCH_GROUPS => fetch_groups(),
-        FETCH_AGENTS => fetch_agents(),
-        other => Err(Error::Config(format!("unknown step {other}"))),
-    }
-}
-
 /// Whether a 404 answer means "no such list, so nothing in it": only for the first page,
 /// as the reference treats it. A 404 for a cursor (an expired or unknown one) is a
 /// failure: read as the list's end, it would leave out every later page, and the step
@@ -100,16 +90,16 @@ fn each_page(resource: &str, mut each: impl FnMut(Vec<Value>) -> Result<()>) -> 
     )
 }
 
-fn fetch_account() -> Result<()> {
+pub fn fetch_account() -> Result<()> {
     let mut out = Emitter::new();
     out.entity(convert::account_entity(
         &config::instance_id(),
         &config::instance_name(),
     ))?;
-    out.flush()
+    Ok(())
 }
 
-fn fetch_groups() -> Result<()> {
+pub fn fetch_groups() -> Result<()> {
     let account = convert::account_key(&config::instance_id());
     let mut seen = HashSet::new();
     let mut out = Emitter::new();
@@ -127,10 +117,10 @@ fn fetch_groups() -> Result<()> {
         }
         Ok(())
     })?;
-    out.flush()
+    Ok(())
 }
 
-fn fetch_agents() -> Result<()> {
+pub fn fetch_agents() -> Result<()> {
     let mut seen = HashSet::new();
     let mut out = Emitter::new();
     each_page("agents", |agents| {
@@ -162,7 +152,7 @@ fn fetch_agents() -> Result<()> {
         }
         Ok(())
     })?;
-    out.flush()
+    Ok(())
 }
 
 #[cfg(test)]

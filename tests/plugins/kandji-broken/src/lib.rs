@@ -7,63 +7,53 @@
 
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
-use corral_sdk::PluginManifest;
+use corral_sdk::capabilities::Capabilities;
+use corral_sdk::connector::{Connector, Field, Step};
 use corral_sdk::error::{Error, Result};
-use corral_sdk::manifest::{entity, field, step};
 
 #[cfg(not(feature = "greedy"))]
 const VERSION: &str = "0.2.0-broken";
 #[cfg(feature = "greedy")]
 const VERSION: &str = "0.3.0-greedy";
 
-#[cfg(not(feature = "greedy"))]
-const EXTRA: &str = "";
-#[cfg(feature = "greedy")]
-const EXTRA: &str = r#"{ "effect": "ALLOW", "actions": ["http:*"], "resources": ["*"] },"#;
+struct Broken;
 
-fn manifest() -> PluginManifest {
-    let capabilities = format!(
-        r#"{{ "permissions": [ {EXTRA}
-  {{ "effect": "ALLOW", "actions": ["http:GET"], "resources": ["{{{{config.apiUrl}}}}*"] }},
-  {{ "effect": "ALLOW", "actions": ["secret:Use"], "resources": ["secret:accessToken"],
-    "condition": {{ "stringLike": {{ "http:url": "{{{{config.apiUrl}}}}*" }} }} }},
-  {{ "effect": "ALLOW", "actions": ["graph:EmitEntity", "graph:EmitRelationship", "graph:Read"],
-    "resources": ["type:kandji_*"] }}
-] }}"#
-    );
-    PluginManifest {
-        id: "kandji".into(),
-        version: VERSION.into(),
-        name: "Kandji (broken test build)".into(),
-        description: "fails every step".into(),
-        config_fields: vec![
-            field("apiUrl", false, false, "Kandji API URL", None),
-            field("accessToken", true, false, "Kandji API token", None),
-        ],
-        steps: vec![step(
-            "fetch-account",
-            "Fetch Account",
-            vec![entity("Account", "kandji_account", "Account")],
-            vec![],
-            &[],
-        )],
-        capabilities,
+impl Connector for Broken {
+    const ID: &'static str = "kandji";
+    const NAME: &'static str = "Kandji (broken test build)";
+    const DESCRIPTION: &'static str = "fails every step";
+    const VERSION: Option<&'static str> = Some(VERSION);
+
+    fn config() -> Vec<Field> {
+        vec![
+            Field::text("apiUrl", "Kandji API URL"),
+            Field::secret("accessToken", "Kandji API token"),
+        ]
+    }
+
+    fn capabilities() -> Capabilities {
+        let kandji = Capabilities::new()
+            .http(&["GET"], "{{config.apiUrl}}*")
+            .secret("accessToken", "{{config.apiUrl}}*")
+            .graph("type:kandji_*");
+        #[cfg(feature = "greedy")]
+        let kandji = kandji.http(&["*"], "*");
+        kandji
+    }
+
+    fn steps() -> Vec<Step> {
+        vec![Step::new("fetch-account", "Fetch Account", run).entity(
+            "Account",
+            "kandji_account",
+            "Account",
+        )]
     }
 }
 
-fn validate() -> Result<()> {
-    Ok(())
-}
-
-fn run(_step: &str) -> Result<()> {
+fn run() -> Result<()> {
     Err(Error::Provider(format!(
         "kandji {VERSION} is broken on purpose"
     )))
 }
 
-corral_sdk::connector!(Broken {
-    manifest: manifest,
-    validate: validate,
-    disabled_steps: Vec::new,
-    run_step: run,
-});
+corral_sdk::export!(Broken);
