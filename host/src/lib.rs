@@ -5,20 +5,16 @@
 //! [`capabilities`], one module per WIT import; every policy decision is made by
 //! [`policy::Grant::check`].
 
-pub use corral_core::policy;
+pub use corral_core::{changes, config, datamodel, explain, policy, query, secrets};
 
 pub mod alerts;
 pub mod builtin;
 pub mod capabilities;
-pub mod changes;
 pub mod cli;
 pub mod compiled_cache;
-pub mod config;
-pub mod datamodel;
 pub mod deliver;
 pub mod demo;
 pub mod engine;
-pub mod explain;
 pub mod graph_commands;
 pub mod history;
 pub mod jupiterone;
@@ -26,10 +22,8 @@ pub mod lock;
 pub mod oneshot;
 pub mod output;
 pub mod plugin;
-pub mod query;
 pub mod run;
 pub mod runtime;
-pub mod secrets;
 pub mod serve;
 pub mod state;
 pub mod stderr_log;

@@ -8,9 +8,9 @@
 use super::spool::{self, Span, Spool};
 use crate::secrets::Secrets;
 use corral_core::canonical::{self, ContentHash};
+pub use corral_core::changes::KeyIds;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, RandomState};
 use std::io;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -71,22 +71,6 @@ pub struct Item<'a> {
     pub key: &'a str,
     pub hash: &'a ContentHash,
     pub json: &'a [u8],
-}
-
-/// A key's 128-bit id: two independently keyed hashes, so no guest can aim for a
-/// collision (keys are per process and secret).
-pub struct KeyIds(RandomState, RandomState);
-
-impl KeyIds {
-    pub fn id(&self, key: &str) -> u128 {
-        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
-    }
-}
-
-impl Default for KeyIds {
-    fn default() -> Self {
-        KeyIds(RandomState::new(), RandomState::new())
-    }
 }
 
 /// Where an object lies, and which group holds it (16 bytes).

@@ -12,7 +12,7 @@ pub const MAX_CLASS_LEN: usize = 64;
 
 /// JupiterOne's entity classes and what each requires, generated from
 /// `@jupiterone/data-model` (`core/src/classes.rs`).
-pub use corral_core::classes::{CLASSES, DATA_MODEL_VERSION};
+pub use crate::classes::{CLASSES, DATA_MODEL_VERSION};
 
 /// Whether `class` is one of the data model's entity classes.
 pub fn known_class(class: &str) -> bool {
@@ -68,7 +68,7 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
     }
     let type_name = string_field(&obj, "_type")?;
     // `_type` names output files: the manifest's grammar, whatever was declared.
-    corral_core::manifest::check_type_name(&type_name).map_err(|e| e.message)?;
+    crate::manifest::check_type_name(&type_name).map_err(|e| e.message)?;
     let classes = match obj.get("_class") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) if !items.is_empty() => items

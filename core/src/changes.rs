@@ -5,14 +5,31 @@
 //! The comparison streams: the previous state is held as one small entry per object
 //! (a key id and a hash prefix), the run's objects are read from its spool one at a
 //! time, and only the objects that changed are ever parsed. Hashes are
-//! [`corral_core::canonical`]'s content hash, which leaves `_rawData` out: it mirrors
+//! [`crate::canonical`]'s content hash, which leaves `_rawData` out: it mirrors
 //! the provider's payload, and a change there alone is not a change to the asset.
 
-use crate::capabilities::graph::KeyIds;
-use corral_core::canonical::ContentHash;
+use crate::canonical::ContentHash;
+use std::hash::{BuildHasher, RandomState};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+
+/// A key's 128-bit id: two independently keyed hashes, so no guest can aim for a
+/// collision (keys are per process and secret).
+pub struct KeyIds(RandomState, RandomState);
+
+impl KeyIds {
+    pub fn id(&self, key: &str) -> u128 {
+        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
+    }
+}
+
+impl Default for KeyIds {
+    fn default() -> Self {
+        KeyIds(RandomState::new(), RandomState::new())
+    }
+}
 
 /// An object as the state keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +158,7 @@ pub fn changed_properties(
 ) -> BTreeMap<String, PropertyChange> {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     keys.into_iter()
-        .filter(|k| *k != corral_core::canonical::RAW_DATA)
+        .filter(|k| *k != crate::canonical::RAW_DATA)
         .filter_map(|k| {
             let (b, a) = (before.get(k), after.get(k));
             (b != a).then(|| {
@@ -338,7 +355,7 @@ pub fn console_summary(doc: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corral_core::canonical::content_hash;
+    use crate::canonical::content_hash;
     use serde_json::json;
 
     fn obj(key: &str, extra: Value) -> Map<String, Value> {

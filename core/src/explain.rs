@@ -160,7 +160,7 @@ pub fn beyond_operator(grant: &Grant) -> Vec<String> {
 }
 
 /// The capability request of a manifest as sentences, templates left visible.
-pub fn requested_capabilities(m: &crate::plugin::Manifest) -> Vec<String> {
+pub fn requested_capabilities(m: &crate::manifest::Manifest) -> Vec<String> {
     match Policy::parse_untemplated(&m.capabilities, "manifest") {
         Ok(p) => {
             let limits = crate::policy::Limits::effective(&p.limits, None);
@@ -182,8 +182,8 @@ pub fn requested_capabilities(m: &crate::plugin::Manifest) -> Vec<String> {
 
 /// What `new` requests that `old` did not (`+`) and what it no longer requests (`-`).
 pub fn capability_diff(
-    old: &crate::plugin::Manifest,
-    new: &crate::plugin::Manifest,
+    old: &crate::manifest::Manifest,
+    new: &crate::manifest::Manifest,
 ) -> Vec<String> {
     let (old, new) = (requested_capabilities(old), requested_capabilities(new));
     let added = new
@@ -300,7 +300,7 @@ pub fn describe_policy(p: &Policy) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::{ConfigField, Manifest};
+    use crate::manifest::{ConfigField, Manifest};
     use std::collections::BTreeMap;
 
     const BASE: &str = r#"{ "permissions": [
