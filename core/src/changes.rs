@@ -9,11 +9,10 @@
 //! the provider's payload, and a change there alone is not a change to the asset.
 
 use crate::canonical::ContentHash;
-use std::hash::{BuildHasher, RandomState};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
+use std::hash::{BuildHasher, RandomState};
 
 /// A key's 128-bit id: two independently keyed hashes, so no guest can aim for a
 /// collision (keys are per process and secret).

@@ -4,9 +4,9 @@
 //! Run with `cargo bench -p corral-host --bench startup`; results go in
 //! docs/benchmarks.md.
 
+use corral::plugin::runtime::Runtime;
 use corral::plugin::{self, PluginSource};
 use corral::run::measure_instantiation;
-use corral::runtime::Runtime;
 use std::time::Duration;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -17,7 +17,7 @@ fn main() {
     let tokio = tokio::runtime::Runtime::new().unwrap();
     tokio.block_on(async {
         let rt = Runtime::new().unwrap();
-        let bytes = corral::builtin::component("kandji").unwrap();
+        let bytes = corral::plugin::builtin::component("kandji").unwrap();
         println!("kandji component: {} KiB", bytes.len() / 1024);
 
         let mut compiles = Vec::new();

@@ -7,25 +7,15 @@
 
 pub use corral_core::{changes, config, datamodel, explain, policy, query, secrets};
 
-pub mod alerts;
-pub mod builtin;
+// The layers, each depending only on those below it:
+// cli, serve → delivery → run → plugin → capabilities → engine, net, corral-core.
 pub mod capabilities;
 pub mod cli;
-pub mod compiled_cache;
-pub mod deliver;
-pub mod demo;
+pub mod delivery;
 pub mod engine;
-pub mod graph_commands;
-pub mod history;
-pub mod jupiterone;
 pub mod lock;
-pub mod oneshot;
-pub mod output;
+pub mod net;
 pub mod plugin;
 pub mod run;
-pub mod runtime;
 pub mod serve;
-pub mod state;
 pub mod stderr_log;
-pub mod sync;
-pub mod wit;

@@ -106,7 +106,7 @@ async fn run_writes_the_collect_layout_and_leaks_no_secret() {
     server.add_fault(FaultRule::new("/apps", 500, 1));
     let dir = scratch("layout");
     let policy = dir.join("kandji.json");
-    std::fs::write(&policy, corral::demo::KANDJI_DEMO_POLICY).unwrap();
+    std::fs::write(&policy, corral::cli::demo::KANDJI_DEMO_POLICY).unwrap();
     let config = write_config(
         &dir,
         &format!("{}{API_PREFIX}", server.origin()),
@@ -445,7 +445,7 @@ async fn plugin_dir_overrides_first_party_and_refuses_bad_files() {
 
     // A component with the same id overrides it.
     let copy = plugins.join("kandji.wasm");
-    std::fs::write(&copy, corral::builtin::component("kandji").unwrap()).unwrap();
+    std::fs::write(&copy, corral::plugin::builtin::component("kandji").unwrap()).unwrap();
     let m: Value = serde_json::from_slice(&inspect().await.stdout).unwrap();
     assert_eq!(m["source"], copy.display().to_string());
 }

@@ -2,7 +2,7 @@
 //! with the mock persister; the documented vulnerable-OS query; SIGKILL during a run
 //! leaves the previous state whole. No credential in any output or file.
 
-use corral::state::GraphState;
+use corral::delivery::state::GraphState;
 use corral_simulators::SimServer;
 use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
 use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
@@ -337,9 +337,9 @@ async fn sigkill_during_a_run_leaves_the_previous_state_and_the_next_run_works()
         doc["types"]["kandji_device"]["deleted"],
         serde_json::json!([gone])
     );
-    let (history, _) = corral::history::History::open(&data_dir).unwrap();
+    let (history, _) = corral::delivery::history::History::open(&data_dir).unwrap();
     let killed = history.get("run-2").unwrap().unwrap();
-    assert_eq!(killed.status, corral::history::RunStatus::Failed);
+    assert_eq!(killed.status, corral::delivery::history::RunStatus::Failed);
     assert_eq!(
         killed.errors,
         ["corral stopped while this run was in flight"]

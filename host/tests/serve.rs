@@ -2,7 +2,7 @@
 //! signal exits at once, and a run in flight when the process is killed is marked failed
 //! at the next start.
 
-use corral::history::{History, RunStatus};
+use corral::delivery::history::{History, RunStatus};
 use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
 use std::path::Path;
 use std::process::Stdio;

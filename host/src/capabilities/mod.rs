@@ -8,7 +8,6 @@
 //! secrets, the graph and the counters. Every check against the grant happens in these
 //! modules, at the moment the guest asks.
 
-pub mod address;
 pub mod config;
 pub mod graph;
 pub mod http;
@@ -17,15 +16,16 @@ pub mod lift;
 pub mod log;
 
 use crate::lock::LockExt;
+use crate::net::address::StaticHosts;
 use crate::policy::Grant;
 use crate::secrets::Secrets;
-use graph::GraphStore;
+use graph::{Budget, GraphStore};
 use http::HttpCapability;
 use log::LogSink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -83,6 +83,46 @@ pub struct Event {
     pub action: String,
     pub resource: String,
     pub rule: String,
+}
+
+impl RunContext {
+    /// A run's context: its grant, secrets and plain config, every capability's state
+    /// fresh, the deadline from the grant's `timeoutSeconds`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: &str,
+        name: &str,
+        grant: Grant,
+        secrets: Secrets,
+        config: BTreeMap<String, String>,
+        secret_fields: BTreeSet<String>,
+        hosts: StaticHosts,
+    ) -> RunContext {
+        let budget = Budget::from(&grant.limits);
+        let now = Instant::now();
+        // The policy caps timeoutSeconds; a day is the fallback should a bad value slip by.
+        let deadline = now
+            .checked_add(Duration::from_secs(grant.limits.timeout_seconds))
+            .unwrap_or(now + Duration::from_secs(86_400));
+        RunContext {
+            instance_id: id.into(),
+            instance_name: name.into(),
+            http: HttpCapability::new(&grant.limits, hosts),
+            grant,
+            redactor: secrets.redactor(),
+            secrets,
+            config,
+            secret_fields,
+            mapped_types: BTreeSet::new(),
+            declared_types: BTreeSet::new(),
+            operator_hosts: BTreeSet::new(),
+            graph: std::sync::Mutex::new(GraphStore::new(budget)),
+            log: LogSink::default(),
+            kv: Default::default(),
+            stats: RunStats::default(),
+            deadline,
+        }
+    }
 }
 
 impl RunStats {
@@ -273,7 +313,7 @@ pub(crate) mod tests {
     //! A run and a step to call the capabilities on directly, with no wasm.
 
     use super::*;
-    use crate::capabilities::address::StaticHosts;
+    use crate::net::address::StaticHosts;
     use crate::policy::Policy;
     use crate::secrets::SecretValue;
 

@@ -26,13 +26,6 @@ pub enum Offer {
     Removed,
 }
 
-/// The id a file in `plugin_dir` must declare: its name without `.wasm`.
-pub fn expected_id(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 impl Daemon {
     /// Offers `path` until it reads the same twice (a half-written file is not compiled).
     pub async fn offer_settled(self: &Arc<Self>, path: &Path) -> Offer {
@@ -49,7 +42,7 @@ impl Daemon {
 
     /// Examines the file at `path` once and installs or refuses it.
     pub async fn offer(self: &Arc<Self>, path: &Path) -> Offer {
-        let id = expected_id(path);
+        let id = crate::plugin::runtime::expected_id(path);
         let bytes = match read_settled(path, self.config.serve.max_plugin_bytes) {
             Ok(Some(b)) => b,
             Ok(None) => return Offer::Unsettled,
@@ -104,7 +97,7 @@ impl Daemon {
         let compiled = self.compile_bounded(bytes, source.clone()).await?;
         let plugin = plugin::link(&self.runtime.linker, compiled, source)
             .await
-            .and_then(|p| crate::runtime::named_for_id(path, p))
+            .and_then(|p| crate::plugin::runtime::named_for_id(path, p))
             .map_err(|e| e.to_string())?;
         debug_assert_eq!(plugin.manifest.id, id);
         self.check_against_policies(&plugin)?;
@@ -203,7 +196,7 @@ impl Daemon {
                 source: path.display().to_string(),
                 digest,
                 reason: reason.clone(),
-                at: crate::history::rfc3339(now_ms()),
+                at: crate::delivery::history::rfc3339(now_ms()),
             },
         );
         Offer::Refused(reason)
@@ -215,7 +208,7 @@ impl Daemon {
         let Some(id) = self.registry.id_loaded_from(path) else {
             return;
         };
-        if crate::builtin::component(&id).is_some() {
+        if crate::plugin::builtin::component(&id).is_some() {
             match self.runtime.plugin(&id).await {
                 Ok(p) => {
                     let number = self.install(p);

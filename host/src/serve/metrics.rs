@@ -1,6 +1,6 @@
 //! Prometheus metrics of the long-running host, rendered as text on `GET /metrics`.
 
-use crate::history::RunStatus;
+use crate::delivery::history::RunStatus;
 use crate::lock::LockExt;
 use crate::run::RunReport;
 use std::collections::BTreeMap;

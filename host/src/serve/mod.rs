@@ -1,7 +1,7 @@
 //! `corral serve`: the long-running host. It keeps a generation of every plugin
 //! ([`registry`]), takes new ones dropped into `plugin_dir` while it runs
 //! ([`watch`], [`candidate`]), runs instances on their schedules or on request
-//! ([`schedule`], [`runs`]) with their history in SQLite ([`crate::history`]), and
+//! ([`schedule`], [`runs`]) with their history in SQLite ([`crate::delivery::history`]), and
 //! answers the admin API ([`admin`]) with [`metrics`].
 
 pub mod admin;
@@ -12,12 +12,12 @@ pub mod runs;
 pub mod schedule;
 pub mod watch;
 
-use crate::builtin;
 use crate::config::CorralConfig;
+use crate::delivery::history::History;
 use crate::engine::PoolSize;
-use crate::history::History;
 use crate::lock::LockExt;
-use crate::runtime::Runtime;
+use crate::plugin::builtin;
+use crate::plugin::runtime::Runtime;
 use anyhow::Context as _;
 use metrics::Metrics;
 use registry::Registry;
@@ -36,7 +36,7 @@ pub struct Daemon {
     pub registry: Registry,
     pub history: History,
     /// Output, graph state, changes and alerts after each run.
-    pub delivery: crate::deliver::Delivery,
+    pub delivery: crate::delivery::Delivery,
     pub metrics: Metrics,
     /// Instance id → the run queued or running for it (at most one each).
     in_flight: Mutex<HashMap<String, String>>,
@@ -75,9 +75,9 @@ pub async fn start(config: CorralConfig, admin: SocketAddr) -> anyhow::Result<Da
         );
     }
     let (stop, _) = signal::channel(false);
-    crate::compiled_cache::enable();
+    crate::plugin::compiled_cache::enable();
     let runtime = Runtime::with_pool(&PoolSize::for_runs(config.serve.max_concurrent_runs))?;
-    let delivery = crate::deliver::Delivery::open(
+    let delivery = crate::delivery::Delivery::open(
         &config.data_dir,
         config.data_dir.join("out"),
         config.alerts.clone(),

@@ -171,7 +171,7 @@ impl Registry {
             to_generation: back.number,
             to_digest: back.plugin.digest.clone(),
             reason: reason.to_string(),
-            at: crate::history::rfc3339(now_ms()),
+            at: crate::delivery::history::rfc3339(now_ms()),
         };
         slot.last_rollback = Some(note.clone());
         Ok(note)
@@ -219,7 +219,7 @@ impl Registry {
                     digest: g.map(|g| g.plugin.digest.clone()),
                     source: g.map(|g| g.plugin.source.to_string()),
                     generation: g.map(|g| g.number),
-                    loaded_at: g.map(|g| crate::history::rfc3339(g.loaded_at_ms)),
+                    loaded_at: g.map(|g| crate::delivery::history::rfc3339(g.loaded_at_ms)),
                     previous_generations: slot.previous.iter().map(|g| g.number).collect(),
                     draining_generations: slot
                         .retired

@@ -5,7 +5,7 @@ use super::Daemon;
 use super::registry::Generation;
 use crate::capabilities::log::now_ms;
 use crate::config::InstanceConfig;
-use crate::history::{HistoryError, Outcome, RunPlugin, RunStatus};
+use crate::delivery::history::{HistoryError, Outcome, RunPlugin, RunStatus};
 use crate::lock::LockExt;
 use crate::run;
 use std::sync::Arc;

@@ -12,8 +12,8 @@
 
 use corral::capabilities::graph::{GraphStore, Kind, NewObject};
 use corral::config::{ConfigValue, JupiterOneConfig};
-use corral::jupiterone::JupiterOne;
-use corral::state::GraphState;
+use corral::delivery::jupiterone::JupiterOne;
+use corral::delivery::state::GraphState;
 use corral_e2e::daemon::scratch;
 use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
 use serde_json::{Map, Value, json};
@@ -87,11 +87,11 @@ async fn upload() {
     })
     .unwrap();
     let dir = scratch("bench-upload");
-    corral::output::write_objects(&dir, &graph(0, 0..N)).unwrap();
+    corral::delivery::output::write_objects(&dir, &graph(0, 0..N)).unwrap();
     std::fs::write(dir.join("summary.json"), "{}").unwrap();
-    let collected = corral::jupiterone::read_collected(&dir).unwrap();
+    let collected = corral::delivery::jupiterone::read_collected(&dir).unwrap();
     let (started, cpu) = (Instant::now(), corral_e2e::cpu_seconds().unwrap_or(0.0));
-    let synced = corral::sync::sync_collected(&client, "bench-integration", collected)
+    let synced = corral::delivery::sync::sync_collected(&client, "bench-integration", collected)
         .await
         .unwrap();
     let took = started.elapsed().as_secs_f64();
@@ -123,7 +123,7 @@ fn deliver(state: &GraphState, dir: &std::path::Path, run: &str, graph: &GraphSt
         .unwrap();
     let recorded = started.elapsed();
     let out = dir.join(run);
-    corral::output::write_objects(&out, graph).unwrap();
+    corral::delivery::output::write_objects(&out, graph).unwrap();
     std::fs::write(out.join("changes.json"), &rec.document).unwrap();
     let cpu = corral_e2e::cpu_seconds().unwrap_or(0.0) - cpu;
     let t = &rec.summary["totals"];

@@ -11,9 +11,9 @@
 //! `cargo bench -p corral-e2e --bench serve -- swap|throughput|scheduled|inflight`; results go in
 //! docs/benchmarks.md.
 
+use corral::cli::demo::DemoTenants;
 use corral::config::CorralConfig;
-use corral::demo::DemoTenants;
-use corral::history::RunStatus;
+use corral::delivery::history::RunStatus;
 use corral::serve::Daemon;
 use corral::serve::runs::{Admission, Trigger};
 use corral_e2e::daemon::{demo_instances_toml, scratch, sha256, variant};
@@ -68,7 +68,7 @@ async fn swap() {
         .clone()
         .unwrap()
         .join("kandji.wasm");
-    let builtin = corral::builtin::component("kandji").unwrap();
+    let builtin = corral::plugin::builtin::component("kandji").unwrap();
     let (mut installed, mut started) = (Vec::new(), Vec::new());
     for i in 0..10 {
         let bytes = variant(builtin, &format!("bench-{i}"));
@@ -209,7 +209,7 @@ async fn inflight() {
     sim.set_delay(DELAY);
     let dir = scratch("bench-inflight-policies");
     let policy = dir.join("kandji-policy.json");
-    std::fs::write(&policy, corral::demo::KANDJI_DEMO_POLICY).unwrap();
+    std::fs::write(&policy, corral::cli::demo::KANDJI_DEMO_POLICY).unwrap();
     let instances: String = (1..=RUNS)
         .map(|n| {
             format!(

@@ -181,7 +181,7 @@ impl TestDaemon {
 /// `corral.toml` instances for `copies` of each demo instance (ids suffixed `-N`), each
 /// under its demo policy (written to `dir`), run every `interval` seconds if given.
 pub fn demo_instances_toml(
-    tenants: &corral::demo::DemoTenants,
+    tenants: &corral::cli::demo::DemoTenants,
     copies: usize,
     interval: Option<u64>,
     dir: &Path,

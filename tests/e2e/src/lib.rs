@@ -6,9 +6,9 @@ pub mod daemon;
 
 use corral::config::{ConfigValue, InstanceConfig, PollingInterval};
 use corral::engine::PoolSize;
+use corral::plugin::runtime::Runtime;
 use corral::plugin::{self, LoadedPlugin, PluginError, PluginSource};
 use corral::run::{RunReport, resolve_with_policy, run_instance};
-use corral::runtime::Runtime;
 use corral_simulators::kandji::KandjiData;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

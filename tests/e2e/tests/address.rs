@@ -16,7 +16,7 @@ fn token() -> ConfigValue {
 }
 
 /// A runtime where `name` resolves to `ip`.
-fn runtime_with_host(name: &str, ip: &str) -> corral::runtime::Runtime {
+fn runtime_with_host(name: &str, ip: &str) -> corral::plugin::runtime::Runtime {
     let mut rt = runtime();
     let ip: IpAddr = ip.parse().unwrap();
     rt.hosts = Arc::new(HashMap::from([(name.to_string(), vec![ip])]));

@@ -2,10 +2,10 @@
 //! devices are added, changed and removed; a failed step deletes nothing; alert rules
 //! fire their webhook once per matching change.
 
-use corral::alerts::{Action, AlertRule, RawAlert};
 use corral::changes::ChangeKind;
 use corral::config::ConfigValue;
-use corral::deliver::{CHANGES_FILE, Delivery};
+use corral::delivery::alerts::{Action, AlertRule, RawAlert};
+use corral::delivery::{CHANGES_FILE, Delivery};
 use corral_e2e::*;
 use corral_simulators::FaultRule;
 use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim, generate_device};
@@ -32,7 +32,7 @@ fn sim(devices: usize) -> Arc<KandjiSim> {
 struct Delivered {
     changes: Value,
     dest: std::path::PathBuf,
-    alerts: corral::alerts::Fired,
+    alerts: corral::delivery::alerts::Fired,
 }
 
 /// Runs the Kandji plugin against `origin` and delivers the run as `run_id`.
@@ -270,12 +270,12 @@ async fn refused_objects_make_their_types_partial_and_delete_nothing() {
         report.partial_types(),
         ["kandji_app", "kandji_device_has_app"]
     );
-    let summary = corral::output::summary(&report);
+    let summary = corral::delivery::output::summary(&report);
     assert_eq!(
         summary["metadata"]["partialDatasets"]["types"],
         json!(["kandji_app", "kandji_device_has_app"])
     );
-    let console = corral::output::console_summary(&report, None);
+    let console = corral::delivery::output::console_summary(&report, None);
     assert!(
         console.contains("objects rejected; nothing of kandji_app, kandji_device_has_app is deleted this run (partial)"),
         "{console}"

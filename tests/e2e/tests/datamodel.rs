@@ -4,7 +4,7 @@
 //! Also: the host's generated class table (`core/src/classes.rs`) is what the package
 //! gives today. Needs Node.js and npm; the package is installed on first use.
 
-use corral::demo::DemoTenants;
+use corral::cli::demo::DemoTenants;
 use corral::run::{resolve_with_policy, run_instance};
 use corral_e2e::*;
 use serde_json::Value;
@@ -68,9 +68,9 @@ async fn every_connector_graph_validates_with_jupiterones_package() {
         let resolved = resolve_with_policy(&d.config, plugin, policy).unwrap();
         let report = run_instance(&resolved, rt.hosts.clone()).await;
         assert!(report.succeeded(), "{}", d.config.id);
-        let summary = corral::output::summary(&report);
+        let summary = corral::delivery::output::summary(&report);
         assert_eq!(summary["corral"]["dataModel"]["version"], "0.64.2");
-        let dest = corral::output::write_run(&out, &report, None).unwrap();
+        let dest = corral::delivery::output::write_run(&out, &report, None).unwrap();
         written.push(dest.display().to_string());
     }
     let mut args = vec!["validate.js"];

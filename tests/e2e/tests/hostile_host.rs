@@ -5,7 +5,7 @@
 //! refusal while a Kandji run beside it keeps its exact graph and output directory.
 
 use corral::config::ConfigValue;
-use corral::output;
+use corral::delivery::output;
 use corral::plugin::PluginError;
 use corral::run::{RunReport, resolve_with_policy};
 use corral_e2e::*;
@@ -47,7 +47,7 @@ impl KandjiBeside {
         KandjiBeside { sim, server }
     }
 
-    async fn run(&self, rt: &corral::runtime::Runtime) -> RunReport {
+    async fn run(&self, rt: &corral::plugin::runtime::Runtime) -> RunReport {
         let url = format!("{}{API_PREFIX}", self.server.origin());
         let inst = kandji_instance(
             "kandji-beside",

@@ -370,7 +370,7 @@ async fn devices_without_a_name_keep_their_relationships_and_apps() {
 /// never rebuilt: it must pass as long as the host offers 0.1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wit_0_1_component_runs_beside_0_2_with_the_same_graph() {
-    use corral::wit::Version;
+    use corral::plugin::wit::Version;
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/kandji-wit-0.1.0.wasm"

@@ -25,7 +25,7 @@ async fn kandji_sim(devices: usize) -> (Arc<KandjiSim>, SimServer, String) {
 }
 
 fn builtin_kandji() -> &'static [u8] {
-    corral::builtin::component("kandji").unwrap()
+    corral::plugin::builtin::component("kandji").unwrap()
 }
 
 /// (entities, relationships) a full Kandji run of this tenant stores.

@@ -2,7 +2,7 @@
 //! split and shrunk, retries, partial types, aborts, and the API key kept out of errors.
 
 use corral::config::{ConfigValue, JupiterOneConfig};
-use corral::jupiterone::{BATCH_LIMIT, JupiterOne, Kind, raw_objects, read_collected};
+use corral::delivery::jupiterone::{BATCH_LIMIT, JupiterOne, Kind, raw_objects, read_collected};
 use corral_e2e::*;
 use corral_simulators::SimServer;
 use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
@@ -55,7 +55,10 @@ impl Setup {
     async fn run_and_sync(
         &self,
         key: &str,
-    ) -> (corral::run::RunReport, anyhow::Result<corral::sync::Synced>) {
+    ) -> (
+        corral::run::RunReport,
+        anyhow::Result<corral::delivery::sync::Synced>,
+    ) {
         self.run_and_sync_under(key, None).await
     }
 
@@ -64,15 +67,23 @@ impl Setup {
         &self,
         key: &str,
         policy: Option<&str>,
-    ) -> (corral::run::RunReport, anyhow::Result<corral::sync::Synced>) {
+    ) -> (
+        corral::run::RunReport,
+        anyhow::Result<corral::delivery::sync::Synced>,
+    ) {
         let rt = runtime();
         let url = format!("{}{API_PREFIX}", self.kandji.origin());
         let inst = kandji_instance("kandji-sync", &url, ConfigValue::Text(TOKEN.into()));
         let plugin = rt.plugin("kandji").await.unwrap();
         let policy = policy.map(|p| (p.to_string(), "operator.json".to_string()));
         let resolved = corral::run::resolve_with_policy(&inst, plugin, policy).unwrap();
-        corral::sync::run_and_sync(&resolved, rt.hosts.clone(), &self.client(key), INTEGRATION)
-            .await
+        corral::delivery::sync::run_and_sync(
+            &resolved,
+            rt.hosts.clone(),
+            &self.client(key),
+            INTEGRATION,
+        )
+        .await
     }
 
     /// Keys of the live objects of `type_name` in the scope.
@@ -366,7 +377,7 @@ async fn sync_of_a_collected_graph_matches_the_run() {
     let inst = kandji_instance("kandji-collected", &url, ConfigValue::Text(TOKEN.into()));
     let report = run_kandji(&rt, &inst, None).await;
     let out = daemon::scratch("sync-collected");
-    let dest = corral::output::write_run(&out, &report, None).unwrap();
+    let dest = corral::delivery::output::write_run(&out, &report, None).unwrap();
     let graph = read_collected(&dest).unwrap();
     assert_eq!(
         graph.load(Kind::Entity).unwrap().len(),
@@ -376,7 +387,7 @@ async fn sync_of_a_collected_graph_matches_the_run() {
         graph.load(Kind::Relationship).unwrap().len(),
         report.graph.relationship_count()
     );
-    let synced = corral::sync::sync_collected(&s.client(J1_KEY), INTEGRATION, graph)
+    let synced = corral::delivery::sync::sync_collected(&s.client(J1_KEY), INTEGRATION, graph)
         .await
         .unwrap();
     assert_eq!(synced.stats.entities as usize, report.graph.entity_count());

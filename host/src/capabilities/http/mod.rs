@@ -15,8 +15,9 @@
 //! the guest which of its guesses is a secret. What the host writes (log lines, the
 //! denials and limit hits of `summary.json`) is always scrubbed.
 
-use super::address::{CheckedResolver, StaticHosts, host_port, names_host, restricted_range};
 use super::{Event, RunContext, RunStats, StepCtx};
+use crate::net::address::{CheckedResolver, StaticHosts, host_port, names_host, restricted_range};
+use crate::net::{error_chain, find_source};
 use crate::policy::{Context, EffectiveLimits};
 use crate::secrets::Redactor;
 use futures::future::join_all;
@@ -767,7 +768,7 @@ impl<'a> Call<'a> {
     }
 
     fn transport_error(&self, target: &Target, e: reqwest::Error) -> HttpError {
-        if let Some(r) = find_source::<super::address::RestrictedAddress>(&e) {
+        if let Some(r) = find_source::<crate::net::address::RestrictedAddress>(&e) {
             let rule = self.shown_text(target, &r.to_string());
             return self.deny("http:connect", &self.shown(target), &rule);
         }
@@ -808,30 +809,6 @@ fn safe_cut(scrub: &Redactor, held: &[u8]) -> usize {
         .into_iter()
         .find(|s| s.start < cut && cut < s.end)
         .map_or(cut, |s| s.end)
-}
-
-pub fn find_source<'a, T: std::error::Error + 'static>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = current {
-        if let Some(hit) = err.downcast_ref::<T>() {
-            return Some(hit);
-        }
-        current = err.source();
-    }
-    None
-}
-
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn parse_method(m: &str) -> Result<reqwest::Method, HttpError> {

@@ -4,14 +4,21 @@
 //! on the changes (not on an instance's first run, its baseline). A run whose
 //! validation failed has no graph and delivers nothing.
 
-use crate::alerts::{self, AlertRule, Fired};
-use crate::capabilities::address::StaticHosts;
+pub mod alerts;
+pub mod history;
+pub mod jupiterone;
+pub mod output;
+pub mod state;
+pub mod sync;
+
+use crate::delivery::state::GraphState;
+use crate::net::address::StaticHosts;
 use crate::run::RunReport;
-use crate::state::GraphState;
+use alerts::{AlertRule, Fired};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-pub use crate::output::CHANGES_FILE;
+pub use crate::delivery::output::CHANGES_FILE;
 
 pub struct Delivery {
     pub out: PathBuf,
@@ -56,7 +63,7 @@ impl Delivery {
             return Ok(None);
         }
         let recorded = self.state.record(run_id, report, !self.alerts.is_empty())?;
-        let dest = crate::output::write_run(&self.out, report, Some(&recorded.document))?;
+        let dest = crate::delivery::output::write_run(&self.out, report, Some(&recorded.document))?;
         // The first run is the baseline: every object in it is "created", and alerting
         // on all of them would bury the changes that matter.
         let fired = if recorded.baseline {

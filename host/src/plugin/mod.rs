@@ -1,8 +1,13 @@
 //! Plugins: compiling a component once, linking it against the host's imports into an
 //! `InstancePre`, and reading its manifest from an instance that has nothing granted.
 
+pub mod builtin;
+pub mod compiled_cache;
+pub mod guest;
+pub mod runtime;
+pub mod wit;
+
 use crate::capabilities::StepCtx;
-use crate::wit::{self, connector::GuestPre};
 pub use corral_core::manifest::{
     ConfigField, EntityType, Manifest, ManifestError, RelationshipType, StepInfo,
 };
@@ -13,6 +18,7 @@ use std::time::Instant;
 use thiserror::Error;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
+use wit::connector::GuestPre;
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,12 +105,13 @@ pub fn compile(
     })?;
     let started = Instant::now();
     let digest = digest(bytes);
-    let component = crate::compiled_cache::compile(engine, bytes, &digest).map_err(|e| {
-        PluginError::NotComponent {
-            source_name: source_name.clone(),
-            reason: format!("{e:#}"),
-        }
-    })?;
+    let component =
+        crate::plugin::compiled_cache::compile(engine, bytes, &digest).map_err(|e| {
+            PluginError::NotComponent {
+                source_name: source_name.clone(),
+                reason: format!("{e:#}"),
+            }
+        })?;
     Ok(Compiled {
         component,
         built_with: sdk_stamp(bytes),
@@ -160,7 +167,7 @@ pub async fn link(
         source_name: source_name.clone(),
         reason,
     })?;
-    let manifest = crate::run::read_manifest(&guest)
+    let manifest = guest::read_manifest(&guest)
         .await
         .and_then(|m| {
             corral_core::manifest::check(&m)
@@ -251,7 +258,7 @@ mod tests {
 
     #[test]
     fn the_sdk_stamp_is_read_from_a_built_component_and_only_plain_text_is_kept() {
-        let kandji = crate::builtin::component("kandji").unwrap();
+        let kandji = crate::plugin::builtin::component("kandji").unwrap();
         assert_eq!(
             sdk_stamp(kandji).as_deref(),
             Some("corral-sdk 0.1.0; corral:integration@0.2.0")

@@ -3,19 +3,19 @@
 //! Independent steps run at once; a failed step's dependents still run and are marked
 //! partial, as JupiterOne does.
 
-use crate::capabilities::address::StaticHosts;
-use crate::capabilities::graph::{Budget, GraphStore, StepObjects};
-use crate::capabilities::http::HttpCapability;
+use crate::capabilities::graph::{GraphStore, StepObjects};
 use crate::capabilities::lift;
-use crate::capabilities::log::{LogRecord, LogSink, MAX_LINE_BYTES, clip_redacted, now_ms};
-use crate::capabilities::{Event, RunContext, RunStats, StepCtx};
+use crate::capabilities::log::{LogRecord, MAX_LINE_BYTES, clip_redacted, now_ms};
+use crate::capabilities::{Event, RunContext};
 use crate::config::InstanceConfig;
 use crate::engine::instance_gate;
 use crate::lock::LockExt;
+use crate::net::address::StaticHosts;
+use crate::plugin::guest::{GuestInstance, guest_call};
+use crate::plugin::wit::connector::StepError;
 use crate::plugin::{LoadedPlugin, Manifest, StepInfo};
 use crate::policy::{Grant, Policy};
 use crate::secrets::{SecretValue, Secrets};
-use crate::wit::connector::{Connector, GuestPre, StepError};
 use anyhow::{Context as _, bail};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -24,11 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
-use wasmtime::{Store, Trap, UpdateDeadline};
-
-/// Budget for reading a manifest: it must not reach out, so it has no reason to be slow.
-const MANIFEST_BUDGET: Duration = Duration::from_secs(5);
-const MANIFEST_MEMORY_MIB: u64 = 64;
 
 /// An instance ready to run: its plugin, config split into plain values and secrets,
 /// and its grant.
@@ -90,7 +85,7 @@ pub fn resolve_with_policy(
 fn url_hosts<'a>(values: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     values
         .filter_map(|v| url::Url::parse(v).ok())
-        .filter_map(|u| crate::capabilities::address::host_port(&u))
+        .filter_map(|u| crate::net::address::host_port(&u))
         .collect()
 }
 
@@ -284,182 +279,6 @@ impl RunReport {
     }
 }
 
-/// One wasm instance with its store, and its place in the engine's pool (released
-/// after the store, declared last so it drops last).
-struct GuestInstance {
-    store: Store<StepCtx>,
-    plugin: Connector,
-    _slot: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl GuestInstance {
-    async fn new(pre: &GuestPre, run: &Arc<RunContext>, step: &str) -> Result<Self, String> {
-        // Waits for room in the pool rather than failing when other runs fill it, but
-        // no longer than the run's own deadline.
-        let gate = instance_gate(pre.engine());
-        let slot = match tokio::time::timeout_at(run.deadline.into(), gate.permits.acquire_owned())
-            .await
-        {
-            Err(_) => return Err(wall_clock_hit(run, step)),
-            Ok(Err(_)) => return Err("the instance pool is closed".to_string()),
-            Ok(Ok(slot)) => slot,
-        };
-        let mut ctx = StepCtx::new(run.clone(), step);
-        ctx.count_calls_on(gate.clock);
-        let mut store = Store::new(pre.engine(), ctx);
-        store.limiter(|ctx| &mut ctx.limiter);
-        store.call_hook(|mut ctx, hook| {
-            ctx.data_mut().note_call(hook);
-            Ok(())
-        });
-        // What one host call may copy out of the guest: no more than its memory could
-        // hold unaliased (the checks in `capabilities::lift` refuse with a reason first).
-        let memory = run.grant.limits.memory_mib.saturating_mul(1 << 20);
-        store.set_hostcall_fuel(usize::try_from(memory).unwrap_or(usize::MAX));
-        // A busy guest gives its worker thread back every epoch tick, so it cannot
-        // stall other runs (or the host's own tasks) on this runtime; past the run's
-        // deadline the tick traps instead.
-        let deadline = run.deadline;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
-        });
-        // A component's start function runs here: the run's deadline bounds it as it
-        // bounds the calls (a guest parked in a host wait never reaches an epoch tick).
-        let plugin = tokio::time::timeout_at(run.deadline.into(), pre.instantiate(&mut store))
-            .await
-            .map_err(|_| wall_clock_hit(run, step))?
-            .map_err(|e| clip_redacted(run, &format!("cannot instantiate: {e:#}"), 2000))?;
-        Ok(GuestInstance {
-            store,
-            plugin,
-            _slot: slot,
-        })
-    }
-
-    /// A clear reason for a trap: the memory cap, the deadline, or the guest's own fault.
-    fn explain(&self, e: &wasmtime::Error, run: &RunContext) -> String {
-        let ctx = self.store.data();
-        ctx.drain_stdio();
-        if ctx.limiter.hit {
-            let rule = format!(
-                "memory limit of {} MiB reached",
-                run.grant.limits.memory_mib
-            );
-            return limit_hit(run, &ctx.step, "memoryMiB", rule);
-        }
-        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return wall_clock_hit(run, &ctx.step);
-        }
-        clip_redacted(run, &format!("guest trapped: {e:#}"), 2000)
-    }
-}
-
-/// Records a limit hit (counted in `summary.json`, logged) and returns its message.
-fn limit_hit(run: &RunContext, step: &str, limit: &str, rule: String) -> String {
-    let event = Event {
-        step: step.to_string(),
-        action: "limit".into(),
-        resource: limit.to_string(),
-        rule: rule.clone(),
-    };
-    RunStats::record(&run.stats.limit_hits, event);
-    run.log.host(run, step, "error", &rule);
-    rule
-}
-
-fn wall_clock_hit(run: &RunContext, step: &str) -> String {
-    let rule = format!(
-        "wall-clock limit of {} s reached",
-        run.grant.limits.timeout_seconds
-    );
-    limit_hit(run, step, "timeoutSeconds", rule)
-}
-
-/// Runs `call` against a fresh instance, bounded by the run's deadline.
-macro_rules! guest_call {
-    ($pre:expr, $run:expr, $step:expr, |$plugin:ident, $store:ident| $call:expr) => {{
-        let run: &Arc<RunContext> = $run;
-        match GuestInstance::new($pre, run, $step).await {
-            Err(e) => Err(e),
-            Ok(mut g) => {
-                let remaining = run.deadline.saturating_duration_since(Instant::now());
-                let outcome = {
-                    let $plugin = &g.plugin;
-                    let $store = &mut g.store;
-                    tokio::time::timeout(remaining + Duration::from_millis(100), $call).await
-                };
-                let result = match outcome {
-                    Err(_) => Err(wall_clock_hit(run, &g.store.data().step)),
-                    Ok(Err(e)) => Err(g.explain(&e, run)),
-                    Ok(Ok(v)) => Ok(v),
-                };
-                g.store.data().drain_stdio();
-                result
-            }
-        }
-    }};
-}
-
-/// Calls the plugin's `manifest` export in an instance with nothing granted. A manifest
-/// over the caps of `corral_core::manifest::caps` is refused before it is copied
-/// (`capabilities::lift::manifest`).
-pub async fn read_manifest(pre: &GuestPre) -> anyhow::Result<Manifest> {
-    let mut grant = Grant::new(Policy::nothing("no grant (manifest read)"), None);
-    grant.limits.memory_mib = MANIFEST_MEMORY_MIB;
-    grant.limits.timeout_seconds = MANIFEST_BUDGET.as_secs();
-    let run = Arc::new(new_context(
-        "manifest",
-        "manifest",
-        grant,
-        Secrets::default(),
-        BTreeMap::new(),
-        BTreeSet::new(),
-        StaticHosts::default(),
-    ));
-    let out = guest_call!(pre, &run, "manifest", |p, s| lift::manifest(p.manifest, s));
-    out.and_then(|m| m).map_err(|e| anyhow::anyhow!(e))
-}
-
-fn new_context(
-    id: &str,
-    name: &str,
-    grant: Grant,
-    secrets: Secrets,
-    config: BTreeMap<String, String>,
-    secret_fields: BTreeSet<String>,
-    hosts: StaticHosts,
-) -> RunContext {
-    let budget = Budget::from(&grant.limits);
-    let now = Instant::now();
-    // The policy caps timeoutSeconds; a day is the fallback should a bad value slip by.
-    let deadline = now
-        .checked_add(Duration::from_secs(grant.limits.timeout_seconds))
-        .unwrap_or(now + Duration::from_secs(86_400));
-    RunContext {
-        instance_id: id.into(),
-        instance_name: name.into(),
-        http: HttpCapability::new(&grant.limits, hosts),
-        grant,
-        redactor: secrets.redactor(),
-        secrets,
-        config,
-        secret_fields,
-        mapped_types: BTreeSet::new(),
-        declared_types: BTreeSet::new(),
-        operator_hosts: BTreeSet::new(),
-        graph: std::sync::Mutex::new(GraphStore::new(budget)),
-        log: LogSink::default(),
-        kv: Default::default(),
-        stats: RunStats::default(),
-        deadline,
-    }
-}
-
 /// What a run tells an observer as it goes (`corral run --sync` uploads from this).
 #[derive(Debug)]
 pub enum StepEvent {
@@ -559,7 +378,7 @@ async fn run_unguarded(
     let started = Instant::now();
     let started_at_ms = now_ms();
     let m = &inst.plugin.manifest;
-    let mut context = new_context(
+    let mut context = RunContext::new(
         &inst.id,
         &inst.name,
         inst.grant.clone(),
@@ -827,7 +646,7 @@ async fn run_step(
 /// Times `iterations` instantiations of `plugin` from its `InstancePre` (store creation
 /// included), with nothing granted; for the benchmarks.
 pub async fn measure_instantiation(plugin: &LoadedPlugin, iterations: usize) -> Vec<Duration> {
-    let run = Arc::new(new_context(
+    let run = Arc::new(RunContext::new(
         "bench",
         "bench",
         Grant::new(Policy::nothing("benchmark"), None),

@@ -1,11 +1,11 @@
 //! The process-wide runtime: the engine, the linker, static host entries and the loaded
 //! plugins (first-party ones embedded in the binary, others from `plugin_dir`).
 
-use crate::builtin;
 use crate::capabilities::StepCtx;
-use crate::capabilities::address::StaticHosts;
 use crate::engine::{PoolSize, build_engine};
 use crate::lock::LockExt;
+use crate::net::address::StaticHosts;
+use crate::plugin::builtin;
 use crate::plugin::{self, LoadedPlugin, PluginError, PluginSource};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -106,7 +106,7 @@ impl Runtime {
 /// A file in `plugin_dir` is named after the id it declares (`<id>.wasm`), so which
 /// plugin a file replaces is never ambiguous.
 pub fn named_for_id(path: &Path, p: Arc<LoadedPlugin>) -> Result<Arc<LoadedPlugin>, PluginError> {
-    let stem = crate::serve::candidate::expected_id(path);
+    let stem = expected_id(path);
     if p.manifest.id == stem {
         return Ok(p);
     }
@@ -114,4 +114,11 @@ pub fn named_for_id(path: &Path, p: Arc<LoadedPlugin>) -> Result<Arc<LoadedPlugi
         source_name: path.display().to_string(),
         id: p.manifest.id.clone(),
     })
+}
+
+/// The id a file in `plugin_dir` must declare: its name without `.wasm`.
+pub fn expected_id(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }

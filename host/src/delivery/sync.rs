@@ -1,10 +1,10 @@
-//! The two upload flows of JupiterOne's protocol on top of [`crate::jupiterone`]:
+//! The two upload flows of JupiterOne's protocol on top of [`crate::delivery::jupiterone`]:
 //! `corral sync` (a collected graph: job, entities, relationships, finalize) and
 //! `corral run --sync` (job first, each step's objects and events as the step ends,
 //! finalize when the run is over). Either way an error aborts the job with the reason,
 //! and finalize lists the failed steps' types as partial, so a failure deletes nothing.
 
-use crate::jupiterone::{Collected, JupiterOne, Kind, SyncJob, SyncStats};
+use crate::delivery::jupiterone::{Collected, JupiterOne, Kind, SyncJob, SyncStats};
 use crate::run::{self, ResolvedInstance, RunReport, StepEvent, StepStatus};
 use anyhow::Context as _;
 use serde_json::Value;
@@ -56,7 +56,7 @@ impl Synced {
 }
 
 /// How much collected file text `corral sync` reads before uploading it.
-const COLLECTED_CHUNK_BYTES: u64 = 4 * crate::jupiterone::BATCH_LIMIT as u64;
+const COLLECTED_CHUNK_BYTES: u64 = 4 * crate::delivery::jupiterone::BATCH_LIMIT as u64;
 
 /// `corral sync`: uploads a graph `corral run` collected.
 pub async fn sync_collected(
@@ -84,7 +84,7 @@ pub async fn sync_collected(
 /// the run's outcome decides between finalize and abort.
 pub async fn run_and_sync(
     inst: &ResolvedInstance,
-    hosts: crate::capabilities::address::StaticHosts,
+    hosts: crate::net::address::StaticHosts,
     j1: &JupiterOne,
     integration_instance_id: &str,
 ) -> (RunReport, anyhow::Result<Synced>) {

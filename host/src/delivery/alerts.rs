@@ -2,7 +2,7 @@
 //! that it matches, as a log line or a JSON POST to a webhook with retries, a timeout,
 //! and the address rules plugin egress has.
 
-use crate::capabilities::address::{CheckedResolver, StaticHosts};
+use crate::net::address::{CheckedResolver, StaticHosts};
 pub use corral_core::alerts::{Action, AlertRule, RawAlert};
 use corral_core::changes::Change;
 use serde_json::{Value, json};
@@ -38,7 +38,7 @@ pub async fn fire(
             fired.matched += 1;
             let body = payload(rule, instance, run_id, change);
             tracing::warn!(
-                target: "corral::alerts",
+                target: "corral::delivery::alerts",
                 alert = %rule.raw.name,
                 instance,
                 run = run_id,
@@ -55,7 +55,7 @@ pub async fn fire(
                 Ok(()) => fired.delivered += 1,
                 Err(e) => {
                     let msg = format!("alert {:?}: webhook {url}: {e}", rule.raw.name);
-                    tracing::error!(target: "corral::alerts", "{msg}");
+                    tracing::error!(target: "corral::delivery::alerts", "{msg}");
                     fired.failed.push(msg);
                 }
             }
@@ -117,14 +117,14 @@ async fn post(client: &reqwest::Client, url: &url::Url, body: &Value) -> Result<
             }
             Ok(r) => return Err(format!("answered {} (not retried)", r.status())),
             Err(e) => {
-                use crate::capabilities::{address::RestrictedAddress, http};
+                use crate::net::{address::RestrictedAddress, error_chain, find_source};
                 // A refused address is refused again: no point in retrying.
-                if let Some(r) = http::find_source::<RestrictedAddress>(&e) {
+                if let Some(r) = find_source::<RestrictedAddress>(&e) {
                     return Err(format!(
                         "refused: {r} (the rule may set allow_private_networks = true)"
                     ));
                 }
-                last = http::error_chain(&e);
+                last = error_chain(&e);
             }
         }
     }

@@ -1,16 +1,16 @@
 //! One-shot runs for `corral run` and `corral demo`: the instances run concurrently, each
 //! recorded in the run history (trigger `cli`) so `corral serve` and a later `corral run`
-//! see it, delivered ([`crate::deliver`]: output, graph state, `changes.json`, alerts)
+//! see it, delivered ([`crate::delivery`]: output, graph state, `changes.json`, alerts)
 //! and summarized on the console; with a JupiterOne target, uploaded as it runs.
 
 use crate::capabilities::log::now_ms;
-use crate::deliver::Delivery;
-use crate::history::{History, Outcome, RunPlugin};
-use crate::jupiterone::JupiterOne;
-use crate::output;
+use crate::delivery::Delivery;
+use crate::delivery::history::{History, Outcome, RunPlugin};
+use crate::delivery::jupiterone::JupiterOne;
+use crate::delivery::output;
+use crate::delivery::sync::{self, Synced};
+use crate::plugin::runtime::Runtime;
 use crate::run::{self, ResolvedInstance, RunReport};
-use crate::runtime::Runtime;
-use crate::sync::{self, Synced};
 use corral_core::text::escape_lines;
 use std::process::ExitCode;
 
@@ -125,7 +125,7 @@ async fn report_one(delivery: &Delivery, history: &History, f: &Finished) -> boo
         Err(e) => {
             println!("  delivering the graph FAILED: {e:#}");
             outcome.errors.push(format!("delivering the graph: {e:#}"));
-            outcome.status = crate::history::RunStatus::Failed;
+            outcome.status = crate::delivery::history::RunStatus::Failed;
             ok = false;
         }
     }

@@ -56,8 +56,8 @@ impl Version {
     /// The frozen WIT text of this version.
     pub fn wit(self) -> &'static str {
         match self {
-            Version::V0_1 => include_str!("../../../wit/0.1.0/corral.wit"),
-            Version::V0_2 => include_str!("../../../wit/0.2.0/corral.wit"),
+            Version::V0_1 => include_str!("../../../../wit/0.1.0/corral.wit"),
+            Version::V0_2 => include_str!("../../../../wit/0.2.0/corral.wit"),
         }
     }
 }

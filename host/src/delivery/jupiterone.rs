@@ -145,10 +145,7 @@ impl JupiterOne {
             }
             match req.send().await {
                 Err(e) => {
-                    last = CallError::Retryable(
-                        self.redactor
-                            .redact(&crate::capabilities::http::error_chain(&e)),
-                    )
+                    last = CallError::Retryable(self.redactor.redact(&crate::net::error_chain(&e)))
                 }
                 Ok(r) => {
                     let status = r.status().as_u16();

@@ -2,14 +2,12 @@
 //! against them at once under the demo policies, the graph written, a readable summary.
 
 use crate::config::{ConfigValue, InstanceConfig, PollingInterval};
-use crate::deliver::Delivery;
-use crate::history::History;
+use crate::delivery::Delivery;
+use crate::delivery::history::History;
+use crate::plugin::runtime::Runtime;
 use crate::run::resolve_with_policy;
-use crate::runtime::Runtime;
-use anyhow::bail;
 use corral_simulators::SimServer;
 use corral_simulators::circleci::{self, CircleCiConfig, CircleCiSim};
-use corral_simulators::jupiterone::{MockPersister, PersisterConfig};
 use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
 use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
 use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
@@ -17,10 +15,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// The operator policies the demo runs the connectors under.
-pub const KANDJI_DEMO_POLICY: &str = include_str!("../demo/kandji-policy.json");
-pub const SENTINELONE_DEMO_POLICY: &str = include_str!("../demo/sentinelone-policy.json");
-pub const RUNZERO_DEMO_POLICY: &str = include_str!("../demo/runzero-policy.json");
-pub const CIRCLECI_DEMO_POLICY: &str = include_str!("../demo/circleci-policy.json");
+pub const KANDJI_DEMO_POLICY: &str = include_str!("../../demo/kandji-policy.json");
+pub const SENTINELONE_DEMO_POLICY: &str = include_str!("../../demo/sentinelone-policy.json");
+pub const RUNZERO_DEMO_POLICY: &str = include_str!("../../demo/runzero-policy.json");
+pub const CIRCLECI_DEMO_POLICY: &str = include_str!("../../demo/circleci-policy.json");
 
 /// One demo instance: its plugin, policy and config.
 struct Demo {
@@ -164,7 +162,7 @@ impl DemoTenants {
 }
 
 pub async fn run_demo(out: &Path, data_dir: &Path, devices: usize) -> anyhow::Result<ExitCode> {
-    crate::compiled_cache::enable();
+    crate::plugin::compiled_cache::enable();
     let rt = Runtime::new()?;
     let tenants = DemoTenants::start(devices).await?;
     print!("{}", tenants.summary);
@@ -177,95 +175,5 @@ pub async fn run_demo(out: &Path, data_dir: &Path, devices: usize) -> anyhow::Re
     println!();
     let (history, _) = History::open(data_dir)?;
     let delivery = Delivery::open(data_dir, out.to_path_buf(), Vec::new(), rt.hosts.clone())?;
-    crate::oneshot::run_and_report(&rt, &resolved, &history, &delivery, None).await
-}
-
-/// `corral simulate`: serves a simulator until Ctrl-C.
-pub async fn simulate(
-    provider: &str,
-    port: u16,
-    size: usize,
-    seed: u64,
-    token: &str,
-    latency: std::time::Duration,
-) -> anyhow::Result<ExitCode> {
-    let (server, what): (SimServer, String) = match provider {
-        "kandji" => {
-            let sim = KandjiSim::new(&KandjiConfig {
-                seed,
-                devices: size,
-                token: token.into(),
-            });
-            let server = sim.start(port).await?;
-            let what = format!(
-                "apiUrl {}{} ({size} devices)",
-                server.origin(),
-                kandji::API_PREFIX
-            );
-            (server, what)
-        }
-        "sentinelone" => {
-            let sim = SentinelOneSim::new(&SentinelOneConfig {
-                seed,
-                groups: size.div_ceil(10),
-                agents: size,
-                token: token.into(),
-            });
-            let server = sim.start(port).await?;
-            let what = format!("serverUrl {} ({size} agents)", server.origin());
-            (server, what)
-        }
-        "runzero" => {
-            let sim = RunZeroSim::new(&RunZeroConfig {
-                seed,
-                assets_per_site: size / 6,
-                account_key: token.into(),
-                ..RunZeroConfig::default()
-            });
-            let server = sim.start(port).await?;
-            let what = format!(
-                "baseUrl {}{} (accountAPIKey is the token)",
-                server.origin(),
-                runzero::API_PREFIX
-            );
-            (server, what)
-        }
-        "circleci" => {
-            let sim = CircleCiSim::new(&CircleCiConfig {
-                seed,
-                pipelines_per_org: size.max(1),
-                token: token.into(),
-                ..CircleCiConfig::default()
-            });
-            let server = sim.start(port).await?;
-            let what = format!(
-                "baseUrl {}{} (login octocat, userId {})",
-                server.origin(),
-                circleci::API_PREFIX,
-                sim.me["id"]
-            );
-            (server, what)
-        }
-        "jupiterone" => {
-            let mock = MockPersister::new(PersisterConfig {
-                api_key: token.into(),
-                ..PersisterConfig::default()
-            });
-            let server = mock.start(port).await?;
-            let what = format!(
-                "api_base_url {}, account {:?} (api_key is the token)",
-                server.origin(),
-                mock.config.account
-            );
-            (server, what)
-        }
-        other => bail!(
-            "unknown provider {other:?} (available: kandji, sentinelone, runzero, circleci, jupiterone)"
-        ),
-    };
-    server.set_delay(latency);
-    println!("{provider} simulator: {what}, seed {seed}, token {token:?}; Ctrl-C stops it");
-    tokio::signal::ctrl_c().await?;
-    println!("served {} requests", server.requests().len());
-    Ok(ExitCode::SUCCESS)
+    crate::cli::oneshot::run_and_report(&rt, &resolved, &history, &delivery, None).await
 }

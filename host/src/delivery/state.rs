@@ -67,7 +67,7 @@ pub struct Recorded {
 
 impl GraphState {
     pub fn open(data_dir: &Path) -> anyhow::Result<GraphState> {
-        let (mut conn, path) = crate::history::open_database(data_dir, SCHEMA)?;
+        let (mut conn, path) = crate::delivery::history::open_database(data_dir, SCHEMA)?;
         migrate(&mut conn)
             .with_context(|| format!("{}: migrating the graph state", path.display()))?;
         Ok(GraphState {
@@ -396,7 +396,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         {
             // The one-table layout of earlier versions, with its hex hashes.
-            let conn = Connection::open(dir.join(crate::history::DB_FILE)).unwrap();
+            let conn = Connection::open(dir.join(crate::delivery::history::DB_FILE)).unwrap();
             conn.execute_batch(
                 "CREATE TABLE graph_objects (instance TEXT NOT NULL, key TEXT NOT NULL,
                  type TEXT NOT NULL, relationship INTEGER NOT NULL, hash TEXT NOT NULL,
