@@ -104,14 +104,7 @@ fn describe_resource(r: &str) -> String {
 }
 
 fn describe_key(k: &str) -> &str {
-    match k {
-        "http:url" => "the request URL",
-        "http:host" => "the request host",
-        "http:method" => "the request method",
-        "graph:type" => "the object's _type",
-        "graph:class" => "the object's _class",
-        other => other,
-    }
+    crate::policy::condition_key(k).map_or(k, |c| c.meaning)
 }
 
 /// The operator's decision on a requested statement, checked on its own patterns.
@@ -210,15 +203,7 @@ fn context_for(action: &str, resource: &str, st: &Statement) -> Context {
 }
 
 fn static_key(k: &str) -> Option<&'static str> {
-    [
-        "http:url",
-        "http:host",
-        "http:method",
-        "graph:type",
-        "graph:class",
-    ]
-    .into_iter()
-    .find(|s| *s == k)
+    crate::policy::condition_key(k).map(|c| c.name)
 }
 
 /// The context of a single action on a resource, as the host builds it.

@@ -313,13 +313,44 @@ struct Parser<'a> {
     templates: Templates<'a>,
 }
 
-const CONDITION_KEYS: &[&str] = &[
-    "http:url",
-    "http:host",
-    "http:method",
-    "graph:type",
-    "graph:class",
+/// A condition key: its name in a policy and what it stands for, in plain words.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConditionKey {
+    pub name: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every condition key, by the capability whose requests carry it: the one list the
+/// parser, `explain` and the policy checks read.
+pub const CONDITION_KEYS: &[ConditionKey] = &[
+    // http: each request and each redirect hop
+    ConditionKey {
+        name: "http:url",
+        meaning: "the request URL",
+    },
+    ConditionKey {
+        name: "http:host",
+        meaning: "the request host",
+    },
+    ConditionKey {
+        name: "http:method",
+        meaning: "the request method",
+    },
+    // graph: each emitted object
+    ConditionKey {
+        name: "graph:type",
+        meaning: "the object's _type",
+    },
+    ConditionKey {
+        name: "graph:class",
+        meaning: "the object's _class",
+    },
 ];
+
+/// The condition key named `name`, if there is one.
+pub fn condition_key(name: &str) -> Option<&'static ConditionKey> {
+    CONDITION_KEYS.iter().find(|k| k.name == name)
+}
 
 fn kind(v: &Value) -> String {
     match v {
@@ -508,7 +539,8 @@ impl Parser<'_> {
                 Operator::StringLike
             };
             let op_path = format!("{path}.{op_name}");
-            let keys = self.object(body, &op_path, CONDITION_KEYS)?;
+            let names: Vec<&str> = CONDITION_KEYS.iter().map(|k| k.name).collect();
+            let keys = self.object(body, &op_path, &names)?;
             for (key, patterns) in keys {
                 let key_path = format!("{op_path}.{key}");
                 let list = match patterns {

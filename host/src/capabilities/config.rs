@@ -4,6 +4,15 @@
 use super::StepCtx;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
+/// A run's config as the `config` capability serves it.
+#[derive(Debug, Default)]
+pub struct ConfigState {
+    /// Non-secret values, as strings.
+    pub values: std::collections::BTreeMap<String, String>,
+    /// Fields the manifest declares secret (readable only by reference).
+    pub secret_fields: std::collections::BTreeSet<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, ComponentType, Lift, Lower)]
 #[component(variant)]
 pub enum ConfigError {
@@ -33,13 +42,13 @@ pub fn add_to_linker(linker: &mut Linker<StepCtx>, interface: &str) -> wasmtime:
 impl StepCtx {
     /// A non-secret field's value; a secret field is refused (and the attempt logged).
     pub fn config_get(&mut self, name: String) -> Result<Option<String>, ConfigError> {
-        if self.run.secret_fields.contains(&name) || self.run.secrets.contains(&name) {
+        if self.run.config.secret_fields.contains(&name) || self.run.secrets.contains(&name) {
             let msg =
                 format!("config field {name} is a secret: use it by reference in an http request");
             self.run.log.host(&self.run, &self.step, "warn", &msg);
             return Err(ConfigError::Secret(msg));
         }
-        Ok(self.run.config.get(&name).cloned())
+        Ok(self.run.config.values.get(&name).cloned())
     }
 
     pub fn has_secret(&self, name: &str) -> bool {

@@ -1183,7 +1183,7 @@ mod tests {
         let rule = "emit-entities: 200000 items in one call; at most 100000 are allowed";
         assert_eq!(out.unwrap(), rule);
         assert_eq!(limit_rules(&run), [format!("emit-entities: {rule}")]);
-        assert!(run.graph.locked().entity_count() == 0);
+        assert!(run.graph.store.locked().entity_count() == 0);
     }
 
     #[tokio::test]

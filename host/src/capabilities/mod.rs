@@ -41,19 +41,10 @@ pub struct RunContext {
     pub secrets: Secrets,
     /// The secrets' redactor, built once per run for the per-object checks.
     pub redactor: crate::secrets::Redactor,
-    /// Non-secret config values, as strings.
-    pub config: BTreeMap<String, String>,
-    /// Fields the manifest declares secret (readable only by reference).
-    pub secret_fields: BTreeSet<String>,
-    /// Relationship `_type`s the manifest declares as mapped (the only ones that may
-    /// carry a `_mapping` instead of two ends in the run).
-    pub mapped_types: BTreeSet<String>,
-    /// Every `_type` the manifest declares (rejections mark these partial by name).
-    pub declared_types: BTreeSet<String>,
-    /// `host:port` of URLs the operator wrote in the instance's config (`check_address`).
-    pub operator_hosts: BTreeSet<String>,
+    /// The `config` capability's state: plain values and which fields are secret.
+    pub config: config::ConfigState,
     pub http: HttpCapability,
-    pub graph: Mutex<GraphStore>,
+    pub graph: graph::GraphCapability,
     pub log: LogSink,
     /// The run's key/value store (WIT 0.2's `kv`).
     pub kv: kv::KvStore,
@@ -111,12 +102,11 @@ impl RunContext {
             grant,
             redactor: secrets.redactor(),
             secrets,
-            config,
-            secret_fields,
-            mapped_types: BTreeSet::new(),
-            declared_types: BTreeSet::new(),
-            operator_hosts: BTreeSet::new(),
-            graph: std::sync::Mutex::new(GraphStore::new(budget)),
+            config: config::ConfigState {
+                values: config,
+                secret_fields,
+            },
+            graph: graph::GraphCapability::new(GraphStore::new(budget)),
             log: LogSink::default(),
             kv: Default::default(),
             stats: RunStats::default(),
@@ -336,27 +326,20 @@ pub(crate) mod tests {
         for name in secrets {
             values.insert(*name, SecretValue::new("unit-secret-value"));
         }
-        Arc::new(RunContext {
-            instance_id: "unit".into(),
-            instance_name: "unit".into(),
-            http: HttpCapability::new(&grant.limits, StaticHosts::default()),
-            deadline: Instant::now() + std::time::Duration::from_secs(60),
+        let mut run = RunContext::new(
+            "unit",
+            "unit",
             grant,
-            redactor: values.redactor(),
-            config: config
+            values,
+            config
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            secret_fields: secrets.iter().map(|s| s.to_string()).collect(),
-            secrets: values,
-            mapped_types: BTreeSet::new(),
-            declared_types: BTreeSet::new(),
-            operator_hosts: BTreeSet::new(),
-            graph: Default::default(),
-            log: LogSink::default(),
-            kv: Default::default(),
-            stats: RunStats::default(),
-        })
+            secrets.iter().map(|s| s.to_string()).collect(),
+            StaticHosts::default(),
+        );
+        run.deadline = Instant::now() + std::time::Duration::from_secs(60);
+        Arc::new(run)
     }
 
     pub fn step(run: &Arc<RunContext>) -> StepCtx {

@@ -387,9 +387,9 @@ async fn run_unguarded(
         m.secret_fields(),
         hosts,
     );
-    context.mapped_types = m.mapped_types();
-    context.declared_types = m.steps.iter().flat_map(|s| s.declared_types()).collect();
-    context.operator_hosts = inst.operator_hosts.clone();
+    context.graph.mapped_types = m.mapped_types();
+    context.graph.declared_types = m.steps.iter().flat_map(|s| s.declared_types()).collect();
+    context.http.operator_hosts = inst.operator_hosts.clone();
     let run = Arc::new(context);
     let validation = guest_call!(&inst.plugin.guest, &run, "validate", |p, s| p.validate(s))
         .and_then(|r| r.map_err(|e| describe_step_error(&e)))
@@ -418,7 +418,7 @@ fn finish(
     started_at_ms: u64,
 ) -> RunReport {
     let take = |l: &std::sync::Mutex<Vec<Event>>| std::mem::take(&mut *l.locked());
-    let mut graph = std::mem::take(&mut *run.graph.locked());
+    let mut graph = std::mem::take(&mut *run.graph.store.locked());
     if let Err(e) = graph.seal() {
         let reason = format!("the host could not store the run's graph: {e}");
         return crashed(inst, started, started_at_ms, reason);
@@ -603,7 +603,7 @@ fn not_run(info: &StepInfo, status: StepStatus, error: Option<String>) -> StepRe
 
 /// The step's result with copies of the objects it emitted.
 fn finished_event(run: &RunContext, result: &StepResult) -> StepEvent {
-    let objects = run.graph.locked().step_objects(&result.info.id);
+    let objects = run.graph.store.locked().step_objects(&result.info.id);
     StepEvent::Finished {
         result: result.clone(),
         objects: objects.map_err(|e| {

@@ -20,6 +20,27 @@ pub use store::{
 pub use types::{EmitReport, EntityPage, GraphError, Rejection};
 use wasmtime::component::Linker;
 
+/// A run's graph as the `graph` capability holds it: the store, and what the manifest
+/// declares about types.
+#[derive(Default)]
+pub struct GraphCapability {
+    pub store: std::sync::Mutex<GraphStore>,
+    /// Relationship `_type`s the manifest declares as mapped (the only ones that may
+    /// carry a `_mapping` instead of two ends in the run).
+    pub mapped_types: std::collections::BTreeSet<String>,
+    /// Every `_type` the manifest declares (rejections mark these partial by name).
+    pub declared_types: std::collections::BTreeSet<String>,
+}
+
+impl GraphCapability {
+    pub fn new(store: GraphStore) -> Self {
+        GraphCapability {
+            store: std::sync::Mutex::new(store),
+            ..Default::default()
+        }
+    }
+}
+
 /// Emit decisions a step keeps, by (kind, `_type`, first class).
 pub type EmitDecisions = std::collections::HashMap<(Kind, String, String), Decision>;
 
@@ -49,7 +70,7 @@ impl StepCtx {
                     // Whatever it would have carried is partial this run: nothing of that
                     // type is deleted downstream for its absence.
                     run.stats
-                        .mark_partial(&self.step, type_name, &run.declared_types);
+                        .mark_partial(&self.step, type_name, &run.graph.declared_types);
                     // What the host keeps is scrubbed; what goes back to the guest is its
                     // own text, unchanged, so a rejection never says which guess matched.
                     let event = Event {
@@ -68,7 +89,7 @@ impl StepCtx {
                         // The rest of the batch (and whatever the step would emit next)
                         // is not stored either: every type of the step is partial.
                         run.stats
-                            .mark_partial(&self.step, None, &run.declared_types);
+                            .mark_partial(&self.step, None, &run.graph.declared_types);
                         RunStats::record(&run.stats.limit_hits, event);
                         return Err(GraphError::Limit(reason));
                     }
@@ -135,12 +156,12 @@ impl StepCtx {
             self.run.grant.limits.max_raw_data_bytes,
         )
         .map_err(fail)?;
-        let mut graph = self.run.graph.locked();
+        let mut graph = self.run.graph.store.locked();
         if graph.contains_key(&header.key) {
             return Err(fail(format!("duplicate _key {:?}", header.key)));
         }
         if let Some(mapping) = object.get("_mapping") {
-            check_mapping(mapping, &header, &self.run.mapped_types, &graph).map_err(fail)?;
+            check_mapping(mapping, &header, &self.run.graph.mapped_types, &graph).map_err(fail)?;
         } else if kind == Kind::Relationship {
             for end in ["_fromEntityKey", "_toEntityKey"] {
                 let k = object[end].as_str().unwrap_or_default();
@@ -315,7 +336,7 @@ impl StepCtx {
     }
 
     pub fn find_entity(&mut self, key: String) -> Result<Option<String>, GraphError> {
-        let found = self.run.graph.locked().read_entity(&key);
+        let found = self.run.graph.store.locked().read_entity(&key);
         match found {
             Err(e) => Err(self.store_failed(e)),
             Ok(None) => Ok(None),
@@ -326,7 +347,7 @@ impl StepCtx {
     }
 
     pub fn has_key(&mut self, key: String) -> bool {
-        self.run.graph.locked().contains_key(&key)
+        self.run.graph.store.locked().contains_key(&key)
     }
 
     pub fn list_entities(
@@ -343,7 +364,7 @@ impl StepCtx {
             });
         }
         self.check_read(&entity_type)?;
-        let page = self.run.graph.locked().read_type_page(
+        let page = self.run.graph.store.locked().read_type_page(
             &entity_type,
             cursor as usize,
             limit.clamp(1, 1000) as usize,

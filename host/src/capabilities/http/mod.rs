@@ -75,6 +75,9 @@ pub struct HttpCapability {
     /// Set once the guest has sent a secret value it was never given: from then on the
     /// run makes no request (see `Call::refuse_known_secrets`).
     closed: std::sync::atomic::AtomicBool,
+    /// `host:port` of URLs the operator wrote in the instance's config
+    /// (`Call::check_address`).
+    pub operator_hosts: std::collections::BTreeSet<String>,
 }
 
 /// A request's URL and whose text it is: the guest's own is handed back verbatim, one a
@@ -146,6 +149,7 @@ impl HttpCapability {
                 used: AtomicU64::new(0),
             }),
             closed: Default::default(),
+            operator_hosts: Default::default(),
         }
     }
 }
@@ -580,7 +584,7 @@ impl<'a> Call<'a> {
         // operator's: their policy's rule, or a URL they wrote in the instance's config.
         // A plugin's own manifest never opens loopback or the metadata service.
         let operators = self.run.grant.operator.is_some()
-            || host_port(url).is_some_and(|w| self.run.operator_hosts.contains(&w));
+            || host_port(url).is_some_and(|w| self.run.http.operator_hosts.contains(&w));
         if operators && allowing.iter().any(|r| names_host(Some(r), host)) {
             return Ok(());
         }
@@ -1004,7 +1008,6 @@ impl StepCtx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::log::LogSink;
     use crate::lock::LockExt;
     use crate::policy::{Grant, Policy};
     use crate::secrets::{REDACTED, SecretValue, Secrets};
@@ -1028,29 +1031,22 @@ mod tests {
         grant.limits.max_in_flight_bytes = in_flight;
         let mut secrets = Secrets::default();
         secrets.insert("token", SecretValue::new(SECRET));
-        Arc::new(RunContext {
-            instance_id: "unit".into(),
-            instance_name: "unit".into(),
-            http: HttpCapability::new(&grant.limits, StaticHosts::default()),
-            deadline: Instant::now() + Duration::from_secs(grant.limits.timeout_seconds),
+        let mut run = RunContext::new(
+            "unit",
+            "unit",
             grant,
-            redactor: secrets.redactor(),
             secrets,
             config,
-            secret_fields: BTreeSet::from(["token".to_string()]),
-            mapped_types: BTreeSet::new(),
-            declared_types: BTreeSet::new(),
-            // The operator wrote `base` in the config.
-            operator_hosts: Url::parse(base)
-                .ok()
-                .and_then(|u| host_port(&u))
-                .into_iter()
-                .collect(),
-            graph: Default::default(),
-            log: LogSink::default(),
-            kv: Default::default(),
-            stats: RunStats::default(),
-        })
+            BTreeSet::from(["token".to_string()]),
+            StaticHosts::default(),
+        );
+        // The operator wrote `base` in the config.
+        run.http.operator_hosts = Url::parse(base)
+            .ok()
+            .and_then(|u| host_port(&u))
+            .into_iter()
+            .collect();
+        Arc::new(run)
     }
 
     async fn sim() -> (SimServer, StepCtx) {
@@ -1134,13 +1130,17 @@ mod tests {
     async fn a_token_after_the_deadline_fails_at_once() {
         let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
         let mut run = run_context(&format!("{}/", server.origin()), 8 << 20);
-        Arc::get_mut(&mut run).unwrap().http = HttpCapability::new(
+        let slow = HttpCapability::new(
             &EffectiveLimits {
                 requests_per_second: 0.0,
                 ..Default::default()
             },
             StaticHosts::default(),
         );
+        let http = &mut Arc::get_mut(&mut run).unwrap().http;
+        let operator_hosts = std::mem::take(&mut http.operator_hosts);
+        *http = slow;
+        http.operator_hosts = operator_hosts;
         let mut ctx = StepCtx::new(run, "s");
         let url = format!("{}/public", server.origin());
         assert!(ctx.fetch(get(url.clone())).await.is_ok());
