@@ -45,17 +45,63 @@ fn layer_of(src: &Path, file: &Path) -> String {
     first.trim_end_matches(".rs").to_string()
 }
 
-/// The layers `crate::…` paths name in `text`, before any `#[cfg(test)]` module.
-fn used_layers(text: &str) -> Vec<String> {
-    let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
-    code.match_indices("crate::")
+/// `text` without its `#[cfg(test)] mod … { … }` blocks (matched by braces) and without
+/// comment lines.
+fn code_of(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        let Some(open) = after.find('{') else {
+            rest = "";
+            break;
+        };
+        let mut depth = 0usize;
+        let mut end = after.len();
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The names following `prefix` in `code`.
+fn names_after(code: &str, prefix: &str) -> Vec<String> {
+    code.match_indices(prefix)
         .map(|(i, _)| {
-            code[i + 7..]
+            code[i + prefix.len()..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect()
         })
         .collect()
+}
+
+/// The layers a file's code names: `crate::X`, and `super::X` in a layer's root file
+/// (`<layer>/mod.rs`), where `super` is the crate root.
+fn used_layers(text: &str, layer_root: bool) -> Vec<String> {
+    let code = code_of(text);
+    let mut used = names_after(&code, "crate::");
+    if layer_root {
+        used.extend(names_after(&code, "super::"));
+    }
+    used
 }
 
 #[test]
@@ -77,7 +123,8 @@ fn no_module_uses_a_layer_above_its_own() {
             continue;
         };
         let text = std::fs::read_to_string(file).unwrap();
-        for used in used_layers(&text) {
+        let layer_root = file.ends_with(format!("{layer}/mod.rs"));
+        for used in used_layers(&text, layer_root) {
             match rank(&used) {
                 Some(r) if r <= own => {}
                 _ => wrong.push(format!("{} ({layer}) uses crate::{used}", file.display())),
@@ -89,8 +136,10 @@ fn no_module_uses_a_layer_above_its_own() {
 
 #[test]
 fn a_path_into_a_higher_layer_is_caught() {
-    let text = "use crate::run::RunReport;\n#[cfg(test)]\nmod tests {\n use crate::cli::x;\n}\n";
-    assert_eq!(used_layers(text), ["run"]);
+    let text = "use crate::run::RunReport;\n#[cfg(test)]\nmod tests {\n use crate::cli::x;\n fn f() { if true {} }\n}\n/// see crate::serve\nuse crate::delivery::x;\n";
+    assert_eq!(used_layers(text, false), ["run", "delivery"]);
+    assert_eq!(used_layers("use super::serve::Daemon;", true), ["serve"]);
+    assert!(used_layers("use super::store::X;", false).is_empty());
     assert!(rank("run").unwrap() > rank("plugin").unwrap());
     assert_eq!(rank("somewhere"), None);
 }

@@ -54,6 +54,14 @@ impl Delivery {
         })
     }
 
+    /// The reader of `instance`'s previous graph its next run gets.
+    pub fn previous(
+        &self,
+        instance: &str,
+    ) -> std::sync::Arc<dyn crate::capabilities::graph::PreviousGraph> {
+        std::sync::Arc::new(self.state.previous(instance))
+    }
+
     pub async fn deliver(
         &self,
         run_id: &str,

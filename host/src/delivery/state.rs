@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS graph_changes (
     document TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS graph_changes_by_instance ON graph_changes(instance, seq);
+CREATE INDEX IF NOT EXISTS state_index_by_type ON state_index(instance, type, key);
+CREATE TABLE IF NOT EXISTS state_meta (
+    instance TEXT PRIMARY KEY,
+    redacted INTEGER NOT NULL
+);
 ";
 
 /// States written before the index was split from the objects kept both in
@@ -52,6 +57,8 @@ DROP TABLE graph_objects;
 
 pub struct GraphState {
     conn: Mutex<Connection>,
+    /// The database file, for the read-only readers runs get.
+    path: std::path::PathBuf,
 }
 
 /// What recording a run produced.
@@ -72,7 +79,19 @@ impl GraphState {
             .with_context(|| format!("{}: migrating the graph state", path.display()))?;
         Ok(GraphState {
             conn: Mutex::new(conn),
+            path,
         })
+    }
+
+    /// A reader of `instance`'s previous graph for its next run, with a read-only
+    /// connection of its own (opened when first read), so a run never waits on the
+    /// writes of another run's delivery.
+    pub fn previous(&self, instance: &str) -> PreviousState {
+        PreviousState {
+            path: self.path.clone(),
+            instance: instance.to_string(),
+            conn: std::sync::OnceLock::new(),
+        }
     }
 
     /// Every stored object of `instance`, by key (tests and small tools: this holds
@@ -195,6 +214,97 @@ impl GraphState {
     }
 }
 
+/// One instance's graph as its last delivered run left it (objects of partial types
+/// included), read by its next run (see `capabilities::graph::PreviousGraph`).
+pub struct PreviousState {
+    path: std::path::PathBuf,
+    instance: String,
+    conn: std::sync::OnceLock<Result<Mutex<Connection>, String>>,
+}
+
+impl PreviousState {
+    fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> anyhow::Result<T> {
+        let conn = self.conn.get_or_init(|| {
+            let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            Connection::open_with_flags(&self.path, flags)
+                .and_then(|c| {
+                    c.busy_timeout(std::time::Duration::from_secs(30))?;
+                    Ok(Mutex::new(c))
+                })
+                .map_err(|e| format!("{}: {e}", self.path.display()))
+        });
+        match conn {
+            Ok(c) => Ok(f(&c.locked())?),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        }
+    }
+}
+
+impl crate::capabilities::graph::PreviousGraph for PreviousState {
+    fn object(&self, key: &str) -> anyhow::Result<Option<(String, String)>> {
+        self.with_conn(|c| {
+            c.query_row(
+                "SELECT i.type, o.object FROM state_index i
+                 JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
+                 WHERE i.instance = ?1 AND i.key = ?2",
+                params![self.instance, key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+    }
+
+    fn page(
+        &self,
+        type_name: &str,
+        cursor: u32,
+        limit: u32,
+    ) -> anyhow::Result<(Vec<String>, Option<u32>)> {
+        let mut texts: Vec<String> = self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT o.object FROM state_index i
+                 JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
+                 WHERE i.instance = ?1 AND i.type = ?2 ORDER BY i.key LIMIT ?3 OFFSET ?4",
+            )?;
+            // One more than asked: whether there is a next page.
+            let rows = stmt.query_map(
+                params![
+                    self.instance,
+                    type_name,
+                    i64::from(limit) + 1,
+                    i64::from(cursor)
+                ],
+                |r| r.get(0),
+            )?;
+            rows.collect()
+        })?;
+        let next = if texts.len() > limit as usize {
+            texts.truncate(limit as usize);
+            cursor.checked_add(limit)
+        } else {
+            None
+        };
+        Ok((texts, next))
+    }
+
+    fn held_redactions(&self) -> anyhow::Result<bool> {
+        self.with_conn(|c| {
+            let redacted: Option<i64> = c
+                .query_row(
+                    "SELECT redacted FROM state_meta WHERE instance = ?1",
+                    [&self.instance],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(redacted.unwrap_or(0) > 0)
+        })
+    }
+}
+
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let old: bool = conn.query_row(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'graph_objects'",
@@ -245,6 +355,16 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
     } = *r;
     let mut previous = previous(tx, instance)?;
     let baseline = previous.is_empty();
+    // Sticky: once an object of the instance was stored redacted, its previous graph is
+    // never read back (`capabilities::graph::previous`).
+    tx.execute(
+        "INSERT INTO state_meta (instance, redacted) VALUES (?1, ?2)
+         ON CONFLICT(instance) DO UPDATE SET redacted = MAX(redacted, excluded.redacted)",
+        params![
+            instance,
+            i64::try_from(graph.redacted()).unwrap_or(i64::MAX)
+        ],
+    )?;
     // The baseline is all "created": its objects are not wanted for alerts.
     let mut set = ChangeSet::new(keep_changes && !baseline);
     let mut upsert_index = tx.prepare_cached(
@@ -451,6 +571,82 @@ mod tests {
         let mut keys: Vec<String> = state.objects("i").unwrap().into_keys().collect();
         keys.sort();
         assert_eq!(keys, ["device-0001", "device-0002"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `g` with one more object stored redacted (it held a secret value).
+    fn with_redacted(objects: &[Value], redacted: &Value) -> GraphStore {
+        let mut g = GraphStore::default();
+        for o in objects.iter().chain([redacted]) {
+            let map = o.as_object().unwrap();
+            let original = std::ptr::eq(o, redacted).then(|| b"as emitted".to_vec());
+            g.insert(NewObject {
+                kind: Kind::Entity,
+                step: "s",
+                type_name: map["_type"].as_str().unwrap(),
+                key: map["_key"].as_str().unwrap(),
+                stored: map,
+                original,
+            })
+            .unwrap();
+        }
+        g.seal().unwrap();
+        g
+    }
+
+    #[test]
+    fn the_next_run_reads_the_previous_graph_by_key_and_by_type_in_pages() {
+        use crate::capabilities::graph::PreviousGraph;
+        let dir = std::env::temp_dir().join(format!("corral-state-prev-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = GraphState::open(&dir).unwrap();
+        let none = BTreeSet::new();
+        let devices: Vec<Value> = (1..=5)
+            .map(|n| device(&format!("device-{n:04}"), "14"))
+            .collect();
+        // Before any run: an empty previous graph.
+        let reader = state.previous("i");
+        assert_eq!(reader.object("device-0001").unwrap(), None);
+        assert_eq!(reader.page("d", 0, 10).unwrap(), (Vec::new(), None));
+        state
+            .record_graph("i", "run-1", &graph(&devices), &none, false)
+            .unwrap();
+        let reader = state.previous("i");
+        let (ty, text) = reader.object("device-0003").unwrap().unwrap();
+        assert_eq!(ty, "d");
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), devices[2]);
+        assert_eq!(state.previous("other").object("device-0003").unwrap(), None);
+        // Pages in key order, the cursor an offset; the last page has no next.
+        let (first, next) = reader.page("d", 0, 2).unwrap();
+        assert_eq!((first.len(), next), (2, Some(2)));
+        let (_, next) = reader.page("d", 2, 2).unwrap();
+        let (last, end) = reader.page("d", next.unwrap(), 2).unwrap();
+        assert_eq!((last.len(), end), (1, None));
+        let key = |t: &str| serde_json::from_str::<Value>(t).unwrap()["_key"].clone();
+        assert_eq!(key(&first[0]), "device-0001");
+        assert_eq!(key(&last[0]), "device-0005");
+        assert_eq!(
+            reader.page("d", u32::MAX, 1000).unwrap(),
+            (Vec::new(), None)
+        );
+        assert!(!reader.held_redactions().unwrap());
+        // A run that stored an object redacted closes the previous graph for good.
+        let secret = device("device-0009", "[REDACTED]");
+        state
+            .record_graph(
+                "i",
+                "run-2",
+                &with_redacted(&devices, &secret),
+                &none,
+                false,
+            )
+            .unwrap();
+        assert!(state.previous("i").held_redactions().unwrap());
+        state
+            .record_graph("i", "run-3", &graph(&devices), &none, false)
+            .unwrap();
+        assert!(state.previous("i").held_redactions().unwrap(), "sticky");
+        assert!(!state.previous("other").held_redactions().unwrap());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

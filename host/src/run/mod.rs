@@ -38,6 +38,9 @@ pub struct ResolvedInstance {
     /// `host:port` of the URLs the operator wrote in this instance's config: without an
     /// operator policy, only these may be restricted addresses the plugin reaches.
     pub operator_hosts: BTreeSet<String>,
+    /// The instance's graph as its previous run left it (set by whoever keeps the
+    /// state: `corral run`, `corral demo`, `corral serve`).
+    pub previous: Option<Arc<dyn crate::capabilities::graph::PreviousGraph>>,
 }
 
 /// Splits the config into values and secrets (reading `{ env = … }`), checks it against
@@ -78,6 +81,7 @@ pub fn resolve_with_policy(
         secrets,
         grant,
         policy_path: cfg.policy.clone(),
+        previous: None,
     })
 }
 
@@ -390,6 +394,7 @@ async fn run_unguarded(
     context.graph.mapped_types = m.mapped_types();
     context.graph.declared_types = m.steps.iter().flat_map(|s| s.declared_types()).collect();
     context.http.operator_hosts = inst.operator_hosts.clone();
+    context.graph.previous = inst.previous.clone();
     let run = Arc::new(context);
     let validation = guest_call!(&inst.plugin.guest, &run, "validate", |p, s| p.validate(s))
         .and_then(|r| r.map_err(|e| describe_step_error(&e)))

@@ -111,7 +111,7 @@ impl Daemon {
         if let Err(e) = self.history.start(run_id, &plugin, now_ms()) {
             tracing::error!(run = %run_id, "{e}");
         }
-        let resolved = match run::resolve_instance(cfg, generation.plugin.clone()) {
+        let mut resolved = match run::resolve_instance(cfg, generation.plugin.clone()) {
             Ok(r) => r,
             Err(e) => {
                 let reason = format!(
@@ -124,6 +124,7 @@ impl Daemon {
                 return Outcome::failed(reason);
             }
         };
+        resolved.previous = Some(self.delivery.previous(&cfg.id));
         let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
         let mut finished = Outcome::of(&report);
         match self.delivery.deliver(run_id, &report).await {

@@ -65,8 +65,15 @@ impl Capabilities {
     /// Requests with these methods (`GET`, `POST`, …) to URLs matching `url_glob`
     /// (`{{config.NAME}}` templates a config value in; `*` matches any run of characters,
     /// `/` and `?` included).
+    /// Methods are written upper case (the grammar's); an empty list asks for nothing.
     pub fn http(self, methods: &[&str], url_glob: &str) -> Self {
-        let actions: Vec<String> = methods.iter().map(|m| format!("http:{m}")).collect();
+        if methods.is_empty() {
+            return self;
+        }
+        let actions: Vec<String> = methods
+            .iter()
+            .map(|m| format!("http:{}", m.to_ascii_uppercase()))
+            .collect();
         self.allow(json!(actions), url_glob, None)
     }
 
@@ -131,7 +138,8 @@ mod tests {
     #[test]
     fn a_request_is_the_policy_grammar_exactly() {
         let c = Capabilities::new()
-            .http(&["GET", "POST"], "{{config.apiUrl}}*")
+            .http(&["GET", "post"], "{{config.apiUrl}}*")
+            .http(&[], "https://nothing.example/*")
             .secret("accessToken", "{{config.apiUrl}}*")
             .graph("type:kandji_*")
             .limit(Limit::RequestsPerSecond, 0.5)

@@ -99,12 +99,17 @@ impl Field {
         self
     }
 
-    /// The value used when the instance does not set it. A secret has no default: one
-    /// given here is not declared.
+    /// The value used when the instance does not set it.
+    ///
+    /// # Panics
+    /// On a secret field: a secret has no default (the manifest read fails, saying so).
     pub fn default(mut self, value: &str) -> Self {
-        if !self.secret {
-            self.default = Some(value.into());
-        }
+        assert!(
+            !self.secret,
+            "Field::default on {}: a secret field has no default",
+            self.name
+        );
+        self.default = Some(value.into());
         self
     }
 
@@ -235,13 +240,20 @@ pub fn manifest_of<C: Connector>(crate_version: &str) -> wit::PluginManifest {
 /// step's error if the handler itself succeeded.
 #[doc(hidden)]
 pub fn run_step_of<C: Connector>(id: &str) -> Result<()> {
+    crate::graph::take_deferred_error();
     let step = C::steps()
         .into_iter()
         .find(|s| s.id == id)
         .ok_or_else(|| Error::Config(format!("unknown step {id}")))?;
-    let outcome = (step.run)();
-    let deferred = crate::graph::take_deferred_error();
-    match (outcome, deferred) {
+    with_deferred(step.run)
+}
+
+/// Runs `f`; an emitter's failure while dropped is its error if `f` itself succeeded.
+#[doc(hidden)]
+pub fn with_deferred(f: impl FnOnce() -> Result<()>) -> Result<()> {
+    crate::graph::take_deferred_error();
+    let outcome = f();
+    match (outcome, crate::graph::take_deferred_error()) {
         (Ok(()), Some(e)) => Err(e),
         (outcome, _) => outcome,
     }
@@ -260,7 +272,8 @@ macro_rules! export {
             }
 
             fn validate() -> ::core::result::Result<(), $crate::StepError> {
-                <$ty as $crate::connector::Connector>::validate().map_err(::core::convert::Into::into)
+                $crate::connector::with_deferred(<$ty as $crate::connector::Connector>::validate)
+                    .map_err(::core::convert::Into::into)
             }
 
             fn disabled_steps() -> ::std::vec::Vec<::std::string::String> {
@@ -302,7 +315,7 @@ mod tests {
         fn config() -> Vec<Field> {
             vec![
                 Field::text("apiUrl", "API URL").default("https://acme.test/"),
-                Field::secret("apiToken", "token").default("ignored"),
+                Field::secret("apiToken", "token"),
                 Field::text("site", "a site").optional(),
             ]
         }
@@ -360,6 +373,19 @@ mod tests {
         );
         assert!(m.capabilities.contains(r#""maxConcurrentSteps":2"#));
         assert!(STAMP.ends_with("; corral:integration@0.2.0"));
+    }
+
+    #[test]
+    #[should_panic(expected = "a secret field has no default")]
+    fn a_secret_field_has_no_default() {
+        let _ = Field::secret("apiToken", "token").default("x");
+    }
+
+    #[test]
+    fn the_stamp_names_the_wit_the_bindings_are_built_from() {
+        let wit = include_str!("../../../wit/0.2.0/corral.wit");
+        let package = STAMP.rsplit("; ").next().unwrap();
+        assert!(wit.contains(&format!("package {package};")), "{STAMP}");
     }
 
     #[test]

@@ -16,6 +16,9 @@ const BATCH: usize = 500;
 pub struct Emitter {
     entities: Vec<String>,
     relationships: Vec<String>,
+    /// A send failed: what is still buffered is not sent when dropped (relationships
+    /// whose ends were in the lost batch would have none).
+    failed: bool,
     pub accepted: u32,
     pub rejected: Vec<wit::Rejection>,
 }
@@ -54,7 +57,9 @@ impl Emitter {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.entities);
+        self.failed = true;
         let report = wit::emit_entities(&batch).map_err(graph_error)?;
+        self.failed = false;
         self.record(report);
         Ok(())
     }
@@ -65,7 +70,9 @@ impl Emitter {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.relationships);
+        self.failed = true;
         let report = wit::emit_relationships(&batch).map_err(graph_error)?;
+        self.failed = false;
         self.record(report);
         Ok(())
     }
@@ -78,6 +85,9 @@ impl Emitter {
 
 impl Drop for Emitter {
     fn drop(&mut self) {
+        if self.failed {
+            return;
+        }
         if let Err(e) = self.flush() {
             DEFERRED.with(|d| d.borrow_mut().get_or_insert(e).clone());
         }
@@ -120,21 +130,47 @@ pub fn has_key(key: &str) -> bool {
 }
 
 /// Every entity of `entity_type` this run emitted, fetched from the host a page at a time.
-pub fn entities_of_type(entity_type: &str) -> EntitiesOfType {
-    EntitiesOfType {
-        entity_type: entity_type.to_string(),
-        page: Vec::new().into_iter(),
-        next: Some(0),
-    }
+pub fn entities_of_type(entity_type: &str) -> Pages {
+    Pages::new(entity_type, wit::list_entities)
 }
 
-pub struct EntitiesOfType {
-    entity_type: String,
+/// An object (entity or relationship) of this instance's graph as the previous run left
+/// it, by `_key`: what a connector re-emits instead of fetching it again. On a first run
+/// the previous graph is empty.
+pub fn previous_object(key: &str) -> Result<Option<Object>> {
+    wit::previous_object(key)
+        .map_err(graph_error)?
+        .map(|json| parse(&json))
+        .transpose()
+}
+
+/// Every object of `type_name` (entities or relationships) in the previous run's graph.
+pub fn previous_of_type(type_name: &str) -> Pages {
+    Pages::new(type_name, wit::list_previous)
+}
+
+type PageFn = fn(&str, u32, u32) -> std::result::Result<wit::EntityPage, wit::GraphError>;
+
+/// Objects of one `_type`, fetched from the host a page at a time.
+pub struct Pages {
+    type_name: String,
+    fetch: PageFn,
     page: std::vec::IntoIter<String>,
     next: Option<u32>,
 }
 
-impl Iterator for EntitiesOfType {
+impl Pages {
+    fn new(type_name: &str, fetch: PageFn) -> Self {
+        Pages {
+            type_name: type_name.to_string(),
+            fetch,
+            page: Vec::new().into_iter(),
+            next: Some(0),
+        }
+    }
+}
+
+impl Iterator for Pages {
     type Item = Result<Object>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -143,7 +179,7 @@ impl Iterator for EntitiesOfType {
                 return Some(parse(&json));
             }
             let cursor = self.next?;
-            match wit::list_entities(&self.entity_type, cursor, BATCH as u32) {
+            match (self.fetch)(&self.type_name, cursor, BATCH as u32) {
                 Ok(page) => {
                     self.page = page.entities.into_iter();
                     self.next = page.next;

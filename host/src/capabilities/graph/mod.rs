@@ -9,10 +9,12 @@ use crate::lock::LockExt;
 use crate::policy::{Context, Decision};
 use serde_json::{Map, Value};
 
+mod previous;
 mod spool;
 mod store;
 mod types;
 
+pub use previous::PreviousGraph;
 pub use spool::set_dir as set_spool_dir;
 pub use store::{
     Budget, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects, Stored,
@@ -30,13 +32,17 @@ pub struct GraphCapability {
     pub mapped_types: std::collections::BTreeSet<String>,
     /// Every `_type` the manifest declares (rejections mark these partial by name).
     pub declared_types: std::collections::BTreeSet<String>,
+    /// The instance's graph as its previous run left it, when the run has one.
+    pub previous: Option<std::sync::Arc<dyn PreviousGraph>>,
 }
 
 impl GraphCapability {
     pub fn new(store: GraphStore) -> Self {
         GraphCapability {
             store: std::sync::Mutex::new(store),
-            ..Default::default()
+            mapped_types: Default::default(),
+            declared_types: Default::default(),
+            previous: None,
         }
     }
 }
@@ -323,6 +329,24 @@ pub fn add_to_linker(linker: &mut Linker<StepCtx>, interface: &str) -> wasmtime:
     super::lift::add_emits(&mut inst)
 }
 
+/// The 0.2 reads of the previous graph, registered under `interface` beside the rest.
+pub fn add_previous_to_linker(
+    linker: &mut Linker<StepCtx>,
+    interface: &str,
+) -> wasmtime::Result<()> {
+    let mut inst = linker.instance(interface)?;
+    inst.func_wrap("previous-object", |mut store, (key,): (String,)| {
+        Ok((store.data_mut().previous_object(&key),))
+    })?;
+    inst.func_wrap(
+        "list-previous",
+        |mut store, (type_name, cursor, limit): (String, u32, u32)| {
+            Ok((store.data_mut().list_previous(&type_name, cursor, limit),))
+        },
+    )?;
+    Ok(())
+}
+
 impl StepCtx {
     pub fn emit_entities(&mut self, entities: Vec<String>) -> Result<EmitReport, GraphError> {
         self.emit(Kind::Entity, entities)
@@ -344,6 +368,66 @@ impl StepCtx {
                 .check_read(&type_name)
                 .map(|()| Some(String::from_utf8_lossy(&json).into_owned())),
         }
+    }
+
+    /// `previous-object`: an object of the previous graph by `_key`, if its `_type` may
+    /// be read.
+    pub fn previous_object(&mut self, key: &str) -> Result<Option<String>, GraphError> {
+        let Some(reader) = self.previous_reader()? else {
+            return Ok(None);
+        };
+        match reader.object(key) {
+            Err(e) => Err(self.previous_failed(e)),
+            Ok(None) => Ok(None),
+            Ok(Some((type_name, json))) => self.check_read(&type_name).map(|()| Some(json)),
+        }
+    }
+
+    /// `list-previous`: a page of the previous graph's objects of one `_type`.
+    pub fn list_previous(
+        &mut self,
+        type_name: &str,
+        cursor: u32,
+        limit: u32,
+    ) -> Result<EntityPage, GraphError> {
+        let empty = EntityPage {
+            entities: Vec::new(),
+            next: None,
+        };
+        // No `_type` is longer: a longer one has no objects and needs no policy match.
+        if corral_core::manifest::check_type_name(type_name).is_err() {
+            return Ok(empty);
+        }
+        self.check_read(type_name)?;
+        let Some(reader) = self.previous_reader()? else {
+            return Ok(empty);
+        };
+        match reader.page(type_name, cursor, limit.clamp(1, previous::MAX_PAGE)) {
+            Err(e) => Err(self.previous_failed(e)),
+            Ok((entities, next)) => Ok(EntityPage { entities, next }),
+        }
+    }
+
+    /// The previous graph's reader; `None` when the run has none (a host that keeps no
+    /// state: the previous graph is empty, as on a first run).
+    fn previous_reader(&self) -> Result<Option<std::sync::Arc<dyn PreviousGraph>>, GraphError> {
+        let Some(reader) = self.run.graph.previous.clone() else {
+            return Ok(None);
+        };
+        match reader.held_redactions() {
+            Ok(false) => Ok(Some(reader)),
+            Ok(true) => Err(GraphError::Denied(
+                "the previous graph is not readable: a run of this instance emitted a secret value"
+                    .into(),
+            )),
+            Err(e) => Err(self.previous_failed(e)),
+        }
+    }
+
+    fn previous_failed(&self, e: anyhow::Error) -> GraphError {
+        let reason = format!("the host could not read the previous graph: {e:#}");
+        self.run.log.host(&self.run, &self.step, "error", &reason);
+        GraphError::Limit(reason)
     }
 
     pub fn has_key(&mut self, key: String) -> bool {

@@ -168,6 +168,8 @@ pub struct GraphStore {
     by_type: HashMap<String, Vec<u32>>,
     /// Redacted objects' text as emitted.
     originals: HashMap<u32, Box<[u8]>>,
+    /// Objects stored redacted (kept after [`GraphStore::seal`] drops the originals).
+    redacted: usize,
     entities: usize,
     relationships: usize,
     /// Per "`_type` class", entities lacking each property the class requires.
@@ -273,6 +275,7 @@ impl GraphStore {
         self.keys.insert(self.key_ids.id(new.key), index);
         if let Some(original) = new.original {
             self.originals.insert(index, original.into_boxed_slice());
+            self.redacted += 1;
         }
         match new.kind {
             Kind::Entity => {
@@ -366,6 +369,11 @@ impl GraphStore {
         let spool = self.spool.as_mut().ok_or(io::ErrorKind::NotFound)?;
         let bytes = spool.read(span)?;
         Ok(spool::parse(&bytes)?.json.to_vec())
+    }
+
+    /// How many objects were stored redacted (they held a secret value).
+    pub fn redacted(&self) -> usize {
+        self.redacted
     }
 
     /// Makes every stored object readable by [`GraphStore::scan_group`] and

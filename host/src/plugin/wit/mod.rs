@@ -142,10 +142,16 @@ mod tests {
     /// A published version never changes: a new one is a new directory.
     #[test]
     fn published_wit_versions_are_frozen() {
-        let frozen = [(
-            Version::V0_1,
-            "14d70c52ed60205e725402382d7c76b1ac00ef5981ec20dc7bc41796eda7a493",
-        )];
+        let frozen = [
+            (
+                Version::V0_1,
+                "14d70c52ed60205e725402382d7c76b1ac00ef5981ec20dc7bc41796eda7a493",
+            ),
+            (
+                Version::V0_2,
+                "8c19a42c3985b23951077851608d8584cdedafde7e31d2242f319243ed1bdfba",
+            ),
+        ];
         for (version, sha) in frozen {
             let got = hex::encode(Sha256::digest(version.wit()));
             assert_eq!(
