@@ -229,6 +229,25 @@ pub fn check(grant: &Grant, action: &str, resource: &str, url: Option<&Url>) -> 
     grant.check(action, resource, &ctx)
 }
 
+/// The quotas over longer windows and whom they are shared with.
+fn describe_quota(l: &EffectiveLimits) -> String {
+    let windows: Vec<String> = [
+        (l.requests_per_minute, "a minute"),
+        (l.requests_per_hour, "an hour"),
+    ]
+    .into_iter()
+    .filter_map(|(n, w)| n.map(|n| format!("{n} {w}")))
+    .collect();
+    if windows.is_empty() {
+        return "none beyond the rate".into();
+    }
+    let shared = match &l.quota_key {
+        Some(k) => format!("shared by every run with quota key {k:?}"),
+        None => "shared by every run reaching the same host".into(),
+    };
+    format!("{}, {shared}", windows.join(" and "))
+}
+
 pub fn describe_limits(l: &EffectiveLimits) -> String {
     let private = if l.allow_private_networks {
         "allowed".to_string()
@@ -243,6 +262,7 @@ pub fn describe_limits(l: &EffectiveLimits) -> String {
             "request rate",
             format!("{} per second", l.requests_per_second),
         ),
+        ("provider quota", describe_quota(l)),
         ("concurrent requests", l.max_concurrent_requests.to_string()),
         ("response size", format!("{} bytes", l.max_response_bytes)),
         ("entities", format!("{} per run", l.max_entities)),

@@ -44,6 +44,20 @@ pub const LIMIT_RANGES: &[(&str, LimitRange)] = &[
             max: 10_000.0,
         },
     ),
+    (
+        "requestsPerMinute",
+        LimitRange::Number {
+            min: 0.01,
+            max: 600_000.0,
+        },
+    ),
+    (
+        "requestsPerHour",
+        LimitRange::Number {
+            min: 0.01,
+            max: 36_000_000.0,
+        },
+    ),
     ("maxConcurrentRequests", int(1, 256)),
     ("maxResponseBytes", int(1, 1 << 30)),
     ("maxEntities", int(1, 10_000_000)),
@@ -68,6 +82,9 @@ pub const LIMIT_KEYS: &[&str] = &[
     "timeoutSeconds",
     "maxRequests",
     "requestsPerSecond",
+    "requestsPerMinute",
+    "requestsPerHour",
+    "quotaKey",
     "maxConcurrentRequests",
     "maxResponseBytes",
     "maxEntities",
@@ -79,6 +96,9 @@ pub const LIMIT_KEYS: &[&str] = &[
     "allowPrivateNetworks",
 ];
 
+/// The longest `quotaKey`, in bytes.
+pub const MAX_QUOTA_KEY_BYTES: usize = 256;
+
 /// Resource limits as one policy writes them. `None` means "not set here"; see
 /// [`Limits::effective`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -87,6 +107,13 @@ pub struct Limits {
     pub timeout_seconds: Option<u64>,
     pub max_requests: Option<u64>,
     pub requests_per_second: Option<f64>,
+    /// Longer windows of a provider's documented quota, each a token bucket enforced
+    /// with the per-second one.
+    pub requests_per_minute: Option<f64>,
+    pub requests_per_hour: Option<f64>,
+    /// Runs whose quotas share this key share their buckets (instances of one provider
+    /// tenant); without it, the key is the host of each request.
+    pub quota_key: Option<String>,
     pub max_concurrent_requests: Option<u64>,
     pub max_response_bytes: Option<u64>,
     pub max_entities: Option<u64>,
@@ -111,6 +138,11 @@ pub struct EffectiveLimits {
     pub timeout_seconds: u64,
     pub max_requests: u64,
     pub requests_per_second: f64,
+    /// `None`: no quota over that window.
+    pub requests_per_minute: Option<f64>,
+    pub requests_per_hour: Option<f64>,
+    /// The operator's key, else the manifest's, else none (each request's host).
+    pub quota_key: Option<String>,
     pub max_concurrent_requests: u64,
     pub max_response_bytes: u64,
     pub max_entities: u64,
@@ -129,6 +161,9 @@ impl Default for EffectiveLimits {
             timeout_seconds: 900,
             max_requests: 100_000,
             requests_per_second: 20.0,
+            requests_per_minute: None,
+            requests_per_hour: None,
+            quota_key: None,
             max_concurrent_requests: 8,
             max_response_bytes: 32 << 20,
             max_entities: 2_000_000,
@@ -175,16 +210,21 @@ fn pick(key: &str, manifest: Option<u64>, operator: Option<u64>, default: u64) -
 }
 
 fn pick_rate(a: Option<f64>, b: Option<f64>, default: f64) -> f64 {
-    let Some(LimitRange::Number { min, max }) = limit_range("requestsPerSecond") else {
-        return default;
+    pick_quota("requestsPerSecond", a, b).unwrap_or(default)
+}
+
+/// The tighter of two rates of `key` (either may be unset), within its range.
+fn pick_quota(key: &str, a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    let Some(LimitRange::Number { min, max }) = limit_range(key) else {
+        return None;
     };
     let valid = |v: &f64| v.is_finite();
     let v = match (a.filter(valid), b.filter(valid)) {
         (Some(a), Some(b)) => a.min(b),
         (Some(v), None) | (None, Some(v)) => v,
-        (None, None) => default,
+        (None, None) => return None,
     };
-    v.clamp(min, max)
+    Some(v.clamp(min, max))
 }
 
 impl Limits {
@@ -214,6 +254,17 @@ impl Limits {
                 op.requests_per_second,
                 d.requests_per_second,
             ),
+            requests_per_minute: pick_quota(
+                "requestsPerMinute",
+                m.requests_per_minute,
+                op.requests_per_minute,
+            ),
+            requests_per_hour: pick_quota(
+                "requestsPerHour",
+                m.requests_per_hour,
+                op.requests_per_hour,
+            ),
+            quota_key: op.quota_key.clone().or_else(|| m.quota_key.clone()),
             max_concurrent_requests: pick(
                 "maxConcurrentRequests",
                 m.max_concurrent_requests,
@@ -299,7 +350,8 @@ mod tests {
             assert!((min..=max).contains(&v), "{key}");
             assert!(LIMIT_KEYS.contains(&key));
         }
-        assert_eq!(LIMIT_RANGES.len() + 1, LIMIT_KEYS.len());
+        // `allowPrivateNetworks` and `quotaKey` are not numbers.
+        assert_eq!(LIMIT_RANGES.len() + 2, LIMIT_KEYS.len());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use url::Url;
 
 pub use crate::glob::{glob_escape, glob_match};
 pub use crate::limits::{
-    EffectiveLimits, LIMIT_KEYS, LIMIT_RANGES, LimitRange, Limits, limit_range,
+    EffectiveLimits, LIMIT_KEYS, LIMIT_RANGES, LimitRange, Limits, MAX_QUOTA_KEY_BYTES, limit_range,
 };
 pub use crate::url_glob::{
     MatchMode, check_url_pattern, literal_host, refused_url, url_match, url_match_as,
@@ -661,9 +661,13 @@ impl Parser<'_> {
     fn limits(&self, v: &Value) -> Result<Limits, PolicyError> {
         let obj = self.object(v, "$.limits", LIMIT_KEYS)?;
         let uint = |key: &str| self.integer_limit(obj.get(key), key);
-        let rps = match obj.get("requestsPerSecond") {
+        let rate = |key: &str| match obj.get(key) {
+            None => Ok(None),
+            Some(n) => self.number_limit(n, key).map(Some),
+        };
+        let quota_key = match obj.get("quotaKey") {
             None => None,
-            Some(n) => Some(self.number_limit(n, "requestsPerSecond")?),
+            Some(v) => Some(self.quota_key(v)?),
         };
         let private =
             match obj.get("allowPrivateNetworks") {
@@ -676,7 +680,10 @@ impl Parser<'_> {
             memory_mib: uint("memoryMiB")?,
             timeout_seconds: uint("timeoutSeconds")?,
             max_requests: uint("maxRequests")?,
-            requests_per_second: rps,
+            requests_per_second: rate("requestsPerSecond")?,
+            requests_per_minute: rate("requestsPerMinute")?,
+            requests_per_hour: rate("requestsPerHour")?,
+            quota_key,
             max_concurrent_requests: uint("maxConcurrentRequests")?,
             max_response_bytes: uint("maxResponseBytes")?,
             max_entities: uint("maxEntities")?,
@@ -687,6 +694,22 @@ impl Parser<'_> {
             max_in_flight_bytes: uint("maxInFlightBytes")?,
             allow_private_networks: private,
         })
+    }
+
+    /// `quotaKey`: plain text of at most [`MAX_QUOTA_KEY_BYTES`] once `{{config.FIELD}}`
+    /// templates are filled in (so instances of one tenant can share a key).
+    fn quota_key(&self, v: &Value) -> Result<String, PolicyError> {
+        let path = "$.limits.quotaKey";
+        let written = self.plain(v, path)?;
+        let key = self.template(&written, path, Insert::Verbatim)?.text;
+        if key.is_empty()
+            || key.len() > MAX_QUOTA_KEY_BYTES
+            || key.chars().any(crate::text::is_control)
+        {
+            let expected = format!("a non-empty string of at most {MAX_QUOTA_KEY_BYTES} bytes");
+            return Err(self.shape(path, &expected, v));
+        }
+        Ok(key)
     }
 
     /// An integer limit within its range ([`LIMIT_RANGES`]).
@@ -1092,6 +1115,61 @@ mod tests {
     }
 
     #[test]
+    fn quotas_parse_combine_and_share_a_templated_key() {
+        let manifest = Policy::parse(
+            r#"{"permissions":[], "limits": {"requestsPerHour": 10000, "requestsPerMinute": 500,
+                "quotaKey": "kandji:{{config.apiUrl}}"}}"#,
+            "m.json",
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(
+            manifest.limits.quota_key.as_deref(),
+            Some("kandji:https://acme.api.kandji.io/api/v1/")
+        );
+        let operator = Policy::parse(
+            r#"{"permissions":[], "limits": {"requestsPerHour": 4000, "quotaKey": "tenant-7"}}"#,
+            "op.json",
+            &cfg(),
+        )
+        .unwrap();
+        let l = Limits::effective(&manifest.limits, Some(&operator.limits));
+        assert_eq!(l.requests_per_hour, Some(4000.0), "the tighter");
+        assert_eq!(l.requests_per_minute, Some(500.0));
+        assert_eq!(
+            l.quota_key.as_deref(),
+            Some("tenant-7"),
+            "the operator's key"
+        );
+        let none = Limits::effective(&Limits::default(), None);
+        assert_eq!(
+            (none.requests_per_minute, none.requests_per_hour),
+            (None, None)
+        );
+        for (bad, path) in [
+            (r#"{"requestsPerHour": 0}"#, "$.limits.requestsPerHour"),
+            (
+                r#"{"requestsPerMinute": "fast"}"#,
+                "$.limits.requestsPerMinute",
+            ),
+            (r#"{"quotaKey": ""}"#, "$.limits.quotaKey"),
+            (r#"{"quotaKey": 7}"#, "$.limits.quotaKey"),
+            (r#"{"quotaKey": "a\nb"}"#, "$.limits.quotaKey"),
+        ] {
+            let text = format!(r#"{{"permissions":[], "limits": {bad}}}"#);
+            let err = Policy::parse(&text, "m.json", &cfg())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(path), "{bad}: {err}");
+        }
+        let long = format!(
+            r#"{{"permissions":[], "limits": {{"quotaKey": "{}"}}}}"#,
+            "k".repeat(MAX_QUOTA_KEY_BYTES + 1)
+        );
+        assert!(Policy::parse(&long, "m.json", &cfg()).is_err());
+    }
+
+    #[test]
     fn the_new_limits_parse_and_combine() {
         let m = Policy::parse(
             &with_limits(
@@ -1163,10 +1241,13 @@ mod tests {
             };
             assert!(row.contains(&written), "{row} should give {written}");
             let default = row.split(" | ").nth(1).unwrap_or_default();
+            // A quota over a longer window has no default: none unless asked for.
+            let want = defaults
+                .get(key)
+                .map_or("none".to_string(), |d| thousands(*d));
             assert!(
-                default.starts_with(&thousands(defaults[key])),
-                "{row} should give the default {}",
-                defaults[key]
+                default.starts_with(&want),
+                "{row} should give the default {want}"
             );
         }
     }

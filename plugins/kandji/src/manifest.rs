@@ -36,6 +36,7 @@ impl Connector for Kandji {
             .secret("accessToken", "{{config.apiUrl}}*")
             .graph("type:kandji_*")
             .limit(Limit::RequestsPerSecond, 50.0)
+            .limit(Limit::RequestsPerHour, 10_000.0)
             .limit(Limit::MaxConcurrentRequests, 8.0)
     }
 

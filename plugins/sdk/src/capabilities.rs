@@ -20,6 +20,10 @@ pub enum Limit {
     TimeoutSeconds,
     MaxRequests,
     RequestsPerSecond,
+    /// A provider's quota per minute (a token bucket, shared by the runs of one tenant).
+    RequestsPerMinute,
+    /// A provider's quota per hour (a token bucket, shared by the runs of one tenant).
+    RequestsPerHour,
     MaxConcurrentRequests,
     MaxResponseBytes,
     MaxEntities,
@@ -38,6 +42,8 @@ impl Limit {
             Limit::TimeoutSeconds => "timeoutSeconds",
             Limit::MaxRequests => "maxRequests",
             Limit::RequestsPerSecond => "requestsPerSecond",
+            Limit::RequestsPerMinute => "requestsPerMinute",
+            Limit::RequestsPerHour => "requestsPerHour",
             Limit::MaxConcurrentRequests => "maxConcurrentRequests",
             Limit::MaxResponseBytes => "maxResponseBytes",
             Limit::MaxEntities => "maxEntities",
@@ -108,6 +114,14 @@ impl Capabilities {
         self
     }
 
+    /// The key runs share their quotas by (`{{config.NAME}}` templates a config value
+    /// in); without one, the requests to one host share them.
+    pub fn quota_key(mut self, key: &str) -> Self {
+        self.limits
+            .insert("quotaKey".to_string(), Value::String(key.to_string()));
+        self
+    }
+
     fn allow(mut self, actions: Value, resource: &str, condition: Option<Value>) -> Self {
         let mut statement = json!({
             "effect": "ALLOW",
@@ -143,6 +157,8 @@ mod tests {
             .secret("accessToken", "{{config.apiUrl}}*")
             .graph("type:kandji_*")
             .limit(Limit::RequestsPerSecond, 0.5)
+            .limit(Limit::RequestsPerHour, 10_000.0)
+            .quota_key("acme:{{config.apiUrl}}")
             .limit(Limit::MaxConcurrentRequests, 8.0);
         let got: Value = serde_json::from_str(&c.to_json()).unwrap();
         let want = json!({
@@ -153,7 +169,7 @@ mod tests {
                 { "effect": "ALLOW", "actions": ["graph:EmitEntity", "graph:EmitRelationship", "graph:Read"],
                   "resources": ["type:kandji_*"] }
             ],
-            "limits": { "requestsPerSecond": 0.5, "maxConcurrentRequests": 8 }
+            "limits": { "requestsPerSecond": 0.5, "requestsPerHour": 10000, "quotaKey": "acme:{{config.apiUrl}}", "maxConcurrentRequests": 8 }
         });
         assert_eq!(got, want);
         assert_eq!(

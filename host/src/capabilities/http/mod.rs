@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 use wasmtime::component::{Linker, Resource, ResourceType};
 
+mod quota;
 mod types;
 pub use types::{Auth, BasicAuth, HttpError, Request, Response, ResponseHead};
 
@@ -78,6 +79,10 @@ pub struct HttpCapability {
     /// `host:port` of URLs the operator wrote in the instance's config
     /// (`Call::check_address`).
     pub operator_hosts: std::collections::BTreeSet<String>,
+    /// The provider quotas this run draws from (`requestsPerMinute`, `requestsPerHour`).
+    quotas: quota::RunQuotas,
+    /// Whether the run has said that a quota made it wait.
+    quota_wait_logged: std::sync::atomic::AtomicBool,
 }
 
 /// A request's URL and whose text it is: the guest's own is handed back verbatim, one a
@@ -150,6 +155,8 @@ impl HttpCapability {
             }),
             closed: Default::default(),
             operator_hosts: Default::default(),
+            quotas: Default::default(),
+            quota_wait_logged: Default::default(),
         }
     }
 }
@@ -663,6 +670,7 @@ impl<'a> Call<'a> {
             .await
             .map_err(|_| HttpError::RateLimited("the run's requests are closed".into()))?;
         self.wait_for_token().await?;
+        self.wait_for_quota(target).await?;
         let url = self.shown(target);
         let remaining = self.run.deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -715,6 +723,58 @@ impl<'a> Call<'a> {
                 )));
             }
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Waits for the provider quota of `target` (its `quotaKey`, else its host), shared
+    /// with every run of the process that names the same key; fails at once if the next
+    /// token comes after the run's deadline. The first wait is logged, with how long.
+    async fn wait_for_quota(&self, target: &Target) -> Result<(), HttpError> {
+        let limits = &self.run.grant.limits;
+        if limits.requests_per_minute.is_none() && limits.requests_per_hour.is_none() {
+            return Ok(());
+        }
+        let key = match &limits.quota_key {
+            Some(k) => k.clone(),
+            None => host_port(&target.url).unwrap_or_default(),
+        };
+        let buckets = self.run.http.quotas.buckets(
+            &key,
+            limits.requests_per_minute,
+            limits.requests_per_hour,
+        );
+        loop {
+            let spent = match buckets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                Ok(()) => return Ok(()),
+                Err(spent) => spent,
+            };
+            let what = format!("{} ({}) of quota {key:?}", spent.window, spent.per_window);
+            if Instant::now()
+                .checked_add(spent.wait)
+                .is_none_or(|t| t > self.run.deadline)
+            {
+                return Err(HttpError::Timeout(format!(
+                    "the run's deadline passes before {what} allows another request (in {} s)",
+                    spent.wait.as_secs()
+                )));
+            }
+            if !self
+                .run
+                .http
+                .quota_wait_logged
+                .swap(true, Ordering::Relaxed)
+            {
+                let line = format!(
+                    "{what} is spent: waiting {} s for the next request; the run's requests are spread over the quota",
+                    spent.wait.as_secs().max(1)
+                );
+                self.run.log.host(self.run, self.step, "warn", &line);
+            }
+            tokio::time::sleep(spent.wait).await;
         }
     }
 
@@ -1124,6 +1184,78 @@ mod tests {
             };
             HttpCapability::new(&limits, StaticHosts::default());
         }
+    }
+
+    /// `run_context` with these quotas over longer windows.
+    fn with_quotas(
+        base: &str,
+        per_minute: Option<f64>,
+        per_hour: Option<f64>,
+        key: Option<&str>,
+    ) -> Arc<RunContext> {
+        let mut run = run_context(base, 8 << 20);
+        let limits = &mut Arc::get_mut(&mut run).unwrap().grant.limits;
+        limits.requests_per_minute = per_minute;
+        limits.requests_per_hour = per_hour;
+        limits.quota_key = key.map(String::from);
+        run
+    }
+
+    #[tokio::test]
+    async fn an_hourly_quota_is_shared_by_the_runs_of_one_key_and_refused_past_the_deadline() {
+        let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+        let base = format!("{}/", server.origin());
+        let url = format!("{}/public", server.origin());
+        let key = format!("tenant-{}", server.origin());
+        let first = with_quotas(&base, None, Some(2.0), Some(&key));
+        let mut a = StepCtx::new(first.clone(), "s");
+        assert!(a.fetch(get(url.clone())).await.is_ok());
+        // Another run of the same tenant draws from the same two.
+        let mut b = StepCtx::new(with_quotas(&base, None, Some(2.0), Some(&key)), "s");
+        assert!(b.fetch(get(url.clone())).await.is_ok());
+        let started = Instant::now();
+        let err = a.fetch(get(url.clone())).await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no wait past the deadline"
+        );
+        assert!(
+            matches!(&err, HttpError::Timeout(m) if m.contains("requestsPerHour (2)") && m.contains(&key)),
+            "{err:?}"
+        );
+        // A run of another tenant has its own quota.
+        let mut c = StepCtx::new(
+            with_quotas(&base, None, Some(2.0), Some("other-tenant")),
+            "s",
+        );
+        assert!(c.fetch(get(url)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_spent_quota_spreads_the_requests_and_says_so_once() {
+        let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+        let base = format!("{}/", server.origin());
+        let url = format!("{}/public", server.origin());
+        // 120 a minute: a burst of 120, then one every half second; keyed by the host.
+        let run = with_quotas(&base, Some(120.0), None, None);
+        let mut ctx = StepCtx::new(run.clone(), "s");
+        let started = Instant::now();
+        for _ in 0..122 {
+            ctx.fetch(get(url.clone())).await.unwrap();
+        }
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(800),
+            "{took:?}: spread, not refused"
+        );
+        let waits: Vec<_> = run
+            .log
+            .records()
+            .into_iter()
+            .filter(|r| r.message.contains("is spent: waiting"))
+            .collect();
+        assert_eq!(waits.len(), 1, "said once per run");
+        assert!(waits[0].message.contains("requestsPerMinute (120)"));
     }
 
     #[tokio::test]
