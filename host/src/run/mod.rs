@@ -394,6 +394,7 @@ async fn run_unguarded(
     context.graph.mapped_types = m.mapped_types();
     context.graph.declared_types = m.steps.iter().flat_map(|s| s.declared_types()).collect();
     context.http.operator_hosts = inst.operator_hosts.clone();
+    context.http.quota_scope = m.id.clone();
     context.graph.previous = inst.previous.clone();
     let run = Arc::new(context);
     let validation = guest_call!(&inst.plugin.guest, &run, "validate", |p, s| p.validate(s))

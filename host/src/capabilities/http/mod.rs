@@ -81,6 +81,10 @@ pub struct HttpCapability {
     pub operator_hosts: std::collections::BTreeSet<String>,
     /// The provider quotas this run draws from (`requestsPerMinute`, `requestsPerHour`).
     quotas: quota::RunQuotas,
+    /// The plugin id quota keys are scoped by: runs of one plugin share a tenant's quota,
+    /// and another plugin (a hostile one naming the same key or host with a tiny quota)
+    /// cannot tighten or drain it.
+    pub quota_scope: String,
     /// Whether the run has said that a quota made it wait.
     quota_wait_logged: std::sync::atomic::AtomicBool,
 }
@@ -157,6 +161,7 @@ impl HttpCapability {
             operator_hosts: Default::default(),
             quotas: Default::default(),
             quota_wait_logged: Default::default(),
+            quota_scope: String::new(),
         }
     }
 }
@@ -738,6 +743,7 @@ impl<'a> Call<'a> {
             Some(k) => k.clone(),
             None => host_port(&target.url).unwrap_or_default(),
         };
+        let key = format!("{}/{key}", self.run.http.quota_scope);
         let buckets = self.run.http.quotas.buckets(
             &key,
             limits.requests_per_minute,
@@ -1223,12 +1229,26 @@ mod tests {
             matches!(&err, HttpError::Timeout(m) if m.contains("requestsPerHour (2)") && m.contains(&key)),
             "{err:?}"
         );
-        // A run of another tenant has its own quota.
+        // A run of another tenant has its own quota, and so has another plugin naming
+        // the same key: it can neither drain nor tighten this plugin's.
         let mut c = StepCtx::new(
             with_quotas(&base, None, Some(2.0), Some("other-tenant")),
             "s",
         );
-        assert!(c.fetch(get(url)).await.is_ok());
+        assert!(c.fetch(get(url.clone())).await.is_ok());
+        let fresh = format!("{key}-fresh");
+        let mut other_plugin = with_quotas(&base, None, Some(0.01), Some(&fresh));
+        Arc::get_mut(&mut other_plugin).unwrap().http.quota_scope = "hostile".into();
+        let mut d = StepCtx::new(other_plugin, "s");
+        assert!(
+            d.fetch(get(url.clone())).await.is_err(),
+            "its own tiny quota"
+        );
+        let mut e = StepCtx::new(with_quotas(&base, None, Some(2.0), Some(&fresh)), "s");
+        assert!(
+            e.fetch(get(url)).await.is_ok(),
+            "not tightened by the other plugin"
+        );
     }
 
     #[tokio::test]
