@@ -400,7 +400,14 @@ async fn plugin_inspect_shows_the_manifest() {
         .iter()
         .map(|f| (f["name"].as_str().unwrap(), f["secret"].as_bool().unwrap()))
         .collect();
-    assert_eq!(fields, [("apiUrl", false), ("accessToken", true)]);
+    assert_eq!(
+        fields,
+        [
+            ("apiUrl", false),
+            ("accessToken", true),
+            ("incremental", false)
+        ]
+    );
     let caps: Value = serde_json::from_str(m["capabilities"].as_str().unwrap()).unwrap();
     assert_eq!(caps["permissions"][1]["resources"][0], "secret:accessToken");
 

@@ -455,6 +455,26 @@ fn time_of(v: &Value, field: &str) -> Option<i64> {
 }
 
 /// `{...d, ...x}`.
+/// Whether the previous run's device entity was built from this very list item: every
+/// field the list carries has the value its `_rawData` kept. Details fetched then are
+/// taken as still good (Kandji's list carries `last_check_in`, the OS version, the
+/// enrollment and blueprint: what changes when a device does). A field the details
+/// overwrote in `_rawData` compares unequal, so such a device is always fetched again:
+/// the comparison errs toward a request, never toward a stale device.
+pub fn list_unchanged(previous: &Object, item: &Value) -> bool {
+    let raw = previous
+        .get("_rawData")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get("rawData"))
+        .and_then(Value::as_object);
+    match (raw, item.as_object()) {
+        (Some(raw), Some(item)) => {
+            !item.is_empty() && item.iter().all(|(k, v)| raw.get(k) == Some(v))
+        }
+        _ => false,
+    }
+}
+
 fn merge(d: &Value, x: &Value) -> Value {
     let mut out = d.as_object().cloned().unwrap_or_default();
     if let Some(x) = x.as_object() {
@@ -466,6 +486,24 @@ fn merge(d: &Value, x: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_is_unchanged_only_if_every_list_field_is_as_it_was() {
+        let item = list_item(Value::String(String::new()));
+        let details = json!({"network": {"mac_address": "aa"}});
+        let before = device_entity(&item, &details).unwrap();
+        assert!(list_unchanged(&before, &item));
+        let mut checked_in = item.clone();
+        checked_in["last_check_in"] = json!("2024-03-02T08:00:00Z");
+        assert!(!list_unchanged(&before, &checked_in));
+        let mut new_field = item.clone();
+        new_field["is_missing"] = json!(true);
+        assert!(!list_unchanged(&before, &new_field));
+        let mut no_raw = before.clone();
+        no_raw.remove("_rawData");
+        assert!(!list_unchanged(&no_raw, &item));
+        assert!(!list_unchanged(&before, &json!({})));
+    }
 
     fn list_item(user: Value) -> Value {
         json!({

@@ -26,6 +26,12 @@ impl Connector for Kandji {
                 "Organisation API URL, e.g. https://acme.api.kandji.io/api/v1/",
             ),
             Field::secret("accessToken", "Kandji API token (bearer)"),
+            Field::text(
+                "incremental",
+                "\"true\": a device whose list entry is unchanged since the previous run is taken from the previous graph, its details and apps not fetched again",
+            )
+            .optional()
+            .default("false"),
         ]
     }
 

@@ -1,17 +1,20 @@
 //! The steps' I/O: requests through the host, entities out through the graph.
 
-use crate::convert::{self, ACCOUNT_KEY, DEVICE_TYPE};
+use crate::convert::{self, ACCOUNT_KEY, APP_TYPE, DEVICE_TYPE};
 use corral_sdk::config;
 use corral_sdk::graph::{self, Emitter};
 use corral_sdk::http::{self, Request, RequestExt, Response, ResponseExt, Retry};
 use corral_sdk::serde_json::Value;
-use corral_sdk::{Error, Result, log};
-use std::collections::HashSet;
+use corral_sdk::{Error, Result, kv, log};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 const TOKEN: &str = "accessToken";
 const PAGE_SIZE: usize = 100;
 /// Devices whose details or apps are requested in one batch.
 const BATCH: usize = 100;
+/// Where `fetch-devices` tells `fetch-device-apps` which devices it took from the
+/// previous graph (their apps are taken from there too).
+const UNCHANGED_KEY: &str = "kandji/unchanged-devices";
 
 /// `apiUrl`, with the trailing slash the reference silently requires.
 fn api_url() -> Result<String> {
@@ -53,10 +56,20 @@ pub fn fetch_account() -> Result<()> {
     Ok(())
 }
 
+/// Devices, incrementally: a device whose list entry is as the previous run left it is
+/// re-emitted from the previous graph, without its details request; the others are
+/// fetched. The first run (an empty previous graph) fetches every device.
 pub fn fetch_devices() -> Result<()> {
     let base = api_url()?;
     let has_account = graph::has_key(ACCOUNT_KEY);
     let mut seen = HashSet::new();
+    let mut unchanged: Vec<String> = Vec::new();
+    // Off unless the instance asks: a change to a device's details alone (its list
+    // entry as it was) is then not seen until the device checks in.
+    let mut previous_readable = config::get("incremental")
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let mut out = Emitter::new();
     http::for_each_offset_page(
         PAGE_SIZE,
@@ -81,10 +94,60 @@ pub fn fetch_devices() -> Result<()> {
                     }
                 })
                 .collect();
-            emit_devices(&base, &fresh, has_account, &mut out)
+            let mut changed = Vec::new();
+            for d in fresh {
+                match previous_device(&d, &mut previous_readable) {
+                    Some(prev) => {
+                        let key = prev["_key"].as_str().unwrap_or_default().to_string();
+                        out.entity(prev)?;
+                        if has_account {
+                            out.relationship(convert::account_device_relationship(&key))?;
+                        }
+                        unchanged.push(key);
+                    }
+                    None => changed.push(d),
+                }
+            }
+            emit_devices(&base, &changed, has_account, &mut out)
         },
     )?;
+    if let Err(e) = kv::set_json(UNCHANGED_KEY, &unchanged) {
+        // The apps step then fetches every device's apps: more requests, same graph.
+        log::warn(
+            "the unchanged devices could not be kept for the apps step",
+            &[("reason", &e.to_string())],
+        );
+    }
+    if !unchanged.is_empty() {
+        log::typed(
+            "info",
+            "devices unchanged since the previous run were not fetched again",
+            &[("unchanged", unchanged.len().into())],
+        );
+    }
     Ok(())
+}
+
+/// The previous run's entity of list item `d` when the item is as it was then.
+fn previous_device(d: &Value, readable: &mut bool) -> Option<corral_sdk::entity::Object> {
+    if !*readable {
+        return None;
+    }
+    let id = device_id(d)?;
+    match graph::previous_object(id) {
+        Ok(Some(prev)) if convert::list_unchanged(&prev, d) => Some(prev),
+        Ok(_) => None,
+        Err(e) => {
+            // Not readable (say, a run of this instance emitted a secret value): every
+            // device is fetched, as on a first run.
+            *readable = false;
+            log::warn(
+                "the previous graph is not read; every device is fetched",
+                &[("reason", &e.to_string())],
+            );
+            None
+        }
+    }
 }
 
 /// Fetches details for one page of devices at once and emits what answered.
@@ -164,25 +227,211 @@ fn stored_device_ids() -> Result<Vec<String>> {
         .collect()
 }
 
+/// Apps. For the devices `fetch-devices` fetched, each device's installs are fetched; for
+/// those it took from the previous graph, the previous installs are re-emitted. An app
+/// entity is its first device's install (in device order), as in a full run: taken from
+/// the previous graph only when that graph's entity is that very device's install, else
+/// every device's apps are fetched.
 pub fn fetch_device_apps() -> Result<()> {
     let base = api_url()?;
     let ids = stored_device_ids()?;
-    let mut apps_seen = HashSet::new();
-    let mut edges_seen = HashSet::new();
+    let mut reused: HashSet<String> = kv::get_json::<Vec<String>>(UNCHANGED_KEY)?
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let changed: Vec<&str> = ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| !reused.contains(*id))
+        .collect();
+    // Mostly changed (a first run among them): fetching everything costs about as much.
+    if reused.is_empty() || changed.len() > reused.len() {
+        let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let installs = fetch_installs(&base, &all)?;
+        return emit_installs(&installs, &mut Seen::default(), &mut Emitter::new());
+    }
+    let order = positions(&ids);
+    let mut installs = fetch_installs(&base, &changed)?;
+    // An app whose first device is a reused one is taken from the previous graph only if
+    // that graph's entity is that device's install; otherwise that device's apps are
+    // fetched too (say, the app's first device of the previous run is gone), and the
+    // first devices are worked out again.
+    let mut rounds = 0;
+    let previous_apps = loop {
+        match previous_winners(&order, &reused, &installs)? {
+            Winners::Apps(apps) => break apps,
+            Winners::Refetch(devices) => {
+                rounds += 1;
+                let devices: Vec<String> = if rounds < MAX_ROUNDS {
+                    devices
+                } else {
+                    reused.iter().cloned().collect()
+                };
+                for d in &devices {
+                    reused.remove(d);
+                }
+                let refs: Vec<&str> = devices.iter().map(String::as_str).collect();
+                installs.extend(fetch_installs(&base, &refs)?);
+                installs.sort_by_key(|(id, _)| order.get(id.as_str()).copied());
+            }
+        }
+    };
+    let mut seen = Seen::default();
     let mut out = Emitter::new();
+    for app in previous_apps {
+        let key = app["_key"].as_str().unwrap_or_default().to_string();
+        seen.apps.insert(key);
+        out.entity(app)?;
+    }
+    emit_installs(&installs, &mut seen, &mut out)?;
+    reemit_edges(&reused, &mut seen, &mut out)
+}
+
+/// Rounds of finding apps' first devices before every remaining device is fetched.
+const MAX_ROUNDS: usize = 4;
+
+/// What the previous graph gives the apps step.
+enum Winners {
+    /// The app entities to take from it.
+    Apps(Vec<corral_sdk::entity::Object>),
+    /// Reused devices whose apps must be fetched after all.
+    Refetch(Vec<String>),
+}
+
+/// App and install keys already emitted by this step.
+#[derive(Default)]
+struct Seen {
+    apps: HashSet<String>,
+    edges: HashSet<String>,
+}
+
+/// Each id's place in `ids`.
+fn positions(ids: &[String]) -> HashMap<&str, usize> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect()
+}
+
+/// Each device's installs (`apps`), in the order of `ids`; a device gone since it was
+/// listed (404) has none.
+fn fetch_installs(base: &str, ids: &[&str]) -> Result<Vec<(String, Vec<Value>)>> {
+    let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(BATCH) {
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let answers = fetch_per_device(&base, &refs, "apps")?;
-        for (device_id, answer) in refs.iter().zip(answers) {
+        let answers = fetch_per_device(base, chunk, "apps")?;
+        for (device_id, answer) in chunk.iter().zip(answers) {
             let Some(body) = answer else { continue };
             let apps = body
                 .get("apps")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
-            for app in &apps {
-                emit_app(device_id, app, &mut apps_seen, &mut edges_seen, &mut out)?;
+            out.push((device_id.to_string(), apps));
+        }
+    }
+    Ok(out)
+}
+
+fn emit_installs(
+    installs: &[(String, Vec<Value>)],
+    seen: &mut Seen,
+    out: &mut Emitter,
+) -> Result<()> {
+    for (device_id, apps) in installs {
+        for app in apps {
+            emit_app(device_id, app, &mut seen.apps, &mut seen.edges, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn device_app_type() -> String {
+    corral_sdk::entity::relationship_type("HAS", DEVICE_TYPE, APP_TYPE)
+}
+
+/// The first device (position in `ids`) of each app, and the unchanged device's
+/// previous install key when the first is one.
+type FirstDevices = HashMap<String, (usize, Option<(String, String)>)>;
+
+/// The app entities whose first device (by `order`) is a reused one, from the previous
+/// graph; or the reused devices whose previous app entities are not their own installs.
+fn previous_winners(
+    order: &HashMap<&str, usize>,
+    reused: &HashSet<String>,
+    installs: &[(String, Vec<Value>)],
+) -> Result<Winners> {
+    let mut first = FirstDevices::new();
+    let mut offer = |app: String, at: usize, previous: Option<(String, String)>| {
+        let entry = first.entry(app).or_insert((usize::MAX, None));
+        if at < entry.0 {
+            *entry = (at, previous);
+        }
+    };
+    for (device, apps) in installs {
+        let at = order.get(device.as_str()).copied().unwrap_or(usize::MAX);
+        for app in apps {
+            if let Some(key) = convert::app_key(app) {
+                offer(key, at, None);
             }
+        }
+    }
+    for edge in graph::previous_of_type(&device_app_type()) {
+        let edge = edge?;
+        let from = edge["_fromEntityKey"].as_str().unwrap_or_default();
+        let (true, Some(&at)) = (reused.contains(from), order.get(from)) else {
+            continue;
+        };
+        let to = edge["_toEntityKey"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let key = edge["_key"].as_str().unwrap_or_default().to_string();
+        offer(to, at, Some((from.to_string(), key)));
+    }
+    let mut apps = Vec::new();
+    let mut refetch = BTreeSet::new();
+    for (app_key, (_, previous)) in first {
+        let Some((device, install_key)) = previous else {
+            continue;
+        };
+        match graph::previous_object(&app_key)? {
+            Some(app) if is_install_of(&app, &device, &install_key) => apps.push(app),
+            _ => {
+                refetch.insert(device);
+            }
+        }
+    }
+    Ok(if refetch.is_empty() {
+        Winners::Apps(apps)
+    } else {
+        Winners::Refetch(refetch.into_iter().collect())
+    })
+}
+
+/// Whether app entity `app` was built from `device`'s install keyed `install_key`.
+fn is_install_of(app: &corral_sdk::entity::Object, device: &str, install_key: &str) -> bool {
+    let raw = app
+        .get("_rawData")
+        .and_then(|r| r.get(0))
+        .and_then(|r| r.get("rawData"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    convert::device_app_relationship(device, &raw)
+        .is_some_and(|e| e["_key"].as_str() == Some(install_key))
+}
+
+/// The previous graph's installs of the reused devices.
+fn reemit_edges(reused: &HashSet<String>, seen: &mut Seen, out: &mut Emitter) -> Result<()> {
+    for edge in graph::previous_of_type(&device_app_type()) {
+        let edge = edge?;
+        let from = edge["_fromEntityKey"].as_str().unwrap_or_default();
+        let to = edge["_toEntityKey"].as_str().unwrap_or_default();
+        if !reused.contains(from) || !seen.apps.contains(to) {
+            continue;
+        }
+        let key = edge["_key"].as_str().unwrap_or_default().to_string();
+        if seen.edges.insert(key) {
+            out.relationship(edge)?;
         }
     }
     Ok(())

@@ -408,3 +408,99 @@ async fn a_wit_0_1_component_runs_beside_0_2_with_the_same_graph() {
     assert!(old_objects.len() > 60 * 3, "{}", old_objects.len());
     assert_eq!(old_objects, new_objects);
 }
+
+/// `incremental = "true"`: the second run fetches details and apps only for the devices
+/// whose list entry changed (checked in, added), takes the rest from the previous graph,
+/// and its graph is the graph of a full run against the same tenant, object for object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_fetches_only_changed_devices_and_equals_a_full_run() {
+    use corral::delivery::Delivery;
+    use corral::run::{resolve_with_policy, run_instance};
+    use corral_simulators::kandji::generate_device;
+    let sim = sim(150);
+    let server = sim.start(0).await.unwrap();
+    let dir = corral_e2e::daemon::scratch("kandji-incremental");
+    let rt = runtime();
+    let delivery = Delivery::open(&dir, dir.join("out"), Vec::new(), rt.hosts.clone()).unwrap();
+    let plugin = rt.plugin("kandji").await.unwrap();
+    let mut inst = kandji_instance(
+        "kandji-incremental",
+        &format!("{}{API_PREFIX}", server.origin()),
+        token(),
+    );
+    inst.config
+        .insert("incremental".into(), ConfigValue::Text("true".into()));
+    let run = || {
+        let (inst, plugin, delivery, rt) = (&inst, &plugin, &delivery, &rt);
+        async move {
+            let mut r = resolve_with_policy(inst, plugin.clone(), None).unwrap();
+            r.previous = Some(delivery.previous(&r.id));
+            run_instance(&r, rt.hosts.clone()).await
+        }
+    };
+    let counts = |from: usize| {
+        let reqs = server.requests();
+        let of = |what: &str| {
+            reqs[from..]
+                .iter()
+                .filter(|r| r.target.contains(what))
+                .count()
+        };
+        (of("/details"), of("/apps"))
+    };
+
+    let first = run().await;
+    assert!(first.succeeded(), "{:?}", first.validation);
+    assert_eq!(counts(0), (150, 150), "a first run fetches every device");
+    delivery.deliver("run-1", &first).await.unwrap();
+
+    // Between the runs: three devices check in, two are removed, two are added.
+    let ids = sim.data().device_ids();
+    {
+        let mut data = sim.data_mut();
+        for d in data.devices.iter_mut().skip(10).take(3) {
+            d["last_check_in"] = serde_json::json!("2031-01-01T00:00:00.000000Z");
+        }
+        data.remove(&ids[0]);
+        data.remove(&ids[1]);
+        data.insert(generate_device(7, 5000, 50));
+        data.insert(generate_device(7, 5001, 50));
+    }
+    let before = server.requests().len();
+    let second = run().await;
+    assert!(second.succeeded(), "{:?}", second.validation);
+    let (details, apps) = counts(before);
+    assert_eq!(details, 5, "only the changed devices' details are fetched");
+    // Apps of the changed devices, and of the few that became an app's first device
+    // because the device that was first (and whose install the app entity is) is gone.
+    assert!((5..=15).contains(&apps), "{apps} apps requests");
+    let delivered = delivery.deliver("run-2", &second).await.unwrap().unwrap();
+    assert_eq!(
+        delivered.changes["totals"]["updated"]
+            .as_u64()
+            .map(|n| n >= 3),
+        Some(true)
+    );
+
+    // A full run of the same tenant, with no previous graph, gives the same objects.
+    let full = run_plugin(&rt, plugin.clone(), &inst, None).await;
+    assert!(full.succeeded());
+    let objects = |r: &corral::run::RunReport| {
+        let mut all: Vec<_> = r
+            .graph
+            .entities()
+            .into_iter()
+            .chain(r.graph.relationships())
+            .map(|s| (s.key, s.type_name, s.object))
+            .collect();
+        all.sort_by(|x, y| x.0.cmp(&y.0));
+        all
+    };
+    let (incremental, fresh) = (objects(&second), objects(&full));
+    assert_eq!(incremental.len(), fresh.len());
+    assert!(
+        incremental == fresh,
+        "the incremental graph differs from a full run's"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
