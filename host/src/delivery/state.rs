@@ -91,6 +91,8 @@ impl GraphState {
             path: self.path.clone(),
             instance: instance.to_string(),
             conn: std::sync::OnceLock::new(),
+            cursors: Mutex::default(),
+            next_cursor: std::sync::atomic::AtomicU32::new(1),
         }
     }
 
@@ -220,9 +222,37 @@ pub struct PreviousState {
     path: std::path::PathBuf,
     instance: String,
     conn: std::sync::OnceLock<Result<Mutex<Connection>, String>>,
+    /// The pages handed out: cursor → (`_type`, the last key of the page before). A page
+    /// is read after that key through the index, never by skipping rows, so a call costs
+    /// its page whatever the cursor; a cursor not handed out gives an empty page.
+    cursors: Mutex<HashMap<u32, (String, String)>>,
+    next_cursor: std::sync::atomic::AtomicU32,
 }
 
+/// Cursors a run's reader keeps; past them, the oldest are forgotten.
+const MAX_CURSORS: usize = 4096;
+
+/// Only an instance whose stored objects never held a redacted secret is read.
+const READABLE: &str =
+    "NOT EXISTS (SELECT 1 FROM state_meta m WHERE m.instance = ?1 AND m.redacted > 0)";
+
 impl PreviousState {
+    /// A cursor for the page after `last_key`.
+    fn issue_cursor(&self, type_name: &str, last_key: String) -> Option<u32> {
+        let cursor = self
+            .next_cursor
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if cursor == 0 || cursor == u32::MAX {
+            return None;
+        }
+        let mut cursors = self.cursors.locked();
+        if cursors.len() >= MAX_CURSORS {
+            cursors.clear();
+        }
+        cursors.insert(cursor, (type_name.to_string(), last_key));
+        Some(cursor)
+    }
+
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -248,9 +278,11 @@ impl crate::capabilities::graph::PreviousGraph for PreviousState {
     fn object(&self, key: &str) -> anyhow::Result<Option<(String, String)>> {
         self.with_conn(|c| {
             c.query_row(
-                "SELECT i.type, o.object FROM state_index i
-                 JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
-                 WHERE i.instance = ?1 AND i.key = ?2",
+                &format!(
+                    "SELECT i.type, o.object FROM state_index i
+                     JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
+                     WHERE i.instance = ?1 AND i.key = ?2 AND {READABLE}"
+                ),
                 params![self.instance, key],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -264,27 +296,36 @@ impl crate::capabilities::graph::PreviousGraph for PreviousState {
         cursor: u32,
         limit: u32,
     ) -> anyhow::Result<(Vec<String>, Option<u32>)> {
-        let mut texts: Vec<String> = self.with_conn(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT o.object FROM state_index i
+        let after = match cursor {
+            0 => String::new(),
+            c => match self.cursors.locked().get(&c) {
+                Some((t, key)) if t == type_name => key.clone(),
+                _ => return Ok((Vec::new(), None)),
+            },
+        };
+        let rows: Vec<(String, String)> = self.with_conn(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT i.key, o.object FROM state_index i
                  JOIN state_objects o ON o.instance = i.instance AND o.key = i.key
-                 WHERE i.instance = ?1 AND i.type = ?2 ORDER BY i.key LIMIT ?3 OFFSET ?4",
-            )?;
+                 WHERE i.instance = ?1 AND i.type = ?2 AND i.key > ?3 AND {READABLE}
+                 ORDER BY i.key LIMIT ?4"
+            ))?;
             // One more than asked: whether there is a next page.
             let rows = stmt.query_map(
-                params![
-                    self.instance,
-                    type_name,
-                    i64::from(limit) + 1,
-                    i64::from(cursor)
-                ],
-                |r| r.get(0),
+                params![self.instance, type_name, after, i64::from(limit) + 1],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
             rows.collect()
         })?;
-        let next = if texts.len() > limit as usize {
-            texts.truncate(limit as usize);
-            cursor.checked_add(limit)
+        let more = rows.len() > limit as usize;
+        let mut texts = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut last = String::new();
+        for (key, text) in rows.into_iter().take(limit as usize) {
+            last = key;
+            texts.push(text);
+        }
+        let next = if more {
+            self.issue_cursor(type_name, last)
         } else {
             None
         };
@@ -305,7 +346,26 @@ impl crate::capabilities::graph::PreviousGraph for PreviousState {
     }
 }
 
+/// States written before the redaction flag existed: an instance whose stored objects
+/// hold the redaction marker is flagged (its previous graph is never read back); the
+/// row of instance `""` (no instance has that id) records that this was done.
+const BACKFILL_REDACTED: &str = "
+INSERT OR IGNORE INTO state_meta (instance, redacted)
+    SELECT DISTINCT instance, 1 FROM state_objects WHERE instr(object, '[REDACTED]') > 0;
+INSERT OR IGNORE INTO state_meta (instance, redacted) VALUES ('', 0);
+";
+
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let backfilled: bool = conn.query_row(
+        "SELECT COUNT(*) FROM state_meta WHERE instance = ''",
+        [],
+        |r| r.get(0),
+    )?;
+    if !backfilled {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(BACKFILL_REDACTED)?;
+        tx.commit()?;
+    }
     let old: bool = conn.query_row(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'graph_objects'",
         [],
@@ -616,17 +676,24 @@ mod tests {
         assert_eq!(ty, "d");
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), devices[2]);
         assert_eq!(state.previous("other").object("device-0003").unwrap(), None);
-        // Pages in key order, the cursor an offset; the last page has no next.
+        // Pages in key order; a cursor is handed out with each page and names the key
+        // the next page starts after; the last page has no next.
         let (first, next) = reader.page("d", 0, 2).unwrap();
-        assert_eq!((first.len(), next), (2, Some(2)));
-        let (_, next) = reader.page("d", 2, 2).unwrap();
+        assert_eq!(first.len(), 2);
+        let (_, next) = reader.page("d", next.unwrap(), 2).unwrap();
         let (last, end) = reader.page("d", next.unwrap(), 2).unwrap();
         assert_eq!((last.len(), end), (1, None));
         let key = |t: &str| serde_json::from_str::<Value>(t).unwrap()["_key"].clone();
         assert_eq!(key(&first[0]), "device-0001");
         assert_eq!(key(&last[0]), "device-0005");
+        // A cursor never handed out, or handed out for another type, reads nothing.
         assert_eq!(
             reader.page("d", u32::MAX, 1000).unwrap(),
+            (Vec::new(), None)
+        );
+        let (_, c) = reader.page("d", 0, 1).unwrap();
+        assert_eq!(
+            reader.page("o", c.unwrap(), 10).unwrap(),
             (Vec::new(), None)
         );
         assert!(!reader.held_redactions().unwrap());

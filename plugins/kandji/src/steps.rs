@@ -94,21 +94,43 @@ pub fn fetch_devices() -> Result<()> {
                     }
                 })
                 .collect();
-            let mut changed = Vec::new();
-            for d in fresh {
-                match previous_device(&d, &mut previous_readable) {
+            let reused: Vec<Option<corral_sdk::entity::Object>> = fresh
+                .iter()
+                .map(|d| previous_device(d, &mut previous_readable))
+                .collect();
+            let changed: Vec<&Value> = fresh
+                .iter()
+                .zip(&reused)
+                .filter(|(_, r)| r.is_none())
+                .map(|(d, _)| d)
+                .collect();
+            let mut details = fetch_details(&base, &changed)?.into_iter();
+            // In list order, as a full run emits them (later steps take the first device
+            // of an app or a user in this order).
+            for (d, prev) in fresh.iter().zip(reused) {
+                let entity = match prev {
                     Some(prev) => {
-                        let key = prev["_key"].as_str().unwrap_or_default().to_string();
-                        out.entity(prev)?;
-                        if has_account {
-                            out.relationship(convert::account_device_relationship(&key))?;
-                        }
-                        unchanged.push(key);
+                        unchanged.push(prev["_key"].as_str().unwrap_or_default().to_string());
+                        prev
                     }
-                    None => changed.push(d),
+                    None => match details.next().flatten() {
+                        Some(x) => match convert::device_entity(d, &x) {
+                            Ok(e) => e,
+                            Err(reason) => {
+                                log::warn("skipping device", &[("reason", &reason)]);
+                                continue;
+                            }
+                        },
+                        None => continue,
+                    },
+                };
+                let key = entity["_key"].as_str().unwrap_or_default().to_string();
+                out.entity(entity)?;
+                if has_account {
+                    out.relationship(convert::account_device_relationship(&key))?;
                 }
             }
-            emit_devices(&base, &changed, has_account, &mut out)
+            Ok(())
         },
     )?;
     if let Err(e) = kv::set_json(UNCHANGED_KEY, &unchanged) {
@@ -150,28 +172,14 @@ fn previous_device(d: &Value, readable: &mut bool) -> Option<corral_sdk::entity:
     }
 }
 
-/// Fetches details for one page of devices at once and emits what answered.
-fn emit_devices(base: &str, devices: &[Value], has_account: bool, out: &mut Emitter) -> Result<()> {
+/// The details of `devices`, in their order (`None`: gone since it was listed).
+fn fetch_details(base: &str, devices: &[&Value]) -> Result<Vec<Option<Value>>> {
+    let mut out = Vec::with_capacity(devices.len());
     for chunk in devices.chunks(BATCH) {
         let ids: Vec<&str> = chunk.iter().map(|d| device_id(d).unwrap_or("")).collect();
-        let details = fetch_per_device(base, &ids, "details")?;
-        for (d, x) in chunk.iter().zip(details) {
-            let Some(x) = x else { continue };
-            let entity = match convert::device_entity(d, &x) {
-                Ok(e) => e,
-                Err(reason) => {
-                    log::warn("skipping device", &[("reason", &reason)]);
-                    continue;
-                }
-            };
-            let key = entity["_key"].as_str().unwrap_or_default().to_string();
-            out.entity(entity)?;
-            if has_account {
-                out.relationship(convert::account_device_relationship(&key))?;
-            }
-        }
+        out.extend(fetch_per_device(base, &ids, "details")?);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// `GET devices/{id}/{what}` for each id, concurrently. A device that answers 404 was
@@ -235,7 +243,7 @@ fn stored_device_ids() -> Result<Vec<String>> {
 pub fn fetch_device_apps() -> Result<()> {
     let base = api_url()?;
     let ids = stored_device_ids()?;
-    let mut reused: HashSet<String> = kv::get_json::<Vec<String>>(UNCHANGED_KEY)?
+    let reused: HashSet<String> = kv::get_json::<Vec<String>>(UNCHANGED_KEY)?
         .unwrap_or_default()
         .into_iter()
         .collect();
@@ -250,8 +258,32 @@ pub fn fetch_device_apps() -> Result<()> {
         let installs = fetch_installs(&base, &all)?;
         return emit_installs(&installs, &mut Seen::default(), &mut Emitter::new());
     }
-    let order = positions(&ids);
-    let mut installs = fetch_installs(&base, &changed)?;
+    match apps_reusing(&base, &ids, reused, &changed) {
+        Err(Error::Graph(reason)) => {
+            // The previous graph could not be read after all (say, the operator's
+            // policy denies reading apps): every device's apps are fetched.
+            log::warn(
+                "the previous apps are not read; every device's apps are fetched",
+                &[("reason", &reason)],
+            );
+            let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let installs = fetch_installs(&base, &all)?;
+            emit_installs(&installs, &mut Seen::default(), &mut Emitter::new())
+        }
+        other => other,
+    }
+}
+
+/// The apps step when some devices are taken from the previous graph.
+fn apps_reusing(
+    base: &str,
+    ids: &[String],
+    mut reused: HashSet<String>,
+    changed: &[&str],
+) -> Result<()> {
+    let base = base.to_string();
+    let order = positions(ids);
+    let mut installs = fetch_installs(&base, changed)?;
     // An app whose first device is a reused one is taken from the previous graph only if
     // that graph's entity is that device's install; otherwise that device's apps are
     // fetched too (say, the app's first device of the previous run is gone), and the

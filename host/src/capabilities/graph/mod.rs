@@ -424,10 +424,12 @@ impl StepCtx {
         }
     }
 
+    /// The detail (a file path, a database error) goes to the run log; the guest is
+    /// told only that the read failed.
     fn previous_failed(&self, e: anyhow::Error) -> GraphError {
-        let reason = format!("the host could not read the previous graph: {e:#}");
-        self.run.log.host(&self.run, &self.step, "error", &reason);
-        GraphError::Limit(reason)
+        let detail = format!("the host could not read the previous graph: {e:#}");
+        self.run.log.host(&self.run, &self.step, "error", &detail);
+        GraphError::Limit("the host could not read the previous graph".into())
     }
 
     pub fn has_key(&mut self, key: String) -> bool {

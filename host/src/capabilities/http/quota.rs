@@ -18,7 +18,10 @@ struct Window {
 }
 
 impl Window {
+    /// A quota below one request per window still lets one through per window (a
+    /// bucket that never holds a whole token would block every request).
     fn new(name: &'static str, per_window: f64, window: Duration) -> Self {
+        let per_window = per_window.max(1.0);
         Window {
             name,
             per_window,
@@ -109,10 +112,9 @@ impl Buckets {
     }
 }
 
-/// Keys the process keeps quotas for; past them, new keys share one quota.
-const MAX_KEYS: usize = 10_000;
-/// The key the keys past [`MAX_KEYS`] share.
-const OVERFLOW_KEY: &str = "(keys past the process's limit)";
+/// Keys one plugin keeps quotas for; past them, its new keys share one quota of its own
+/// (so a plugin making keys of many hosts fills only its own share).
+const MAX_KEYS_PER_SCOPE: usize = 1_000;
 
 /// The process's quotas by key. A quota outlives the runs that used it (the next run
 /// of an instance draws from what the last one left); one no run holds and that has
@@ -129,16 +131,26 @@ impl Buckets {
 }
 
 /// The shared buckets of `key`, tightened to these quotas.
-pub fn join(key: &str, per_minute: Option<f64>, per_hour: Option<f64>) -> Arc<Mutex<Buckets>> {
+pub fn join(
+    scope: &str,
+    key: &str,
+    per_minute: Option<f64>,
+    per_hour: Option<f64>,
+) -> Arc<Mutex<Buckets>> {
     let mut all = QUOTAS.lock().unwrap_or_else(PoisonError::into_inner);
     all.retain(|(_, b)| {
         Arc::strong_count(b) > 1 || !b.lock().unwrap_or_else(PoisonError::into_inner).is_full()
     });
-    let key = if all.len() >= MAX_KEYS && !all.iter().any(|(k, _)| k == key) {
-        OVERFLOW_KEY
+    let prefix = format!("{scope}/");
+    let scoped = format!("{prefix}{key}");
+    let known = all.iter().any(|(k, _)| *k == scoped);
+    let in_scope = all.iter().filter(|(k, _)| k.starts_with(&prefix)).count();
+    let key = if !known && in_scope >= MAX_KEYS_PER_SCOPE {
+        format!("{prefix}(keys past the plugin's limit)")
     } else {
-        key
+        scoped
     };
+    let key = key.as_str();
     if let Some((_, shared)) = all.iter().find(|(k, _)| k == key) {
         shared
             .lock()
@@ -161,6 +173,7 @@ impl RunQuotas {
     /// The buckets of `key` for this run (joined on first use).
     pub fn buckets(
         &self,
+        scope: &str,
         key: &str,
         per_minute: Option<f64>,
         per_hour: Option<f64>,
@@ -168,7 +181,7 @@ impl RunQuotas {
         let mut joined = self.joined.lock().unwrap_or_else(PoisonError::into_inner);
         joined
             .entry(key.to_string())
-            .or_insert_with(|| join(key, per_minute, per_hour))
+            .or_insert_with(|| join(scope, key, per_minute, per_hour))
             .clone()
     }
 }
@@ -194,10 +207,32 @@ mod tests {
     }
 
     #[test]
+    fn a_quota_below_one_a_window_still_lets_one_request_through() {
+        let mut b = Buckets::new(Some(0.5), None);
+        assert_eq!(b.take(), Ok(()));
+        assert!(b.take().is_err());
+    }
+
+    #[test]
+    fn a_plugin_making_many_keys_fills_only_its_own_share() {
+        let scope = format!("many-{}", std::process::id());
+        let held: Vec<_> = (0..MAX_KEYS_PER_SCOPE + 5)
+            .map(|i| join(&scope, &format!("host-{i}"), None, Some(1.0)))
+            .collect();
+        // Past its cap, this plugin's new keys share one bucket of its own...
+        let overflow = join(&scope, "host-new", None, Some(1.0));
+        assert!(Arc::ptr_eq(&overflow, &held[MAX_KEYS_PER_SCOPE]));
+        // ...and another plugin still gets a quota of its own.
+        let other = join(&format!("{scope}-other"), "host-new", None, Some(5.0));
+        assert!(!Arc::ptr_eq(&other, &overflow));
+        assert_eq!(other.lock().unwrap().take(), Ok(()));
+    }
+
+    #[test]
     fn runs_of_one_key_share_its_quota_and_the_tighter_quota_wins() {
         let key = format!("unit-quota-{}", std::process::id());
-        let a = join(&key, None, Some(10.0));
-        let b = join(&key, None, Some(2.0));
+        let a = join("p", &key, None, Some(10.0));
+        let b = join("p", &key, None, Some(2.0));
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.lock().unwrap().take(), Ok(()));
         assert_eq!(b.lock().unwrap().take(), Ok(()));
@@ -205,11 +240,11 @@ mod tests {
             a.lock().unwrap().take().is_err(),
             "two of 2 per hour, shared"
         );
-        let other = join(&format!("{key}-other"), None, Some(2.0));
+        let other = join("p", &format!("{key}-other"), None, Some(2.0));
         assert_eq!(other.lock().unwrap().take(), Ok(()));
         // The next run draws from what the last one left: the quota outlives its runs.
         drop((a, b));
-        let again = join(&key, None, Some(2.0));
+        let again = join("p", &key, None, Some(2.0));
         assert!(again.lock().unwrap().take().is_err());
     }
 }
