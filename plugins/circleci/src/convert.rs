@@ -144,9 +144,8 @@ pub fn project_var(v: &Value, project: &Object) -> Option<Object> {
             .opt("projectId", project.get("id").cloned())
             .opt(
                 "projectSlug",
-                project
-                    .get("_rawData")
-                    .and_then(|r| r.pointer("/0/rawData/slug"))
+                corral_sdk::entity::raw_data(project)
+                    .and_then(|r| r.get("slug"))
                     .cloned(),
             )
             .raw_data(json!({ "name": name, "created_at": v.get("created_at") }))

@@ -147,9 +147,7 @@ fn key_of(e: &Object) -> String {
 }
 
 fn raw<'a>(e: &'a Object, field: &str) -> Option<&'a str> {
-    e.get("_rawData")?
-        .pointer(&format!("/0/rawData/{field}"))?
-        .as_str()
+    corral_sdk::entity::raw_data(e)?.get(field)?.as_str()
 }
 
 /// Emits `e` unless its key was already emitted by this step.

@@ -462,12 +462,10 @@ fn time_of(v: &Value, field: &str) -> Option<i64> {
 /// overwrote in `_rawData` compares unequal, so such a device is always fetched again:
 /// the comparison errs toward a request, never toward a stale device.
 pub fn list_unchanged(previous: &Object, item: &Value) -> bool {
-    let raw = previous
-        .get("_rawData")
-        .and_then(|r| r.get(0))
-        .and_then(|r| r.get("rawData"))
-        .and_then(Value::as_object);
-    match (raw, item.as_object()) {
+    match (
+        corral_sdk::entity::raw_data(previous).and_then(Value::as_object),
+        item.as_object(),
+    ) {
         (Some(raw), Some(item)) => {
             !item.is_empty() && item.iter().all(|(k, v)| raw.get(k) == Some(v))
         }

@@ -281,9 +281,8 @@ fn apps_reusing(
     mut reused: HashSet<String>,
     changed: &[&str],
 ) -> Result<()> {
-    let base = base.to_string();
     let order = positions(ids);
-    let mut installs = fetch_installs(&base, changed)?;
+    let mut installs = fetch_installs(base, changed)?;
     // An app whose first device is a reused one is taken from the previous graph only if
     // that graph's entity is that device's install; otherwise that device's apps are
     // fetched too (say, the app's first device of the previous run is gone), and the
@@ -303,7 +302,7 @@ fn apps_reusing(
                     reused.remove(d);
                 }
                 let refs: Vec<&str> = devices.iter().map(String::as_str).collect();
-                installs.extend(fetch_installs(&base, &refs)?);
+                installs.extend(fetch_installs(base, &refs)?);
                 installs.sort_by_key(|(id, _)| order.get(id.as_str()).copied());
             }
         }
@@ -442,13 +441,8 @@ fn previous_winners(
 
 /// Whether app entity `app` was built from `device`'s install keyed `install_key`.
 fn is_install_of(app: &corral_sdk::entity::Object, device: &str, install_key: &str) -> bool {
-    let raw = app
-        .get("_rawData")
-        .and_then(|r| r.get(0))
-        .and_then(|r| r.get("rawData"))
-        .cloned()
-        .unwrap_or(Value::Null);
-    convert::device_app_relationship(device, &raw)
+    let raw = corral_sdk::entity::raw_data(app).unwrap_or(&Value::Null);
+    convert::device_app_relationship(device, raw)
         .is_some_and(|e| e["_key"].as_str() == Some(install_key))
 }
 

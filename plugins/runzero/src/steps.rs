@@ -227,7 +227,7 @@ pub fn fetch_users() -> Result<()> {
 }
 
 fn raw<'a>(entity: &'a Object, field: &str) -> Option<&'a Value> {
-    entity.get("_rawData")?.get(0)?.get("rawData")?.get(field)
+    corral_sdk::entity::raw_data(entity)?.get(field)
 }
 
 pub fn build_user_orgs() -> Result<()> {

@@ -188,6 +188,12 @@ fn truthy(v: Option<&Value>) -> bool {
     }
 }
 
+/// The provider's object an entity carries as `_rawData` (what
+/// [`EntityBuilder::raw_data`] attached), if any.
+pub fn raw_data(entity: &Object) -> Option<&Value> {
+    entity.get("_rawData")?.get(0)?.get("rawData")
+}
+
 /// The `_type` JupiterOne generates for a direct relationship:
 /// `kandji_account` HAS `kandji_device` is `kandji_account_has_device`.
 pub fn relationship_type(class: &str, from_type: &str, to_type: &str) -> String {
@@ -256,6 +262,16 @@ impl RelationshipBuilder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn raw_data_reads_back_what_the_builder_attached() {
+        let e = EntityBuilder::new("dev-0001", "acme_device", "Device")
+            .raw_data(serde_json::json!({"id": 7}))
+            .build();
+        assert_eq!(raw_data(&e), Some(&serde_json::json!({"id": 7})));
+        let bare = EntityBuilder::new("dev-0002", "acme_device", "Device").build();
+        assert_eq!(raw_data(&bare), None);
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -152,6 +152,22 @@ pub fn assert_run_succeeded(report: &RunReport) {
     );
 }
 
+/// Every object the run stored, entities and relationships, as (`_key`, `_type`,
+/// object) in key order: what two runs are compared by, object for object.
+pub fn all_objects(
+    report: &RunReport,
+) -> Vec<(String, String, serde_json::Map<String, serde_json::Value>)> {
+    let mut all: Vec<_> = report
+        .graph
+        .entities()
+        .into_iter()
+        .chain(report.graph.relationships())
+        .map(|s| (s.key, s.type_name, s.object))
+        .collect();
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    all
+}
+
 /// Every `_key` the run stored, by `_type`.
 pub fn keys_by_type(report: &RunReport) -> KeysByType {
     let mut out = KeysByType::new();

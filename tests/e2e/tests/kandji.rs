@@ -393,18 +393,7 @@ async fn a_wit_0_1_component_runs_beside_0_2_with_the_same_graph() {
     for report in [&a, &b] {
         assert!(report.succeeded(), "{:?}", report.validation);
     }
-    let objects = |r: &corral::run::RunReport| {
-        let mut all: Vec<_> = r
-            .graph
-            .entities()
-            .into_iter()
-            .chain(r.graph.relationships())
-            .map(|s| (s.key, s.type_name, s.object))
-            .collect();
-        all.sort_by(|x, y| x.0.cmp(&y.0));
-        all
-    };
-    let (old_objects, new_objects) = (objects(&a), objects(&b));
+    let (old_objects, new_objects) = (all_objects(&a), all_objects(&b));
     assert!(old_objects.len() > 60 * 3, "{}", old_objects.len());
     assert_eq!(old_objects, new_objects);
 }
@@ -485,18 +474,7 @@ async fn an_incremental_run_fetches_only_changed_devices_and_equals_a_full_run()
     // A full run of the same tenant, with no previous graph, gives the same objects.
     let full = run_plugin(&rt, plugin.clone(), &inst, None).await;
     assert!(full.succeeded());
-    let objects = |r: &corral::run::RunReport| {
-        let mut all: Vec<_> = r
-            .graph
-            .entities()
-            .into_iter()
-            .chain(r.graph.relationships())
-            .map(|s| (s.key, s.type_name, s.object))
-            .collect();
-        all.sort_by(|x, y| x.0.cmp(&y.0));
-        all
-    };
-    let (incremental, fresh) = (objects(&second), objects(&full));
+    let (incremental, fresh) = (all_objects(&second), all_objects(&full));
     assert_eq!(incremental.len(), fresh.len());
     assert!(
         incremental == fresh,
