@@ -608,3 +608,34 @@ async fn files_that_never_end_are_refused_in_plugin_dir() {
     let kandji = KandjiBeside::start(14, 5).await;
     kandji.assert_exact(&kandji.run(&rt).await);
 }
+
+/// The run's kv store (WIT 0.2) at and past every bound, by a guest: each refused with
+/// its kind and recorded as a limit hit where a limit was hit; a key of 1 MiB is looked
+/// up without being stored or copied; without a kept state the previous graph is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kv_store_refuses_past_its_bounds_and_the_run_goes_on() {
+    let rt = runtime();
+    let hostile = load_component(&rt, components::get("hostile"), "hostile.wasm")
+        .await
+        .unwrap();
+    let inst = hostile_instance("kv-flood", "http://127.0.0.1:9/", "", SECRET);
+    let report = run_plugin(&rt, hostile, &inst, None).await;
+    assert_eq!(
+        step_error(&report),
+        "invalid, invalid, limit, stored, stored, stored, limit, 10000 keys then limit, \
+         long key get: None, previous: true"
+    );
+    let kv_hits: Vec<&str> = report
+        .limit_hits
+        .iter()
+        .filter(|e| e.resource == "kv")
+        .map(|e| e.rule.as_str())
+        .collect();
+    assert_eq!(kv_hits.len(), 3, "{kv_hits:?}");
+    assert!(
+        kv_hits[0].contains("a value of 4194305 bytes"),
+        "{kv_hits:?}"
+    );
+    assert!(kv_hits[1].contains("at most 16777216"), "{kv_hits:?}");
+    assert!(kv_hits[2].contains("10000 keys"), "{kv_hits:?}");
+}

@@ -328,6 +328,43 @@ fn attack_with(attack: &str) -> Result<(), String> {
             }
             format!("{changed} of {} guesses came back changed", guesses.len())
         }
+        // The run's kv store at its bounds, and the previous graph without a state.
+        "kv-flood" => {
+            use corral_sdk::bindings::corral::integration::kv;
+            let refused = |r: Result<(), kv::KvError>| match r {
+                Ok(()) => "stored".to_string(),
+                Err(kv::KvError::Limit(_)) => "limit".into(),
+                Err(kv::KvError::Invalid(_)) => "invalid".into(),
+            };
+            let big = vec![7u8; 4 << 20];
+            let mut out = vec![
+                refused(kv::set("", b"x")),
+                refused(kv::set(&"k".repeat(513), b"x")),
+                refused(kv::set("too-big", &vec![0u8; (4 << 20) + 1])),
+            ];
+            // 16 MiB in all: the fourth 4 MiB value is one too many.
+            out.extend((0..4).map(|i| refused(kv::set(&format!("big-{i}"), &big))));
+            for i in 0..3 {
+                kv::delete(&format!("big-{i}"));
+            }
+            // 10,000 keys in all: the first set past them is refused.
+            let mut stored = 0;
+            let mut last = String::new();
+            for i in 0..10_001 {
+                last = refused(kv::set(&format!("k{i}"), b""));
+                if last == "stored" {
+                    stored += 1;
+                }
+            }
+            out.push(format!("{stored} keys then {last}"));
+            out.push(format!(
+                "long key get: {:?}",
+                kv::get(&"k".repeat(1 << 20)).map(|v| v.len())
+            ));
+            let previous = graph::previous_object("hostile-0001");
+            out.push(format!("previous: {}", previous.is_ok_and(|p| p.is_none())));
+            out.join(", ")
+        }
         "forge-console" => {
             log::info(
                 "ok\n\u{1b}[32mkandji-beside (plugin kandji 1.0.0): succeeded\u{7}",
