@@ -175,8 +175,5 @@ pub async fn run_demo(out: &Path, data_dir: &Path, devices: usize) -> anyhow::Re
     println!();
     let (history, _) = History::open(data_dir)?;
     let delivery = Delivery::open(data_dir, out.to_path_buf(), Vec::new(), rt.hosts.clone())?;
-    for r in &mut resolved {
-        r.previous = Some(delivery.previous(&r.id));
-    }
-    crate::cli::oneshot::run_and_report(&rt, &resolved, &history, &delivery, None).await
+    crate::cli::oneshot::run_and_report(&rt, &mut resolved, &history, &delivery, None).await
 }

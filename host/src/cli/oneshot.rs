@@ -28,15 +28,21 @@ pub struct Finished {
     pub synced: Option<anyhow::Result<Synced>>,
 }
 
-/// Runs `instances`, records, delivers and prints each; exit 0 only when every run,
-/// delivery and upload succeeded.
+/// Runs `instances` (each given its previous graph and expected request count),
+/// records, delivers and prints each; exit 0 only when every run, delivery and upload
+/// succeeded.
 pub async fn run_and_report(
     rt: &Runtime,
-    instances: &[ResolvedInstance],
+    instances: &mut [ResolvedInstance],
     history: &History,
     delivery: &Delivery,
     target: Option<&SyncTarget>,
 ) -> anyhow::Result<ExitCode> {
+    for r in instances.iter_mut() {
+        r.previous = Some(delivery.previous(&r.id));
+        r.expected_requests = history.last_requests(&r.id).ok().flatten();
+    }
+    let instances = &*instances;
     let finished = run_recorded(rt, instances, history, target).await?;
     let mut ok = true;
     for f in &finished {

@@ -56,8 +56,5 @@ pub async fn run_command(
         config.alerts.clone(),
         rt.hosts.clone(),
     )?;
-    for r in &mut resolved {
-        r.previous = Some(delivery.previous(&r.id));
-    }
-    oneshot::run_and_report(&rt, &resolved, &history, &delivery, target.as_ref()).await
+    oneshot::run_and_report(&rt, &mut resolved, &history, &delivery, target.as_ref()).await
 }

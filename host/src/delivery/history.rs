@@ -361,6 +361,24 @@ impl History {
         .map_err(|e| self.wrap(e))
     }
 
+    /// How many requests the instance's newest successful run made (a run's expected
+    /// cost, for the up-front quota estimate).
+    pub fn last_requests(&self, instance: &str) -> Result<Option<u64>> {
+        let conn = self.conn.locked();
+        let counts: Option<String> = conn
+            .query_row(
+                "SELECT counts FROM runs WHERE instance = ?1 AND status = 'succeeded'
+                 AND counts IS NOT NULL ORDER BY seq DESC LIMIT 1",
+                [instance],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.wrap(e))?;
+        Ok(counts
+            .and_then(|c| serde_json::from_str::<RunCounts>(&c).ok())
+            .map(|c| c.requests))
+    }
+
     /// The newest runs, of one instance or all, newest first.
     pub fn recent(&self, instance: Option<&str>, limit: u32) -> Result<Vec<RunRecord>> {
         let conn = self.conn.locked();
@@ -438,6 +456,31 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_795_392_000_000), "2026-11-23T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_last_successful_runs_requests_are_the_estimate() {
+        let dir = std::env::temp_dir().join(format!("corral-history-req-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (h, _) = History::open(&dir).unwrap();
+        assert_eq!(h.last_requests("a").unwrap(), None);
+        let counts = |requests| RunCounts {
+            requests,
+            ..RunCounts::default()
+        };
+        for (instance, status, requests) in [
+            ("a", RunStatus::Succeeded, 10_052),
+            ("a", RunStatus::Failed, 3),
+            ("b", RunStatus::Succeeded, 7),
+        ] {
+            let run = h.queue(instance, "api", 1).unwrap();
+            h.finish(&run, status, Some(&counts(requests)), &[], 2)
+                .unwrap();
+        }
+        // A failed run and another instance's run are not the estimate.
+        assert_eq!(h.last_requests("a").unwrap(), Some(10_052));
+        assert_eq!(h.last_requests("b").unwrap(), Some(7));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

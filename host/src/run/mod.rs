@@ -41,6 +41,9 @@ pub struct ResolvedInstance {
     /// The instance's graph as its previous run left it (set by whoever keeps the
     /// state: `corral run`, `corral demo`, `corral serve`).
     pub previous: Option<Arc<dyn crate::capabilities::graph::PreviousGraph>>,
+    /// Requests the instance's previous successful run made (from the run history):
+    /// the estimate a run past its quota is warned of up front.
+    pub expected_requests: Option<u64>,
 }
 
 /// Splits the config into values and secrets (reading `{ env = … }`), checks it against
@@ -82,6 +85,7 @@ pub fn resolve_with_policy(
         grant,
         policy_path: cfg.policy.clone(),
         previous: None,
+        expected_requests: None,
     })
 }
 
@@ -397,6 +401,7 @@ async fn run_unguarded(
     context.http.quota_scope = m.id.clone();
     context.graph.previous = inst.previous.clone();
     let run = Arc::new(context);
+    warn_of_quota(inst, &run);
     let validation = guest_call!(&inst.plugin.guest, &run, "validate", |p, s| p.validate(s))
         .and_then(|r| r.map_err(|e| describe_step_error(&e)))
         .map_err(|e| clip_redacted(&run, &e, MAX_LINE_BYTES));
@@ -413,6 +418,23 @@ async fn run_unguarded(
         }
     };
     finish(inst, run, validation, steps, started, started_at_ms)
+}
+
+/// Says up front, in the run's log, when the run is expected to need more requests than
+/// its quotas allow at once (so it will be spread, not failed).
+fn warn_of_quota(inst: &ResolvedInstance, run: &RunContext) {
+    let l = &inst.grant.limits;
+    let line = inst.expected_requests.and_then(|n| {
+        crate::capabilities::http::quota_estimate(
+            n,
+            l.requests_per_second,
+            l.requests_per_minute,
+            l.requests_per_hour,
+        )
+    });
+    if let Some(line) = line {
+        run.log.host(run, "quota", "warn", &line);
+    }
 }
 
 fn finish(

@@ -125,6 +125,7 @@ impl Daemon {
             }
         };
         resolved.previous = Some(self.delivery.previous(&cfg.id));
+        resolved.expected_requests = self.history.last_requests(&cfg.id).ok().flatten();
         let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
         let mut finished = Outcome::of(&report);
         match self.delivery.deliver(run_id, &report).await {

@@ -9,7 +9,12 @@ use corral_sdk::{Error, Result, kv, log};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 const TOKEN: &str = "accessToken";
+/// The reference's page of the device list.
 const PAGE_SIZE: usize = 100;
+/// Kandji's largest page of the device list ("a hard upper limit is set at 300 device
+/// records returned per request"): an incremental run, which otherwise makes about one
+/// request per changed device, lists in these to spend less of the hourly quota.
+const INCREMENTAL_PAGE_SIZE: usize = 300;
 /// Devices whose details or apps are requested in one batch.
 const BATCH: usize = 100;
 /// Where `fetch-devices` tells `fetch-device-apps` which devices it took from the
@@ -66,15 +71,21 @@ pub fn fetch_devices() -> Result<()> {
     let mut unchanged: Vec<String> = Vec::new();
     // Off unless the instance asks: a change to a device's details alone (its list
     // entry as it was) is then not seen until the device checks in.
-    let mut previous_readable = config::get("incremental")
+    let incremental = config::get("incremental")
         .ok()
         .flatten()
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let mut previous_readable = incremental;
+    let limit = if incremental {
+        INCREMENTAL_PAGE_SIZE
+    } else {
+        PAGE_SIZE
+    };
+    let mut fetched = 0usize;
     let mut out = Emitter::new();
     http::for_each_offset_page(
-        PAGE_SIZE,
         |offset| {
-            let url = format!("{base}devices?offset={offset}&limit={PAGE_SIZE}");
+            let url = format!("{base}devices?offset={offset}&limit={limit}");
             let page: Value = ok_json(http::fetch(&get(url), &Retry::default())?)?;
             match page {
                 Value::Array(items) => Ok(items),
@@ -104,6 +115,7 @@ pub fn fetch_devices() -> Result<()> {
                 .filter(|(_, r)| r.is_none())
                 .map(|(d, _)| d)
                 .collect();
+            fetched += changed.len();
             let mut details = fetch_details(&base, &changed)?.into_iter();
             // In list order, as a full run emits them (later steps take the first device
             // of an app or a user in this order).
@@ -140,13 +152,17 @@ pub fn fetch_devices() -> Result<()> {
             &[("reason", &e.to_string())],
         );
     }
-    if !unchanged.is_empty() {
-        log::typed(
-            "info",
-            "devices unchanged since the previous run were not fetched again",
-            &[("unchanged", unchanged.len().into())],
-        );
-    }
+    // What this run costs the tenant's quota: the details requests made, and as many
+    // apps requests to come (at most; an app's first device may add a few).
+    log::typed(
+        "info",
+        "devices listed",
+        &[
+            ("fetched", fetched.into()),
+            ("unchanged", unchanged.len().into()),
+            ("appsRequestsToCome", fetched.into()),
+        ],
+    );
     Ok(())
 }
 

@@ -320,21 +320,22 @@ pub fn fetch_all(reqs: &[Request], retry: &Retry) -> Vec<std::result::Result<Res
         .collect()
 }
 
-/// Offset pagination: calls `page(offset)` at 0, `limit`, 2×`limit`… and hands each
-/// non-empty page to `each`, stopping at the first empty page.
+/// Offset pagination: calls `page(offset)` at 0, then past the items received so far,
+/// and hands each non-empty page to `each`, stopping at the first empty page. Advancing
+/// by what came back, not by the page size asked for, skips no rows when a provider
+/// caps its pages below that size.
 pub fn for_each_offset_page<T>(
-    limit: usize,
     mut page: impl FnMut(usize) -> Result<Vec<T>>,
     mut each: impl FnMut(Vec<T>) -> Result<()>,
 ) -> Result<()> {
-    let mut offset = 0;
+    let mut offset: usize = 0;
     loop {
         let items = page(offset)?;
         if items.is_empty() {
             return Ok(());
         }
+        offset = offset.saturating_add(items.len());
         each(items)?;
-        offset += limit;
     }
 }
 
@@ -461,7 +462,6 @@ mod tests {
         let mut seen = Vec::new();
         let mut calls = Vec::new();
         for_each_offset_page(
-            2,
             |offset| {
                 calls.push(offset);
                 Ok((offset..5.min(offset + 2)).collect::<Vec<_>>())
@@ -474,6 +474,26 @@ mod tests {
         .unwrap();
         assert_eq!(seen, vec![0, 1, 2, 3, 4]);
         assert_eq!(calls, vec![0, 2, 4, 6]);
+    }
+
+    #[test]
+    fn a_provider_capping_its_pages_below_the_limit_loses_no_row() {
+        let mut seen = Vec::new();
+        let mut calls = Vec::new();
+        // Asked for 300 a page, the provider gives at most 100 (of 250).
+        for_each_offset_page(
+            |offset| {
+                calls.push(offset);
+                Ok((offset..250.min(offset + 100)).collect::<Vec<_>>())
+            },
+            |items| {
+                seen.extend(items);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (0..250).collect::<Vec<_>>());
+        assert_eq!(calls, vec![0, 100, 200, 250]);
     }
 
     #[test]

@@ -419,11 +419,13 @@ async fn an_incremental_run_fetches_only_changed_devices_and_equals_a_full_run()
     );
     inst.config
         .insert("incremental".into(), ConfigValue::Text("true".into()));
-    let run = || {
+    // `expected`: the request count of the instance's previous run, as the history has it.
+    let run = |expected: Option<u64>| {
         let (inst, plugin, delivery, rt) = (&inst, &plugin, &delivery, &rt);
         async move {
             let mut r = resolve_with_policy(inst, plugin.clone(), None).unwrap();
             r.previous = Some(delivery.previous(&r.id));
+            r.expected_requests = expected;
             run_instance(&r, rt.hosts.clone()).await
         }
     };
@@ -438,9 +440,21 @@ async fn an_incremental_run_fetches_only_changed_devices_and_equals_a_full_run()
         (of("/details"), of("/apps"))
     };
 
-    let first = run().await;
+    let first = run(None).await;
     assert!(first.succeeded(), "{:?}", first.validation);
     assert_eq!(counts(0), (150, 150), "a first run fetches every device");
+    let quota_lines = |r: &corral::run::RunReport| {
+        r.log
+            .iter()
+            .filter(|l| l.step == "quota" && l.level == "warn")
+            .map(|l| l.message.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        quota_lines(&first),
+        Vec::<String>::new(),
+        "nothing expected, nothing said"
+    );
     delivery.deliver("run-1", &first).await.unwrap();
 
     // Between the runs: three devices check in, two are removed, two are added.
@@ -456,10 +470,25 @@ async fn an_incremental_run_fetches_only_changed_devices_and_equals_a_full_run()
         data.insert(generate_device(7, 5001, 50));
     }
     let before = server.requests().len();
-    let second = run().await;
+    // Said to have made 20,000 requests last time: more than the hour's 10,000.
+    let second = run(Some(20_000)).await;
     assert!(second.succeeded(), "{:?}", second.validation);
+    let said = quota_lines(&second);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("20000 requests") && said[0].contains("requestsPerHour (10000)"),
+        "{said:?}"
+    );
     let (details, apps) = counts(before);
     assert_eq!(details, 5, "only the changed devices' details are fetched");
+    // The list in Kandji's largest pages: one of 150 devices and the empty one.
+    let lists: Vec<String> = server.requests()[before..]
+        .iter()
+        .filter(|r| r.target.contains("devices?offset="))
+        .map(|r| r.target.clone())
+        .collect();
+    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert!(lists.iter().all(|t| t.ends_with("&limit=300")), "{lists:?}");
     // Apps of the changed devices, and of the few that became an app's first device
     // because the device that was first (and whose install the app entity is) is gone.
     assert!((5..=15).contains(&apps), "{apps} apps requests");

@@ -37,6 +37,12 @@ impl Provider for AttackSim {
                 delay: Duration::from_millis(500),
             }),
             "/public" => ok(json!({ "public": true })),
+            // A provider whose hourly quota is `left` (another tool of the tenant spent
+            // the rest), as Kandji-style rate-limit headers say.
+            "/quota-left" => ok(json!({})).with_header(
+                "x-ratelimit-remaining-hour",
+                req.query_param("left").unwrap_or("0"),
+            ),
             "/lines" => {
                 let mut r = SimResponse::json(200, &json!(null));
                 r.body = (0..LINES)

@@ -30,6 +30,7 @@ use url::Url;
 use wasmtime::component::{Linker, Resource, ResourceType};
 
 mod quota;
+pub use quota::estimate as quota_estimate;
 mod types;
 pub use types::{Auth, BasicAuth, HttpError, Request, Response, ResponseHead};
 
@@ -706,6 +707,7 @@ impl<'a> Call<'a> {
                 ))
             })?
             .map_err(|e| self.transport_error(target, e))?;
+        self.observe_quota(target, resp.headers());
         Ok((resp, permit, deadline))
     }
 
@@ -731,13 +733,12 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Waits for the provider quota of `target` (its `quotaKey`, else its host), shared
-    /// with every run of the process that names the same key; fails at once if the next
-    /// token comes after the run's deadline. The first wait is logged, with how long.
-    async fn wait_for_quota(&self, target: &Target) -> Result<(), HttpError> {
+    /// The provider quota `target` draws from (its `quotaKey`, else its host), if the
+    /// run has one, with its key.
+    fn quota(&self, target: &Target) -> Option<(String, Arc<Mutex<quota::Buckets>>)> {
         let limits = &self.run.grant.limits;
         if limits.requests_per_minute.is_none() && limits.requests_per_hour.is_none() {
-            return Ok(());
+            return None;
         }
         let key = match &limits.quota_key {
             Some(k) => k.clone(),
@@ -749,6 +750,34 @@ impl<'a> Call<'a> {
             limits.requests_per_minute,
             limits.requests_per_hour,
         );
+        Some((key, buckets))
+    }
+
+    /// Takes the provider's own count of what its quota has left (its
+    /// `x-ratelimit-remaining-*` headers) into the quota `target` draws from.
+    fn observe_quota(&self, target: &Target, headers: &HeaderMap) {
+        let counts: Vec<_> = headers
+            .iter()
+            .filter_map(|(name, value)| quota::remaining(name.as_str(), value.as_bytes()))
+            .collect();
+        if counts.is_empty() {
+            return;
+        }
+        if let Some((_, buckets)) = self.quota(target) {
+            let mut b = buckets.lock().unwrap_or_else(PoisonError::into_inner);
+            for (window, left) in counts {
+                b.observe(window, left);
+            }
+        }
+    }
+
+    /// Waits for the provider quota of `target` (its `quotaKey`, else its host), shared
+    /// with every run of the process that names the same key; fails at once if the next
+    /// token comes after the run's deadline. The first wait is logged, with how long.
+    async fn wait_for_quota(&self, target: &Target) -> Result<(), HttpError> {
+        let Some((key, buckets)) = self.quota(target) else {
+            return Ok(());
+        };
         loop {
             let spent = match buckets
                 .lock()
@@ -1275,6 +1304,36 @@ mod tests {
             .collect();
         assert_eq!(waits.len(), 1, "said once per run");
         assert!(waits[0].message.contains("requestsPerMinute (120)"));
+    }
+
+    #[tokio::test]
+    async fn the_providers_remaining_quota_holds_back_the_next_request() {
+        let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+        let base = format!("{}/", server.origin());
+        let key = format!("left-{}", server.origin());
+        // 10,000 an hour of our own, but the provider says 1 is left, then none.
+        let run = with_quotas(&base, None, Some(10_000.0), Some(&key));
+        let mut ctx = StepCtx::new(run.clone(), "s");
+        let url = |left: u32| get(format!("{}/quota-left?left={left}", server.origin()));
+        ctx.fetch(url(1)).await.unwrap();
+        ctx.fetch(url(0)).await.unwrap();
+        // No token is left: the next request waits for the hour's refill (0.36 s a
+        // request at 10,000 an hour), and the run says so.
+        let started = Instant::now();
+        ctx.fetch(url(0)).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(300),
+            "waited for the quota"
+        );
+        let waits = run
+            .log
+            .records()
+            .into_iter()
+            .filter(|r| {
+                r.message.contains("requestsPerHour (10000)") && r.message.contains("is spent")
+            })
+            .count();
+        assert_eq!(waits, 1);
     }
 
     #[tokio::test]

@@ -112,6 +112,31 @@ impl Buckets {
     }
 }
 
+impl Buckets {
+    /// The provider says `remaining` requests are left in `window` (requests of the
+    /// tenant's other tools count there too): the window holds no more than that.
+    pub fn observe(&mut self, window: &str, remaining: f64) {
+        for w in self.windows.iter_mut().filter(|w| w.name == window) {
+            w.tokens = w.tokens.min(remaining);
+        }
+    }
+}
+
+/// The window a provider's rate-limit header counts down, and what it says is left:
+/// `x-ratelimit-remaining-minute` and `-hour` (Kandji's family), a plain count only.
+pub fn remaining(header: &str, value: &[u8]) -> Option<(&'static str, f64)> {
+    let window = match header {
+        "x-ratelimit-remaining-minute" => "requestsPerMinute",
+        "x-ratelimit-remaining-hour" => "requestsPerHour",
+        _ => return None,
+    };
+    let text = std::str::from_utf8(value).ok()?.trim();
+    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((window, text.parse::<u64>().ok()? as f64))
+}
+
 /// Keys one plugin keeps quotas for; past them, its new keys share one quota of its own
 /// (so a plugin making keys of many hosts fills only its own share).
 const MAX_KEYS_PER_SCOPE: usize = 1_000;
@@ -163,6 +188,38 @@ pub fn join(
     shared
 }
 
+/// The up-front warning for a run expected to make `requests` (its instance's previous
+/// run made that many): when they exceed what a full window of a quota allows, the
+/// run's requests will be spread, and the line says over how long at least. `None` when
+/// they fit.
+pub fn estimate(
+    requests: u64,
+    per_second: f64,
+    per_minute: Option<f64>,
+    per_hour: Option<f64>,
+) -> Option<String> {
+    let n = requests as f64;
+    let windows = [
+        ("requestsPerMinute", per_minute, 60.0),
+        ("requestsPerHour", per_hour, 3600.0),
+    ];
+    // A full bucket lets `quota` through at once; the rest come at its refill rate.
+    let (name, quota, wait) = windows
+        .into_iter()
+        .filter_map(|(name, q, secs)| {
+            let q = q?.max(1.0);
+            (n > q).then(|| (name, q, (n - q) * secs / q))
+        })
+        .max_by(|a, b| a.2.total_cmp(&b.2))?;
+    let floor = wait.max(n / per_second.max(f64::MIN_POSITIVE));
+    Some(format!(
+        "this run is estimated at {requests} requests (its previous run's), more than \
+         {name} ({quota}) allows at once: its requests will be spread over the quota, \
+         taking at least {} min",
+        (floor / 60.0).ceil().min(u32::MAX as f64) as u32
+    ))
+}
+
 /// A run's view of the quotas: the keys it has joined, held for the run.
 #[derive(Default)]
 pub struct RunQuotas {
@@ -203,6 +260,61 @@ mod tests {
         assert!(
             (b.windows[0].tokens - 1.0).abs() < 0.01,
             "the minute kept its token"
+        );
+    }
+
+    #[test]
+    fn a_run_past_a_quota_is_estimated_up_front() {
+        // Kandji, 5,000 devices: 10,052 requests, 50 a second, 10,000 an hour.
+        let line = estimate(10_052, 50.0, None, Some(10_000.0)).unwrap();
+        assert!(line.contains("10052 requests"), "{line}");
+        assert!(line.contains("requestsPerHour (10000)"), "{line}");
+        // 52 past a full hour's quota at 10,000 an hour take 19 s; 10,052 at 50 a
+        // second take 201 s: at least 4 min.
+        assert!(line.ends_with("at least 4 min"), "{line}");
+        // 30,000 take two hours past the first 10,000.
+        let line = estimate(30_000, 50.0, Some(1e6), Some(10_000.0)).unwrap();
+        assert!(line.ends_with("at least 120 min"), "{line}");
+        // Within every window, or with no quota: nothing to say.
+        assert_eq!(estimate(9_999, 50.0, None, Some(10_000.0)), None);
+        assert_eq!(estimate(u64::MAX, 50.0, None, None), None);
+        // The worst values stay finite and bounded.
+        let line = estimate(u64::MAX, 1e-30, Some(0.0), Some(0.01)).unwrap();
+        assert!(line.contains("requestsPerHour (1)"), "{line}");
+    }
+
+    #[test]
+    fn the_providers_remaining_count_lowers_the_window_never_raises_it() {
+        let mut b = Buckets::new(Some(100.0), Some(10_000.0));
+        let (window, left) = remaining("x-ratelimit-remaining-hour", b" 2 ").unwrap();
+        b.observe(window, left);
+        assert_eq!(b.take(), Ok(()));
+        assert_eq!(b.take(), Ok(()));
+        assert_eq!(b.take().unwrap_err().window, "requestsPerHour");
+        // A count above what the bucket holds gives nothing back.
+        b.observe("requestsPerHour", 1e9);
+        assert!(b.take().is_err());
+        // Anything but a plain count is not read.
+        let bad: [&[u8]; 7] = [
+            b"",
+            b"-1",
+            b"1e9",
+            b"0x10",
+            b"12345678901234",
+            b"\xff",
+            b"3.5",
+        ];
+        for bad in bad {
+            assert_eq!(
+                remaining("x-ratelimit-remaining-hour", bad),
+                None,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(remaining("x-ratelimit-remaining", b"5"), None);
+        assert_eq!(
+            remaining("x-ratelimit-remaining-minute", b"0"),
+            Some(("requestsPerMinute", 0.0))
         );
     }
 
