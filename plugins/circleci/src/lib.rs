@@ -8,6 +8,7 @@
 
 pub mod convert;
 mod manifest;
+mod previous;
 mod steps;
 
 corral_sdk::export!(manifest::CircleCi);

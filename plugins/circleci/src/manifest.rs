@@ -41,6 +41,12 @@ impl Connector for CircleCi {
             )
             .optional()
             .default(DEFAULT_BASE_URL),
+            Field::text(
+                "incremental",
+                "\"true\": finished workflows of an unchanged pipeline, and jobs of a finished workflow, are taken from the previous graph, not fetched again",
+            )
+            .optional()
+            .default("false"),
         ]
     }
 

@@ -3,6 +3,7 @@
 
 use crate::convert::{self, *};
 use crate::manifest::*;
+use crate::previous;
 use corral_sdk::config;
 use corral_sdk::entity::Object;
 use corral_sdk::graph::{self, Emitter};
@@ -111,21 +112,26 @@ pub fn fetch_account() -> Result<()> {
     ))
 }
 
+/// Workflows of each pipeline; an incremental run keeps an unchanged pipeline's
+/// workflows when every one of them had finished.
 pub fn fetch_workflows() -> Result<()> {
     fetch_children(
         PIPELINE,
         |id| format!("pipeline/{id}/workflow"),
         convert::workflow,
         WORKFLOW,
+        |_, workflows| !workflows.is_empty() && workflows.iter().all(previous::finished),
     )
 }
 
+/// Jobs of each workflow; an incremental run keeps a finished, unchanged workflow's jobs.
 pub fn fetch_jobs() -> Result<()> {
     fetch_children(
         WORKFLOW,
         |id| format!("workflow/{id}/job"),
         convert::job,
         JOB,
+        |workflow, _| previous::finished(workflow),
     )
 }
 
@@ -246,16 +252,45 @@ pub fn fetch_pipelines() -> Result<()> {
 }
 
 /// Children of each stored parent (workflows of pipelines, jobs of workflows), with the
-/// parent HAS child edge.
+/// parent HAS child edge. In an incremental run, a parent whose previous children `done`
+/// says still stand has them re-emitted from the previous graph instead of fetched.
 fn fetch_children(
     parent_type: &str,
     path: fn(&str) -> String,
     convert: fn(&Value) -> Option<Object>,
     child_type: &str,
+    done: previous::Done,
 ) -> Result<()> {
-    let parents = stored(parent_type)?;
+    let mut parents = stored(parent_type)?;
     let mut out = Emitter::new();
     let (mut seen, mut edges) = (HashSet::new(), HashSet::new());
+    if let Some(mut kept) = previous::Kept::open(parent_type, child_type) {
+        let before = parents.len();
+        let mut fetch = Vec::new();
+        for parent in parents {
+            let Some(children) = kept.take(&parent, done) else {
+                fetch.push(parent);
+                continue;
+            };
+            let kept_edges = kept.edges(&parent, &children);
+            for child in children {
+                emit_once(&mut out, &mut seen, child)?;
+            }
+            for edge in kept_edges {
+                relate_once(&mut out, &mut edges, edge)?;
+            }
+        }
+        log::typed(
+            "info",
+            "children taken from the previous graph",
+            &[
+                ("parents", before.into()),
+                ("kept", (before - fetch.len()).into()),
+                ("fetched", fetch.len().into()),
+            ],
+        );
+        parents = fetch;
+    }
     for chunk in parents.chunks(50) {
         let paths: Vec<String> = chunk
             .iter()

@@ -71,10 +71,7 @@ pub fn fetch_devices() -> Result<()> {
     let mut unchanged: Vec<String> = Vec::new();
     // Off unless the instance asks: a change to a device's details alone (its list
     // entry as it was) is then not seen until the device checks in.
-    let incremental = config::get("incremental")
-        .ok()
-        .flatten()
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let incremental = corral_sdk::connector::is_on("incremental");
     let mut previous_readable = incremental;
     let limit = if incremental {
         INCREMENTAL_PAGE_SIZE

@@ -124,6 +124,15 @@ impl Field {
     }
 }
 
+/// Whether the instance turned config field `name` on: its value is `true` (any case,
+/// spaces around it ignored). Unset, a secret, or anything else is off.
+pub fn is_on(name: &str) -> bool {
+    crate::config::get(name)
+        .ok()
+        .flatten()
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
 /// A step: its declared types and dependencies, and the function that runs it.
 pub struct Step {
     id: String,

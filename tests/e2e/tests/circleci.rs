@@ -446,3 +446,137 @@ async fn records_without_a_name_keep_their_relationships() {
             .any(|k| k.starts_with(&format!("{context}|has|")))
     );
 }
+
+/// Pages of 20 the simulator answers `n` items in (an empty list is one page).
+fn pages(n: usize) -> usize {
+    n.div_ceil(20).max(1)
+}
+
+fn children_of<'a>(items: &'a [Value], field: &str, parent: &Value) -> Vec<&'a Value> {
+    items.iter().filter(|x| x[field] == parent["id"]).collect()
+}
+
+/// `incremental = "true"`: after the tenant changed (a running workflow finished with one
+/// more job; a new pipeline), the second run fetches workflows only of pipelines that had
+/// an unfinished one or are new, and jobs only of workflows not finished before, and its
+/// graph is a full run's against the changed tenant, object for object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incremental_run_keeps_finished_workflows_and_equals_a_full_run() {
+    use corral::delivery::Delivery;
+    use corral::run::{resolve_with_policy, run_instance};
+    use serde_json::json;
+    let before = sim();
+    let mut after = (*before).clone();
+    let running = after
+        .workflows
+        .iter()
+        .position(|w| w["status"] == "running")
+        .expect("a running workflow");
+    let finished_id = after.workflows[running]["id"].clone();
+    after.workflows[running]["status"] = json!("success");
+    after.workflows[running]["stopped_at"] = json!("2031-01-01T00:00:00.000Z");
+    let mut job = (*children_of(&after.jobs, "workflow_id", &after.workflows[running])[0]).clone();
+    job["id"] = json!("00000000-0000-4000-8000-00000000j0b1");
+    job["job_number"] = json!(99);
+    after.jobs.push(job);
+    let mut pipeline = after.pipelines[1].clone();
+    let mut workflow = (*children_of(&after.workflows, "pipeline_id", &pipeline)[0]).clone();
+    pipeline["id"] = json!("00000000-0000-4000-8000-0000000p1pe1");
+    pipeline["number"] = json!(999);
+    workflow["id"] = json!("00000000-0000-4000-8000-0000000w0rk1");
+    workflow["pipeline_id"] = pipeline["id"].clone();
+    after.pipelines.push(pipeline);
+    after.workflows.push(workflow);
+    let after = Arc::new(after);
+    let (server_a, server_b) = (
+        before.start(0).await.unwrap(),
+        after.start(0).await.unwrap(),
+    );
+
+    let dir = corral_e2e::daemon::scratch("circleci-incremental");
+    let rt = runtime();
+    let delivery = Delivery::open(&dir, dir.join("out"), Vec::new(), rt.hosts.clone()).unwrap();
+    let plugin = rt.plugin("circleci").await.unwrap();
+    let incremental = |server| {
+        let mut inst = instance("circleci-incremental", server, TOKEN);
+        inst.config
+            .insert("incremental".into(), ConfigValue::Text("true".into()));
+        inst
+    };
+    let run = |inst: corral::config::InstanceConfig| {
+        let (plugin, delivery, rt) = (&plugin, &delivery, &rt);
+        async move {
+            let mut r = resolve_with_policy(&inst, plugin.clone(), None).unwrap();
+            r.previous = Some(delivery.previous(&r.id));
+            run_instance(&r, rt.hosts.clone()).await
+        }
+    };
+    let first = run(incremental(&server_a)).await;
+    assert_run_succeeded(&first);
+    delivery.deliver("run-1", &first).await.unwrap();
+
+    let second = run(incremental(&server_b)).await;
+    assert_run_succeeded(&second);
+    // What the second run must have asked for: the workflows of each pipeline that is
+    // new or had a workflow that was not finished, the jobs of each workflow that is new
+    // or changed or was not finished.
+    let done = |w: &Value| w["status"] == "success" || w["status"] == "failed";
+    let kept_pipeline = |p: &&Value| {
+        let was = children_of(&before.workflows, "pipeline_id", p);
+        before.pipelines.contains(p) && !was.is_empty() && was.into_iter().all(done)
+    };
+    let workflow_requests: usize = after
+        .pipelines
+        .iter()
+        .filter(|p| !kept_pipeline(p))
+        .map(|p| pages(children_of(&after.workflows, "pipeline_id", p).len()))
+        .sum();
+    let job_requests: usize = after
+        .workflows
+        .iter()
+        .filter(|w| !(before.workflows.contains(w) && done(w)))
+        .map(|w| pages(children_of(&after.jobs, "workflow_id", w).len()))
+        .sum();
+    let log = server_b.requests();
+    let count = |parent: &str, child: &str| {
+        log.iter()
+            .filter(|r| r.target.starts_with(&format!("{API_PREFIX}{parent}/")))
+            .filter(|r| r.target.split('?').next().unwrap().ends_with(child))
+            .count()
+    };
+    // 48 workflow requests for 91 pipelines, 60 job requests for 177 workflows.
+    assert_eq!(count("pipeline", "/workflow"), workflow_requests);
+    assert_eq!(count("workflow", "/job"), job_requests);
+    assert!(
+        workflow_requests < after.pipelines.len() && job_requests < after.workflows.len() / 2,
+        "{workflow_requests} workflow and {job_requests} job requests"
+    );
+    let new_job = json!("00000000-0000-4000-8000-00000000j0b1");
+    let finished_jobs = second
+        .graph
+        .entities()
+        .iter()
+        .filter(|e| e.object.get("id") == Some(&new_job))
+        .count();
+    assert_eq!(
+        finished_jobs, 1,
+        "the finished workflow {finished_id}'s new job"
+    );
+
+    // A full run of the changed tenant, with no previous graph, gives the same objects.
+    let full = run_plugin(
+        &rt,
+        plugin.clone(),
+        &instance("circleci-incremental", &server_b, TOKEN),
+        None,
+    )
+    .await;
+    assert_run_succeeded(&full);
+    let (incremental, fresh) = (all_objects(&second), all_objects(&full));
+    assert_eq!(incremental.len(), fresh.len());
+    assert!(
+        incremental == fresh,
+        "the incremental graph differs from a full run's"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

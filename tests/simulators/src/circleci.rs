@@ -38,6 +38,7 @@ impl Default for CircleCiConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct CircleCiSim {
     pub token: String,
     pub me: Value,
