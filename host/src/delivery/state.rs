@@ -41,7 +41,8 @@ CREATE INDEX IF NOT EXISTS graph_changes_by_instance ON graph_changes(instance, 
 CREATE INDEX IF NOT EXISTS state_index_by_type ON state_index(instance, type, key);
 CREATE TABLE IF NOT EXISTS state_meta (
     instance TEXT PRIMARY KEY,
-    redacted INTEGER NOT NULL
+    redacted INTEGER NOT NULL,
+    partial  INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -232,9 +233,13 @@ pub struct PreviousState {
 /// Cursors a run's reader keeps; past them, the oldest are forgotten.
 const MAX_CURSORS: usize = 4096;
 
-/// Only an instance whose stored objects never held a redacted secret is read.
-const READABLE: &str =
-    "NOT EXISTS (SELECT 1 FROM state_meta m WHERE m.instance = ?1 AND m.redacted > 0)";
+/// Only an instance whose stored objects never held a redacted secret, and whose last
+/// recorded run was complete, is read. After a partial run the state mixes that run's
+/// types with older ones (a failed step's types keep the run before's objects), which a
+/// connector re-emitting from it would take for one consistent graph: its next run sees
+/// no previous graph and collects everything, as a first run does.
+const READABLE: &str = "NOT EXISTS (SELECT 1 FROM state_meta m WHERE m.instance = ?1
+    AND (m.redacted > 0 OR m.partial > 0))";
 
 impl PreviousState {
     /// A cursor for the page after `last_key`.
@@ -356,6 +361,14 @@ INSERT OR IGNORE INTO state_meta (instance, redacted) VALUES ('', 0);
 ";
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let has_partial: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('state_meta') WHERE name = 'partial'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_partial {
+        conn.execute_batch("ALTER TABLE state_meta ADD COLUMN partial INTEGER NOT NULL DEFAULT 0")?;
+    }
     let backfilled: bool = conn.query_row(
         "SELECT COUNT(*) FROM state_meta WHERE instance = ''",
         [],
@@ -416,13 +429,16 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
     let mut previous = previous(tx, instance)?;
     let baseline = previous.is_empty();
     // Sticky: once an object of the instance was stored redacted, its previous graph is
-    // never read back (`capabilities::graph::previous`).
+    // never read back (`capabilities::graph::previous`). Not sticky: whether this run was
+    // partial (the next complete run makes the state one graph again).
     tx.execute(
-        "INSERT INTO state_meta (instance, redacted) VALUES (?1, ?2)
-         ON CONFLICT(instance) DO UPDATE SET redacted = MAX(redacted, excluded.redacted)",
+        "INSERT INTO state_meta (instance, redacted, partial) VALUES (?1, ?2, ?3)
+         ON CONFLICT(instance) DO UPDATE SET redacted = MAX(redacted, excluded.redacted),
+         partial = excluded.partial",
         params![
             instance,
-            i64::try_from(graph.redacted()).unwrap_or(i64::MAX)
+            i64::try_from(graph.redacted()).unwrap_or(i64::MAX),
+            i64::from(!partial.is_empty())
         ],
     )?;
     // The baseline is all "created": its objects are not wanted for alerts.
@@ -655,6 +671,29 @@ mod tests {
     }
 
     #[test]
+    fn a_state_meta_without_the_partial_flag_gains_it() {
+        use crate::capabilities::graph::PreviousGraph;
+        let dir = std::env::temp_dir().join(format!("corral-state-meta-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Connection::open(dir.join("corral.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE state_meta (instance TEXT PRIMARY KEY, redacted INTEGER NOT NULL);
+                 INSERT INTO state_meta VALUES ('i', 0);",
+            )
+            .unwrap();
+        let state = GraphState::open(&dir).unwrap();
+        let partial: BTreeSet<String> = ["d".to_string()].into();
+        let devices = vec![device("device-0001", "14")];
+        state
+            .record_graph("i", "run-1", &graph(&devices), &partial, false)
+            .unwrap();
+        assert_eq!(state.previous("i").object("device-0001").unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_next_run_reads_the_previous_graph_by_key_and_by_type_in_pages() {
         use crate::capabilities::graph::PreviousGraph;
         let dir = std::env::temp_dir().join(format!("corral-state-prev-{}", std::process::id()));
@@ -697,6 +736,19 @@ mod tests {
             (Vec::new(), None)
         );
         assert!(!reader.held_redactions().unwrap());
+        // After a partial run the state is no one run's graph: it reads as empty until
+        // a complete run is recorded.
+        let partial: BTreeSet<String> = ["o".to_string()].into();
+        state
+            .record_graph("i", "run-p", &graph(&devices), &partial, false)
+            .unwrap();
+        let reader = state.previous("i");
+        assert_eq!(reader.object("device-0003").unwrap(), None);
+        assert_eq!(reader.page("d", 0, 10).unwrap(), (Vec::new(), None));
+        state
+            .record_graph("i", "run-c", &graph(&devices), &none, false)
+            .unwrap();
+        assert!(state.previous("i").object("device-0003").unwrap().is_some());
         // A run that stored an object redacted closes the previous graph for good.
         let secret = device("device-0009", "[REDACTED]");
         state

@@ -56,6 +56,10 @@ impl Connector for CircleCi {
             .secret("apiKey", "{{config.baseUrl}}*")
             .graph("type:circleci_*")
             .limit(Limit::MaxConcurrentRequests, 5.0)
+            // No published figure: the host's default rate, shared by the instances of one
+            // CircleCI user (every tenant reaches the one host `circleci.com`).
+            .limit(Limit::RequestsPerMinute, 1_200.0)
+            .quota_key("circleci:{{config.userId}}")
     }
 
     fn steps() -> Vec<Step> {

@@ -265,11 +265,11 @@ pub fn fetch_device_apps() -> Result<()> {
         .map(String::as_str)
         .filter(|id| !reused.contains(*id))
         .collect();
-    // Mostly changed (a first run among them): fetching everything costs about as much.
-    if reused.is_empty() || changed.len() > reused.len() {
-        let all: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let installs = fetch_installs(&base, &all)?;
-        return emit_installs(&installs, &mut Seen::default(), &mut Emitter::new());
+    // Mostly changed (a first run among them): fetching everything costs about as much,
+    // and more changed devices than the step may hold at once are fetched a batch at a
+    // time too.
+    if reused.is_empty() || changed.len() > reused.len() || changed.len() > MAX_HELD_DEVICES {
+        return emit_every_install(&base, &ids);
     }
     match apps_reusing(&base, &ids, reused, &changed) {
         Err(Error::Graph(reason)) => {
@@ -279,12 +279,34 @@ pub fn fetch_device_apps() -> Result<()> {
                 "the previous apps are not read; every device's apps are fetched",
                 &[("reason", &reason)],
             );
-            let all: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let installs = fetch_installs(&base, &all)?;
-            emit_installs(&installs, &mut Seen::default(), &mut Emitter::new())
+            emit_every_install(&base, &ids)
         }
-        other => other,
+        Ok(Reused::TooMany) => emit_every_install(&base, &ids),
+        other => other.map(|_| ()),
     }
+}
+
+/// Devices whose installs the apps step holds at once while it works out which app
+/// entities the previous graph may give: a device's installs are tens of KiB, and the
+/// guest's memory is the policy's `memoryMiB` (64 by default).
+const MAX_HELD_DEVICES: usize = 400;
+
+/// Every device's apps, fetched and emitted a batch at a time (in device order, so an
+/// app entity is its first device's install).
+fn emit_every_install(base: &str, ids: &[String]) -> Result<()> {
+    let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (mut seen, mut out) = (Seen::default(), Emitter::new());
+    for chunk in all.chunks(BATCH) {
+        emit_installs(&fetch_installs(base, chunk)?, &mut seen, &mut out)?;
+    }
+    Ok(())
+}
+
+/// How the apps step went when it reused the previous graph.
+enum Reused {
+    Done,
+    /// More devices' installs were needed than the step may hold: nothing was emitted.
+    TooMany,
 }
 
 /// The apps step when some devices are taken from the previous graph.
@@ -293,7 +315,7 @@ fn apps_reusing(
     ids: &[String],
     mut reused: HashSet<String>,
     changed: &[&str],
-) -> Result<()> {
+) -> Result<Reused> {
     let order = positions(ids);
     let mut installs = fetch_installs(base, changed)?;
     // An app whose first device is a reused one is taken from the previous graph only if
@@ -311,6 +333,9 @@ fn apps_reusing(
                 } else {
                     reused.iter().cloned().collect()
                 };
+                if installs.len() + devices.len() > MAX_HELD_DEVICES {
+                    return Ok(Reused::TooMany);
+                }
                 for d in &devices {
                     reused.remove(d);
                 }
@@ -328,7 +353,8 @@ fn apps_reusing(
         out.entity(app)?;
     }
     emit_installs(&installs, &mut seen, &mut out)?;
-    reemit_edges(&reused, &mut seen, &mut out)
+    reemit_edges(&reused, &mut seen, &mut out)?;
+    Ok(Reused::Done)
 }
 
 /// Rounds of finding apps' first devices before every remaining device is fetched.

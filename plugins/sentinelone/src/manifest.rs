@@ -37,6 +37,8 @@ impl Connector for SentinelOne {
             .secret("apiToken", API)
             .graph("type:sentinelone_*")
             .limit(Limit::MaxConcurrentRequests, 4.0)
+            // No published figure: the host's default rate, shared by the tenant's instances.
+            .limit(Limit::RequestsPerMinute, 1_200.0)
     }
 
     fn steps() -> Vec<Step> {

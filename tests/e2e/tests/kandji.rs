@@ -511,3 +511,23 @@ async fn an_incremental_run_fetches_only_changed_devices_and_equals_a_full_run()
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The apps step holds one batch of devices' installs at a time, not the tenant's: 600
+/// devices collect exactly in a guest of 8 MiB, which their installs held at once exceed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_step_holds_a_batch_not_the_tenant() {
+    let sim = sim(600);
+    let server = sim.start(0).await.unwrap();
+    let rt = runtime();
+    let inst = kandji_instance(
+        "kandji-small-memory",
+        &format!("{}{API_PREFIX}", server.origin()),
+        token(),
+    );
+    let policy = include_str!("../../../host/demo/kandji-policy.json")
+        .replace("\"memoryMiB\": 64", "\"memoryMiB\": 8");
+    assert!(policy.contains("\"memoryMiB\": 8"), "premise");
+    let report = run_kandji(&rt, &inst, Some(&policy)).await;
+    assert_run_succeeded(&report);
+    assert_eq!(keys_by_type(&report), expected_kandji_keys(&sim.data()));
+}
