@@ -258,6 +258,20 @@ impl PreviousState {
         Some(cursor)
     }
 
+    /// A `state_meta` flag of the instance (`redacted` or `partial`).
+    fn flag(&self, column: &'static str) -> anyhow::Result<bool> {
+        self.with_conn(|c| {
+            let value: Option<i64> = c
+                .query_row(
+                    &format!("SELECT {column} FROM state_meta WHERE instance = ?1"),
+                    [&self.instance],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(value.unwrap_or(0) > 0)
+        })
+    }
+
     fn with_conn<T>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
@@ -338,17 +352,31 @@ impl crate::capabilities::graph::PreviousGraph for PreviousState {
     }
 
     fn held_redactions(&self) -> anyhow::Result<bool> {
-        self.with_conn(|c| {
-            let redacted: Option<i64> = c
-                .query_row(
-                    "SELECT redacted FROM state_meta WHERE instance = ?1",
-                    [&self.instance],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(redacted.unwrap_or(0) > 0)
-        })
+        self.flag("redacted")
     }
+
+    fn was_partial(&self) -> anyhow::Result<bool> {
+        self.flag("partial")
+    }
+}
+
+/// States written before the partial flag existed may hold a partial run's mix: each such
+/// instance is flagged, so its next run collects everything once. Checked and added in
+/// one write transaction, so two processes opening an old state at once both start.
+fn add_partial_flag(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let has: bool = tx.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('state_meta') WHERE name = 'partial'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        tx.execute_batch(
+            "ALTER TABLE state_meta ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
+             UPDATE state_meta SET partial = 1 WHERE instance <> '';",
+        )?;
+    }
+    tx.commit()
 }
 
 /// States written before the redaction flag existed: an instance whose stored objects
@@ -361,14 +389,7 @@ INSERT OR IGNORE INTO state_meta (instance, redacted) VALUES ('', 0);
 ";
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let has_partial: bool = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('state_meta') WHERE name = 'partial'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_partial {
-        conn.execute_batch("ALTER TABLE state_meta ADD COLUMN partial INTEGER NOT NULL DEFAULT 0")?;
-    }
+    add_partial_flag(conn)?;
     let backfilled: bool = conn.query_row(
         "SELECT COUNT(*) FROM state_meta WHERE instance = ''",
         [],
@@ -678,16 +699,28 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         Connection::open(dir.join("corral.db"))
             .unwrap()
-            .execute_batch(
-                "CREATE TABLE state_meta (instance TEXT PRIMARY KEY, redacted INTEGER NOT NULL);
-                 INSERT INTO state_meta VALUES ('i', 0);",
-            )
+            .execute_batch(&format!(
+                "{}
+                 INSERT INTO state_meta VALUES ('i', 0), ('', 0);
+                 INSERT INTO state_index VALUES ('i', 'device-0001', 'd', 0, x'00');
+                 INSERT INTO state_objects VALUES ('i', 'device-0001', '{{\"_key\":\"device-0001\"}}');",
+                SCHEMA.replace(",\n    partial  INTEGER NOT NULL DEFAULT 0", "")
+            ))
             .unwrap();
         let state = GraphState::open(&dir).unwrap();
-        let partial: BTreeSet<String> = ["d".to_string()].into();
         let devices = vec![device("device-0001", "14")];
+        let (none, partial): (BTreeSet<String>, BTreeSet<String>) =
+            (BTreeSet::new(), ["d".to_string()].into());
+        // Whether the old state mixed two runs is unknown: not read until a complete
+        // run (and opening it again changes nothing).
+        let _ = GraphState::open(&dir).unwrap();
+        assert_eq!(state.previous("i").object("device-0001").unwrap(), None);
         state
-            .record_graph("i", "run-1", &graph(&devices), &partial, false)
+            .record_graph("i", "run-1", &graph(&devices), &none, false)
+            .unwrap();
+        assert!(state.previous("i").object("device-0001").unwrap().is_some());
+        state
+            .record_graph("i", "run-2", &graph(&devices), &partial, false)
             .unwrap();
         assert_eq!(state.previous("i").object("device-0001").unwrap(), None);
         let _ = std::fs::remove_dir_all(&dir);
@@ -745,10 +778,12 @@ mod tests {
         let reader = state.previous("i");
         assert_eq!(reader.object("device-0003").unwrap(), None);
         assert_eq!(reader.page("d", 0, 10).unwrap(), (Vec::new(), None));
+        assert!(reader.was_partial().unwrap());
         state
             .record_graph("i", "run-c", &graph(&devices), &none, false)
             .unwrap();
         assert!(state.previous("i").object("device-0003").unwrap().is_some());
+        assert!(!state.previous("i").was_partial().unwrap());
         // A run that stored an object redacted closes the previous graph for good.
         let secret = device("device-0009", "[REDACTED]");
         state

@@ -57,9 +57,10 @@ impl Connector for CircleCi {
             .graph("type:circleci_*")
             .limit(Limit::MaxConcurrentRequests, 5.0)
             // No published figure: the host's default rate, shared by the instances of one
-            // CircleCI user (every tenant reaches the one host `circleci.com`).
+            // CircleCI user of one API (every tenant reaches the one host `circleci.com`;
+            // the API is in the key so an instance pointed elsewhere cannot reach it).
             .limit(Limit::RequestsPerMinute, 1_200.0)
-            .quota_key("circleci:{{config.userId}}")
+            .quota_key("circleci:{{config.baseUrl}}{{config.userId}}")
     }
 
     fn steps() -> Vec<Step> {

@@ -20,13 +20,37 @@ const FINISHED: &[&str] = &[
     "unauthorized",
 ];
 
+/// Job statuses after which a job does not change.
+const JOB_FINISHED: &[&str] = &[
+    "success",
+    "failed",
+    "canceled",
+    "not_run",
+    "infrastructure_fail",
+    "timedout",
+    "unauthorized",
+    "terminated-unknown",
+];
+
 /// Whether a workflow entity has finished.
 pub fn finished(workflow: &Object) -> bool {
-    workflow
-        .get("status")
-        .and_then(Value::as_str)
-        .is_some_and(|s| FINISHED.contains(&s))
+    status_in(workflow, FINISHED)
 }
+
+/// Whether a job entity has finished (a canceled workflow's jobs may still be settling).
+pub fn job_finished(job: &Object) -> bool {
+    status_in(job, JOB_FINISHED)
+}
+
+fn status_in(e: &Object, statuses: &[&str]) -> bool {
+    e.get("status")
+        .and_then(Value::as_str)
+        .is_some_and(|s| statuses.contains(&s))
+}
+
+/// Previous children an incremental step holds at once (each keeps its `_rawData`);
+/// past them, every parent's children are fetched, in batches, as in a full run.
+const MAX_KEPT: usize = 20_000;
 
 /// When a parent's previous children may stand for fetching them: given the parent (its
 /// entry unchanged) and those children.
@@ -64,6 +88,11 @@ impl Kept {
         let mut by_key: HashMap<String, Object> = HashMap::new();
         for child in graph::previous_of_type(child_type) {
             let child = child?;
+            if by_key.len() >= MAX_KEPT {
+                return Err(corral_sdk::Error::Graph(format!(
+                    "more than {MAX_KEPT} previous {child_type} objects to hold"
+                )));
+            }
             if let Some(key) = text(&child, "_key") {
                 by_key.insert(key.to_string(), child);
             }

@@ -124,14 +124,15 @@ pub fn fetch_workflows() -> Result<()> {
     )
 }
 
-/// Jobs of each workflow; an incremental run keeps a finished, unchanged workflow's jobs.
+/// Jobs of each workflow; an incremental run keeps a finished, unchanged workflow's jobs
+/// when each of them had finished too.
 pub fn fetch_jobs() -> Result<()> {
     fetch_children(
         WORKFLOW,
         |id| format!("workflow/{id}/job"),
         convert::job,
         JOB,
-        |workflow, _| previous::finished(workflow),
+        |workflow, jobs| previous::finished(workflow) && jobs.iter().all(previous::job_finished),
     )
 }
 

@@ -34,6 +34,8 @@ pub struct GraphCapability {
     pub declared_types: std::collections::BTreeSet<String>,
     /// The instance's graph as its previous run left it, when the run has one.
     pub previous: Option<std::sync::Arc<dyn PreviousGraph>>,
+    /// Whether the run has said that its previous graph reads as empty.
+    pub previous_empty_logged: std::sync::atomic::AtomicBool,
 }
 
 impl GraphCapability {
@@ -43,6 +45,7 @@ impl GraphCapability {
             mapped_types: Default::default(),
             declared_types: Default::default(),
             previous: None,
+            previous_empty_logged: Default::default(),
         }
     }
 }
@@ -415,12 +418,31 @@ impl StepCtx {
             return Ok(None);
         };
         match reader.held_redactions() {
-            Ok(false) => Ok(Some(reader)),
+            Ok(false) => {
+                self.say_if_partial(reader.as_ref());
+                Ok(Some(reader))
+            }
             Ok(true) => Err(GraphError::Denied(
                 "the previous graph is not readable: a run of this instance emitted a secret value"
                     .into(),
             )),
             Err(e) => Err(self.previous_failed(e)),
+        }
+    }
+
+    /// Says once per run, in its log, that the previous graph reads as empty because the
+    /// last run was partial (an operator otherwise sees only a run costing a full one).
+    fn say_if_partial(&self, reader: &dyn PreviousGraph) {
+        use std::sync::atomic::Ordering;
+        if reader.was_partial().unwrap_or(false)
+            && !self
+                .run
+                .graph
+                .previous_empty_logged
+                .swap(true, Ordering::Relaxed)
+        {
+            let line = "the instance's last run was partial: its previous graph reads as empty this run, so a connector reading it collects everything";
+            self.run.log.host(&self.run, &self.step, "info", line);
         }
     }
 

@@ -25,6 +25,12 @@ pub trait PreviousGraph: Send + Sync {
 
     /// Whether any object of the instance was stored redacted (then nothing is read).
     fn held_redactions(&self) -> anyhow::Result<bool>;
+
+    /// Whether the instance's last recorded run was partial (then the previous graph
+    /// reads as empty until a complete run is recorded).
+    fn was_partial(&self) -> anyhow::Result<bool> {
+        Ok(false)
+    }
 }
 
 /// The most objects one `list-previous` page holds.
@@ -40,9 +46,11 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::Arc;
 
-    /// Two `acme_device`s and one `other_thing`; `redacted` as told.
+    /// Two `acme_device`s and one `other_thing`; `redacted` and `partial` as told.
+    #[derive(Default)]
     struct Fake {
         redacted: bool,
+        partial: bool,
     }
 
     impl PreviousGraph for Fake {
@@ -75,6 +83,10 @@ mod tests {
         fn held_redactions(&self) -> anyhow::Result<bool> {
             Ok(self.redacted)
         }
+
+        fn was_partial(&self) -> anyhow::Result<bool> {
+            Ok(self.partial)
+        }
     }
 
     fn step_with(previous: Option<Fake>) -> (Arc<RunContext>, StepCtx) {
@@ -92,7 +104,7 @@ mod tests {
 
     #[test]
     fn reads_are_granted_by_type_and_paged() {
-        let (run, mut ctx) = step_with(Some(Fake { redacted: false }));
+        let (run, mut ctx) = step_with(Some(Fake::default()));
         assert_eq!(
             ctx.previous_object("device-2"),
             Ok(Some("{\"_key\":\"device-2\"}".into()))
@@ -130,7 +142,10 @@ mod tests {
 
     #[test]
     fn a_graph_that_held_redactions_is_never_read_back() {
-        let (_, mut ctx) = step_with(Some(Fake { redacted: true }));
+        let (_, mut ctx) = step_with(Some(Fake {
+            redacted: true,
+            ..Fake::default()
+        }));
         assert!(
             matches!(ctx.previous_object("device-1"), Err(GraphError::Denied(m)) if m.contains("secret value"))
         );
@@ -138,5 +153,26 @@ mod tests {
             ctx.list_previous("acme_device", 0, 10),
             Err(GraphError::Denied(_))
         ));
+    }
+
+    #[test]
+    fn after_a_partial_run_the_log_says_why_the_previous_graph_is_empty() {
+        let (run, mut ctx) = step_with(Some(Fake {
+            partial: true,
+            ..Fake::default()
+        }));
+        for _ in 0..3 {
+            let _ = ctx.previous_object("device-1");
+        }
+        let said: Vec<_> = run
+            .log
+            .records()
+            .into_iter()
+            .filter(|r| r.message.contains("last run was partial"))
+            .collect();
+        assert_eq!(said.len(), 1, "once per run");
+        let (run, mut ctx) = step_with(Some(Fake::default()));
+        let _ = ctx.previous_object("device-1");
+        assert!(run.log.records().is_empty());
     }
 }
