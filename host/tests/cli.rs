@@ -210,6 +210,80 @@ async fn run_writes_the_collect_layout_and_leaks_no_secret() {
     );
 }
 
+/// `--record` writes each exchange, without the token in any form; `--replay` runs the
+/// instance from them with the provider gone, to the same graph files; a request the
+/// recording lacks fails the run, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_run_replays_without_the_provider() {
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed: 13,
+        devices: 30,
+        token: TOKEN.into(),
+    });
+    let server = sim.start(0).await.unwrap();
+    let dir = scratch("record");
+    let config = write_config(&dir, &format!("{}{API_PREFIX}", server.origin()), "");
+    let (config, tapes) = (config.to_str().unwrap(), dir.join("tapes"));
+    let run = |out: &str, flag: &'static str| {
+        let out = dir.join(out);
+        let tapes = tapes.clone();
+        async move {
+            let args = [
+                "run",
+                "--config",
+                config,
+                "--out",
+                out.to_str().unwrap(),
+                flag,
+                tapes.to_str().unwrap(),
+            ];
+            (
+                corral(&args, Some(TOKEN)).await,
+                out.join("kandji-cli/graph"),
+            )
+        }
+    };
+    let (recorded, live) = run("out-live", "--record").await;
+    assert!(recorded.status.success(), "{}", text(&recorded.stderr));
+    let tape = std::fs::read_to_string(tapes.join("kandji-cli.jsonl")).unwrap();
+    assert_eq!(tape.lines().count(), server.requests().len());
+    assert!(!tape.contains(TOKEN) && !tape.contains("cli-secret"));
+    drop(server);
+
+    let (replayed, again) = run("out-replay", "--replay").await;
+    assert!(replayed.status.success(), "{}", text(&replayed.stderr));
+    let graph = |root: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        let mut all: Vec<_> = files(root)
+            .into_iter()
+            .map(|f| {
+                (
+                    f.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&f).unwrap(),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let (live, again) = (graph(&live), graph(&again));
+    assert!(live.len() > 4, "premise: a graph was written");
+    assert!(
+        live == again,
+        "the replayed graph differs from the recorded run's"
+    );
+
+    // Half the recording: the first request without one fails the run, named.
+    let half: Vec<&str> = tape.lines().take(tape.lines().count() / 2).collect();
+    std::fs::write(tapes.join("kandji-cli.jsonl"), half.join("\n")).unwrap();
+    let (short, _) = run("out-short", "--replay").await;
+    let all = format!("{}{}", text(&short.stdout), text(&short.stderr));
+    assert_eq!(short.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("no recording of GET http://127.0.0.1:"),
+        "{all}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_exits_non_zero_and_writes_nothing() {
     let sim = KandjiSim::new(&KandjiConfig {

@@ -47,6 +47,14 @@ enum Command {
         /// instance's integration_instance_id).
         #[arg(long)]
         sync: bool,
+        /// Write every HTTP exchange of each run to DIR/<instance>.jsonl, as the plugin
+        /// saw it: no secret value, in any encoding the host scrubs.
+        #[arg(long, value_name = "DIR", conflicts_with = "replay")]
+        record: Option<PathBuf>,
+        /// Answer each run's requests from DIR/<instance>.jsonl instead of the network;
+        /// a request with no recording fails, naming it.
+        #[arg(long, value_name = "DIR")]
+        replay: Option<PathBuf>,
     },
     /// Upload an instance's last collected graph to JupiterOne.
     Sync {
@@ -209,7 +217,12 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             instances,
             out,
             sync,
-        } => run::run_command(&config, &instances, out, sync).await,
+            record,
+            replay,
+        } => {
+            let tapes = run::Tapes { record, replay };
+            run::run_command(&config, &instances, out, sync, &tapes).await
+        }
         Command::Sync {
             config,
             instance,

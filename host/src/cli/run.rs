@@ -2,6 +2,7 @@
 //! `--sync`, uploaded to JupiterOne as they run.
 
 use super::{oneshot, runtime_for};
+use crate::capabilities::http::tape::{Recorder, Tape};
 use crate::config::CorralConfig;
 use crate::delivery::Delivery;
 use crate::delivery::history::History;
@@ -9,12 +10,35 @@ use crate::run;
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Where runs record their HTTP exchanges, or replay them from (`--record`, `--replay`).
+pub struct Tapes {
+    pub record: Option<PathBuf>,
+    pub replay: Option<PathBuf>,
+}
+
+impl Tapes {
+    /// Gives `r` its recorder or its recorded answers.
+    fn attach(&self, r: &mut run::ResolvedInstance) -> anyhow::Result<()> {
+        if let Some(dir) = &self.record {
+            let recorder = Recorder::create(dir, &r.id)
+                .with_context(|| format!("--record {}: instance {:?}", dir.display(), r.id))?;
+            r.recorder = Some(Arc::new(recorder));
+        }
+        if let Some(dir) = &self.replay {
+            r.tape = Some(Arc::new(Tape::load(dir, &r.id)?));
+        }
+        Ok(())
+    }
+}
 
 pub async fn run_command(
     path: &Path,
     only: &[String],
     out: Option<PathBuf>,
     sync: bool,
+    tapes: &Tapes,
 ) -> anyhow::Result<ExitCode> {
     let config = CorralConfig::load(path)?;
     for id in only {
@@ -44,8 +68,9 @@ pub async fn run_command(
             .plugin(&inst.plugin)
             .await
             .with_context(|| format!("{}: instance {:?}", path.display(), inst.id))?;
-        let r = run::resolve_instance(inst, plugin)
+        let mut r = run::resolve_instance(inst, plugin)
             .with_context(|| format!("{}: instance {:?}", path.display(), inst.id))?;
+        tapes.attach(&mut r)?;
         resolved.push(r);
     }
     let out = out.unwrap_or_else(|| config.data_dir.join("out"));

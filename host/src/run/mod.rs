@@ -44,6 +44,10 @@ pub struct ResolvedInstance {
     /// Requests the instance's previous successful run made (from the run history):
     /// the estimate a run past its quota is warned of up front.
     pub expected_requests: Option<u64>,
+    /// Where the run's HTTP exchanges are recorded (`corral run --record`).
+    pub recorder: Option<Arc<crate::capabilities::http::tape::Recorder>>,
+    /// Recorded answers the run is given instead of the network (`--replay`).
+    pub tape: Option<Arc<crate::capabilities::http::tape::Tape>>,
 }
 
 /// Splits the config into values and secrets (reading `{ env = … }`), checks it against
@@ -86,6 +90,8 @@ pub fn resolve_with_policy(
         policy_path: cfg.policy.clone(),
         previous: None,
         expected_requests: None,
+        recorder: None,
+        tape: None,
     })
 }
 
@@ -400,6 +406,8 @@ async fn run_unguarded(
     context.http.operator_hosts = inst.operator_hosts.clone();
     context.http.quota_scope = m.id.clone();
     context.graph.previous = inst.previous.clone();
+    context.http.recorder = inst.recorder.clone();
+    context.http.tape = inst.tape.clone();
     let run = Arc::new(context);
     warn_of_quota(inst, &run);
     let validation = guest_call!(&inst.plugin.guest, &run, "validate", |p, s| p.validate(s))
@@ -445,6 +453,14 @@ fn finish(
     started: Instant,
     started_at_ms: u64,
 ) -> RunReport {
+    if let Some(r) = run.http.recorder.as_ref().filter(|r| r.incomplete()) {
+        let line = format!(
+            "{}: the recording is incomplete (past {} bytes, or a write failed)",
+            r.path().display(),
+            crate::capabilities::http::tape::MAX_RECORDED_BYTES
+        );
+        run.log.host(&run, "record", "warn", &line);
+    }
     let take = |l: &std::sync::Mutex<Vec<Event>>| std::mem::take(&mut *l.locked());
     let mut graph = std::mem::take(&mut *run.graph.store.locked());
     if let Err(e) = graph.seal() {

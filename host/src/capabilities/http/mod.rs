@@ -30,6 +30,7 @@ use url::Url;
 use wasmtime::component::{Linker, Resource, ResourceType};
 
 mod quota;
+pub mod tape;
 pub use quota::estimate as quota_estimate;
 mod types;
 pub use types::{Auth, BasicAuth, HttpError, Request, Response, ResponseHead};
@@ -88,6 +89,10 @@ pub struct HttpCapability {
     pub quota_scope: String,
     /// Whether the run has said that a quota made it wait.
     quota_wait_logged: std::sync::atomic::AtomicBool,
+    /// Where the run's exchanges are recorded (`corral run --record`).
+    pub recorder: Option<Arc<tape::Recorder>>,
+    /// Recorded answers the run is given instead of the network (`--replay`).
+    pub tape: Option<Arc<tape::Tape>>,
 }
 
 /// A request's URL and whose text it is: the guest's own is handed back verbatim, one a
@@ -125,6 +130,18 @@ pub struct BodyStream {
     scrub: Redactor,
     /// `pending` and `held` against the run's bytes in flight.
     hold: Reservation,
+    /// The exchange being recorded and the bytes the guest has read of its body (at
+    /// most `maxResponseBytes`); written when the body is dropped.
+    recording: Option<(Arc<tape::Recorder>, tape::Exchange, Vec<u8>)>,
+}
+
+impl Drop for BodyStream {
+    fn drop(&mut self) {
+        if let Some((recorder, mut exchange, read)) = self.recording.take() {
+            exchange.body = tape::Body::of(read);
+            recorder.write(&exchange);
+        }
+    }
 }
 
 /// A run's client: no automatic redirects (the host follows them itself, so it can check
@@ -163,6 +180,8 @@ impl HttpCapability {
             quotas: Default::default(),
             quota_wait_logged: Default::default(),
             quota_scope: String::new(),
+            recorder: None,
+            tape: None,
         }
     }
 }
@@ -374,6 +393,10 @@ impl<'a> Call<'a> {
             url: parse_url(&req.url)?,
             from_guest: true,
         };
+        if let Some(tape) = &self.run.http.tape {
+            self.authorize(&method, &target, &headers, &req.auth)?;
+            return self.replay(tape, req).await;
+        }
         let mut body = req.body.clone();
         for _hop in 0..=MAX_REDIRECTS {
             let sent = self.authorize(&method, &target, &headers, &req.auth)?;
@@ -409,6 +432,74 @@ impl<'a> Call<'a> {
         )))
     }
 
+    /// The recorded answer to `req`, as a response head (the policy was checked as for
+    /// a request sent; the run's request count, concurrency and rate hold too). A request
+    /// with no recording fails as one without a network would, naming it.
+    async fn replay(&self, tape: &tape::Tape, req: &Request) -> Result<Head, HttpError> {
+        let limits = &self.run.grant.limits;
+        if self.run.stats.count_request() > limits.max_requests {
+            let what = format!("maxRequests limit of {} reached", limits.max_requests);
+            return Err(self.limit(
+                &what,
+                &Target {
+                    url: parse_url(&req.url)?,
+                    from_guest: true,
+                },
+            ));
+        }
+        let permit = self
+            .run
+            .http
+            .concurrency
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HttpError::RateLimited("the run's requests are closed".into()))?;
+        self.wait_for_token().await?;
+        let e = tape
+            .answer(&req.method, &req.url, req.body.as_deref())
+            .map_err(HttpError::Connect)?;
+        let mut head = http::Response::builder().status(e.status);
+        for (name, value) in &e.headers {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                head = head.header(n, v);
+            }
+        }
+        let resp = head
+            .body(e.body.into_bytes())
+            .map_err(|err| HttpError::Invalid(format!("recorded answer to {}: {err}", req.url)))?;
+        let url = parse_url(&e.final_url)?;
+        let from_guest = url.as_str() == req.url;
+        Ok(Head {
+            resp: reqwest::Response::from(resp),
+            target: Target { url, from_guest },
+            permit,
+            deadline: self.run.deadline,
+        })
+    }
+
+    /// The exchange of `req` and its answer, for the recording.
+    fn exchange(
+        req: &Request,
+        status: u16,
+        headers: &[(String, String)],
+        url: &str,
+    ) -> tape::Exchange {
+        tape::Exchange {
+            method: req.method.clone(),
+            url: req.url.clone(),
+            request_headers: req.headers.clone(),
+            request_body: req.body.clone().map(tape::Body::of),
+            status,
+            headers: headers.to_vec(),
+            body: tape::Body::Text(String::new()),
+            final_url: url.to_string(),
+        }
+    }
+
     /// One whole request: head, then the body read while it streams, within the
     /// request's timeout, `maxResponseBytes` and the run's bytes in flight. The body's
     /// bytes stay reserved while the caller holds the reservation.
@@ -429,6 +520,11 @@ impl<'a> Call<'a> {
             body: self.with_redactor(|r| r.redact_bytes(body)),
             url: self.shown(&head.target),
         };
+        if let Some(recorder) = &self.run.http.recorder {
+            let mut e = Self::exchange(&req, resp.status, &resp.headers, &resp.url);
+            e.body = tape::Body::of(resp.body.clone());
+            recorder.write(&e);
+        }
         Ok((resp, hold))
     }
 
@@ -442,6 +538,12 @@ impl<'a> Call<'a> {
         }
         let url = self.shown(&head.target);
         let scrub = self.with_redactor(|r| r.clone());
+        let recording = self
+            .run
+            .http
+            .recorder
+            .clone()
+            .map(|r| (r, Self::exchange(&req, status, &headers, &url), Vec::new()));
         let body = BodyStream {
             resp: head.resp,
             target: head.target,
@@ -453,6 +555,7 @@ impl<'a> Call<'a> {
             read: 0,
             scrub,
             hold: Reservation::new(&self.run.http.in_flight),
+            recording,
         };
         Ok((
             ResponseHead {
@@ -493,7 +596,10 @@ impl<'a> Call<'a> {
             }
         }
         let n = (max.max(1) as usize).min(body.pending.len());
-        let piece = body.pending.drain(..n).collect();
+        let piece: Vec<u8> = body.pending.drain(..n).collect();
+        if let Some((_, _, read)) = &mut body.recording {
+            read.extend_from_slice(&piece);
+        }
         body.hold
             .resize((body.pending.len() + body.held.len()) as u64);
         Ok(piece)
@@ -1489,6 +1595,90 @@ mod tests {
             let echo = resp.headers.iter().find(|(k, _)| k == "x-echo").unwrap();
             assert_eq!(echo.1, REDACTED, "{form}");
         }
+    }
+
+    /// Reads a streamed body to its end.
+    async fn read_all(ctx: &mut StepCtx, body: &Resource<BodyStream>) -> Vec<u8> {
+        let mut all = Vec::new();
+        loop {
+            let piece = ctx
+                .read_body(Resource::new_borrow(body.rep()), 1000)
+                .await
+                .unwrap();
+            if piece.is_empty() {
+                return all;
+            }
+            all.extend(piece);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_recorded_run_holds_no_secret_and_replays_without_the_network() {
+        let server = SimServer::start(Arc::new(AttackSim), 0).await.unwrap();
+        let base = format!("{}/", server.origin());
+        let dir = std::env::temp_dir().join(format!("corral-record-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut urls: Vec<String> = ["raw", "json-u", "json-slash", "percent", "percent-mixed"]
+            .iter()
+            .map(|f| format!("{}/api/echo-encoded?form={f}", server.origin()))
+            .collect();
+        urls.push(format!("{}/api/echo", server.origin()));
+        let lines = format!("{}/lines", server.origin());
+
+        let mut recording = run_context(&base, 8 << 20);
+        let recorder = Arc::new(tape::Recorder::create(&dir, "unit").unwrap());
+        Arc::get_mut(&mut recording).unwrap().http.recorder = Some(recorder.clone());
+        let mut ctx = StepCtx::new(recording, "s");
+        let mut live = Vec::new();
+        for url in &urls {
+            live.push(ctx.fetch(get(url.clone())).await.unwrap());
+        }
+        let (live_head, body) = ctx.fetch_streaming(get(lines.clone())).await.unwrap();
+        let live_lines = read_all(&mut ctx, &body).await;
+        drop(ctx.drop_body(body));
+        drop(ctx);
+        assert!(!recorder.incomplete());
+        let text = std::fs::read_to_string(tape::file_of(&dir, "unit")).unwrap();
+        assert_eq!(text.lines().count(), urls.len() + 1);
+        assert_clean(&text);
+        // The bearer the host added is not recorded as sent: only the guest's own
+        // headers are (here none), and the guest never holds the value.
+        assert!(!text.contains("requestHeaders"), "{text}");
+
+        // Replayed: the same answers, and not one request reaches the server.
+        let sent = server.requests().len();
+        let mut replaying = run_context(&base, 8 << 20);
+        Arc::get_mut(&mut replaying).unwrap().http.tape =
+            Some(Arc::new(tape::Tape::load(&dir, "unit").unwrap()));
+        let mut ctx = StepCtx::new(replaying.clone(), "s");
+        for (url, was) in urls.iter().zip(&live) {
+            assert_eq!(&ctx.fetch(get(url.clone())).await.unwrap(), was, "{url}");
+        }
+        let (head, body) = ctx.fetch_streaming(get(lines.clone())).await.unwrap();
+        assert_eq!(head, live_head);
+        assert_eq!(read_all(&mut ctx, &body).await, live_lines);
+        assert_eq!(
+            server.requests().len(),
+            sent,
+            "no request reached the network"
+        );
+        // A request with no recording fails, naming it; the policy still decides first.
+        let missing = format!("{}/public?not=recorded", server.origin());
+        let err = ctx.fetch(get(missing.clone())).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Connect(m) if m.contains(&format!("no recording of GET {missing}"))),
+            "{err:?}"
+        );
+        let elsewhere = ctx
+            .fetch(get("http://198.51.100.7/api/x".into()))
+            .await
+            .unwrap_err();
+        assert!(matches!(elsewhere, HttpError::Denied(_)), "{elsewhere:?}");
+        assert_eq!(
+            replaying.stats.requests.load(Ordering::Relaxed),
+            urls.len() as u64 + 2
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]
