@@ -284,6 +284,85 @@ async fn a_recorded_run_replays_without_the_provider() {
     );
 }
 
+/// The replay directory of a first-party connector.
+fn replay_dir(plugin: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/{plugin}/tests/replay"))
+}
+
+/// Each first-party connector's recorded runs replay, with no network and no token, to
+/// its committed snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connector_replays_to_its_snapshot() {
+    for plugin in ["kandji", "sentinelone", "runzero", "circleci"] {
+        let dir = replay_dir(plugin);
+        let result = corral(&["plugin", "test", dir.to_str().unwrap()], None).await;
+        let out = format!("{}{}", text(&result.stdout), text(&result.stderr));
+        assert!(result.status.success(), "{plugin}: {out}");
+        assert!(
+            out.contains(&format!("{plugin}-replay: "))
+                && out.contains("objects as in the snapshot"),
+            "{out}"
+        );
+    }
+}
+
+/// A graph that differs from the snapshot fails, naming the object and property; a
+/// request with no recording fails, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_that_differs_fails_naming_what_differs() {
+    let dir = scratch("replay-differs");
+    for sub in ["recordings", "snapshots"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let from = replay_dir("kandji");
+    for f in [
+        "corral-test.toml",
+        "recordings/kandji-replay.jsonl",
+        "snapshots/kandji-replay.json",
+    ] {
+        std::fs::copy(from.join(f), dir.join(f)).unwrap();
+    }
+    let snapshot = dir.join("snapshots/kandji-replay.json");
+    let mut graph: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot).unwrap()).unwrap();
+    let device = graph
+        .iter()
+        .find(|(_, o)| o["_type"] == "kandji_device")
+        .map(|(k, _)| k.clone())
+        .unwrap();
+    graph[&device]["osVersion"] = Value::from("0.0-edited");
+    std::fs::write(&snapshot, serde_json::to_string(&graph).unwrap()).unwrap();
+    let test = ["plugin", "test", dir.to_str().unwrap()];
+    let result = corral(&test, None).await;
+    let out = text(&result.stdout);
+    assert_eq!(result.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("changed: {device}: osVersion")),
+        "{out}"
+    );
+
+    // `--update` takes the run as it is; then it passes.
+    let updated = corral(&["plugin", "test", dir.to_str().unwrap(), "--update"], None).await;
+    assert!(updated.status.success(), "{}", text(&updated.stdout));
+    assert!(corral(&test, None).await.status.success());
+
+    // Without the last recorded exchange, the run fails, naming the request.
+    let tape = dir.join("recordings/kandji-replay.jsonl");
+    let lines: Vec<String> = std::fs::read_to_string(&tape)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    std::fs::write(&tape, lines[..lines.len() - 1].join("\n")).unwrap();
+    let result = corral(&test, None).await;
+    let out = text(&result.stdout);
+    assert_eq!(result.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("no recording of GET http://127.0.0.1:47101/api/v1/"),
+        "{out}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_exits_non_zero_and_writes_nothing() {
     let sim = KandjiSim::new(&KandjiConfig {

@@ -5,6 +5,7 @@ pub mod changes;
 pub mod demo;
 pub mod oneshot;
 pub mod plugin;
+pub mod plugin_test;
 pub mod policy;
 pub mod query;
 pub mod run;
@@ -193,6 +194,15 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replays the runs of DIR/corral-test.toml from DIR/recordings (no network) and
+    /// compares each graph with DIR/snapshots/<instance>.json.
+    Test {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Write the snapshots from these runs instead of comparing.
+        #[arg(long)]
+        update: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -264,6 +274,9 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Plugin {
             command: PluginCommand::Document { plugin, config },
         } => plugin::document(&plugin, config.as_deref()).await,
+        Command::Plugin {
+            command: PluginCommand::Test { dir, update },
+        } => plugin_test::test(&dir, update).await,
         Command::Policy {
             command: PolicyCommand::Explain { config, instance },
         } => policy::explain(&config, &instance).await,

@@ -434,7 +434,8 @@ impl<'a> Call<'a> {
 
     /// The recorded answer to `req`, as a response head (the policy was checked as for
     /// a request sent; the run's request count, concurrency and rate hold too). A request
-    /// with no recording fails as one without a network would, naming it.
+    /// with no recording fails, naming it, as `invalid`: asking again cannot help, so a
+    /// plugin's retries (which retry `connect` and `timeout`) do not wait for it.
     async fn replay(&self, tape: &tape::Tape, req: &Request) -> Result<Head, HttpError> {
         let limits = &self.run.grant.limits;
         if self.run.stats.count_request() > limits.max_requests {
@@ -458,7 +459,7 @@ impl<'a> Call<'a> {
         self.wait_for_token().await?;
         let e = tape
             .answer(&req.method, &req.url, req.body.as_deref())
-            .map_err(HttpError::Connect)?;
+            .map_err(HttpError::Invalid)?;
         let mut head = http::Response::builder().status(e.status);
         for (name, value) in &e.headers {
             if let (Ok(n), Ok(v)) = (
@@ -1666,7 +1667,7 @@ mod tests {
         let missing = format!("{}/public?not=recorded", server.origin());
         let err = ctx.fetch(get(missing.clone())).await.unwrap_err();
         assert!(
-            matches!(&err, HttpError::Connect(m) if m.contains(&format!("no recording of GET {missing}"))),
+            matches!(&err, HttpError::Invalid(m) if m.contains(&format!("no recording of GET {missing}"))),
             "{err:?}"
         );
         let elsewhere = ctx
