@@ -363,6 +363,100 @@ async fn a_replay_that_differs_fails_naming_what_differs() {
     );
 }
 
+/// `corral plugin new` makes a project that builds (outside this workspace, with the
+/// vendored SDK) and passes its own replay test as written; bad names, an occupied
+/// directory and a language it cannot scaffold are refused, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_connector_builds_and_passes_its_own_test() {
+    let dir = scratch("plugin-new");
+    let project = dir.join("acme-assets");
+    let made = corral(
+        &[
+            "plugin",
+            "new",
+            "acme-assets",
+            "--dir",
+            project.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    for f in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+        "README.md",
+        "src/lib.rs",
+        "corral-test.toml",
+        "recordings/acme-assets-example.jsonl",
+        "snapshots/acme-assets-example.json",
+        "vendor/corral-sdk/wit/corral.wit",
+    ] {
+        assert!(project.join(f).is_file(), "{f}");
+    }
+    // One target directory for every run of this test: the SDK's dependencies build once.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let env = [("CARGO_TARGET_DIR", target.to_str().unwrap())];
+    let tested = corral_with(&["plugin", "test", project.to_str().unwrap()], None, &env).await;
+    let out = format!("{}{}", text(&tested.stdout), text(&tested.stderr));
+    assert!(tested.status.success(), "{out}");
+    assert!(
+        out.contains("acme-assets-example: 3 objects as in the snapshot"),
+        "{out}"
+    );
+    assert!(project.join("dist/acme-assets.wasm").is_file());
+
+    let again = corral(
+        &[
+            "plugin",
+            "new",
+            "acme-assets",
+            "--dir",
+            project.to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("exists and is not empty"));
+    let bad = corral(
+        &[
+            "plugin",
+            "new",
+            "Acme_Assets",
+            "--dir",
+            dir.join("x").to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        text(&bad.stderr).contains("\"Acme_Assets\" is not a plugin id"),
+        "{}",
+        text(&bad.stderr)
+    );
+    let ts = corral(
+        &[
+            "plugin",
+            "new",
+            "acme",
+            "--lang",
+            "typescript",
+            "--dir",
+            dir.join("y").to_str().unwrap(),
+        ],
+        None,
+    )
+    .await;
+    assert!(
+        text(&ts.stderr).contains("Rust connectors only"),
+        "{}",
+        text(&ts.stderr)
+    );
+    assert!(!dir.join("x").exists() && !dir.join("y").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_token_exits_non_zero_and_writes_nothing() {
     let sim = KandjiSim::new(&KandjiConfig {

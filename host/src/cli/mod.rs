@@ -5,6 +5,8 @@ pub mod changes;
 pub mod demo;
 pub mod oneshot;
 pub mod plugin;
+pub mod plugin_build;
+pub mod plugin_new;
 pub mod plugin_test;
 pub mod policy;
 pub mod query;
@@ -194,14 +196,34 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Replays the runs of DIR/corral-test.toml from DIR/recordings (no network) and
-    /// compares each graph with DIR/snapshots/<instance>.json.
+    /// Builds DIR (when it is a project, a Cargo.toml), replays the runs of
+    /// DIR/corral-test.toml from DIR/recordings (no network) and compares each graph
+    /// with DIR/snapshots/<instance>.json.
     Test {
         #[arg(default_value = ".")]
         dir: PathBuf,
         /// Write the snapshots from these runs instead of comparing.
         #[arg(long)]
         update: bool,
+        /// Test the component already in DIR/dist.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// A new connector project: a manifest, one step that pages a list, a recorded
+    /// fixture, a snapshot and a README; it builds and passes its test as written.
+    New {
+        /// The plugin id: lower-case letters, digits and `-`.
+        name: String,
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Where (default ./NAME); must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Compiles the project in DIR to DIR/dist/<id>.wasm.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
     },
 }
 
@@ -275,8 +297,24 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             command: PluginCommand::Document { plugin, config },
         } => plugin::document(&plugin, config.as_deref()).await,
         Command::Plugin {
-            command: PluginCommand::Test { dir, update },
-        } => plugin_test::test(&dir, update).await,
+            command:
+                PluginCommand::Test {
+                    dir,
+                    update,
+                    no_build,
+                },
+        } => {
+            if !no_build && dir.join("Cargo.toml").is_file() {
+                plugin_build::build_project(&dir).await?;
+            }
+            plugin_test::test(&dir, update).await
+        }
+        Command::Plugin {
+            command: PluginCommand::New { name, lang, dir },
+        } => plugin_new::new(&name, &lang, dir.as_deref()),
+        Command::Plugin {
+            command: PluginCommand::Build { dir },
+        } => plugin_build::build(&dir).await,
         Command::Policy {
             command: PolicyCommand::Explain { config, instance },
         } => policy::explain(&config, &instance).await,

@@ -42,7 +42,7 @@ pub use wit_bindgen as __wit_bindgen;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "plugin",
-        path: "../../wit/0.2.0",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "export_connector",
         default_bindings_module: "corral_sdk::bindings",

@@ -163,6 +163,14 @@ mod tests {
         }
     }
 
+    /// The SDK binds to its own copy of the newest WIT (so it builds outside this
+    /// repository): the copy is the frozen file.
+    #[test]
+    fn the_sdks_wit_is_the_newest_frozen_version() {
+        let vendored = include_str!("../../../../plugins/sdk/wit/corral.wit");
+        assert_eq!(vendored, Version::V0_2.wit(), "plugins/sdk/wit/corral.wit");
+    }
+
     /// An export of the wrong type is refused before the guest runs, even one the host
     /// only calls through a capped lift (`disabled-steps`).
     #[tokio::test]
