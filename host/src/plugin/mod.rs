@@ -126,7 +126,7 @@ pub const SDK_SECTION: &str = "corral:sdk";
 const MAX_STAMP_BYTES: usize = 256;
 
 /// What a component says built it: the text of the first `corral:sdk` custom section of
-/// any of its modules (`corral-sdk 0.1.0; corral:integration@0.2.0`). Any component can
+/// any of its modules (`corral-sdk 0.2.0; corral:integration@0.2.0`). Any component can
 /// write anything there, so only short printable text is kept, and only for display.
 pub fn sdk_stamp(bytes: &[u8]) -> Option<String> {
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
@@ -261,7 +261,7 @@ mod tests {
         let kandji = crate::plugin::builtin::component("kandji").unwrap();
         assert_eq!(
             sdk_stamp(kandji).as_deref(),
-            Some("corral-sdk 0.1.0; corral:integration@0.2.0")
+            Some("corral-sdk 0.2.0; corral:integration@0.2.0")
         );
         let stamped = |text: &str| {
             let wat = format!(
