@@ -406,6 +406,16 @@ async fn a_new_connector_builds_and_passes_its_own_test() {
         "{out}"
     );
     assert!(project.join("dist/acme-assets.wasm").is_file());
+    // Its unit tests pass natively too, the step's among them (the SDK's fake host).
+    let unit = std::process::Command::new("cargo")
+        .args(["test", "--quiet"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    let out = format!("{}{}", text(&unit.stdout), text(&unit.stderr));
+    assert!(unit.status.success(), "{out}");
+    assert!(out.contains("2 passed"), "{out}");
 
     let again = corral(
         &[

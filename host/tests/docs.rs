@@ -47,7 +47,13 @@ fn the_class_table_is_the_hosts() {
 #[test]
 fn no_document_points_outside_the_repository() {
     let mut docs = vec!["README.md".to_string()];
-    for dir in ["docs", "plugins/kandji", "plugins/sentinelone", "plugins/runzero", "plugins/circleci"] {
+    for dir in [
+        "docs",
+        "plugins/kandji",
+        "plugins/sentinelone",
+        "plugins/runzero",
+        "plugins/circleci",
+    ] {
         for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir))
             .unwrap()
             .flatten()

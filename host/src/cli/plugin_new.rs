@@ -62,6 +62,10 @@ pub const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk/src/standard.rs"),
     ),
     (
+        "src/testing.rs",
+        include_str!("../../../plugins/sdk/src/testing.rs"),
+    ),
+    (
         "src/time.rs",
         include_str!("../../../plugins/sdk/src/time.rs"),
     ),

@@ -1,8 +1,13 @@
 //! Emitting to and reading back from the run's graph through the host.
 
 use crate::bindings::corral::integration::graph as wit;
+// The host's calls: the WIT imports in a component, the fake host natively.
 use crate::entity::Object;
 use crate::error::{Error, Result};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::graph as host;
+#[cfg(target_arch = "wasm32")]
+use wit as host;
 
 /// How many objects go to the host in one call.
 const BATCH: usize = 500;
@@ -58,7 +63,7 @@ impl Emitter {
         }
         let batch = std::mem::take(&mut self.entities);
         self.failed = true;
-        let report = wit::emit_entities(&batch).map_err(graph_error)?;
+        let report = host::emit_entities(&batch).map_err(graph_error)?;
         self.failed = false;
         self.record(report);
         Ok(())
@@ -71,7 +76,7 @@ impl Emitter {
         }
         let batch = std::mem::take(&mut self.relationships);
         self.failed = true;
-        let report = wit::emit_relationships(&batch).map_err(graph_error)?;
+        let report = host::emit_relationships(&batch).map_err(graph_error)?;
         self.failed = false;
         self.record(report);
         Ok(())
@@ -118,7 +123,7 @@ fn parse(json: &str) -> Result<Object> {
 
 /// An entity this run emitted, by `_key`.
 pub fn find_entity(key: &str) -> Result<Option<Object>> {
-    wit::find_entity(key)
+    host::find_entity(key)
         .map_err(graph_error)?
         .map(|json| parse(&json))
         .transpose()
@@ -126,19 +131,19 @@ pub fn find_entity(key: &str) -> Result<Option<Object>> {
 
 /// Whether any object of this run has this `_key`.
 pub fn has_key(key: &str) -> bool {
-    wit::has_key(key)
+    host::has_key(key)
 }
 
 /// Every entity of `entity_type` this run emitted, fetched from the host a page at a time.
 pub fn entities_of_type(entity_type: &str) -> Pages {
-    Pages::new(entity_type, wit::list_entities)
+    Pages::new(entity_type, host::list_entities)
 }
 
 /// An object (entity or relationship) of this instance's graph as the previous run left
 /// it, by `_key`: what a connector re-emits instead of fetching it again. On a first run
 /// the previous graph is empty.
 pub fn previous_object(key: &str) -> Result<Option<Object>> {
-    wit::previous_object(key)
+    host::previous_object(key)
         .map_err(graph_error)?
         .map(|json| parse(&json))
         .transpose()
@@ -146,7 +151,7 @@ pub fn previous_object(key: &str) -> Result<Option<Object>> {
 
 /// Every object of `type_name` (entities or relationships) in the previous run's graph.
 pub fn previous_of_type(type_name: &str) -> Pages {
-    Pages::new(type_name, wit::list_previous)
+    Pages::new(type_name, host::list_previous)
 }
 
 type PageFn = fn(&str, u32, u32) -> std::result::Result<wit::EntityPage, wit::GraphError>;

@@ -3,9 +3,14 @@
 //! pagination loops.
 
 use crate::bindings::corral::integration::http as wit;
+// The host's calls: the WIT imports in a component, the fake host natively.
 use crate::error::{Error, Result};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::http as host;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
+#[cfg(target_arch = "wasm32")]
+use wit as host;
 
 pub use wit::{Auth, BasicAuth, Body, HttpError, Request, Response, ResponseHead};
 
@@ -160,7 +165,7 @@ fn retry_after(r: &Response) -> Option<Duration> {
 pub fn fetch(req: &Request, retry: &Retry) -> std::result::Result<Response, HttpError> {
     let mut attempt = 0;
     loop {
-        let outcome = wit::fetch(req);
+        let outcome = host::fetch(req);
         match retry.delay_for(&outcome, attempt) {
             Some(delay) => {
                 std::thread::sleep(delay);
@@ -179,7 +184,7 @@ pub fn fetch_streaming(
 ) -> std::result::Result<(ResponseHead, Body), HttpError> {
     let mut attempt = 0;
     loop {
-        let outcome = wit::fetch_streaming(req);
+        let outcome = host::fetch_streaming(req);
         let as_response = match &outcome {
             Ok((head, _)) => Ok(Response {
                 status: head.status,
@@ -296,7 +301,7 @@ pub fn fetch_all(reqs: &[Request], retry: &Retry) -> Vec<std::result::Result<Res
     let mut attempt = 0;
     while !pending.is_empty() {
         let batch: Vec<Request> = pending.iter().map(|&i| reqs[i].clone()).collect();
-        let outcomes = wit::fetch_batch(&batch);
+        let outcomes = host::fetch_batch(&batch);
         let mut again = Vec::new();
         let mut wait = Duration::ZERO;
         for (&i, outcome) in pending.iter().zip(outcomes) {

@@ -16,6 +16,7 @@
 //! - [`manifest`]: builders for the manifest's fields, steps and declared types.
 //! - [`props`]: provider JSON to data-model properties.
 //! - [`standard`]: standard properties in the shapes the current class schemas require.
+//! - `testing` (native builds): a fake host, so step code runs in `cargo test`.
 
 extern crate self as corral_sdk;
 
@@ -30,6 +31,8 @@ pub mod log;
 pub mod manifest;
 pub mod props;
 pub mod standard;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod time;
 
 pub use error::{Error, Result};
@@ -50,8 +53,13 @@ pub mod bindings {
     });
 }
 
+/// The instance's config (`corral:integration/config`); in a native build, the fake
+/// host's ([`testing`]).
+#[cfg(target_arch = "wasm32")]
 pub use bindings::corral::integration::config;
 pub use bindings::export_connector;
 pub use bindings::exports::corral::integration::connector::{
     ConfigField, EntityType, Guest, PluginManifest, RelationshipType, Step, StepError,
 };
+#[cfg(not(target_arch = "wasm32"))]
+pub use testing::config;
