@@ -271,6 +271,17 @@ async fn a_recorded_run_replays_without_the_provider() {
         live == again,
         "the replayed graph differs from the recorded run's"
     );
+    // A replay never uploads: --sync is refused with it.
+    let args = [
+        "run",
+        "--config",
+        config,
+        "--replay",
+        tapes.to_str().unwrap(),
+        "--sync",
+    ];
+    let refused = corral(&args, Some(TOKEN)).await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
 
     // Half the recording: the first request without one fails the run, named.
     let half: Vec<&str> = tape.lines().take(tape.lines().count() / 2).collect();
@@ -345,6 +356,24 @@ async fn a_replay_that_differs_fails_naming_what_differs() {
     let updated = corral(&["plugin", "test", dir.to_str().unwrap(), "--update"], None).await;
     assert!(updated.status.success(), "{}", text(&updated.stdout));
     assert!(corral(&test, None).await.status.success());
+
+    // An answer the run does not ask for is a difference too.
+    let tape = dir.join("recordings/kandji-replay.jsonl");
+    let recorded = std::fs::read_to_string(&tape).unwrap();
+    let extra = recorded
+        .lines()
+        .next()
+        .unwrap()
+        .replace("devices?limit=1", "devices?limit=2");
+    std::fs::write(&tape, format!("{recorded}{extra}\n")).unwrap();
+    let result = corral(&test, None).await;
+    let out = text(&result.stdout);
+    assert_eq!(result.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("not requested: GET http://127.0.0.1:47101/api/v1/devices?limit=2"),
+        "{out}"
+    );
+    std::fs::write(&tape, &recorded).unwrap();
 
     // Without the last recorded exchange, the run fails, naming the request.
     let tape = dir.join("recordings/kandji-replay.jsonl");

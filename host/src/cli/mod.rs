@@ -55,8 +55,9 @@ enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "replay")]
         record: Option<PathBuf>,
         /// Answer each run's requests from DIR/<instance>.jsonl instead of the network;
-        /// a request with no recording fails, naming it.
-        #[arg(long, value_name = "DIR")]
+        /// a request with no recording fails, naming it. Not with --sync; no alert
+        /// fires (the graph is the recording's, not the provider's now).
+        #[arg(long, value_name = "DIR", conflicts_with = "sync")]
         replay: Option<PathBuf>,
     },
     /// Upload an instance's last collected graph to JupiterOne.

@@ -113,6 +113,57 @@ const RUST_TEMPLATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// Names cargo or Rust keep for themselves (a crate so named does not build), and the
+/// SDK's own.
+const RESERVED: &[&str] = &[
+    "test",
+    "std",
+    "core",
+    "alloc",
+    "proc-macro",
+    "self",
+    "super",
+    "crate",
+    "async",
+    "await",
+    "dyn",
+    "fn",
+    "impl",
+    "let",
+    "loop",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "pub",
+    "ref",
+    "return",
+    "static",
+    "struct",
+    "trait",
+    "type",
+    "unsafe",
+    "use",
+    "where",
+    "while",
+    "abstract",
+    "become",
+    "box",
+    "do",
+    "final",
+    "macro",
+    "override",
+    "priv",
+    "typeof",
+    "unsized",
+    "virtual",
+    "yield",
+    "try",
+    "gen",
+    "corral-sdk",
+    "corral",
+];
+
 /// A plugin id: a lower-case letter, then lower-case letters, digits and `-`, at most 40
 /// (it names the crate, the `.wasm`, the entity types and the test instance).
 fn check_id(id: &str) -> anyhow::Result<()> {
@@ -121,7 +172,8 @@ fn check_id(id: &str) -> anyhow::Result<()> {
         && id
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !id.ends_with('-');
+        && !id.ends_with('-')
+        && !RESERVED.contains(&id);
     if !ok {
         bail!(
             "{id:?} is not a plugin id: a lower-case letter, then lower-case letters, digits and `-`, at most 40"
@@ -216,6 +268,9 @@ mod tests {
     fn ids_are_checked_and_names_derived() {
         for bad in [
             "",
+            "test",
+            "corral-sdk",
+            "async",
             "Kandji",
             "1abc",
             "a_b",

@@ -64,10 +64,25 @@ async fn test_instance(
         .with_context(|| format!("instance {:?}", inst.id))?;
     let mut r = run::resolve_instance(&with_placeholders(inst), plugin)
         .with_context(|| format!("instance {:?}", inst.id))?;
-    r.tape = Some(Arc::new(Tape::load(&dir.join("recordings"), &r.id)?));
+    let tape = Arc::new(Tape::load(&dir.join("recordings"), &r.id)?);
+    r.tape = Some(tape.clone());
     let report = run::run_instance(&r, rt.hosts.clone()).await;
     if let Some(why) = failure(&report) {
         return Ok(Err(why));
+    }
+    // Fewer requests than were recorded is a change too (a plugin that swallowed a
+    // failed request would otherwise pass).
+    let unused = tape.unused();
+    if !unused.is_empty() {
+        let listed: String = unused
+            .iter()
+            .take(MAX_SHOWN)
+            .map(|u| format!("  not requested: {u}\n"))
+            .collect();
+        return Ok(Err(format!(
+            "{listed}  {} recorded answers were not requested\n",
+            unused.len()
+        )));
     }
     let graph = snapshot_of(&report);
     let path = snapshot_path(dir, &r.id);
@@ -153,7 +168,10 @@ fn write_snapshot(path: &Path, graph: &BTreeMap<String, Value>) -> anyhow::Resul
     }
     let mut text = serde_json::to_string_pretty(graph)?;
     text.push('\n');
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    // Not through a symbolic link a checked-out project may hold there.
+    crate::capabilities::http::tape::create_no_follow(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// How a run's graph differs from a snapshot, one line each.

@@ -75,11 +75,11 @@ pub async fn run_command(
     }
     let out = out.unwrap_or_else(|| config.data_dir.join("out"));
     let (history, _) = History::open(&config.data_dir)?;
-    let delivery = Delivery::open(
-        &config.data_dir,
-        out,
-        config.alerts.clone(),
-        rt.hosts.clone(),
-    )?;
+    // A replayed graph is the recording's, not the provider's now: nobody is alerted.
+    let alerts = match tapes.replay {
+        Some(_) => Vec::new(),
+        None => config.alerts.clone(),
+    };
+    let delivery = Delivery::open(&config.data_dir, out, alerts, rt.hosts.clone())?;
     oneshot::run_and_report(&rt, &mut resolved, &history, &delivery, target.as_ref()).await
 }

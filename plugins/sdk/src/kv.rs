@@ -82,6 +82,17 @@ mod imp {
     pub fn delete(key: &str) -> bool {
         STORE.with(|s| s.borrow_mut().remove(key).is_some())
     }
+
+    /// Empties the store (`testing::reset`).
+    pub fn clear() {
+        STORE.with(|s| s.borrow_mut().clear());
+    }
+}
+
+/// Empties this thread's store (native builds: `testing::reset`).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn clear() {
+    imp::clear()
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

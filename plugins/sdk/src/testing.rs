@@ -14,7 +14,11 @@
 //! assert_eq!(testing::entities().len(), 3);
 //! ```
 //!
-//! Streamed bodies (`http::fetch_streaming`) are not faked: such a call fails.
+//! What the fake does not do, which a real run (`corral plugin test`) does: streamed
+//! bodies (`http::fetch_streaming` fails); the policy and `secret:Use` (every request is
+//! answered if recorded, and a `bearer` secret need not be set); the data-model rules
+//! other than duplicate keys; manifest defaults for unset config fields; waiting is
+//! real (a recorded 429 with `Retry-After` makes the test sleep).
 
 use crate::bindings::corral::integration::graph::{EmitReport, EntityPage, GraphError, Rejection};
 use crate::bindings::corral::integration::http::{HttpError, Request, Response};
@@ -47,10 +51,12 @@ fn with<T>(f: impl FnOnce(&mut Fake) -> T) -> T {
     FAKE.with(|fake| f(&mut fake.borrow_mut()))
 }
 
-/// Forgets everything: config, answers, what was asked, emitted and logged.
+/// Forgets everything: config, answers, what was asked, emitted, logged and kept in
+/// `kv`.
 pub fn reset() {
     with(|f| *f = Fake::default());
     crate::log::take_captured();
+    crate::kv::clear();
 }
 
 /// A plain config field's value.
@@ -286,9 +292,10 @@ pub mod graph {
             .filter(|o| o.get("_type").and_then(Value::as_str) == Some(type_name))
             .map(|o| Value::Object(o.clone()).to_string())
             .collect();
+        // The host's page bound: at most 1000 objects, at least one.
         let from = (cursor as usize).min(of_type.len());
         let to = from
-            .saturating_add(limit.max(1) as usize)
+            .saturating_add(limit.clamp(1, 1000) as usize)
             .min(of_type.len());
         EntityPage {
             entities: of_type[from..to].to_vec(),

@@ -135,6 +135,13 @@ pub struct BodyStream {
     recording: Option<(Arc<tape::Recorder>, tape::Exchange, Vec<u8>)>,
 }
 
+impl BodyStream {
+    /// Bytes kept for the recording: counted in the run's bytes in flight too.
+    fn recorded(&self) -> usize {
+        self.recording.as_ref().map_or(0, |(_, _, read)| read.len())
+    }
+}
+
 impl Drop for BodyStream {
     fn drop(&mut self) {
         if let Some((recorder, mut exchange, read)) = self.recording.take() {
@@ -458,7 +465,12 @@ impl<'a> Call<'a> {
             .map_err(|_| HttpError::RateLimited("the run's requests are closed".into()))?;
         self.wait_for_token().await?;
         let e = tape
-            .answer(&req.method, &req.url, req.body.as_deref())
+            .answer(
+                &req.method,
+                &req.url,
+                req.body.as_deref(),
+                auth_ref(&req.auth).as_deref(),
+            )
             .map_err(HttpError::Invalid)?;
         let mut head = http::Response::builder().status(e.status);
         for (name, value) in &e.headers {
@@ -494,6 +506,7 @@ impl<'a> Call<'a> {
             url: req.url.clone(),
             request_headers: req.headers.clone(),
             request_body: req.body.clone().map(tape::Body::of),
+            auth: auth_ref(&req.auth),
             status,
             headers: headers.to_vec(),
             body: tape::Body::Text(String::new()),
@@ -602,7 +615,7 @@ impl<'a> Call<'a> {
             read.extend_from_slice(&piece);
         }
         body.hold
-            .resize((body.pending.len() + body.held.len()) as u64);
+            .resize((body.pending.len() + body.held.len() + body.recorded()) as u64);
         Ok(piece)
     }
 
@@ -622,7 +635,7 @@ impl<'a> Call<'a> {
             if body.read > limit {
                 return Err(self.too_large(&body.target, limit));
             }
-            let holding = body.pending.len() + body.held.len() + chunk.len();
+            let holding = body.pending.len() + body.held.len() + chunk.len() + body.recorded();
             if !body.hold.resize(holding as u64) {
                 return Err(self.in_flight_hit(&body.target));
             }
@@ -1015,6 +1028,15 @@ fn safe_cut(scrub: &Redactor, held: &[u8]) -> usize {
         .into_iter()
         .find(|s| s.start < cut && cut < s.end)
         .map_or(cut, |s| s.end)
+}
+
+/// The credentials a request asks for, by reference, as a recording keeps them.
+fn auth_ref(auth: &Auth) -> Option<String> {
+    match auth {
+        Auth::None => None,
+        Auth::Bearer(name) => Some(format!("bearer:{name}")),
+        Auth::Basic(b) => Some(format!("basic:{}:{}", b.username, b.password_secret)),
+    }
 }
 
 fn parse_method(m: &str) -> Result<reqwest::Method, HttpError> {

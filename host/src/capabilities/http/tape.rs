@@ -22,6 +22,10 @@ pub struct Exchange {
     /// The guest's own headers (a secret appears only as its `{{secret:NAME}}` reference).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub request_headers: Vec<(String, String)>,
+    /// The credentials the guest asked for, by reference (`bearer:NAME`,
+    /// `basic:USER:NAME`); a replayed request must ask for the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_body: Option<Body>,
     pub status: u16,
@@ -82,7 +86,7 @@ impl Recorder {
     pub fn create(dir: &Path, instance: &str) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(dir)?;
         let path = file_of(dir, instance);
-        let file = std::fs::File::create(&path)?;
+        let file = create_no_follow(&path)?;
         Ok(Recorder {
             path,
             file: Mutex::new(std::io::BufWriter::new(file)),
@@ -118,8 +122,20 @@ impl Recorder {
     }
 }
 
-/// What a request is matched by: method, URL and body.
-type Key = (String, String, Option<Vec<u8>>);
+/// Creates (or truncates) `path` for writing, refusing a symbolic link there: a
+/// directory someone else prepared must not send the writes elsewhere.
+pub fn create_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// What a request is matched by: method, URL, body and credentials by reference.
+type Key = (String, String, Option<Vec<u8>>, Option<String>);
 
 /// Recorded answers, each given once, in the order they were recorded for their request.
 pub struct Tape {
@@ -155,17 +171,25 @@ impl Tape {
     }
 
     /// The next recorded answer to this request, or an error naming the request.
-    pub fn answer(&self, method: &str, url: &str, body: Option<&[u8]>) -> Result<Exchange, String> {
+    pub fn answer(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&[u8]>,
+        auth: Option<&str>,
+    ) -> Result<Exchange, String> {
         let key = (
             method.to_string(),
             url.to_string(),
             body.map(<[u8]>::to_vec),
+            auth.map(String::from),
         );
         let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         match answers.get_mut(&key).and_then(VecDeque::pop_front) {
             Some(e) => Ok(e),
             None => Err(format!(
-                "no recording of {method} {url}{} in {}",
+                "no recording of {method} {url}{}{} in {}",
+                auth.map(|a| format!(" with {a}")).unwrap_or_default(),
                 if answers.contains_key(&key) {
                     " left (each recorded answer is given once)"
                 } else {
@@ -177,11 +201,27 @@ impl Tape {
     }
 }
 
+impl Tape {
+    /// The recorded answers no request took, as `METHOD URL` (a run that made fewer
+    /// requests than the recording did behaves differently).
+    pub fn unused(&self) -> Vec<String> {
+        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut left: Vec<String> = answers
+            .values()
+            .flatten()
+            .map(|e| format!("{} {}", e.method, e.url))
+            .collect();
+        left.sort();
+        left
+    }
+}
+
 fn key_of(e: &Exchange) -> Key {
     (
         e.method.clone(),
         e.url.clone(),
         e.request_body.clone().map(Body::into_bytes),
+        e.auth.clone(),
     )
 }
 
@@ -195,6 +235,7 @@ mod tests {
             url: url.into(),
             request_headers: vec![("authorization".into(), "Bearer {{secret:token}}".into())],
             request_body: None,
+            auth: None,
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: Body::of(body.to_vec()),
@@ -212,20 +253,62 @@ mod tests {
         rec.write(&exchange("https://x/bin", 200, &[0xff, 0x00, 0xfe]));
         assert!(!rec.incomplete());
         let tape = Tape::load(&dir, "i").unwrap();
-        assert_eq!(tape.answer("GET", "https://x/a", None).unwrap().status, 429);
-        assert_eq!(tape.answer("GET", "https://x/a", None).unwrap().status, 200);
-        let spent = tape.answer("GET", "https://x/a", None).unwrap_err();
+        assert_eq!(
+            tape.answer("GET", "https://x/a", None, None)
+                .unwrap()
+                .status,
+            429
+        );
+        assert_eq!(
+            tape.answer("GET", "https://x/a", None, None)
+                .unwrap()
+                .status,
+            200
+        );
+        let spent = tape.answer("GET", "https://x/a", None, None).unwrap_err();
         assert!(
             spent.contains("no recording of GET https://x/a left"),
             "{spent}"
         );
-        let other = tape.answer("POST", "https://x/a", None).unwrap_err();
+        let other = tape.answer("POST", "https://x/a", None, None).unwrap_err();
         assert!(
             other.starts_with("no recording of POST https://x/a in "),
             "{other}"
         );
-        let bin = tape.answer("GET", "https://x/bin", None).unwrap();
+        assert_eq!(tape.unused(), ["GET https://x/bin"]);
+        let bin = tape.answer("GET", "https://x/bin", None, None).unwrap();
         assert_eq!(bin.body.into_bytes(), vec![0xff, 0x00, 0xfe]);
+        assert!(tape.unused().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_replayed_request_must_ask_for_the_same_credentials() {
+        let dir = std::env::temp_dir().join(format!("corral-tape-auth-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let rec = Recorder::create(&dir, "i").unwrap();
+        let mut e = exchange("https://x/a", 200, b"{}");
+        e.auth = Some("bearer:token".into());
+        rec.write(&e);
+        let tape = Tape::load(&dir, "i").unwrap();
+        let without = tape.answer("GET", "https://x/a", None, None).unwrap_err();
+        assert!(
+            without.starts_with("no recording of GET https://x/a in "),
+            "{without}"
+        );
+        let other = tape
+            .answer("GET", "https://x/a", None, Some("bearer:other"))
+            .unwrap_err();
+        assert!(other.contains("with bearer:other"), "{other}");
+        assert!(
+            tape.answer("GET", "https://x/a", None, Some("bearer:token"))
+                .is_ok()
+        );
+        // The recorder does not write through a link someone left in its directory.
+        let _ = std::fs::remove_file(file_of(&dir, "j"));
+        std::os::unix::fs::symlink(dir.join("elsewhere"), file_of(&dir, "j")).unwrap();
+        assert!(Recorder::create(&dir, "j").is_err());
+        assert!(!dir.join("elsewhere").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
