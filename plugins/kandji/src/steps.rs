@@ -368,11 +368,12 @@ enum Winners {
     Refetch(Vec<String>),
 }
 
-/// App and install keys already emitted by this step.
+/// App keys already emitted by this step. Install keys are deduplicated per device: an
+/// install's key starts with its device's, so two devices never share one, and a set
+/// over every install (about ten per device) would grow with the tenant.
 #[derive(Default)]
 struct Seen {
     apps: HashSet<String>,
-    edges: HashSet<String>,
 }
 
 /// Each id's place in `ids`.
@@ -408,8 +409,9 @@ fn emit_installs(
     out: &mut Emitter,
 ) -> Result<()> {
     for (device_id, apps) in installs {
+        let mut edges = HashSet::new();
         for app in apps {
-            emit_app(device_id, app, &mut seen.apps, &mut seen.edges, out)?;
+            emit_app(device_id, app, &mut seen.apps, &mut edges, out)?;
         }
     }
     Ok(())
@@ -485,7 +487,8 @@ fn is_install_of(app: &corral_sdk::entity::Object, device: &str, install_key: &s
         .is_some_and(|e| e["_key"].as_str() == Some(install_key))
 }
 
-/// The previous graph's installs of the reused devices.
+/// The previous graph's installs of the reused devices (unique by key there, and none
+/// of them a fetched device's).
 fn reemit_edges(reused: &HashSet<String>, seen: &mut Seen, out: &mut Emitter) -> Result<()> {
     for edge in graph::previous_of_type(&device_app_type()) {
         let edge = edge?;
@@ -494,10 +497,7 @@ fn reemit_edges(reused: &HashSet<String>, seen: &mut Seen, out: &mut Emitter) ->
         if !reused.contains(from) || !seen.apps.contains(to) {
             continue;
         }
-        let key = edge["_key"].as_str().unwrap_or_default().to_string();
-        if seen.edges.insert(key) {
-            out.relationship(edge)?;
-        }
+        out.relationship(edge)?;
     }
     Ok(())
 }
