@@ -444,26 +444,11 @@ impl<'a> Call<'a> {
     /// with no recording fails, naming it, as `invalid`: asking again cannot help, so a
     /// plugin's retries (which retry `connect` and `timeout`) do not wait for it.
     async fn replay(&self, tape: &tape::Tape, req: &Request) -> Result<Head, HttpError> {
-        let limits = &self.run.grant.limits;
-        if self.run.stats.count_request() > limits.max_requests {
-            let what = format!("maxRequests limit of {} reached", limits.max_requests);
-            return Err(self.limit(
-                &what,
-                &Target {
-                    url: parse_url(&req.url)?,
-                    from_guest: true,
-                },
-            ));
-        }
-        let permit = self
-            .run
-            .http
-            .concurrency
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HttpError::RateLimited("the run's requests are closed".into()))?;
-        self.wait_for_token().await?;
+        let target = Target {
+            url: parse_url(&req.url)?,
+            from_guest: true,
+        };
+        let permit = self.admit(&target).await?;
         let e = tape
             .answer(
                 &req.method,
@@ -782,20 +767,7 @@ impl<'a> Call<'a> {
         body: Option<Vec<u8>>,
         timeout_ms: Option<u32>,
     ) -> Result<(reqwest::Response, OwnedSemaphorePermit, Instant), HttpError> {
-        let limits = &self.run.grant.limits;
-        if self.run.stats.count_request() > limits.max_requests {
-            let what = format!("maxRequests limit of {} reached", limits.max_requests);
-            return Err(self.limit(&what, target));
-        }
-        let permit = self
-            .run
-            .http
-            .concurrency
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| HttpError::RateLimited("the run's requests are closed".into()))?;
-        self.wait_for_token().await?;
+        let permit = self.admit(target).await?;
         self.wait_for_quota(target).await?;
         let url = self.shown(target);
         let remaining = self.run.deadline.saturating_duration_since(Instant::now());
@@ -829,6 +801,26 @@ impl<'a> Call<'a> {
             .map_err(|e| self.transport_error(target, e))?;
         self.observe_quota(target, resp.headers());
         Ok((resp, permit, deadline))
+    }
+
+    /// One request of the run, sent or replayed: counted against `maxRequests`, given a
+    /// concurrency slot (held until its body is read or dropped) and a rate token.
+    async fn admit(&self, target: &Target) -> Result<OwnedSemaphorePermit, HttpError> {
+        let limits = &self.run.grant.limits;
+        if self.run.stats.count_request() > limits.max_requests {
+            let what = format!("maxRequests limit of {} reached", limits.max_requests);
+            return Err(self.limit(&what, target));
+        }
+        let permit = self
+            .run
+            .http
+            .concurrency
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HttpError::RateLimited("the run's requests are closed".into()))?;
+        self.wait_for_token().await?;
+        Ok(permit)
     }
 
     /// Waits for the rate limit's next token; fails at once if it comes after the run's
