@@ -14,6 +14,7 @@ pub mod run;
 pub mod serve;
 pub mod simulate;
 pub mod sync;
+pub mod templates;
 
 use crate::config::{CorralConfig, InstanceConfig};
 use crate::plugin::runtime::Runtime;
@@ -197,7 +198,7 @@ enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Builds DIR (when it is a project, a Cargo.toml), replays the runs of
+    /// Builds DIR (when it is a project: a Cargo.toml, package.json or pyproject.toml), replays the runs of
     /// DIR/corral-test.toml from DIR/recordings (no network) and compares each graph
     /// with DIR/snapshots/<instance>.json.
     Test {
@@ -215,13 +216,16 @@ enum PluginCommand {
     New {
         /// The plugin id: lower-case letters, digits and `-`.
         name: String,
+        /// rust, typescript or python.
         #[arg(long, default_value = "rust")]
         lang: String,
         /// Where (default ./NAME); must not exist or be empty.
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Compiles the project in DIR to DIR/dist/<id>.wasm.
+    /// Compiles the project in DIR to DIR/dist/<id>.wasm: Rust with cargo (a Cargo.toml),
+    /// TypeScript with `npm run build` (esbuild and componentize-js; a package.json),
+    /// Python with componentize-py (a pyproject.toml).
     Build {
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -305,7 +309,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
                     no_build,
                 },
         } => {
-            if !no_build && dir.join("Cargo.toml").is_file() {
+            if !no_build && plugin_build::detect(&dir).is_some() {
                 plugin_build::build_project(&dir).await?;
             }
             plugin_test::test(&dir, update).await

@@ -1,4 +1,5 @@
-//! `corral plugin build [DIR]`: a connector project compiled to a component and copied to
+//! `corral plugin build [DIR]`: a connector project (Rust, TypeScript or Python, told by
+//! its Cargo.toml, package.json or pyproject.toml) compiled to a component at
 //! `DIR/dist/<id>.wasm`, its id read from the component's own manifest.
 
 use crate::plugin::runtime::Runtime;
@@ -13,21 +14,142 @@ pub async fn build(dir: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A connector project's language, told by the file that declares the project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    TypeScript,
+    Python,
+}
+
+/// The language of the project in `dir`, if it is one.
+pub fn detect(dir: &Path) -> Option<Lang> {
+    [
+        ("Cargo.toml", Lang::Rust),
+        ("package.json", Lang::TypeScript),
+        ("pyproject.toml", Lang::Python),
+    ]
+    .into_iter()
+    .find(|(file, _)| dir.join(file).is_file())
+    .map(|(_, lang)| lang)
+}
+
 /// Builds the project in `dir` by its language and returns the `dist/<id>.wasm` written.
 pub async fn build_project(dir: &Path) -> anyhow::Result<PathBuf> {
-    if dir.join("Cargo.toml").is_file() {
-        let wasm = cargo_build(dir)?;
-        return to_dist(dir, &wasm).await;
-    }
-    for (file, lang) in [("package.json", "TypeScript"), ("pyproject.toml", "Python")] {
-        if dir.join(file).is_file() {
-            bail!(
-                "{}: a {lang} project; this corral builds Rust connectors only (a Cargo.toml)",
-                dir.display()
-            );
+    let wasm = match detect(dir) {
+        Some(Lang::Rust) => cargo_build(dir)?,
+        Some(Lang::TypeScript) => npm_build(dir)?,
+        Some(Lang::Python) => componentize_py(dir)?,
+        None => bail!(
+            "{}: no Cargo.toml, package.json or pyproject.toml, so nothing to build",
+            dir.display()
+        ),
+    };
+    to_dist(dir, &wasm).await
+}
+
+/// A tool that could not be started: what to install when it is missing.
+fn spawn_error(tool: &str, dir: &Path, install: &str, e: std::io::Error) -> anyhow::Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!(
+                "{tool} is not installed: {install}, then run `corral plugin build` again"
+            )
         }
+        _ => anyhow::anyhow!("running {tool} in {}: {e}", dir.display()),
     }
-    bail!("{}: no Cargo.toml, so nothing to build", dir.display())
+}
+
+/// `npm run build` (the SDK's esbuild and componentize-js build) in `dir`: the component
+/// it wrote, `dist/<corral.id or name>.wasm`.
+fn npm_build(dir: &Path) -> anyhow::Result<PathBuf> {
+    let id = package_id(dir)?;
+    if !dir.join("node_modules").is_dir() {
+        bail!(
+            "{}: the project's packages are not installed: run `npm install` there (or `npm ci` with a package-lock.json), then `corral plugin build` again",
+            dir.display()
+        );
+    }
+    let status = Command::new("npm")
+        .args(["run", "--silent", "build"])
+        .current_dir(dir)
+        .status()
+        .map_err(|e| spawn_error("npm", dir, "install Node.js 20 or later with npm", e))?;
+    if !status.success() {
+        bail!("npm run build failed in {} ({status})", dir.display());
+    }
+    let wasm = dir.join("dist").join(format!("{id}.wasm"));
+    if !wasm.is_file() {
+        bail!("{}: npm run build wrote no component", wasm.display());
+    }
+    Ok(wasm)
+}
+
+/// The plugin id a TypeScript project names: `corral.id` in package.json, else its name.
+fn package_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("package.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let pkg: Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let id = pkg["corral"]["id"].as_str().or(pkg["name"].as_str());
+    match id {
+        Some(id) if is_plain_id(id) => Ok(id.to_string()),
+        _ => bail!(
+            "{}: needs \"corral\": {{\"id\": \"…\"}} (lower-case letters, digits and -), the plugin id",
+            path.display()
+        ),
+    }
+}
+
+fn is_plain_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `componentize-py` (the project's `.venv`, else on PATH) against the SDK's vendored WIT:
+/// the module `app` as a component, `dist/.build.wasm` until its id is read.
+fn componentize_py(dir: &Path) -> anyhow::Result<PathBuf> {
+    let venv = dir.join(".venv/bin/componentize-py");
+    let tool = if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("componentize-py")
+    };
+    let dist = dir.join("dist");
+    std::fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
+    let out = dist.join(".build.wasm");
+    // componentize-py reads `-d` and `-p` from its working directory: the project's.
+    let status = Command::new(&tool)
+        .args([
+            "-d",
+            "corral_sdk/wit",
+            "-w",
+            "plugin",
+            "componentize",
+            "app",
+            "-p",
+            ".",
+        ])
+        .arg("-o")
+        .arg(Path::new("dist").join(".build.wasm"))
+        .current_dir(dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .status();
+    let status = status.map_err(|e| {
+        spawn_error(
+            "componentize-py",
+            dir,
+            "run `python3 -m venv .venv && .venv/bin/pip install -r requirements.txt` in the project",
+            e,
+        )
+    })?;
+    if !status.success() {
+        bail!("componentize-py failed in {} ({status})", dir.display());
+    }
+    Ok(out)
 }
 
 /// `cargo build --release --target wasm32-wasip2` in `dir`; the component it wrote.
@@ -90,8 +212,8 @@ fn metadata(dir: &Path) -> anyhow::Result<(PathBuf, String)> {
     Ok((PathBuf::from(target), name.to_string()))
 }
 
-/// Loads the component as the host would (refusing one it would refuse) and copies it
-/// to `dir/dist/<its id>.wasm`.
+/// Loads the component as the host would (refusing one it would refuse) and puts it at
+/// `dir/dist/<its id>.wasm`.
 async fn to_dist(dir: &Path, wasm: &Path) -> anyhow::Result<PathBuf> {
     let plugin = Runtime::new()?
         .load_file(wasm)
@@ -100,6 +222,15 @@ async fn to_dist(dir: &Path, wasm: &Path) -> anyhow::Result<PathBuf> {
     let dist = dir.join("dist");
     std::fs::create_dir_all(&dist)?;
     let to = dist.join(format!("{}.wasm", plugin.manifest.id));
-    std::fs::copy(wasm, &to).with_context(|| format!("writing {}", to.display()))?;
+    let same = match (std::fs::canonicalize(wasm), std::fs::canonicalize(&to)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if !same {
+        std::fs::copy(wasm, &to).with_context(|| format!("writing {}", to.display()))?;
+    }
+    if wasm.file_name().is_some_and(|n| n == ".build.wasm") {
+        let _ = std::fs::remove_file(wasm);
+    }
     Ok(to)
 }

@@ -1,117 +1,12 @@
-//! `corral plugin new NAME --lang rust`: a connector project that builds and passes its
-//! own replay test straight away, with the SDK and its WIT vendored so it builds outside
-//! this repository.
+//! `corral plugin new NAME --lang rust|typescript|python`: a connector project that builds
+//! and passes its own tests straight away, with the SDK and its WIT vendored so it builds
+//! outside this repository. Every language's project talks to the same example API and
+//! has the same recording and snapshot: the graph does not depend on the language.
 
+use super::templates::{self, Files};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// The SDK as this corral was built with it, by path within `vendor/corral-sdk/`.
-pub const SDK_FILES: &[(&str, &str)] = &[
-    (
-        "Cargo.toml",
-        include_str!("../../../plugins/sdk/Cargo.toml"),
-    ),
-    (
-        "wit/corral.wit",
-        include_str!("../../../plugins/sdk/wit/corral.wit"),
-    ),
-    (
-        "src/lib.rs",
-        include_str!("../../../plugins/sdk/src/lib.rs"),
-    ),
-    (
-        "src/capabilities.rs",
-        include_str!("../../../plugins/sdk/src/capabilities.rs"),
-    ),
-    (
-        "src/connector.rs",
-        include_str!("../../../plugins/sdk/src/connector.rs"),
-    ),
-    (
-        "src/entity.rs",
-        include_str!("../../../plugins/sdk/src/entity.rs"),
-    ),
-    (
-        "src/error.rs",
-        include_str!("../../../plugins/sdk/src/error.rs"),
-    ),
-    (
-        "src/graph.rs",
-        include_str!("../../../plugins/sdk/src/graph.rs"),
-    ),
-    (
-        "src/http.rs",
-        include_str!("../../../plugins/sdk/src/http.rs"),
-    ),
-    ("src/kv.rs", include_str!("../../../plugins/sdk/src/kv.rs")),
-    (
-        "src/log.rs",
-        include_str!("../../../plugins/sdk/src/log.rs"),
-    ),
-    (
-        "src/manifest.rs",
-        include_str!("../../../plugins/sdk/src/manifest.rs"),
-    ),
-    (
-        "src/props.rs",
-        include_str!("../../../plugins/sdk/src/props.rs"),
-    ),
-    (
-        "src/standard.rs",
-        include_str!("../../../plugins/sdk/src/standard.rs"),
-    ),
-    (
-        "src/testing.rs",
-        include_str!("../../../plugins/sdk/src/testing.rs"),
-    ),
-    (
-        "src/time.rs",
-        include_str!("../../../plugins/sdk/src/time.rs"),
-    ),
-];
-
-/// The Rust project, by path, with `__ID__`, `__NAME__`, `__PREFIX__` and `__ENV__` to
-/// fill in.
-const RUST_TEMPLATE: &[(&str, &str)] = &[
-    (
-        "Cargo.toml",
-        include_str!("../../templates/rust/Cargo.toml.tmpl"),
-    ),
-    // The versions the SDK was tested with, pinned.
-    (
-        "Cargo.lock",
-        include_str!("../../templates/rust/Cargo.lock.tmpl"),
-    ),
-    (
-        "rust-toolchain.toml",
-        include_str!("../../templates/rust/rust-toolchain.toml.tmpl"),
-    ),
-    (
-        ".gitignore",
-        include_str!("../../templates/rust/gitignore.tmpl"),
-    ),
-    (
-        "README.md",
-        include_str!("../../templates/rust/README.md.tmpl"),
-    ),
-    (
-        "src/lib.rs",
-        include_str!("../../templates/rust/src/lib.rs.tmpl"),
-    ),
-    (
-        "corral-test.toml",
-        include_str!("../../templates/rust/corral-test.toml.tmpl"),
-    ),
-    (
-        "recordings/__ID__-example.jsonl",
-        include_str!("../../templates/rust/recording.jsonl.tmpl"),
-    ),
-    (
-        "snapshots/__ID__-example.json",
-        include_str!("../../templates/rust/snapshot.json.tmpl"),
-    ),
-];
 
 /// Names cargo or Rust keep for themselves (a crate so named does not build), and the
 /// SDK's own.
@@ -201,29 +96,82 @@ fn fill(template: &str, id: &str) -> String {
         .replace("__ENV__", &id.replace('-', "_").to_ascii_uppercase())
 }
 
+/// A language's project template, where its SDK goes, and what to run next.
+struct Lang {
+    name: &'static str,
+    template: Files,
+    sdk: Files,
+    sdk_dir: &'static str,
+    next: &'static str,
+}
+
+const LANGS: &[(&str, Lang)] = &[
+    (
+        "rust",
+        Lang {
+            name: "Rust",
+            template: templates::RUST,
+            sdk: templates::RUST_SDK,
+            sdk_dir: "vendor/corral-sdk",
+            next: "corral plugin build\n  corral plugin test",
+        },
+    ),
+    (
+        "typescript",
+        Lang {
+            name: "TypeScript",
+            template: templates::TYPESCRIPT,
+            sdk: templates::TYPESCRIPT_SDK,
+            sdk_dir: "vendor/corral-sdk",
+            next: "npm install\n  corral plugin build\n  corral plugin test",
+        },
+    ),
+    (
+        "python",
+        Lang {
+            name: "Python",
+            template: templates::PYTHON,
+            sdk: templates::PYTHON_SDK,
+            sdk_dir: "corral_sdk",
+            next: "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt\n  corral plugin build\n  corral plugin test",
+        },
+    ),
+];
+
+/// A template's path in the project: `.tmpl` dropped, `gitignore` as `.gitignore`.
+fn project_path(template: &str, id: &str) -> String {
+    let path = template.strip_suffix(".tmpl").unwrap_or(template);
+    let path = if path == "gitignore" {
+        ".gitignore"
+    } else {
+        path
+    };
+    fill(path, id)
+}
+
 /// Writes the project for `id` in `lang` into `dir` (default `./<id>`), which must not
 /// exist or be empty.
 pub fn new(id: &str, lang: &str, dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     check_id(id)?;
-    if lang != "rust" {
-        bail!(
-            "--lang {lang}: this corral scaffolds Rust connectors only (`--lang rust`); TypeScript and Python are not built yet"
-        );
-    }
+    let Some((_, lang)) = LANGS.iter().find(|(key, _)| *key == lang) else {
+        bail!("--lang {lang}: not a language corral scaffolds (rust, typescript or python)");
+    };
     let dir: PathBuf = dir.map_or_else(|| PathBuf::from(id), Path::to_path_buf);
     if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         bail!("{}: exists and is not empty", dir.display());
     }
-    for (path, text) in RUST_TEMPLATE {
-        write(&dir.join(fill(path, id)), &fill(text, id))?;
+    for (path, text) in templates::COMMON.iter().chain(lang.template) {
+        write(&dir.join(project_path(path, id)), &fill(text, id))?;
     }
-    for (path, text) in SDK_FILES {
-        write(&dir.join("vendor/corral-sdk").join(path), text)?;
+    for (path, text) in lang.sdk {
+        write(&dir.join(lang.sdk_dir).join(path), text)?;
     }
     println!(
-        "{}: the {id} connector (Rust). Next:\n  cd {}\n  corral plugin build\n  corral plugin test",
+        "{}: the {id} connector ({}). Next:\n  cd {}\n  {}",
         dir.display(),
-        dir.display()
+        lang.name,
+        dir.display(),
+        lang.next
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -240,28 +188,60 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    /// Every file of the SDK is vendored: one added to `plugins/sdk` and not listed here
-    /// would leave scaffolded projects unbuildable.
-    #[test]
-    fn the_vendored_sdk_is_the_whole_sdk() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
-        let mut on_disk = Vec::new();
-        for sub in ["", "src", "wit"] {
-            for e in std::fs::read_dir(root.join(sub)).unwrap().flatten() {
-                if e.path().is_file() {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    on_disk.push(if sub.is_empty() {
-                        name
-                    } else {
-                        format!("{sub}/{name}")
-                    });
+    /// Every file under `root` (not what a build or an install leaves), by relative path.
+    fn files_under(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let skipped = [
+                    "node_modules",
+                    "__pycache__",
+                    ".corral-test",
+                    "dist",
+                    "target",
+                ];
+                if e.path().is_dir() && !skipped.contains(&name.as_str()) {
+                    dirs.push(e.path());
+                } else if e.path().is_file() {
+                    let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
                 }
             }
         }
-        on_disk.sort();
-        let mut vendored: Vec<String> = SDK_FILES.iter().map(|(p, _)| p.to_string()).collect();
-        vendored.sort();
-        assert_eq!(vendored, on_disk);
+        out.sort();
+        out
+    }
+
+    /// Every file of each SDK and template is in its table: one added and not listed
+    /// would leave scaffolded projects unbuildable (`templates.rs` lists them).
+    #[test]
+    fn the_vendored_sdks_and_templates_are_whole() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (table, dir) in [
+            (templates::RUST_SDK, "plugins/sdk"),
+            (templates::TYPESCRIPT_SDK, "plugins/sdk-ts"),
+            (templates::PYTHON_SDK, "plugins/sdk-py/corral_sdk"),
+            (templates::COMMON, "host/templates/common"),
+            (templates::RUST, "host/templates/rust"),
+            (templates::TYPESCRIPT, "host/templates/typescript"),
+            (templates::PYTHON, "host/templates/python"),
+        ] {
+            let mut listed: Vec<String> = table.iter().map(|(p, _)| p.to_string()).collect();
+            listed.sort();
+            assert_eq!(listed, files_under(&repo.join(dir)), "{dir}");
+        }
+    }
+
+    #[test]
+    fn template_paths_become_project_paths() {
+        assert_eq!(project_path("gitignore.tmpl", "acme"), ".gitignore");
+        assert_eq!(
+            project_path("recordings/__ID__-example.jsonl.tmpl", "acme"),
+            "recordings/acme-example.jsonl"
+        );
+        assert_eq!(project_path("src/index.ts.tmpl", "acme"), "src/index.ts");
     }
 
     #[test]
