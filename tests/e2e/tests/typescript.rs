@@ -1,0 +1,116 @@
+//! The Kandji connector written in TypeScript (`plugins/kandji-ts`, with the TypeScript
+//! SDK) against the Rust one: built by `corral plugin build` (npm packages installed from
+//! its lock file on first use), it replays the Rust connector's recording to the Rust
+//! connector's snapshot, and against the simulator it produces the Rust connector's
+//! graph object for object, `_rawData` included, with the same requests, also when the
+//! provider answers 429, 500 and 404. Needs Node.js 20 and npm.
+
+use corral::cli::plugin_build::build_project;
+use corral::config::ConfigValue;
+use corral_e2e::*;
+use corral_simulators::FaultRule;
+use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use tokio::sync::OnceCell;
+
+const TOKEN: &str = "e2e-kandji-ts-token-51c2";
+
+fn project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/kandji-ts")
+}
+
+/// The component `corral plugin build plugins/kandji-ts` writes, built once per process.
+async fn component() -> &'static [u8] {
+    static BUILT: OnceCell<Vec<u8>> = OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            let dir = project();
+            if !dir.join("node_modules/esbuild").exists() {
+                let status = Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+                    .current_dir(&dir)
+                    .status()
+                    .expect("npm runs (Node.js 20 and npm are needed for this test)");
+                assert!(status.success(), "npm ci in {} failed", dir.display());
+            }
+            let wasm = build_project(&dir).await.expect("kandji-ts builds");
+            assert_eq!(wasm, dir.join("dist/kandji-ts.wasm"));
+            std::fs::read(wasm).unwrap()
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kandji_ts_replays_the_rust_connectors_recording_to_its_snapshot() {
+    component().await;
+    let code = corral::cli::plugin_test::test(&project(), false)
+        .await
+        .unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kandji_ts_produces_the_rust_connectors_graph() {
+    let bytes = component().await;
+    let sim = KandjiSim::new(&KandjiConfig {
+        seed: 11,
+        devices: 260,
+        token: TOKEN.into(),
+    });
+    let server = sim.start(0).await.unwrap();
+    // A rate limit, server errors and a device deleted mid-run: both connectors retry,
+    // wait and skip alike.
+    server.add_fault(FaultRule::new("/details", 429, 3).retry_after(1));
+    server.add_fault(FaultRule::new("/apps", 500, 2));
+    let gone = sim.data().devices[5]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.add_fault(FaultRule::new(
+        &format!("/devices/{gone}/apps"),
+        404,
+        u32::MAX,
+    ));
+    let api = format!("{}{API_PREFIX}", server.origin());
+    let rt = runtime();
+    let token = ConfigValue::Text(TOKEN.into());
+
+    let before = server.requests().len();
+    let rust = run_kandji(
+        &rt,
+        &kandji_instance("kandji-rust", &api, token.clone()),
+        None,
+    )
+    .await;
+    let rust_requests = server.requests().len() - before;
+    assert_run_succeeded(&rust);
+
+    server.add_fault(FaultRule::new("/details", 429, 3).retry_after(1));
+    server.add_fault(FaultRule::new("/apps", 500, 2));
+    let plugin = load_component(&rt, bytes, "kandji-ts.wasm").await.unwrap();
+    assert_eq!(plugin.manifest.id, "kandji-ts");
+    let mut inst = kandji_instance("kandji-ts", &api, token);
+    inst.plugin = "kandji-ts".into();
+    let before = server.requests().len();
+    let ts = run_plugin(&rt, plugin, &inst, None).await;
+    let ts_requests = server.requests().len() - before;
+    assert_run_succeeded(&ts);
+
+    let (rust_objects, ts_objects) = (all_objects(&rust), all_objects(&ts));
+    assert_eq!(rust_objects.len(), ts_objects.len());
+    for (r, t) in rust_objects.iter().zip(&ts_objects) {
+        assert_eq!(r, t, "object {} differs", r.0);
+    }
+    assert_eq!(
+        ts_requests, rust_requests,
+        "the same requests, retries included"
+    );
+    let steps = |r: &corral::run::RunReport| -> Vec<(String, String)> {
+        r.steps
+            .iter()
+            .map(|s| (s.info.id.clone(), format!("{:?}", s.status)))
+            .collect()
+    };
+    assert_eq!(steps(&ts), steps(&rust));
+}
