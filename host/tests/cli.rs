@@ -475,13 +475,13 @@ async fn a_new_connector_builds_and_passes_its_own_test() {
         "{}",
         text(&bad.stderr)
     );
-    let ts = corral(
+    let cobol = corral(
         &[
             "plugin",
             "new",
             "acme",
             "--lang",
-            "typescript",
+            "cobol",
             "--dir",
             dir.join("y").to_str().unwrap(),
         ],
@@ -489,11 +489,138 @@ async fn a_new_connector_builds_and_passes_its_own_test() {
     )
     .await;
     assert!(
-        text(&ts.stderr).contains("Rust connectors only"),
+        text(&cobol.stderr).contains("--lang cobol: not a language corral scaffolds"),
         "{}",
-        text(&ts.stderr)
+        text(&cobol.stderr)
     );
     assert!(!dir.join("x").exists() && !dir.join("y").exists());
+}
+
+/// Runs `program args` in `dir`; its stdout and stderr, asserting it succeeded.
+fn succeeds(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{program} {args:?}: {said}");
+    said
+}
+
+/// `corral plugin new NAME --lang LANG` in a fresh directory: the project's path.
+async fn scaffold(lang: &str, id: &str) -> PathBuf {
+    let project = scratch(&format!("plugin-new-{lang}")).join(id);
+    let args = [
+        "plugin",
+        "new",
+        id,
+        "--lang",
+        lang,
+        "--dir",
+        project.to_str().unwrap(),
+    ];
+    let made = corral(&args, None).await;
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    project
+}
+
+/// `corral plugin test DIR` builds the project and replays it to its snapshot.
+async fn replays_to_its_snapshot(project: &Path, id: &str) {
+    let tested = corral(&["plugin", "test", project.to_str().unwrap()], None).await;
+    let out = format!("{}{}", text(&tested.stdout), text(&tested.stderr));
+    assert!(tested.status.success(), "{out}");
+    assert!(
+        out.contains(&format!("{id}-example: 3 objects as in the snapshot")),
+        "{out}"
+    );
+    assert!(project.join(format!("dist/{id}.wasm")).is_file());
+}
+
+/// A TypeScript project builds with the packages its package.json pins (from npm), passes
+/// its native tests (the SDK's fake host) and its replay test: the same snapshot as the
+/// Rust project's. Before `npm install`, the build says to run it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_typescript_connector_builds_and_passes_its_tests() {
+    let project = scaffold("typescript", "acme-ts").await;
+    for f in [
+        "package.json",
+        "tsconfig.json",
+        "src/index.ts",
+        "test/widgets.test.ts",
+        "vendor/corral-sdk/wit/corral.wit",
+        "vendor/corral-sdk/types/typescript-plugin.d.ts",
+        "snapshots/acme-ts-example.json",
+    ] {
+        assert!(project.join(f).is_file(), "{f}");
+    }
+    let early = corral(&["plugin", "build", project.to_str().unwrap()], None).await;
+    assert_eq!(early.status.code(), Some(2));
+    assert!(
+        text(&early.stderr).contains("run `npm install` there"),
+        "{}",
+        text(&early.stderr)
+    );
+
+    succeeds(
+        &project,
+        "npm",
+        &["install", "--no-audit", "--no-fund", "--loglevel=error"],
+    );
+    succeeds(&project, "npm", &["run", "typecheck"]);
+    let unit = succeeds(&project, "npm", &["test"]);
+    assert!(
+        unit.contains("# pass 2") && unit.contains("# fail 0"),
+        "{unit}"
+    );
+    replays_to_its_snapshot(&project, "acme-ts").await;
+}
+
+/// A Python project builds with componentize-py from its requirements (from PyPI), passes
+/// its native tests and its replay test: the same snapshot as the Rust project's. Without
+/// componentize-py, the build says how to install it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_python_connector_builds_and_passes_its_tests() {
+    let project = scaffold("python", "acme-py").await;
+    for f in [
+        "pyproject.toml",
+        "requirements.txt",
+        "app.py",
+        "corral_sdk/wit/corral.wit",
+    ] {
+        assert!(project.join(f).is_file(), "{f}");
+    }
+    let early = corral_with(
+        &["plugin", "build", project.to_str().unwrap()],
+        None,
+        &[("PATH", "/nonexistent")],
+    )
+    .await;
+    assert_eq!(early.status.code(), Some(2));
+    assert!(
+        text(&early.stderr)
+            .contains("componentize-py is not installed: run `python3 -m venv .venv"),
+        "{}",
+        text(&early.stderr)
+    );
+
+    let unit = succeeds(
+        &project,
+        "python3",
+        &["-m", "unittest", "discover", "tests"],
+    );
+    assert!(
+        unit.contains("Ran 2 tests") && unit.contains("OK"),
+        "{unit}"
+    );
+    succeeds(&project, "python3", &["-m", "venv", ".venv"]);
+    let pip = project.join(".venv/bin/pip");
+    succeeds(
+        &project,
+        pip.to_str().unwrap(),
+        &["install", "--quiet", "-r", "requirements.txt"],
+    );
+    replays_to_its_snapshot(&project, "acme-py").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,7 @@ pub const TYPESCRIPT_SDK: Files = files![
     "types/interfaces/corral-integration-log.d.ts",
     "types/interfaces/wasi-clocks-monotonic-clock.d.ts",
     "types/interfaces/wasi-io-poll.d.ts",
+    "types/runtime.d.ts",
     "types/typescript-plugin.d.ts",
     "wit/corral.wit",
     "wit/deps/clocks/monotonic-clock.wit",

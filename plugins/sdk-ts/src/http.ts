@@ -249,7 +249,7 @@ export function* lines(req: Request, retry: Retry = DEFAULT_RETRY): Generator<st
   try {
     yield* readLines(body);
   } finally {
-    body[Symbol.dispose]();
+    close(body);
   }
 }
 
@@ -270,9 +270,17 @@ function openStream(req: Request, retry: Retry): Body {
       ok(outcome.response);
       return body as Body;
     }
-    body?.[Symbol.dispose]();
+    if (body) close(body);
     sleep(delay);
   }
+}
+
+/** Drops the host's body now rather than when the engine collects it (where the engine
+ * has `Symbol.dispose`, which the bindings give resources). */
+function close(body: Body): void {
+  const dispose = (Symbol as { dispose?: symbol }).dispose;
+  const drop = dispose === undefined ? undefined : (body as unknown as Record<symbol, unknown>)[dispose];
+  if (typeof drop === 'function') drop.call(body);
 }
 
 function* readLines(body: Body): Generator<string> {

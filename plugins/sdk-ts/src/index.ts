@@ -1,4 +1,5 @@
 /// <reference path="../types/typescript-plugin.d.ts" />
+/// <reference path="../types/runtime.d.ts" />
 // corral's TypeScript SDK: write a connector as a JupiterOne integration is written, built
 // into a sandboxed WebAssembly component with componentize-js.
 export { Capabilities, type Limit } from './capabilities.js';

@@ -20,25 +20,61 @@ fn project() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/kandji-ts")
 }
 
+/// `plugins/kandji-ts/node_modules`, installed from the lock file once per process.
+fn installed() -> PathBuf {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let dir = project();
+    INSTALLED.get_or_init(|| {
+        if !dir.join("node_modules/esbuild").exists() {
+            npm(&dir, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+        }
+    });
+    dir
+}
+
+fn npm(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("npm")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("npm runs (Node.js 20 and npm are needed for this test)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "npm {args:?} in {}: {said}",
+        dir.display()
+    );
+    said
+}
+
 /// The component `corral plugin build plugins/kandji-ts` writes, built once per process.
 async fn component() -> &'static [u8] {
     static BUILT: OnceCell<Vec<u8>> = OnceCell::const_new();
     BUILT
         .get_or_init(|| async {
-            let dir = project();
-            if !dir.join("node_modules/esbuild").exists() {
-                let status = Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-                    .current_dir(&dir)
-                    .status()
-                    .expect("npm runs (Node.js 20 and npm are needed for this test)");
-                assert!(status.success(), "npm ci in {} failed", dir.display());
-            }
+            let dir = installed();
             let wasm = build_project(&dir).await.expect("kandji-ts builds");
             assert_eq!(wasm, dir.join("dist/kandji-ts.wasm"));
             std::fs::read(wasm).unwrap()
         })
         .await
+}
+
+/// Its native tests (the SDK's fake host answering from the recording) pass, and it
+/// type-checks against the SDK's types.
+#[test]
+fn kandji_ts_type_checks_and_passes_its_native_tests() {
+    let dir = installed();
+    npm(&dir, &["run", "typecheck"]);
+    let said = npm(&dir, &["test"]);
+    assert!(
+        said.contains("# pass 3") && said.contains("# fail 0"),
+        "{said}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
