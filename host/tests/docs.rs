@@ -43,6 +43,44 @@ fn the_class_table_is_the_hosts() {
     assert_eq!(documented, hosts);
 }
 
+/// Each (class, required properties) row of a generated SDK class table: a line
+/// holding a class name and a list of quoted property names.
+fn sdk_class_rows(path: &str, row: &str) -> Vec<(String, Vec<String>)> {
+    let re_row = |l: &str| -> Option<(String, Vec<String>)> {
+        let l = l.trim();
+        let (class, rest) = l.split_once(row)?;
+        let class = class.trim_matches('"').to_string();
+        let props = rest
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect();
+        Some((class, props))
+    };
+    read(path).lines().filter_map(re_row).collect()
+}
+
+/// The TypeScript and Python SDKs' class tables (what their builders check a `_class`
+/// against) are the host's.
+#[test]
+fn the_sdks_class_tables_are_the_hosts() {
+    let hosts: Vec<(String, Vec<String>)> = corral_core::classes::CLASSES
+        .iter()
+        .map(|(c, r)| (c.to_string(), r.iter().map(|p| p.to_string()).collect()))
+        .collect();
+    assert_eq!(
+        sdk_class_rows("plugins/sdk-ts/src/classes.ts", ": ["),
+        hosts,
+        "TypeScript"
+    );
+    assert_eq!(
+        sdk_class_rows("plugins/sdk-py/corral_sdk/classes.py", "\": ("),
+        hosts,
+        "Python"
+    );
+}
+
 /// A clone of this repository is all a reader has: no document sends them elsewhere.
 #[test]
 fn no_document_points_outside_the_repository() {
@@ -53,6 +91,9 @@ fn no_document_points_outside_the_repository() {
         "plugins/sentinelone",
         "plugins/runzero",
         "plugins/circleci",
+        "plugins/kandji-ts",
+        "plugins/sdk-ts",
+        "plugins/sdk-py",
     ] {
         for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir))
             .unwrap()

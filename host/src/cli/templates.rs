@@ -36,6 +36,7 @@ pub const RUST_SDK: Files = files![
 /// The TypeScript SDK, written to `vendor/corral-sdk/`.
 pub const TYPESCRIPT_SDK: Files = files![
     "../../../plugins/sdk-ts/";
+    "README.md",
     "bin/corral-sdk.mjs",
     "package.json",
     "scripts/gen-types.mjs",

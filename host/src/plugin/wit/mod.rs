@@ -163,12 +163,26 @@ mod tests {
         }
     }
 
-    /// The SDK binds to its own copy of the newest WIT (so it builds outside this
-    /// repository): the copy is the frozen file.
+    /// Each SDK binds to its own copy of the newest WIT (so it builds outside this
+    /// repository): every copy is the frozen file.
     #[test]
     fn the_sdks_wit_is_the_newest_frozen_version() {
-        let vendored = include_str!("../../../../plugins/sdk/wit/corral.wit");
-        assert_eq!(vendored, Version::V0_2.wit(), "plugins/sdk/wit/corral.wit");
+        for (path, vendored) in [
+            (
+                "plugins/sdk/wit/corral.wit",
+                include_str!("../../../../plugins/sdk/wit/corral.wit"),
+            ),
+            (
+                "plugins/sdk-ts/wit/corral.wit",
+                include_str!("../../../../plugins/sdk-ts/wit/corral.wit"),
+            ),
+            (
+                "plugins/sdk-py/corral_sdk/wit/corral.wit",
+                include_str!("../../../../plugins/sdk-py/corral_sdk/wit/corral.wit"),
+            ),
+        ] {
+            assert_eq!(vendored, Version::V0_2.wit(), "{path}");
+        }
     }
 
     /// An export of the wrong type is refused before the guest runs, even one the host
