@@ -64,6 +64,9 @@ fn spawn_error(tool: &str, dir: &Path, install: &str, e: std::io::Error) -> anyh
 /// it wrote, `dist/<corral.id or name>.wasm`.
 fn npm_build(dir: &Path) -> anyhow::Result<PathBuf> {
     let id = package_id(dir)?;
+    let wasm = dist_dir(dir)?.join(format!("{id}.wasm"));
+    // A build that writes nothing must not pass off the previous component as new.
+    remove_stale(&wasm)?;
     if !dir.join("node_modules").is_dir() {
         bail!(
             "{}: the project's packages are not installed: run `npm install` there (or `npm ci` with a package-lock.json), then `corral plugin build` again",
@@ -71,18 +74,41 @@ fn npm_build(dir: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     let status = Command::new("npm")
-        .args(["run", "--silent", "build"])
+        .args(["run", "build"])
         .current_dir(dir)
         .status()
         .map_err(|e| spawn_error("npm", dir, "install Node.js 20 or later with npm", e))?;
     if !status.success() {
         bail!("npm run build failed in {} ({status})", dir.display());
     }
-    let wasm = dir.join("dist").join(format!("{id}.wasm"));
     if !wasm.is_file() {
         bail!("{}: npm run build wrote no component", wasm.display());
     }
     Ok(wasm)
+}
+
+/// `dir/dist`, created if missing; refused when it is a symbolic link, so a build never
+/// writes (or removes) through a link a checkout planted.
+fn dist_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let dist = dir.join("dist");
+    if std::fs::symlink_metadata(&dist).is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!(
+            "{}: is a symbolic link; corral writes components only into a real directory",
+            dist.display()
+        );
+    }
+    std::fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
+    Ok(dist)
+}
+
+/// Removes a previous build's file (or a link in its place).
+fn remove_stale(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The plugin id a TypeScript project names: `corral.id` in package.json, else its name.
@@ -96,7 +122,7 @@ fn package_id(dir: &Path) -> anyhow::Result<String> {
     match id {
         Some(id) if is_plain_id(id) => Ok(id.to_string()),
         _ => bail!(
-            "{}: needs \"corral\": {{\"id\": \"…\"}} (lower-case letters, digits and -), the plugin id",
+            "{}: needs a plugin id in \"corral\": {{\"id\": \"…\"}} (else \"name\"): 1-64 of a-z, 0-9 and -, starting with a letter or digit",
             path.display()
         ),
     }
@@ -104,6 +130,7 @@ fn package_id(dir: &Path) -> anyhow::Result<String> {
 
 fn is_plain_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
+        && !id.starts_with('-')
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -118,9 +145,14 @@ fn componentize_py(dir: &Path) -> anyhow::Result<PathBuf> {
     } else {
         PathBuf::from("componentize-py")
     };
-    let dist = dir.join("dist");
-    std::fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
-    let out = dist.join(".build.wasm");
+    if !dir.join("corral_sdk/wit/corral.wit").is_file() {
+        bail!(
+            "{}: no corral_sdk/wit/corral.wit: the SDK is built from the project's own copy (`corral plugin new --lang python` writes it)",
+            dir.display()
+        );
+    }
+    let out = dist_dir(dir)?.join(".build.wasm");
+    remove_stale(&out)?;
     // componentize-py reads `-d` and `-p` from its working directory: the project's.
     let status = Command::new(&tool)
         .args([
@@ -219,16 +251,15 @@ async fn to_dist(dir: &Path, wasm: &Path) -> anyhow::Result<PathBuf> {
         .load_file(wasm)
         .await
         .with_context(|| format!("{}: the built component", wasm.display()))?;
-    let dist = dir.join("dist");
-    std::fs::create_dir_all(&dist)?;
-    let to = dist.join(format!("{}.wasm", plugin.manifest.id));
-    let same = match (std::fs::canonicalize(wasm), std::fs::canonicalize(&to)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if !same {
-        std::fs::copy(wasm, &to).with_context(|| format!("writing {}", to.display()))?;
+    let to = dist_dir(dir)?.join(format!("{}.wasm", plugin.manifest.id));
+    if wasm == to {
+        return Ok(to);
     }
+    // Written beside, then renamed over: a link at `to` is replaced, never followed.
+    let partial = to.with_extension("wasm.partial");
+    remove_stale(&partial)?;
+    std::fs::copy(wasm, &partial).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &to).with_context(|| format!("writing {}", to.display()))?;
     if wasm.file_name().is_some_and(|n| n == ".build.wasm") {
         let _ = std::fs::remove_file(wasm);
     }

@@ -195,14 +195,20 @@ mod tests {
         while let Some(dir) = dirs.pop() {
             for e in std::fs::read_dir(&dir).unwrap().flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
+                // What an install or a build leaves, and the SDK's own lock and ignore files.
                 let skipped = [
                     "node_modules",
                     "__pycache__",
                     ".corral-test",
                     "dist",
                     "target",
+                    "package-lock.json",
+                    ".gitignore",
                 ];
-                if e.path().is_dir() && !skipped.contains(&name.as_str()) {
+                if skipped.contains(&name.as_str()) {
+                    continue;
+                }
+                if e.path().is_dir() {
                     dirs.push(e.path());
                 } else if e.path().is_file() {
                     let rel = e.path().strip_prefix(root).unwrap().to_path_buf();

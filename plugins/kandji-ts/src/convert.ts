@@ -1,6 +1,6 @@
 // Kandji API objects to JupiterOne entities and relationships: pure functions, tested
 // natively. The mapping is the Rust `kandji` connector's, property for property.
-import { createDirectRelationship, createIntegrationEntity, props, standard, parseEpochMs } from 'corral-sdk';
+import { createDirectRelationship, createIntegrationEntity, props, standard, parseEpochMs, text } from 'corral-sdk';
 import type { GraphObject } from 'corral-sdk';
 
 const { allowed: scalar, at, firstReadable, pluck, readable } = props;
@@ -293,7 +293,7 @@ export function userEntity(device: GraphObject): GraphObject | undefined {
   const id = device['user.id'];
   let idText: string;
   if (typeof id === 'number') idText = String(id);
-  else if (typeof id === 'string' && id.trim() !== '') idText = id;
+  else if (typeof id === 'string' && text.trim(id) !== '') idText = id;
   else return undefined;
   const field = (f: string): Json => device[f] ?? null;
   const fullName = readable(device['user.name']);

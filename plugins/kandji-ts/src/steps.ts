@@ -1,5 +1,5 @@
 // The steps' I/O: requests through the host, entities out through the graph.
-import { ConfigError, HttpFailure, ProviderError, config, http, logger } from 'corral-sdk';
+import { ConfigError, DataModelError, HttpFailure, ProviderError, config, http, logger, text } from 'corral-sdk';
 import type { JobState, StepContext } from 'corral-sdk';
 import * as convert from './convert.js';
 
@@ -23,7 +23,7 @@ function apiUrl(): string {
   } catch {
     throw new ConfigError('apiUrl must not be a secret');
   }
-  if (url === undefined || url.trim() === '') throw missingConfig();
+  if (url === undefined || text.trim(url) === '') throw missingConfig();
   return url.endsWith('/') ? url : `${url}/`;
 }
 
@@ -39,10 +39,23 @@ export function fetchAccount({ jobState }: StepContext): void {
   jobState.addEntity(convert.accountEntity());
 }
 
+/** What `make` built, or `undefined` with a warning when the SDK refused it for the data
+ * model (a key the host would reject, say a provider id of a few characters): the record
+ * is skipped, as the host would reject it, and the step goes on. */
+function built<T>(what: string, make: () => T): T | undefined {
+  try {
+    return make();
+  } catch (e) {
+    if (!(e instanceof DataModelError)) throw e;
+    logger.warn(`skipping ${what}`, { reason: e.message });
+    return undefined;
+  }
+}
+
 /** The device's id, unless it is missing, empty or blank. */
 function deviceId(d: unknown): string | undefined {
   const id = (d as { device_id?: unknown } | null)?.device_id;
-  return typeof id === 'string' && id.trim() !== '' ? id : undefined;
+  return typeof id === 'string' && text.trim(id) !== '' ? id : undefined;
 }
 
 function okJson(r: http.Response): unknown {
@@ -95,7 +108,8 @@ export function fetchDevices({ jobState }: StepContext): void {
       }
       fresh.forEach((d, i) => {
         if (details[i] === undefined) return;
-        const entity = convert.deviceEntity(d, details[i]);
+        const entity = built('device', () => convert.deviceEntity(d, details[i]));
+        if (entity === undefined) return;
         if (typeof entity === 'string') {
           logger.warn('skipping device', { reason: entity });
           return;
@@ -140,8 +154,8 @@ export function fetchDeviceApps({ jobState }: StepContext): void {
 
 /** First seen wins for the app entity; each distinct edge key is emitted once. */
 function emitApp(jobState: JobState, deviceId: string, app: unknown, appsSeen: Set<string>, edgesSeen: Set<string>): void {
-  const entity = convert.appEntity(app);
-  const edge = convert.deviceAppRelationship(deviceId, app);
+  const entity = built('app', () => convert.appEntity(app));
+  const edge = built('app', () => convert.deviceAppRelationship(deviceId, app));
   if (entity === undefined || edge === undefined) {
     logger.warn('skipping app without an id', { device_id: deviceId });
     return;
@@ -161,7 +175,7 @@ function emitApp(jobState: JobState, deviceId: string, app: unknown, appsSeen: S
 export function fetchDeviceUsers({ jobState }: StepContext): void {
   const usersSeen = new Set<string>();
   jobState.iterateEntities({ _type: convert.DEVICE_TYPE }, (device) => {
-    const user = convert.userEntity(device);
+    const user = built('user', () => convert.userEntity(device));
     if (user === undefined) return;
     const userKey = user._key as string;
     if (!usersSeen.has(userKey)) {

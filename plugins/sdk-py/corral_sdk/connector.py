@@ -49,14 +49,24 @@ class Definition:
 
 
 def _run(handler, *args) -> None:
+    """Runs a handler with a fresh `JobState` and sends what it left buffered, also when it
+    failed (what a step emitted before its error is kept, as in the Rust SDK). A failed
+    send is the step's error only when the handler itself succeeded."""
     job = JobState()
+    failure = None
     try:
         handler(job, *args) if args else handler(job)
+    except Exception as e:  # a bug in the step too: reported, never a trap
+        failure = e
+    try:
         job.flush()
-    except IntegrationError as e:
-        raise HOST.step_error(e.kind, str(e)) from None
-    except Exception as e:  # a bug in the step: reported, never a trap
-        raise HOST.step_error("other", f"{type(e).__name__}: {e}") from None
+    except Exception as e:
+        failure = failure or e
+    if failure is None:
+        return
+    if isinstance(failure, IntegrationError):
+        raise HOST.step_error(failure.kind, str(failure)) from None
+    raise HOST.step_error("other", f"{type(failure).__name__}: {failure}") from None
 
 
 def manifest_of(d: Definition):

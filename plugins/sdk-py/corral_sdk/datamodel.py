@@ -88,6 +88,7 @@ def property_problem(name: str, value) -> str | None:
     problem = value_problem(value)
     if problem:
         return problem
-    if name.endswith("On") and not (value is None or (isinstance(value, int) and not isinstance(value, bool))):
+    epoch_ms = isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**64
+    if name.endswith("On") and not (value is None or epoch_ms):
         return "a time property (`...On`) that is not epoch milliseconds"
     return None

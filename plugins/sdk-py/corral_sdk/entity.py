@@ -24,8 +24,9 @@ def create_integration_entity(*, key: str, type: str, cls, properties: dict | No
     Raises `DataModelError` for a bad key, type or class."""
     classes = list(cls) if isinstance(cls, (list, tuple)) else [cls]
     check_entity_header(key, type, classes)
-    obj = {"_key": key, "_type": type, "_class": classes}
-    obj.update(properties or {})
+    obj = dict(properties or {})
+    # The header is the builder's, whatever the properties held.
+    obj.update({"_key": key, "_type": type, "_class": classes})
     conform(obj)
     if not obj.get("displayName") and obj.get("name"):
         obj["displayName"] = obj["name"]
@@ -63,15 +64,14 @@ def create_direct_relationship(*, cls: str, from_entity: dict, to_entity: dict, 
     problem = key_problem(key)
     if problem:
         raise DataModelError(f"{problem} (relationship {fk} {cls} {tk})")
-    obj = {
+    obj = {"displayName": cls, **(properties or {})}
+    obj.update({
         "_key": key,
         "_type": relationship_type(cls, ft, tt),
         "_class": cls,
         "_fromEntityKey": fk,
         "_toEntityKey": tk,
-        "displayName": cls,
-    }
-    obj.update(properties or {})
+    })
     conform(obj)
     return obj
 

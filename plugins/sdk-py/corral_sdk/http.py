@@ -23,7 +23,7 @@ def request(url: str, *, method: str = "GET", headers: dict | None = None, beare
         body = _json.dumps(json).encode()
         if not any(k.lower() == "content-type" for k, _ in hdrs):
             hdrs.append(("content-type", "application/json"))
-    auth = ("bearer", bearer) if bearer else ("basic", *basic) if basic else None
+    auth = ("bearer", bearer) if bearer is not None else ("basic", *basic) if basic is not None else None
     return {"method": method, "url": url, "headers": hdrs, "auth": auth, "body": body, "timeout_ms": timeout_ms}
 
 
@@ -35,9 +35,14 @@ def header(response: dict, name: str) -> str | None:
 def json_of(response: dict):
     """The body as JSON; garbage is a `ProviderError` naming the URL."""
     try:
-        return _json.loads(response["body"])
+        return _json.loads(response["body"], parse_constant=_no_constant)
     except ValueError as e:
         raise ProviderError(f"{response['url']}: the provider answered something that is not JSON ({e})") from None
+
+
+def _no_constant(name: str):
+    # `NaN` and `Infinity` are not JSON (Python reads them unless told not to).
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def ok(response: dict) -> dict:

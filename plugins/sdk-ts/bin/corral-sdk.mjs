@@ -51,8 +51,8 @@ async function build() {
   const pkg = readPackage();
   const entry = pkg.corral?.entry ?? 'src/index.ts';
   const id = pkg.corral?.id ?? pkg.name;
-  if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9-]*$/.test(id)) {
-    fail('package.json needs "corral": {"id": "..."} (a-z, 0-9, -), the plugin id');
+  if (typeof id !== 'string' || !/^[a-z0-9][a-z0-9-]{0,63}$/.test(id)) {
+    fail('package.json needs a plugin id in "corral": {"id": "..."} (else "name"): 1-64 of a-z, 0-9 and -, starting with a letter or digit');
   }
   const esbuild = await tool('esbuild');
   const dist = join(project, 'dist');

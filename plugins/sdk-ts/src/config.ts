@@ -1,6 +1,7 @@
 // The instance's config: plain fields by value, secret fields only by name.
 import * as host from 'corral:integration/config@0.2.0';
 import { ConfigError } from './errors.js';
+import { asciiLower, trim } from './text.js';
 
 /** A plain config field's value (`undefined` when unset). A secret field is a `ConfigError`:
  * its value never reaches the plugin; name it in a request's `auth` instead. */
@@ -15,7 +16,7 @@ export function get(name: string): string | undefined {
 /** A plain field that must be set and not blank. */
 export function required(name: string): string {
   const v = get(name);
-  if (v === undefined || v.trim() === '') {
+  if (v === undefined || trim(v) === '') {
     throw new ConfigError(`config field ${name} is required`);
   }
   return v;
@@ -23,7 +24,8 @@ export function required(name: string): string {
 
 /** Whether a flag field reads `"true"` (the host hands every field over as text). */
 export function isOn(name: string): boolean {
-  return get(name)?.trim().toLowerCase() === 'true';
+  const v = get(name);
+  return v !== undefined && asciiLower(trim(v)) === 'true';
 }
 
 /** Whether a secret field has a value, without revealing it. */

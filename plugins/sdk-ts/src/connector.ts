@@ -89,16 +89,27 @@ export function defineConnector(def: ConnectorDefinition): ConnectorExport {
   };
 }
 
-/** Runs a handler with a fresh `jobState`, flushing what it left; an error leaves as
- * the `step-error` the host records (componentize-js lifts a thrown `payload`). */
+/** Runs a handler with a fresh `jobState` and sends what it left buffered, also when it
+ * failed (what a step emitted before its error is kept, as in the Rust SDK); the error
+ * leaves as the `step-error` the host records (componentize-js lifts a thrown `payload`).
+ * A failed send is the step's error only when the handler itself succeeded. */
 function run(handler: (context: StepContext) => void): void {
   const jobState = new JobState();
+  let failure: unknown;
+  let failed = false;
   try {
     handler({ jobState, logger });
+  } catch (e) {
+    [failure, failed] = [e, true];
+  }
+  try {
     jobState.flush();
   } catch (e) {
-    const err = new Error(e instanceof Error ? e.message : String(e));
-    (err as Error & { payload: wit.StepError }).payload = toStepError(e);
+    if (!failed) [failure, failed] = [e, true];
+  }
+  if (failed) {
+    const err = new Error(failure instanceof Error ? failure.message : String(failure));
+    (err as Error & { payload: wit.StepError }).payload = toStepError(failure);
     throw err;
   }
 }

@@ -31,7 +31,7 @@ export function createIntegrationEntity(input: EntityInput): GraphObject {
   checkEntityHeader(assign._key, assign._type, classes);
   const obj: GraphObject = {};
   for (const [k, v] of Object.entries(assign)) {
-    if (v !== undefined) obj[k] = v;
+    if (v !== undefined) put(obj, k, v);
   }
   obj._class = classes;
   conform(obj);
@@ -63,19 +63,26 @@ export function createDirectRelationship(input: RelationshipInput): GraphObject 
   const key = input._key ?? relationshipKey(cls, from.key, to.key);
   const problem = keyProblem(key);
   if (problem) throw new DataModelError(`${problem} (relationship ${from.key} ${cls} ${to.key})`);
-  const obj: GraphObject = {
+  const obj: GraphObject = { displayName: cls };
+  for (const [k, v] of Object.entries(input.properties ?? {})) {
+    if (v !== undefined) put(obj, k, v);
+  }
+  // The header is the builder's, whatever the properties held.
+  Object.assign(obj, {
     _key: key,
     _type: relationshipType(cls, from.type, to.type),
     _class: cls,
     _fromEntityKey: from.key,
     _toEntityKey: to.key,
-    displayName: cls,
-  };
-  for (const [k, v] of Object.entries(input.properties ?? {})) {
-    if (v !== undefined) obj[k] = v;
-  }
+  });
   conform(obj);
   return obj;
+}
+
+/** Sets an own property, whatever its name: a provider's `"__proto__"` key (spread into
+ * `assign`) is a property like any other, never the object's prototype. */
+function put(obj: GraphObject, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function endOf(end: End, which: string): { key: string; type: string } {

@@ -9,7 +9,8 @@ export type { Rejection };
 
 /** Objects sent to the host in one call, at most. */
 const BATCH = 500;
-/** Bytes of JSON sent in one call, at most (a few large objects fill a batch sooner). */
+/** Characters of JSON (UTF-16 units: at most three UTF-8 bytes each) sent in one call, at
+ * most; a few large objects fill a batch sooner. */
 const BATCH_BYTES = 4 << 20;
 
 /** The host refused a whole batch (denied type, a run limit, or bad input). */

@@ -4,6 +4,7 @@ import * as host from 'corral:integration/http@0.2.0';
 import type { Auth, Body, HttpError, Request, Response } from 'corral:integration/http@0.2.0';
 import { subscribeDuration } from 'wasi:clocks/monotonic-clock@0.2.0';
 import { AuthenticationError, HttpFailure, ProviderError, describeHttpError, statusText } from './errors.js';
+import { trim } from './text.js';
 
 export type { Auth, Request, Response };
 
@@ -50,10 +51,29 @@ export function header(r: { headers: Array<[string, string]> }, name: string): s
 
 export const text = (r: Response): string => decoder.decode(r.body);
 
-/** The body as JSON; garbage is a `ProviderError` naming the URL. */
+/** Decodes UTF-8 strictly: invalid bytes and a byte-order mark are errors, as in Rust. */
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A parsed value JSON (and the Rust SDK) cannot hold: a number out of range
+ * (`1e400`) or a string with an unpaired surrogate (`"\ud800"`). */
+function strictValue(key: string, v: unknown): unknown {
+  if (!wellFormed(key)) throw new Error('a key with an unpaired surrogate');
+  if (typeof v === 'number' && !Number.isFinite(v)) throw new Error('a number out of range');
+  if (typeof v === 'string' && !wellFormed(v)) throw new Error('a string with an unpaired surrogate');
+  return v;
+}
+
+const wellFormed = (s: string): boolean =>
+  typeof (s as { isWellFormed?: () => boolean }).isWellFormed === 'function'
+    ? (s as unknown as { isWellFormed: () => boolean }).isWellFormed()
+    : !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
+
+/** The body as JSON, read as strictly as the Rust SDK reads it (so a connector's graph
+ * does not depend on its language); garbage is a `ProviderError` naming the URL. */
 export function json<T = unknown>(r: Response): T {
   try {
-    return JSON.parse(decoder.decode(r.body)) as T;
+    const parsed = JSON.parse(strictDecoder.decode(r.body), strictValue) as T;
+    return parsed;
   } catch (e) {
     throw new ProviderError(`${r.url}: the provider answered something that is not JSON (${String(e)})`);
   }
@@ -100,8 +120,8 @@ export function sleep(ms: number): void {
 function retryAfterMs(r: Response): number | undefined {
   for (const name of ['retry-after', 'ratelimit-reset', 'x-ratelimit-reset']) {
     const v = header(r, name);
-    if (v === undefined || v.trim() === '') continue;
-    const secs = Number(v.trim());
+    if (v === undefined || !/^[+]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?$/.test(trim(v))) continue;
+    const secs = Number(trim(v));
     if (Number.isFinite(secs) && secs >= 0) return secs * 1000;
   }
   return undefined;
@@ -267,7 +287,11 @@ function openStream(req: Request, retry: Retry): Body {
     const delay = delayFor(retry, outcome, n);
     if (delay === undefined) {
       if (!outcome.ok) throw new HttpFailure(outcome.error);
-      ok(outcome.response);
+      const status = outcome.response.status;
+      if (status < 200 || status >= 300) {
+        if (body) close(body);
+        throw ProviderError.status(outcome.response.url, status);
+      }
       return body as Body;
     }
     if (body) close(body);
@@ -283,8 +307,22 @@ function close(body: Body): void {
   if (typeof drop === 'function') drop.call(body);
 }
 
+/** Joins byte pieces into one array. */
+function concat(pieces: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The body's lines. The part of a line read so far is kept as pieces and joined once,
+ * when its end arrives, so a long line costs its length, not its length squared. */
 function* readLines(body: Body): Generator<string> {
-  let buf = new Uint8Array(0);
+  let partial: Uint8Array[] = [];
+  let partialBytes = 0;
   for (;;) {
     let chunk: Uint8Array;
     try {
@@ -293,22 +331,21 @@ function* readLines(body: Body): Generator<string> {
       throw new HttpFailure(hostError(e));
     }
     if (chunk.length === 0) break;
-    const joined = new Uint8Array(buf.length + chunk.length);
-    joined.set(buf);
-    joined.set(chunk, buf.length);
-    buf = joined;
     let start = 0;
-    for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
-      const line = trimCr(decoder.decode(buf.subarray(start, nl)));
-      start = nl + 1;
+    for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, start)) {
+      const line = trimCr(decoder.decode(concat([...partial, chunk.subarray(start, nl)])));
+      [partial, partialBytes, start] = [[], 0, nl + 1];
       if (line !== '') yield line;
     }
-    buf = buf.slice(start);
-    if (buf.length > MAX_LINE_BYTES) {
+    if (start < chunk.length) {
+      partial.push(chunk.slice(start));
+      partialBytes += chunk.length - start;
+    }
+    if (partialBytes > MAX_LINE_BYTES) {
       throw new ProviderError(`a line longer than ${MAX_LINE_BYTES} bytes`);
     }
   }
-  const rest = trimCr(decoder.decode(buf));
+  const rest = trimCr(decoder.decode(concat(partial)));
   if (rest !== '') yield rest;
 }
 

@@ -41,4 +41,5 @@ export * as kv from './kv.js';
 export { logger } from './log.js';
 export * as props from './props.js';
 export * as standard from './standard.js';
+export * as text from './text.js';
 export { parseEpochMs } from './time.js';

@@ -1,5 +1,6 @@
 // Reading provider JSON into data-model properties.
 import { MAX_STRING_CHARS, hasPropertyShape } from './datamodel.js';
+import { trim } from './text.js';
 
 type Json = unknown;
 
@@ -33,7 +34,7 @@ export function readable(v: Json): string | undefined {
 }
 
 export function readableText(s: string): boolean {
-  return s.trim() !== '' && !(s.length > MAX_STRING_CHARS && [...s].length > MAX_STRING_CHARS);
+  return trim(s) !== '' && !(s.length > MAX_STRING_CHARS && [...s].length > MAX_STRING_CHARS);
 }
 
 /** The first `readable` value of `fields` in `v`, in order (a name fallback chain). */

@@ -2,6 +2,7 @@
 // where a schema wants an array of strings, values that pass its formats (e-mail, IP, MAC,
 // host name), and `null` where the provider has nothing. Every helper reads provider text
 // and never invents a value. (The same rules as the Rust SDK's `standard` module.)
+import { asciiLower, trim, words as splitWords } from './text.js';
 
 /** `v`, or `null` when it is `undefined`: a property the schema requires, `null` allowed. */
 export const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
@@ -10,7 +11,7 @@ export const orNull = <T>(v: T | undefined): T | null => (v === undefined ? null
 export function stringList(items: Iterable<string | undefined>): string[] | null {
   const out: string[] = [];
   for (const s of items) {
-    if (s !== undefined && s.trim() !== '' && !out.includes(s)) out.push(s);
+    if (s !== undefined && trim(s) !== '' && !out.includes(s)) out.push(s);
   }
   return out.length > 0 ? out : null;
 }
@@ -37,7 +38,7 @@ export function isEmail(s: string): boolean {
 export function emailList(items: Iterable<string | undefined>): string[] | null {
   const out: string[] = [];
   for (const raw of items) {
-    const s = raw?.trim();
+    const s = raw === undefined ? undefined : trim(raw);
     if (s !== undefined && isEmail(s) && !out.includes(s)) out.push(s);
   }
   return out.length > 0 ? out : null;
@@ -45,14 +46,14 @@ export function emailList(items: Iterable<string | undefined>): string[] | null 
 
 /** The part of an address before the `@`: JupiterOne's `shortLoginId`. */
 export function emailLocalPart(email: string): string | undefined {
-  const e = email.trim();
+  const e = trim(email);
   return isEmail(e) ? e.slice(0, e.indexOf('@')) : undefined;
 }
 
 /** A full name split into the first word and the rest (`Mary Ann Smith`: `Mary`,
  * `Ann Smith`). */
 export function splitName(full: string): [string | undefined, string | undefined] {
-  const words = full.split(/\s+/).filter((w) => w !== '');
+  const words = splitWords(full);
   return [words[0], words.length > 1 ? words.slice(1).join(' ') : undefined];
 }
 
@@ -134,7 +135,7 @@ function v6Text(b: number[]): string {
 
 /** An IP address from provider text: trimmed, without an IPv6 zone (`%en0`). */
 export function parseIp(text: string): Ip | undefined {
-  const t = text.trim().split('%')[0];
+  const t = trim(text).split('%')[0];
   const v4 = parseV4(t);
   if (v4) return { v: 4, bytes: v4, text: v4.join('.') };
   const v6 = parseV6(t);
@@ -201,7 +202,7 @@ export class Addresses {
 /** A MAC address as the schema writes it (`14:7d:da:4f:73:10`), from colon-, hyphen- or
  * dot-delimited or bare hex; `undefined` when it is not 6 bytes of hex. */
 export function macAddress(text: string): string | undefined {
-  const t = text.trim();
+  const t = trim(text);
   let hex: string;
   if (/^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$/.test(t)) hex = t.replace(/[:-]/g, '');
   else if (/^[0-9A-Fa-f]{4}(\.[0-9A-Fa-f]{4}){2}$/.test(t)) hex = t.replace(/\./g, '');
@@ -223,7 +224,7 @@ export function macAddresses(items: Iterable<string | undefined>): string[] {
 /** The first label of a host name (`web01` of `web01.corp.example.com`) when it is 2-63
  * letters, digits and inner hyphens; an IP address is not a host name. */
 export function hostname(name: string): string | undefined {
-  const n = name.trim();
+  const n = trim(name);
   if (parseIp(n)) return undefined;
   const label = n.split('.')[0];
   return label.length >= 2 && dnsLabel(label) ? label : undefined;
@@ -231,7 +232,7 @@ export function hostname(name: string): string | undefined {
 
 /** `name` if it is a fully qualified domain name the `Device` schema accepts. */
 export function fqdn(name: string): string | undefined {
-  const n = name.trim();
+  const n = trim(name);
   const labels = n.split('.');
   const tld = labels[labels.length - 1];
   const hosts = labels.slice(0, -1);
@@ -240,7 +241,7 @@ export function fqdn(name: string): string | undefined {
     n.length <= 253 &&
     hosts.length > 0 &&
     /^[A-Za-z]{2,63}$/.test(tld) &&
-    tld.toLowerCase() !== 'local' &&
+    asciiLower(tld) !== 'local' &&
     hosts.every(dnsLabel);
   return ok ? n : undefined;
 }
@@ -251,7 +252,7 @@ const UNIX = ['freebsd', 'openbsd', 'netbsd', 'dragonfly', 'solaris', 'sunos', '
 /** The `Device.osType` an operating system's name stands for: `darwin`, `ios`, `windows`,
  * `android`, `chromeos`, `linux`, `unix`, else `other`; `undefined` for blank text. */
 export function osType(text: string): string | undefined {
-  const t = text.trim().toLowerCase();
+  const t = asciiLower(trim(text));
   if (t === '') return undefined;
   const words = t.split(/[^a-z0-9]+/).filter((w) => w !== '');
   const has = (s: string) => t.includes(s);

@@ -4,10 +4,12 @@
 // a bare date is midnight UTC. Anything else is `undefined`. (The same rules as the Rust
 // SDK's, so a connector's `…On` properties agree whichever language it is written in.)
 
+import { trim } from './text.js';
+
 /** `s` as epoch milliseconds; `undefined` for an empty, non-ASCII or unparsable value. */
 export function parseEpochMs(s: unknown): number | undefined {
   if (typeof s !== 'string') return undefined;
-  const t = s.trim();
+  const t = trim(s);
   if (t.length < 10 || !/^[\x00-\x7f]*$/.test(t)) return undefined;
   const days = parseDate(t.slice(0, 10));
   if (days === undefined) return undefined;

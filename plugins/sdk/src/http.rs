@@ -151,13 +151,16 @@ impl Retry {
 }
 
 /// `Retry-After` in seconds, or Kandji-style `ratelimit-reset`: the least the provider
-/// asks to wait. [`Retry::delay_for`] waits the longer of this and the backoff.
+/// asks to wait (the first header holding a usable number; at most a day, which
+/// `Retry::max_delay` cuts further). [`Retry::delay_for`] waits the longer of this and
+/// the backoff.
 fn retry_after(r: &Response) -> Option<Duration> {
     ["retry-after", "ratelimit-reset", "x-ratelimit-reset"]
         .iter()
-        .find_map(|h| r.header(h)?.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .filter_map(|h| r.header(h)?.trim().parse::<f64>().ok())
+        .find(|s| s.is_finite() && *s >= 0.0)
+        // A provider's `1e20` would overflow a Duration (a panic): bounded first.
+        .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
 }
 
 /// One request, retried per `retry`. A non-2xx answer that is not retried (or that
@@ -398,6 +401,12 @@ mod tests {
         assert_eq!(d, Some(Duration::from_secs(2)));
         let d = r.delay_for(&Ok(response(503, &[("retry-after", "9999")])), 0);
         assert_eq!(d, Some(Duration::from_secs(30)));
+        // The worst values a provider can send: huge, negative (the next header counts).
+        let d = r.delay_for(&Ok(response(429, &[("retry-after", "1e20")])), 0);
+        assert_eq!(d, Some(Duration::from_secs(30)));
+        let both = [("retry-after", "-5"), ("ratelimit-reset", "3")];
+        let d = r.delay_for(&Ok(response(429, &both)), 0);
+        assert_eq!(d, Some(Duration::from_secs(3)));
     }
 
     #[test]

@@ -20,15 +20,18 @@ fn project() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/kandji-ts")
 }
 
-/// `plugins/kandji-ts/node_modules`, installed from the lock file once per process.
-fn installed() -> PathBuf {
-    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    let dir = project();
-    INSTALLED.get_or_init(|| {
-        if !dir.join("node_modules/esbuild").exists() {
-            npm(&dir, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
-        }
-    });
+fn sdk() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk-ts")
+}
+
+/// `dir/node_modules`, installed from its lock file once per process (tests of one
+/// folder wait for one another's install).
+fn installed(dir: PathBuf) -> PathBuf {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    if !dir.join("node_modules/esbuild").exists() {
+        npm(&dir, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+    }
     dir
 }
 
@@ -56,7 +59,7 @@ async fn component() -> &'static [u8] {
     static BUILT: OnceCell<Vec<u8>> = OnceCell::const_new();
     BUILT
         .get_or_init(|| async {
-            let dir = installed();
+            let dir = installed(project());
             let wasm = build_project(&dir).await.expect("kandji-ts builds");
             assert_eq!(wasm, dir.join("dist/kandji-ts.wasm"));
             std::fs::read(wasm).unwrap()
@@ -64,11 +67,25 @@ async fn component() -> &'static [u8] {
         .await
 }
 
+/// The SDK's own tests (its rules shared with the Rust SDK, its builders' checks,
+/// retries, paging, streamed lines, what a failed step keeps) pass on its fake host, and
+/// it type-checks.
+#[test]
+fn the_typescript_sdk_type_checks_and_passes_its_own_tests() {
+    let dir = installed(sdk());
+    npm(&dir, &["run", "typecheck"]);
+    let said = npm(&dir, &["test"]);
+    assert!(
+        said.contains("# pass 7") && said.contains("# fail 0"),
+        "{said}"
+    );
+}
+
 /// Its native tests (the SDK's fake host answering from the recording) pass, and it
 /// type-checks against the SDK's types.
 #[test]
 fn kandji_ts_type_checks_and_passes_its_native_tests() {
-    let dir = installed();
+    let dir = installed(project());
     npm(&dir, &["run", "typecheck"]);
     let said = npm(&dir, &["test"]);
     assert!(
