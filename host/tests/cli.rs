@@ -574,6 +574,25 @@ async fn a_new_typescript_connector_builds_and_passes_its_tests() {
         "{unit}"
     );
     replays_to_its_snapshot(&project, "acme-ts").await;
+
+    // The build compiles the 12 MB component once and keeps it: a later command reads
+    // the native code back instead of compiling again.
+    let cache = project.join("target/cache");
+    let env = [("CORRAL_CACHE_DIR", cache.to_str().unwrap())];
+    let built = corral_with(&["plugin", "build", project.to_str().unwrap()], None, &env).await;
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let kept = cached(&cache);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let compiled_at = std::fs::metadata(&kept[0]).unwrap().modified().unwrap();
+    let wasm = project.join("dist/acme-ts.wasm");
+    let inspected = corral_with(&["plugin", "inspect", wasm.to_str().unwrap()], None, &env).await;
+    assert!(inspected.status.success(), "{}", text(&inspected.stderr));
+    assert!(text(&inspected.stdout).contains("acme-ts"));
+    assert_eq!(cached(&cache), kept);
+    assert_eq!(
+        std::fs::metadata(&kept[0]).unwrap().modified().unwrap(),
+        compiled_at
+    );
 }
 
 /// A Python project builds with componentize-py from its requirements (from PyPI), passes

@@ -43,8 +43,11 @@ sim=$!
 sleep 1
 export KANDJI_TOKEN=sim-token CORRAL_CACHE_DIR="$work/cache-run"
 for plugin in kandji kandji-ts; do
+    # Only kandji-ts comes from plugin_dir (kandji is built in): neither run compiles the other.
+    dir_line=""
+    [ "$plugin" = kandji-ts ] && dir_line="plugin_dir = \"$work/plugins\""
     cat > "$work/$plugin.toml" <<TOML
-plugin_dir = "$work/plugins"
+$dir_line
 data_dir = "$work/state-$plugin"
 [[instance]]
 id = "bench-$plugin"
@@ -54,7 +57,7 @@ plugin = "$plugin"
 apiUrl = "http://127.0.0.1:$port/api/v1/"
 accessToken = { env = "KANDJI_TOKEN" }
 TOML
-    "$corral" plugin inspect "$work/plugins/kandji-ts.wasm" > /dev/null  # compiled before the run
+    "$corral" plugin inspect "$plugin" --config "$work/$plugin.toml" > /dev/null  # compiled before the run
     measure "$plugin: corral run, $devices devices" "$corral" run --config "$work/$plugin.toml" --out "$work/out-$plugin"
     grep -E "^bench-" "$work/out" | tail -1
 done

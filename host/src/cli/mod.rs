@@ -234,6 +234,9 @@ enum PluginCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every command keeps and reuses compiled components (`plugin inspect` and `plugin
+    // build` too: a build compiles once for the runs that follow).
+    crate::plugin::compiled_cache::enable();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

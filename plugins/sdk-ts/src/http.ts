@@ -54,6 +54,10 @@ export const text = (r: Response): string => decoder.decode(r.body);
 /** Decodes UTF-8 strictly: invalid bytes and a byte-order mark are errors, as in Rust. */
 const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** Text that may parse to a value JSON cannot hold: a `\\uD800`-`\\uDFFF` escape, an
+ * exponent of three digits or more, or 300 digits in a row (past a double's range). */
+const SUSPECT = /\\u[dD][89a-fA-F]|[eE][+-]?[0-9]{3}|[0-9]{300}/;
+
 /** A parsed value JSON (and the Rust SDK) cannot hold: a number out of range
  * (`1e400`) or a string with an unpaired surrogate (`"\ud800"`). */
 function strictValue(key: string, v: unknown): unknown {
@@ -72,8 +76,10 @@ const wellFormed = (s: string): boolean =>
  * does not depend on its language); garbage is a `ProviderError` naming the URL. */
 export function json<T = unknown>(r: Response): T {
   try {
-    const parsed = JSON.parse(strictDecoder.decode(r.body), strictValue) as T;
-    return parsed;
+    const text = strictDecoder.decode(r.body);
+    // Only an escaped surrogate or a long exponent can give what JSON may not hold (the
+    // strict decoding rules out the rest): the value-by-value check runs only then.
+    return (SUSPECT.test(text) ? JSON.parse(text, strictValue) : JSON.parse(text)) as T;
   } catch (e) {
     throw new ProviderError(`${r.url}: the provider answered something that is not JSON (${String(e)})`);
   }

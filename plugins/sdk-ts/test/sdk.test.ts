@@ -35,6 +35,7 @@ test('JSON is read as strictly as serde_json reads it', () => {
     Uint8Array.from([0xef, 0xbb, 0xbf, ...bytes('{}')]),
     Uint8Array.from([0x22, 0xff, 0x22]),
     bytes('[1e400]'),
+    bytes('[1' + '0'.repeat(400) + ']'),
     bytes('["\\ud800"]'),
     bytes('{"\\udc00":1}'),
     bytes('not json'),
