@@ -405,3 +405,32 @@ pub async fn run_builtin(id: &str, instance: &InstanceConfig) -> RunReport {
     let plugin = rt.plugin(id).await.expect("the first-party plugin loads");
     run_plugin(&rt, plugin, instance, None).await
 }
+
+/// Runs `npm ARGS` in `dir`: its output, asserting it succeeded (Node.js 20 and npm are
+/// needed).
+pub fn npm(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("npm")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("npm runs (Node.js 20 and npm are needed for this test)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "npm {args:?} in {}: {said}",
+        dir.display()
+    );
+    said
+}
+
+/// `dir/node_modules`, installed from its lock file (`npm ci`) unless `marker`, a package
+/// the lock installs, is there already.
+pub fn npm_installed(dir: &std::path::Path, marker: &str) {
+    if !dir.join("node_modules").join(marker).exists() {
+        npm(dir, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
+    }
+}

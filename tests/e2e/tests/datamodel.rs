@@ -18,14 +18,7 @@ fn harness() -> PathBuf {
 /// `tests/datamodel/node_modules`, installed from the lock file if it is not there.
 fn installed() -> PathBuf {
     let dir = harness();
-    if !dir.join("node_modules/@jupiterone/data-model").exists() {
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-            .current_dir(&dir)
-            .status()
-            .expect("npm runs (Node.js 20 and npm are needed for this test)");
-        assert!(status.success(), "npm ci in {} failed", dir.display());
-    }
+    npm_installed(&dir, "@jupiterone/data-model");
     dir
 }
 

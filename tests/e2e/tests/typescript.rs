@@ -11,7 +11,7 @@ use corral_e2e::*;
 use corral_simulators::FaultRule;
 use corral_simulators::kandji::{API_PREFIX, KandjiConfig, KandjiSim};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use tokio::sync::OnceCell;
 
 const TOKEN: &str = "e2e-kandji-ts-token-51c2";
@@ -24,34 +24,21 @@ fn sdk() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/sdk-ts")
 }
 
-/// `dir/node_modules`, installed from its lock file once per process (tests of one
-/// folder wait for one another's install).
+/// `dir/node_modules`, installed from its lock file once (tests of one folder wait for
+/// one another's install).
 fn installed(dir: PathBuf) -> PathBuf {
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    if !dir.join("node_modules/esbuild").exists() {
-        npm(&dir, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
-    }
+    npm_installed(&dir, "esbuild");
     dir
 }
 
-fn npm(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("npm")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("npm runs (Node.js 20 and npm are needed for this test)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "npm {args:?} in {}: {said}",
-        dir.display()
-    );
-    said
+/// The project in `dir` type-checks and passes its `passed` native tests.
+fn type_checks_and_passes(dir: &Path, passed: usize) {
+    npm(dir, &["run", "typecheck"]);
+    let said = npm(dir, &["test"]);
+    let counts = format!("# pass {passed}\n# fail 0");
+    assert!(said.contains(&counts), "{said}");
 }
 
 /// The component `corral plugin build plugins/kandji-ts` writes, built once per process.
@@ -72,26 +59,14 @@ async fn component() -> &'static [u8] {
 /// it type-checks.
 #[test]
 fn the_typescript_sdk_type_checks_and_passes_its_own_tests() {
-    let dir = installed(sdk());
-    npm(&dir, &["run", "typecheck"]);
-    let said = npm(&dir, &["test"]);
-    assert!(
-        said.contains("# pass 7") && said.contains("# fail 0"),
-        "{said}"
-    );
+    type_checks_and_passes(&installed(sdk()), 7);
 }
 
 /// Its native tests (the SDK's fake host answering from the recording) pass, and it
 /// type-checks against the SDK's types.
 #[test]
 fn kandji_ts_type_checks_and_passes_its_native_tests() {
-    let dir = installed(project());
-    npm(&dir, &["run", "typecheck"]);
-    let said = npm(&dir, &["test"]);
-    assert!(
-        said.contains("# pass 3") && said.contains("# fail 0"),
-        "{said}"
-    );
+    type_checks_and_passes(&installed(project()), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
