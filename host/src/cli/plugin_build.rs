@@ -265,3 +265,75 @@ async fn to_dist(dir: &Path, wasm: &Path) -> anyhow::Result<PathBuf> {
     }
     Ok(to)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            std::fs::write(dir.path().join(path), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn the_language_is_told_by_the_project_file() {
+        for (file, lang) in [
+            ("Cargo.toml", Lang::Rust),
+            ("package.json", Lang::TypeScript),
+            ("pyproject.toml", Lang::Python),
+        ] {
+            assert_eq!(detect(project(&[(file, "")]).path()), Some(lang), "{file}");
+        }
+        assert_eq!(detect(project(&[("README.md", "")]).path()), None);
+    }
+
+    #[test]
+    fn a_typescript_plugin_id_is_checked_before_it_names_a_file() {
+        let id = |json: &str| package_id(project(&[("package.json", json)]).path());
+        assert_eq!(
+            id(r#"{"name": "acme", "corral": {"id": "acme-ts"}}"#).unwrap(),
+            "acme-ts"
+        );
+        assert_eq!(id(r#"{"name": "acme"}"#).unwrap(), "acme");
+        let long = format!(r#"{{"name": "{}"}}"#, "a".repeat(65));
+        for bad in [
+            r#"{"name": "../../etc/x"}"#,
+            r#"{"corral": {"id": "-x"}}"#,
+            r#"{"corral": {"id": "Acme"}}"#,
+            r#"{"name": 7}"#,
+            long.as_str(),
+        ] {
+            let e = id(bad).unwrap_err().to_string();
+            assert!(e.contains("needs a plugin id"), "{bad}: {e}");
+        }
+        assert!(id("not json").unwrap_err().to_string().contains("not JSON"));
+    }
+
+    /// A checkout's `dist` link would have the build write (or remove) where it points.
+    #[test]
+    fn a_symlinked_dist_is_refused_before_anything_runs() {
+        let dir = project(&[("package.json", r#"{"name": "acme"}"#)]);
+        std::fs::create_dir(dir.path().join("node_modules")).unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("dist")).unwrap();
+        let e = npm_build(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        let py = project(&[("pyproject.toml", "")]);
+        std::fs::create_dir_all(py.path().join("corral_sdk/wit")).unwrap();
+        std::fs::write(py.path().join("corral_sdk/wit/corral.wit"), "").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), py.path().join("dist")).unwrap();
+        let e = componentize_py(py.path()).unwrap_err().to_string();
+        assert!(e.contains("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_typescript_project_without_its_packages_says_what_to_run() {
+        let dir = project(&[("package.json", r#"{"name": "acme"}"#)]);
+        let e = npm_build(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("run `npm install` there"), "{e}");
+    }
+}
