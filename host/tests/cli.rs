@@ -595,6 +595,25 @@ async fn a_new_typescript_connector_builds_and_passes_its_tests() {
     );
 }
 
+/// The Python SDK's own tests (its rules shared with the Rust SDK, its builders' checks,
+/// retries, paging, streamed lines, what a failed step keeps) pass on its fake host.
+#[test]
+fn the_python_sdk_passes_its_own_tests() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk-py");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "unittest", "discover", "tests"])
+        .current_dir(&sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 runs");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("Ran 6 tests") && said.contains("\nOK"),
+        "{said}"
+    );
+}
+
 /// A Python project builds with componentize-py from its requirements (from PyPI), passes
 /// its native tests and its replay test: the same snapshot as the Rust project's. Without
 /// componentize-py, the build says how to install it.

@@ -98,7 +98,9 @@ pub const PYTHON_SDK: Files = files![
     "http.py",
     "kv.py",
     "log.py",
+    "props.py",
     "testing.py",
+    "time.py",
     "wit/corral.wit",
 ];
 
