@@ -162,7 +162,6 @@ impl DemoTenants {
 }
 
 pub async fn run_demo(out: &Path, data_dir: &Path, devices: usize) -> anyhow::Result<ExitCode> {
-    crate::plugin::compiled_cache::enable();
     let rt = Runtime::new()?;
     let tenants = DemoTenants::start(devices).await?;
     print!("{}", tenants.summary);

@@ -49,7 +49,7 @@ class JobState:
         self.rejected: list[tuple[int, str, str]] = []
 
     def add_entity(self, entity: dict) -> dict:
-        if self._entities.push(json.dumps(entity, separators=(",", ":"), allow_nan=False)):
+        if self._entities.push(_text(entity)):
             self._flush_entities()
         return entity
 
@@ -58,7 +58,7 @@ class JobState:
             self.add_entity(e)
 
     def add_relationship(self, relationship: dict) -> dict:
-        if self._relationships.push(json.dumps(relationship, separators=(",", ":"), allow_nan=False)):
+        if self._relationships.push(_text(relationship)):
             self._flush_relationships()
         return relationship
 
@@ -106,6 +106,11 @@ class JobState:
         accepted, rejected = report
         self.accepted += accepted
         self.rejected.extend(rejected)
+
+
+def _text(obj: dict) -> str:
+    # Compact, and strict: NaN and the infinities are not JSON.
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False)
 
 
 def _pages(fetch, type_name: str):
