@@ -11,18 +11,55 @@
 use crate::canonical::ContentHash;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, RandomState};
+use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 /// A key's 128-bit id: two independently keyed hashes, so no guest can aim for a
 /// collision (keys are per process and secret).
 pub struct KeyIds(RandomState, RandomState);
 
 impl KeyIds {
-    pub fn id(&self, key: &str) -> u128 {
-        (u128::from(self.0.hash_one(key)) << 64) | u128::from(self.1.hash_one(key))
+    pub fn id(&self, key: &str) -> KeyId {
+        KeyId([self.0.hash_one(key), self.1.hash_one(key)])
     }
 }
+
+/// A key's id (see [`KeyIds`]): two words, so a table entry holding it is aligned to 8
+/// bytes, not to a `u128`'s 16.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub struct KeyId([u64; 2]);
+
+impl Hash for KeyId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// Hashes a [`KeyId`] by passing its first word through: it already is a keyed hash,
+/// and hashing it again would cost CPU per lookup for nothing.
+#[derive(Default)]
+pub struct KeyIdHasher(u64);
+
+impl Hasher for KeyIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached by `KeyId`; any other input still spreads.
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map by key id.
+pub type KeyIdMap<V> = HashMap<KeyId, V, BuildHasherDefault<KeyIdHasher>>;
 
 impl Default for KeyIds {
     fn default() -> Self {
@@ -75,16 +112,23 @@ pub struct Change {
 /// 2^64 work) at half the memory per object.
 const HASH_PREFIX: usize = 16;
 
+/// One stored object: 40 bytes.
 struct Entry {
+    id: KeyId,
     hash: [u8; HASH_PREFIX],
     row: i64,
-    seen: bool,
 }
 
-/// The previous state of one instance, as its objects' key ids and hashes.
+/// The previous state of one instance, as its objects' key ids and hashes: a vector
+/// sorted by key id, searched by halves. A hash table would cost twice the memory per
+/// object (its empty buckets and control bytes), and this index is the largest thing
+/// delivery holds (docs/benchmarks.md).
 pub struct Previous {
     ids: KeyIds,
-    entries: HashMap<u128, Entry>,
+    entries: Vec<Entry>,
+    /// One bit per entry: whether the run emitted it.
+    seen: Vec<u64>,
+    sorted: bool,
 }
 
 /// What one of the run's objects is, against the previous state.
@@ -99,7 +143,9 @@ impl Previous {
     pub fn with_capacity(n: usize) -> Previous {
         Previous {
             ids: KeyIds::default(),
-            entries: HashMap::with_capacity(n),
+            entries: Vec::with_capacity(n),
+            seen: Vec::new(),
+            sorted: true,
         }
     }
 
@@ -108,27 +154,41 @@ impl Previous {
         let mut prefix = [0; HASH_PREFIX];
         let n = hash.len().min(HASH_PREFIX);
         prefix[..n].copy_from_slice(&hash[..n]);
-        self.entries.insert(
-            self.ids.id(key),
-            Entry {
-                hash: prefix,
-                row,
-                seen: false,
-            },
-        );
+        self.entries.push(Entry {
+            id: self.ids.id(key),
+            hash: prefix,
+            row,
+        });
+        self.sorted = false;
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// Sorts once, after the last `add`, in place (no second copy at the peak). The
+    /// state holds a key once (its primary key), so equal ids are not expected; if two
+    /// keys ever shared a 128-bit id, one entry is kept, as a map would.
+    fn index(&mut self) {
+        if self.sorted {
+            return;
+        }
+        self.entries.sort_unstable_by_key(|e| e.id);
+        self.entries.dedup_by_key(|e| e.id);
+        self.entries.shrink_to_fit();
+        self.seen = vec![0; self.entries.len().div_ceil(64)];
+        self.sorted = true;
+    }
+
     /// Classifies one of the run's objects and marks its key as present.
     pub fn observe(&mut self, key: &str, hash: &ContentHash) -> Seen {
-        match self.entries.get_mut(&self.ids.id(key)) {
-            None => Seen::Created,
-            Some(e) => {
-                e.seen = true;
-                if e.hash[..] == hash[..HASH_PREFIX] {
+        self.index();
+        let id = self.ids.id(key);
+        match self.entries.binary_search_by_key(&id, |e| e.id) {
+            Err(_) => Seen::Created,
+            Ok(i) => {
+                self.seen[i / 64] |= 1 << (i % 64);
+                if self.entries[i].hash[..] == hash[..HASH_PREFIX] {
                     Seen::Unchanged
                 } else {
                     Seen::Updated
@@ -138,12 +198,14 @@ impl Previous {
     }
 
     /// Row ids of the stored objects the run did not emit.
-    pub fn unseen(&self) -> Vec<i64> {
+    pub fn unseen(&mut self) -> Vec<i64> {
+        self.index();
         let mut rows: Vec<i64> = self
             .entries
-            .values()
-            .filter(|e| !e.seen)
-            .map(|e| e.row)
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.seen[i / 64] & (1 << (i % 64)) == 0)
+            .map(|(_, e)| e.row)
             .collect();
         rows.sort_unstable();
         rows
@@ -408,6 +470,35 @@ mod tests {
                 }
             )])
         );
+    }
+
+    #[test]
+    fn a_large_index_finds_every_key_and_lists_exactly_the_unseen_rows() {
+        let mut previous = Previous::with_capacity(1000);
+        let hash = |i: usize| content_hash(&obj(&format!("k{i}"), json!({"n": i})));
+        for i in 0..1000 {
+            previous.add(i as i64 + 10, &format!("k{i}"), &hash(i));
+        }
+        // Every third key is emitted, every fifth of those changed, and new ones added.
+        for i in (0..1000).step_by(3) {
+            let h = if i % 5 == 0 { hash(i + 1) } else { hash(i) };
+            let want = if i % 5 == 0 {
+                Seen::Updated
+            } else {
+                Seen::Unchanged
+            };
+            assert_eq!(previous.observe(&format!("k{i}"), &h), want, "k{i}");
+        }
+        assert_eq!(previous.observe("k1000", &hash(1000)), Seen::Created);
+        let unseen: Vec<i64> = (0..1000)
+            .filter(|i| i % 3 != 0)
+            .map(|i| i as i64 + 10)
+            .collect();
+        assert_eq!(previous.unseen(), unseen);
+        // Nothing stored: everything is created, nothing is unseen.
+        let mut empty = Previous::with_capacity(0);
+        assert_eq!(empty.observe("k1", &hash(1)), Seen::Created);
+        assert!(empty.unseen().is_empty());
     }
 
     #[test]

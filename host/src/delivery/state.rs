@@ -515,7 +515,7 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
         set.add(kind, item.key, type_name, properties, object);
         Ok(())
     })?;
-    delete_unseen(tx, instance, &previous, partial, &mut set)?;
+    delete_unseen(tx, instance, &mut previous, partial, &mut set)?;
     let (document, summary, changes) = set.finish(instance, run_id, baseline, partial)?;
     tx.execute(
         "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, ?3)",
@@ -534,7 +534,7 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
 fn delete_unseen(
     tx: &Transaction<'_>,
     instance: &str,
-    previous: &Previous,
+    previous: &mut Previous,
     partial: &BTreeSet<String>,
     set: &mut ChangeSet,
 ) -> anyhow::Result<()> {

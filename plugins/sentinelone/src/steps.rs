@@ -7,6 +7,7 @@ use corral_sdk::http::{self, Request, RequestExt, ResponseExt, Retry};
 use corral_sdk::serde_json::Value;
 use corral_sdk::{Error, Result, log};
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 const PAGE: usize = 100;
@@ -120,8 +121,27 @@ pub fn fetch_groups() -> Result<()> {
     Ok(())
 }
 
+/// Agents this step emitted, for skipping one a later page repeats. Only a 64-bit
+/// hash of each key is kept (a tenant of 50,000 agents costs 1 MiB, not 5), and a hit
+/// is confirmed against the run's graph on the host, so a collision drops nothing.
+#[derive(Default)]
+struct Emitted(HashSet<u64>);
+
+impl Emitted {
+    /// Whether `key` was emitted already; notes it otherwise.
+    fn repeat(&mut self, key: &str, out: &mut Emitter) -> Result<bool> {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        if self.0.insert(h.finish()) {
+            return Ok(false);
+        }
+        out.flush()?;
+        Ok(graph::has_key(key))
+    }
+}
+
 pub fn fetch_agents() -> Result<()> {
-    let mut seen = HashSet::new();
+    let mut seen = Emitted::default();
     let mut out = Emitter::new();
     each_page("agents", |agents| {
         for d in &agents {
@@ -133,7 +153,7 @@ pub fn fetch_agents() -> Result<()> {
             if let Some(w) = warning {
                 log::warn(&w, &[("agent", &key)]);
             }
-            if !seen.insert(key.clone()) {
+            if seen.repeat(&key, &mut out)? {
                 continue;
             }
             let group = d
@@ -157,7 +177,52 @@ pub fn fetch_agents() -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::not_found_is_empty;
+    use super::*;
+    use corral_sdk::testing;
+
+    #[test]
+    fn an_agent_a_later_page_repeats_is_emitted_once() {
+        testing::reset();
+        testing::config("serverUrl", "https://s1.test/");
+        testing::secret("apiToken");
+        let api = "https://s1.test/web/api/v2.1/agents?limit=100";
+        let agent = |id: &str| format!(r#"{{"id":"{id}","computerName":"host-{id}"}}"#);
+        let page = |ids: &[&str], next: &str| {
+            let data: Vec<String> = ids.iter().map(|id| agent(id)).collect();
+            format!(
+                r#"{{"data":[{}],"pagination":{{"nextCursor":{next}}}}}"#,
+                data.join(",")
+            )
+        };
+        testing::answer("GET", api, 200, page(&["1", "2"], r#""c1""#));
+        let second = format!("{api}&cursor=c1");
+        testing::answer("GET", &second, 200, page(&["2", "3", "3"], "null"));
+        fetch_agents().unwrap();
+        let keys: Vec<String> = testing::entities()
+            .iter()
+            .map(|e| e["_key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert_eq!(testing::requests().len(), 2);
+    }
+
+    #[test]
+    fn a_hash_collision_drops_nothing() {
+        testing::reset();
+        let mut out = Emitter::new();
+        let mut seen = Emitted::default();
+        // Another key's hash already noted: the host, which never saw "b", decides.
+        let mut h = std::hash::DefaultHasher::new();
+        "b".hash(&mut h);
+        seen.0.insert(h.finish());
+        assert!(!seen.repeat("b", &mut out).unwrap());
+        // Once emitted, a repeat is found.
+        let entity = convert::agent_entity(&serde_json::json!({"id": "7"})).unwrap().0;
+        let key = entity["_key"].as_str().unwrap().to_string();
+        assert!(!seen.repeat(&key, &mut out).unwrap());
+        out.entity(entity).unwrap();
+        assert!(seen.repeat(&key, &mut out).unwrap());
+    }
 
     #[test]
     fn a_404_is_an_empty_list_only_on_the_first_page() {

@@ -8,6 +8,7 @@
 use super::spool::{self, Span, Spool};
 use crate::secrets::Secrets;
 use corral_core::canonical::{self, ContentHash};
+use corral_core::changes::KeyIdMap;
 pub use corral_core::changes::KeyIds;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -162,7 +163,7 @@ pub struct GraphStore {
     slots: Vec<Slot>,
     groups: Vec<Group>,
     group_ids: HashMap<(Kind, String, String), u32>,
-    keys: HashMap<u128, u32>,
+    keys: KeyIdMap<u32>,
     key_ids: KeyIds,
     /// Entities per `_type` as emitted, for `list-entities`.
     by_type: HashMap<String, Vec<u32>>,
@@ -381,7 +382,7 @@ impl GraphStore {
     pub fn seal(&mut self) -> io::Result<()> {
         self.originals = HashMap::new();
         self.by_type = HashMap::new();
-        self.keys = HashMap::new();
+        self.keys = KeyIdMap::default();
         match &mut self.spool {
             Some(s) => s.flush(),
             None => Ok(()),
