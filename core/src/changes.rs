@@ -149,8 +149,10 @@ impl Previous {
         }
     }
 
-    /// Adds one stored object (its state row id, key and hash).
+    /// Adds one stored object (its state row id, key and hash). Every `add` comes before
+    /// the first `observe`: indexing again would forget what was observed.
     pub fn add(&mut self, row: i64, key: &str, hash: &[u8]) {
+        debug_assert!(self.seen.is_empty(), "Previous::add after observe");
         let mut prefix = [0; HASH_PREFIX];
         let n = hash.len().min(HASH_PREFIX);
         prefix[..n].copy_from_slice(&hash[..n]);
@@ -168,7 +170,7 @@ impl Previous {
 
     /// Sorts once, after the last `add`, in place (no second copy at the peak). The
     /// state holds a key once (its primary key), so equal ids are not expected; if two
-    /// keys ever shared a 128-bit id, one entry is kept, as a map would.
+    /// keys ever shared a 128-bit id, one of the two entries is kept.
     fn index(&mut self) {
         if self.sorted {
             return;

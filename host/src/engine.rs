@@ -85,8 +85,9 @@ pub fn build_engine(pool: &PoolSize) -> Result<Engine> {
         .concurrency_support(false)
         // Each memory reserves the whole 32-bit index space (address space, not memory;
         // growth stays capped at `MAX_MEMORY_BYTES` by the pool). Less would make
-        // cranelift bounds-check every load and store explicitly: measured 25% more CPU
-        // per run (docs/benchmarks.md). 4,096 instances take 32 TiB of the 128 TiB.
+        // cranelift bounds-check every load and store explicitly: about a fifth more CPU
+        // in the guest's code (docs/benchmarks.md). 4,096 instances take 32 TiB of the
+        // 128 TiB a process has.
         .memory_reservation(MEMORY_RESERVATION)
         .memory_guard_size(32 << 20)
         .max_wasm_stack(1 << 20)

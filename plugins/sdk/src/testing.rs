@@ -41,6 +41,10 @@ struct Fake {
     emitted: Vec<(bool, Object)>,
     keys: HashSet<String>,
     previous: Vec<Object>,
+    /// Keys the host refuses (as its data-model checks would), with the reason.
+    refuse: HashMap<String, String>,
+    /// What the host refused: (key, reason).
+    rejected: Vec<(String, String)>,
 }
 
 thread_local! {
@@ -151,6 +155,17 @@ pub fn requests() -> Vec<Request> {
     with(|f| f.requests.clone())
 }
 
+/// Makes the host refuse any object with this `_key`, for `reason` (as the host's own
+/// checks refuse one that breaks the data model).
+pub fn refuse(key: &str, reason: &str) {
+    with(|f| f.refuse.insert(key.into(), reason.into()));
+}
+
+/// What the host refused, in order: (`_key`, reason).
+pub fn rejected() -> Vec<(String, String)> {
+    with(|f| f.rejected.clone())
+}
+
 /// The entities emitted, in order.
 pub fn entities() -> Vec<Object> {
     emitted(false)
@@ -251,13 +266,24 @@ pub mod graph {
                     continue;
                 };
                 let key = o.get("_key").and_then(Value::as_str).unwrap_or_default();
-                if key.is_empty() {
-                    report.rejected.push(reject("", "no _key"));
+                let refused = if key.is_empty() {
+                    Some("no _key".to_string())
+                } else if let Some(reason) = f.refuse.get(key) {
+                    Some(reason.clone())
                 } else if !f.keys.insert(key.to_string()) {
-                    report.rejected.push(reject(key, "duplicate _key"));
+                    Some("duplicate _key".to_string())
                 } else {
-                    report.accepted += 1;
-                    f.emitted.push((relationships, o));
+                    None
+                };
+                match refused {
+                    Some(reason) => {
+                        f.rejected.push((key.to_string(), reason.clone()));
+                        report.rejected.push(reject(key, &reason));
+                    }
+                    None => {
+                        report.accepted += 1;
+                        f.emitted.push((relationships, o));
+                    }
                 }
             }
             Ok(report)

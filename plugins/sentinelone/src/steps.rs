@@ -7,7 +7,7 @@ use corral_sdk::http::{self, Request, RequestExt, ResponseExt, Retry};
 use corral_sdk::serde_json::Value;
 use corral_sdk::{Error, Result, log};
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 const PAGE: usize = 100;
@@ -122,21 +122,30 @@ pub fn fetch_groups() -> Result<()> {
 }
 
 /// Agents this step emitted, for skipping one a later page repeats. Only a 64-bit
-/// hash of each key is kept (a tenant of 50,000 agents costs 1 MiB, not 5), and a hit
-/// is confirmed against the run's graph on the host, so a collision drops nothing.
+/// hash of each key is kept (a tenant of 50,000 agents costs 1 MiB, not 5), under a
+/// random key so a provider cannot aim for collisions; a hit is confirmed against the
+/// run's graph on the host, so a collision drops nothing. An agent the host refused
+/// stays refused: its repeats are skipped too, as before, not sent again.
 #[derive(Default)]
-struct Emitted(HashSet<u64>);
+struct Emitted {
+    hashes: HashSet<u64>,
+    hasher: RandomState,
+    refused: HashSet<String>,
+    /// How many of the emitter's rejections `refused` holds.
+    read: usize,
+}
 
 impl Emitted {
-    /// Whether `key` was emitted already; notes it otherwise.
+    /// Whether `key` was emitted already (accepted or refused); notes it otherwise.
     fn repeat(&mut self, key: &str, out: &mut Emitter) -> Result<bool> {
-        let mut h = std::hash::DefaultHasher::new();
-        key.hash(&mut h);
-        if self.0.insert(h.finish()) {
+        if self.hashes.insert(self.hasher.hash_one(key)) {
             return Ok(false);
         }
         out.flush()?;
-        Ok(graph::has_key(key))
+        let new = out.rejected.get(self.read..).unwrap_or_default();
+        self.refused.extend(new.iter().map(|r| r.key.clone()));
+        self.read = out.rejected.len();
+        Ok(graph::has_key(key) || self.refused.contains(key))
     }
 }
 
@@ -194,15 +203,28 @@ mod tests {
                 data.join(",")
             )
         };
-        testing::answer("GET", api, 200, page(&["1", "2"], r#""c1""#));
+        // "2" repeats across pages, "3" within one; the host refuses "4", repeated too.
+        testing::answer("GET", api, 200, page(&["1", "2", "4"], r#""c1""#));
         let second = format!("{api}&cursor=c1");
-        testing::answer("GET", &second, 200, page(&["2", "3", "3"], "null"));
+        testing::answer("GET", &second, 200, page(&["2", "3", "3", "4"], "null"));
+        let refused_key = convert::agent_entity(&serde_json::json!({"id": "4"}))
+            .unwrap()
+            .0["_key"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        testing::refuse(&refused_key, "breaks the data model");
         fetch_agents().unwrap();
         let keys: Vec<String> = testing::entities()
             .iter()
             .map(|e| e["_key"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(keys.len(), 3, "{keys:?}");
+        // No repeat reached the host: it refused "4" once and nothing as a duplicate.
+        assert_eq!(
+            testing::rejected(),
+            [(refused_key, "breaks the data model".to_string())]
+        );
         assert_eq!(testing::requests().len(), 2);
     }
 
@@ -212,12 +234,13 @@ mod tests {
         let mut out = Emitter::new();
         let mut seen = Emitted::default();
         // Another key's hash already noted: the host, which never saw "b", decides.
-        let mut h = std::hash::DefaultHasher::new();
-        "b".hash(&mut h);
-        seen.0.insert(h.finish());
+        let hash = seen.hasher.hash_one("b");
+        seen.hashes.insert(hash);
         assert!(!seen.repeat("b", &mut out).unwrap());
         // Once emitted, a repeat is found.
-        let entity = convert::agent_entity(&serde_json::json!({"id": "7"})).unwrap().0;
+        let entity = convert::agent_entity(&serde_json::json!({"id": "7"}))
+            .unwrap()
+            .0;
         let key = entity["_key"].as_str().unwrap().to_string();
         assert!(!seen.repeat(&key, &mut out).unwrap());
         out.entity(entity).unwrap();
