@@ -11,8 +11,7 @@
 use crate::canonical::ContentHash;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 /// A key's 128-bit id: two independently keyed hashes, so no guest can aim for a
@@ -122,13 +121,44 @@ struct Entry {
 /// The previous state of one instance, as its objects' key ids and hashes: a vector
 /// sorted by key id, searched by halves. A hash table would cost twice the memory per
 /// object (its empty buckets and control bytes), and this index is the largest thing
-/// delivery holds (docs/benchmarks.md).
+/// delivery holds (docs/benchmarks.md). Built by [`PreviousBuilder`].
 pub struct Previous {
     ids: KeyIds,
     entries: Vec<Entry>,
     /// One bit per entry: whether the run emitted it.
     seen: Vec<u64>,
-    sorted: bool,
+}
+
+/// Collects the stored objects, then sorts them once into a [`Previous`].
+pub struct PreviousBuilder {
+    ids: KeyIds,
+    entries: Vec<Entry>,
+}
+
+impl PreviousBuilder {
+    /// Adds one stored object (its state row id, key and hash).
+    pub fn add(&mut self, row: i64, key: &str, hash: &[u8]) {
+        let mut prefix = [0; HASH_PREFIX];
+        let n = hash.len().min(HASH_PREFIX);
+        prefix[..n].copy_from_slice(&hash[..n]);
+        self.entries.push(Entry {
+            id: self.ids.id(key),
+            hash: prefix,
+            row,
+        });
+    }
+
+    /// Sorted in place (no second copy at the peak). The state holds a key once (its
+    /// primary key), so equal ids are not expected; if two keys ever shared a 128-bit
+    /// id, one of the two entries is kept.
+    pub fn finish(self) -> Previous {
+        let PreviousBuilder { ids, mut entries } = self;
+        entries.sort_unstable_by_key(|e| e.id);
+        entries.dedup_by_key(|e| e.id);
+        entries.shrink_to_fit();
+        let seen = vec![0; entries.len().div_ceil(64)];
+        Previous { ids, entries, seen }
+    }
 }
 
 /// What one of the run's objects is, against the previous state.
@@ -140,51 +170,20 @@ pub enum Seen {
 }
 
 impl Previous {
-    pub fn with_capacity(n: usize) -> Previous {
-        Previous {
+    /// A builder for the state's `n` objects.
+    pub fn builder(n: usize) -> PreviousBuilder {
+        PreviousBuilder {
             ids: KeyIds::default(),
             entries: Vec::with_capacity(n),
-            seen: Vec::new(),
-            sorted: true,
         }
-    }
-
-    /// Adds one stored object (its state row id, key and hash). Every `add` comes before
-    /// the first `observe`: indexing again would forget what was observed.
-    pub fn add(&mut self, row: i64, key: &str, hash: &[u8]) {
-        debug_assert!(self.seen.is_empty(), "Previous::add after observe");
-        let mut prefix = [0; HASH_PREFIX];
-        let n = hash.len().min(HASH_PREFIX);
-        prefix[..n].copy_from_slice(&hash[..n]);
-        self.entries.push(Entry {
-            id: self.ids.id(key),
-            hash: prefix,
-            row,
-        });
-        self.sorted = false;
     }
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    /// Sorts once, after the last `add`, in place (no second copy at the peak). The
-    /// state holds a key once (its primary key), so equal ids are not expected; if two
-    /// keys ever shared a 128-bit id, one of the two entries is kept.
-    fn index(&mut self) {
-        if self.sorted {
-            return;
-        }
-        self.entries.sort_unstable_by_key(|e| e.id);
-        self.entries.dedup_by_key(|e| e.id);
-        self.entries.shrink_to_fit();
-        self.seen = vec![0; self.entries.len().div_ceil(64)];
-        self.sorted = true;
-    }
-
     /// Classifies one of the run's objects and marks its key as present.
     pub fn observe(&mut self, key: &str, hash: &ContentHash) -> Seen {
-        self.index();
         let id = self.ids.id(key);
         match self.entries.binary_search_by_key(&id, |e| e.id) {
             Err(_) => Seen::Created,
@@ -200,8 +199,7 @@ impl Previous {
     }
 
     /// Row ids of the stored objects the run did not emit.
-    pub fn unseen(&mut self) -> Vec<i64> {
-        self.index();
+    pub fn unseen(&self) -> Vec<i64> {
         let mut rows: Vec<i64> = self
             .entries
             .iter()
@@ -431,7 +429,7 @@ mod tests {
 
     #[test]
     fn created_updated_unchanged_and_unseen() {
-        let mut previous = Previous::with_capacity(3);
+        let mut previous = Previous::builder(3);
         for (row, (key, extra)) in [
             ("device-0001", json!({"encrypted": true})),
             ("device-0002", json!({"encrypted": true})),
@@ -442,6 +440,7 @@ mod tests {
         {
             previous.add(row as i64, key, &content_hash(&obj(key, extra)));
         }
+        let mut previous = previous.finish();
         // _rawData alone is no change.
         let same = obj(
             "device-0001",
@@ -476,11 +475,12 @@ mod tests {
 
     #[test]
     fn a_large_index_finds_every_key_and_lists_exactly_the_unseen_rows() {
-        let mut previous = Previous::with_capacity(1000);
+        let mut previous = Previous::builder(1000);
         let hash = |i: usize| content_hash(&obj(&format!("k{i}"), json!({"n": i})));
         for i in 0..1000 {
             previous.add(i as i64 + 10, &format!("k{i}"), &hash(i));
         }
+        let mut previous = previous.finish();
         // Every third key is emitted, every fifth of those changed, and new ones added.
         for i in (0..1000).step_by(3) {
             let h = if i % 5 == 0 { hash(i + 1) } else { hash(i) };
@@ -498,7 +498,7 @@ mod tests {
             .collect();
         assert_eq!(previous.unseen(), unseen);
         // Nothing stored: everything is created, nothing is unseen.
-        let mut empty = Previous::with_capacity(0);
+        let mut empty = Previous::builder(0).finish();
         assert_eq!(empty.observe("k1", &hash(1)), Seen::Created);
         assert!(empty.unseen().is_empty());
     }

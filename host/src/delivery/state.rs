@@ -420,14 +420,14 @@ fn previous(tx: &Transaction<'_>, instance: &str) -> rusqlite::Result<Previous> 
         [instance],
         |r| r.get(0),
     )?;
-    let mut previous = Previous::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut previous = Previous::builder(usize::try_from(count).unwrap_or(0));
     let mut stmt = tx.prepare("SELECT rowid, key, hash FROM state_index WHERE instance = ?1")?;
     let mut rows = stmt.query([instance])?;
     while let Some(row) = rows.next()? {
         let key = row.get_ref(1)?.as_str()?;
         previous.add(row.get(0)?, key, row.get_ref(2)?.as_blob()?);
     }
-    Ok(previous)
+    Ok(previous.finish())
 }
 
 /// What [`GraphState::record_graph`] records.
@@ -515,7 +515,7 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
         set.add(kind, item.key, type_name, properties, object);
         Ok(())
     })?;
-    delete_unseen(tx, instance, &mut previous, partial, &mut set)?;
+    delete_unseen(tx, instance, &previous, partial, &mut set)?;
     let (document, summary, changes) = set.finish(instance, run_id, baseline, partial)?;
     tx.execute(
         "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, ?3)",
@@ -534,7 +534,7 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
 fn delete_unseen(
     tx: &Transaction<'_>,
     instance: &str,
-    previous: &mut Previous,
+    previous: &Previous,
     partial: &BTreeSet<String>,
     set: &mut ChangeSet,
 ) -> anyhow::Result<()> {

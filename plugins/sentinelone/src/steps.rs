@@ -2,12 +2,10 @@
 
 use crate::convert;
 use corral_sdk::config;
-use corral_sdk::graph::{self, Emitter};
+use corral_sdk::graph::{self, Emitter, Repeats};
 use corral_sdk::http::{self, Request, RequestExt, ResponseExt, Retry};
 use corral_sdk::serde_json::Value;
 use corral_sdk::{Error, Result, log};
-use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 const PAGE: usize = 100;
@@ -102,7 +100,7 @@ pub fn fetch_account() -> Result<()> {
 
 pub fn fetch_groups() -> Result<()> {
     let account = convert::account_key(&config::instance_id());
-    let mut seen = HashSet::new();
+    let mut seen = Repeats::new();
     let mut out = Emitter::new();
     each_page("groups", |groups| {
         for g in &groups {
@@ -111,7 +109,7 @@ pub fn fetch_groups() -> Result<()> {
                 continue;
             };
             let key = entity["_key"].as_str().unwrap_or_default().to_string();
-            if seen.insert(key.clone()) {
+            if !seen.seen(&key, &mut out)? {
                 out.entity(entity)?;
                 out.relationship(convert::account_group(&account, &key))?;
             }
@@ -121,36 +119,8 @@ pub fn fetch_groups() -> Result<()> {
     Ok(())
 }
 
-/// Agents this step emitted, for skipping one a later page repeats. Only a 64-bit
-/// hash of each key is kept (a tenant of 50,000 agents costs 1 MiB, not 5), under a
-/// random key so a provider cannot aim for collisions; a hit is confirmed against the
-/// run's graph on the host, so a collision drops nothing. An agent the host refused
-/// stays refused: its repeats are skipped too, as before, not sent again.
-#[derive(Default)]
-struct Emitted {
-    hashes: HashSet<u64>,
-    hasher: RandomState,
-    refused: HashSet<String>,
-    /// How many of the emitter's rejections `refused` holds.
-    read: usize,
-}
-
-impl Emitted {
-    /// Whether `key` was emitted already (accepted or refused); notes it otherwise.
-    fn repeat(&mut self, key: &str, out: &mut Emitter) -> Result<bool> {
-        if self.hashes.insert(self.hasher.hash_one(key)) {
-            return Ok(false);
-        }
-        out.flush()?;
-        let new = out.rejected.get(self.read..).unwrap_or_default();
-        self.refused.extend(new.iter().map(|r| r.key.clone()));
-        self.read = out.rejected.len();
-        Ok(graph::has_key(key) || self.refused.contains(key))
-    }
-}
-
 pub fn fetch_agents() -> Result<()> {
-    let mut seen = Emitted::default();
+    let mut seen = Repeats::new();
     let mut out = Emitter::new();
     each_page("agents", |agents| {
         for d in &agents {
@@ -162,7 +132,7 @@ pub fn fetch_agents() -> Result<()> {
             if let Some(w) = warning {
                 log::warn(&w, &[("agent", &key)]);
             }
-            if seen.repeat(&key, &mut out)? {
+            if seen.seen(&key, &mut out)? {
                 continue;
             }
             let group = d
@@ -226,25 +196,6 @@ mod tests {
             [(refused_key, "breaks the data model".to_string())]
         );
         assert_eq!(testing::requests().len(), 2);
-    }
-
-    #[test]
-    fn a_hash_collision_drops_nothing() {
-        testing::reset();
-        let mut out = Emitter::new();
-        let mut seen = Emitted::default();
-        // Another key's hash already noted: the host, which never saw "b", decides.
-        let hash = seen.hasher.hash_one("b");
-        seen.hashes.insert(hash);
-        assert!(!seen.repeat("b", &mut out).unwrap());
-        // Once emitted, a repeat is found.
-        let entity = convert::agent_entity(&serde_json::json!({"id": "7"}))
-            .unwrap()
-            .0;
-        let key = entity["_key"].as_str().unwrap().to_string();
-        assert!(!seen.repeat(&key, &mut out).unwrap());
-        out.entity(entity).unwrap();
-        assert!(seen.repeat(&key, &mut out).unwrap());
     }
 
     #[test]
