@@ -241,6 +241,15 @@ struct TypeChanges {
     created: Vec<String>,
     deleted: Vec<String>,
     updated: Vec<Updated>,
+    /// Created objects counted, not listed (a baseline's, see [`ChangeSet::baseline`]).
+    #[serde(skip)]
+    created_uncounted: usize,
+}
+
+impl TypeChanges {
+    fn created(&self) -> usize {
+        self.created.len() + self.created_uncounted
+    }
 }
 
 /// `changes.json`, serialized straight from the change set (keys in sorted order, as
@@ -271,6 +280,8 @@ pub struct ChangeSet {
     /// The changes with their objects, kept only when asked for.
     pub changes: Vec<Change>,
     keep: bool,
+    /// A baseline's: created keys are counted here and listed from the state at the end.
+    list_created_later: bool,
 }
 
 impl ChangeSet {
@@ -278,6 +289,16 @@ impl ChangeSet {
     pub fn new(keep: bool) -> ChangeSet {
         ChangeSet {
             keep,
+            ..ChangeSet::default()
+        }
+    }
+
+    /// A baseline's change set: every object is created, and a graph of any size would
+    /// hold every key here until the end. They are counted instead, and
+    /// [`ChangeSet::finish_baseline`] lists them from the state, in order.
+    pub fn baseline() -> ChangeSet {
+        ChangeSet {
+            list_created_later: true,
             ..ChangeSet::default()
         }
     }
@@ -298,6 +319,7 @@ impl ChangeSet {
     ) {
         let entry = self.types.entry(type_name.to_string()).or_default();
         match kind {
+            ChangeKind::Created if self.list_created_later => entry.created_uncounted += 1,
             ChangeKind::Created => entry.created.push(key.to_string()),
             ChangeKind::Deleted => entry.deleted.push(key.to_string()),
             ChangeKind::Updated => entry.updated.push(Updated {
@@ -317,7 +339,7 @@ impl ChangeSet {
     fn totals(&self) -> BTreeMap<&'static str, usize> {
         let mut totals = BTreeMap::from([("created", 0), ("updated", 0), ("deleted", 0)]);
         for t in self.types.values() {
-            *totals.entry("created").or_default() += t.created.len();
+            *totals.entry("created").or_default() += t.created();
             *totals.entry("updated").or_default() += t.updated.len();
             *totals.entry("deleted").or_default() += t.deleted.len();
         }
@@ -350,6 +372,11 @@ impl ChangeSet {
         baseline: bool,
         partial_types: &BTreeSet<String>,
     ) -> serde_json::Result<(String, Value, Vec<Change>)> {
+        if self.list_created_later {
+            return Err(serde::ser::Error::custom(
+                "a baseline's change set is finished by finish_baseline",
+            ));
+        }
         self.sort();
         let document = serde_json::to_string(&Document {
             baseline,
@@ -359,24 +386,92 @@ impl ChangeSet {
             totals: self.totals(),
             types: &self.types,
         })?;
+        let summary = self.summary(baseline);
+        Ok((document, summary, self.changes))
+    }
+
+    /// The console summary: totals and counts per `_type`.
+    fn summary(&self, baseline: bool) -> Value {
         let counts: BTreeMap<&String, Value> = self
             .types
             .iter()
             .map(|(t, c)| {
                 let n = serde_json::json!({
-                    "created": c.created.len(),
+                    "created": c.created(),
                     "updated": c.updated.len(),
                     "deleted": c.deleted.len(),
                 });
                 (t, n)
             })
             .collect();
-        let summary = serde_json::json!({
+        serde_json::json!({
             "baseline": baseline,
             "totals": self.totals(),
             "types": counts,
-        });
-        Ok((document, summary, self.changes))
+        })
+    }
+
+    /// [`ChangeSet::finish`] for a [`ChangeSet::baseline`]: the document written as
+    /// `finish` writes it, its created keys taken from `keys`, (`_type`, key) pairs
+    /// sorted by type then key (the state's index order), one at a time. `capacity` is
+    /// the document's expected length. Fails if `keys` lists other objects than were
+    /// counted.
+    pub fn finish_baseline<E: From<serde_json::Error>>(
+        self,
+        instance: &str,
+        run_id: &str,
+        partial_types: &BTreeSet<String>,
+        keys: impl Iterator<Item = Result<(String, String), E>>,
+        capacity: usize,
+    ) -> Result<(String, Value), E> {
+        let totals = self.totals();
+        let mut out: Vec<u8> = Vec::with_capacity(capacity);
+        out.extend_from_slice(b"{\"baseline\":true,\"instance\":");
+        serde_json::to_writer(&mut out, instance)?;
+        out.extend_from_slice(b",\"partialTypes\":");
+        serde_json::to_writer(&mut out, partial_types)?;
+        out.extend_from_slice(b",\"runId\":");
+        serde_json::to_writer(&mut out, run_id)?;
+        out.extend_from_slice(b",\"totals\":");
+        serde_json::to_writer(&mut out, &totals)?;
+        out.extend_from_slice(b",\"types\":{");
+        const TYPE_END: &[u8] = b"],\"deleted\":[],\"updated\":[]}";
+        let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for row in keys {
+            let (type_name, key) = row?;
+            if current.as_deref() == Some(type_name.as_str()) {
+                out.push(b',');
+            } else {
+                if current.is_some() {
+                    out.extend_from_slice(TYPE_END);
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, &type_name)?;
+                out.extend_from_slice(b":{\"created\":[");
+                current = Some(type_name.clone());
+            }
+            serde_json::to_writer(&mut out, &key)?;
+            *listed.entry(type_name).or_default() += 1;
+        }
+        if current.is_some() {
+            out.extend_from_slice(TYPE_END);
+        }
+        out.extend_from_slice(b"}}");
+        let counted: BTreeMap<String, usize> = self
+            .types
+            .iter()
+            .map(|(t, c)| (t.clone(), c.created()))
+            .collect();
+        if listed != counted {
+            return Err(E::from(serde::ser::Error::custom(format!(
+                "the state lists {} created objects, the run counted {}",
+                listed.values().sum::<usize>(),
+                counted.values().sum::<usize>()
+            ))));
+        }
+        let document = String::from_utf8(out).map_err(|e| E::from(serde::ser::Error::custom(e)))?;
+        Ok((document, self.summary(true)))
     }
 }
 
@@ -425,6 +520,67 @@ mod tests {
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         o.as_object().unwrap().clone()
+    }
+
+    /// A baseline listed from sorted (type, key) rows is the document `finish` writes
+    /// from held keys, byte for byte; rows that disagree with the counts are an error.
+    #[test]
+    fn a_baseline_listed_from_the_state_is_the_held_documents_twin() {
+        let objects = [
+            ("zeta_app", "k\"quoted\u{e9}"),
+            ("a_device", "d-2"),
+            ("a_device", "d-10"),
+            ("zeta_app", "a/1"),
+        ];
+        let partial = BTreeSet::from(["zeta_app".to_string()]);
+        let mut held = ChangeSet::new(false);
+        let mut counted = ChangeSet::baseline();
+        for (t, k) in objects {
+            held.add(ChangeKind::Created, k, t, BTreeMap::new(), None);
+            counted.add(ChangeKind::Created, k, t, BTreeMap::new(), None);
+        }
+        let (want, want_summary, _) = held.finish("inst", "run-7", true, &partial).unwrap();
+        let mut rows: Vec<(String, String)> = objects
+            .iter()
+            .map(|(t, k)| (t.to_string(), k.to_string()))
+            .collect();
+        rows.sort();
+        let ok = rows.iter().cloned().map(Ok::<_, serde_json::Error>);
+        let (got, summary) = counted
+            .finish_baseline("inst", "run-7", &partial, ok, 16)
+            .unwrap();
+        assert_eq!(got, want);
+        assert_eq!(summary, want_summary);
+
+        let mut short = ChangeSet::baseline();
+        for (t, k) in objects {
+            short.add(ChangeKind::Created, k, t, BTreeMap::new(), None);
+        }
+        let missing = rows[1..].iter().cloned().map(Ok::<_, serde_json::Error>);
+        let err = short
+            .finish_baseline("inst", "run-7", &partial, missing, 0)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("lists 3 created objects, the run counted 4"),
+            "{err}"
+        );
+        let mut empty = ChangeSet::baseline();
+        empty.add(ChangeKind::Created, "k", "t", BTreeMap::new(), None);
+        assert!(empty.finish("inst", "run-7", true, &partial).is_err());
+        let (doc, _) = ChangeSet::baseline()
+            .finish_baseline(
+                "i",
+                "r",
+                &BTreeSet::new(),
+                std::iter::empty::<Result<_, serde_json::Error>>(),
+                0,
+            )
+            .unwrap();
+        let (held_empty, _, _) = ChangeSet::new(false)
+            .finish("i", "r", true, &BTreeSet::new())
+            .unwrap();
+        assert_eq!(doc, held_empty);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //! refused before matching: see [`refused_url`].
 
 use crate::glob::{Tok, find_unescaped, has_star, match_tokens, tokens};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
+use std::rc::Rc;
 use url::Url;
 
 /// How a pattern is compared. A DENY (its resources and its conditions) matches what a
@@ -431,11 +434,63 @@ fn push_escape(out: &mut Vec<Tok>, byte: u8, decode: bool) {
     out.push(Tok::Lit(HEX[usize::from(byte & 15)]));
 }
 
+/// Patterns this thread keeps parsed, by text: a policy has a few, and each request is
+/// compared with them several times (the grant, the manifest, `secret:Use`), each
+/// parse normalising a host and a path. Past this many, a pattern is parsed each time.
+const MAX_CACHED_PATTERNS: usize = 256;
+/// URLs this thread keeps parsed, the newest: one request's checks read its URL
+/// several times. Longer URLs are parsed each time (the cache stays small).
+const RECENT_TARGETS: usize = 4;
+const MAX_CACHED_URL_BYTES: usize = 2048;
+
+/// A URL's text and what parsing it gave.
+type ParsedUrl = (Box<str>, Result<Rc<Target>, String>);
+
+thread_local! {
+    static PATTERNS: RefCell<HashMap<Box<str>, Option<Rc<UrlPattern>>>> =
+        RefCell::new(HashMap::new());
+    static TARGETS: RefCell<VecDeque<ParsedUrl>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// [`UrlPattern::parse`], remembered (parsing is a pure function of the text).
+fn cached_pattern(p: &str) -> Option<Rc<UrlPattern>> {
+    PATTERNS.with(|cache| {
+        if let Some(hit) = cache.borrow().get(p) {
+            return hit.clone();
+        }
+        let parsed = UrlPattern::parse(p).ok().map(Rc::new);
+        let mut cache = cache.borrow_mut();
+        if cache.len() < MAX_CACHED_PATTERNS {
+            cache.insert(p.into(), parsed.clone());
+        }
+        parsed
+    })
+}
+
+/// [`Target::parse`], remembered for the last few URLs.
+fn cached_target(url: &str) -> Result<Rc<Target>, String> {
+    if url.len() > MAX_CACHED_URL_BYTES {
+        return Target::parse(url).map(Rc::new);
+    }
+    TARGETS.with(|cache| {
+        if let Some((_, hit)) = cache.borrow().iter().find(|(u, _)| &**u == url) {
+            return hit.clone();
+        }
+        let parsed = Target::parse(url).map(Rc::new);
+        let mut cache = cache.borrow_mut();
+        if cache.len() == RECENT_TARGETS {
+            cache.pop_front();
+        }
+        cache.push_back((url.into(), parsed.clone()));
+        parsed
+    })
+}
+
 /// Why `url` is refused before any pattern is compared with it, if it is: such a URL
 /// matches no URL pattern, and a policy denies it outright (a DENY it might have
 /// slipped past cannot be trusted to have seen it).
 pub fn refused_url(url: &str) -> Option<String> {
-    Target::parse(url).err()
+    cached_target(url).err()
 }
 
 /// Whether `pattern` is a valid URL pattern; the reason when it is not.
@@ -462,10 +517,10 @@ pub fn url_match(pattern: &str, url: &str) -> bool {
 /// A URL glob against a URL, compared as `mode` says. A bare `*` is any URL.
 pub fn url_match_as(pattern: &str, url: &str, mode: MatchMode) -> bool {
     if pattern == "*" {
-        return Target::parse(url).is_ok();
+        return cached_target(url).is_ok();
     }
-    match (UrlPattern::parse(pattern), Target::parse(url)) {
-        (Ok(p), Ok(t)) => p.matches(&t, mode),
+    match (cached_pattern(pattern), cached_target(url)) {
+        (Some(p), Ok(t)) => p.matches(&t, mode),
         _ => false,
     }
 }
@@ -500,6 +555,44 @@ mod tests {
 
     fn deny(p: &str, u: &str) -> bool {
         url_match_as(p, u, MatchMode::Deny)
+    }
+
+    /// Past the caches' bounds (more patterns than kept, URLs beyond the recent ones and
+    /// longer than kept), every answer is the uncached parse's.
+    #[test]
+    fn remembered_parses_answer_as_fresh_ones() {
+        let fresh = |p: &str, u: &str| match (UrlPattern::parse(p), Target::parse(u)) {
+            (Ok(p), Ok(t)) => p.matches(&t, MatchMode::Allow),
+            _ => false,
+        };
+        let long = format!("https://h3.example/{}", "a".repeat(MAX_CACHED_URL_BYTES));
+        let urls = [
+            "https://h3.example/x".to_string(),
+            "https://H3.example./x?y".to_string(),
+            "https://h3.example/%2e%2e/x".to_string(),
+            "http://h3.example/x".to_string(),
+            "https://h4.example/x".to_string(),
+            "https://u:p@h3.example/x".to_string(),
+            long,
+        ];
+        for round in 0..2 {
+            for i in 0..MAX_CACHED_PATTERNS + 20 {
+                let p = format!("https://h{}.example/*", i % 300);
+                for u in &urls {
+                    assert_eq!(allow(&p, u), fresh(&p, u), "round {round}: {p} {u}");
+                }
+            }
+        }
+        assert!(refused_url("https://u:p@h3.example/x").is_some());
+        assert!(
+            refused_url("https://u:p@h3.example/x").is_some(),
+            "a refusal is remembered as one"
+        );
+        assert!(
+            !allow("https://h[", "https://h3.example/x"),
+            "a bad pattern never matches"
+        );
+        assert!(!allow("https://h[", "https://h3.example/x"));
     }
 
     #[test]

@@ -462,8 +462,13 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
             i64::from(!partial.is_empty())
         ],
     )?;
-    // The baseline is all "created": its objects are not wanted for alerts.
-    let mut set = ChangeSet::new(keep_changes && !baseline);
+    // The baseline is all "created": its objects are not wanted for alerts, and its keys
+    // are listed from the state once written, not held.
+    let mut set = if baseline {
+        ChangeSet::baseline()
+    } else {
+        ChangeSet::new(keep_changes)
+    };
     let mut upsert_index = tx.prepare_cached(
         "INSERT OR REPLACE INTO state_index (instance, key, type, relationship, hash)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -516,7 +521,12 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
         Ok(())
     })?;
     delete_unseen(tx, instance, &previous, partial, &mut set)?;
-    let (document, summary, changes) = set.finish(instance, run_id, baseline, partial)?;
+    let (document, summary, changes) = if baseline {
+        let (document, summary) = baseline_changes(tx, instance, run_id, partial, set)?;
+        (document, summary, Vec::new())
+    } else {
+        set.finish(instance, run_id, baseline, partial)?
+    };
     tx.execute(
         "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, ?3)",
         params![instance, run_id, document],
@@ -527,6 +537,31 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
         changes,
         baseline,
     })
+}
+
+/// A baseline's change set document, its created keys read back in order from the
+/// state just written (see [`ChangeSet::baseline`]).
+fn baseline_changes(
+    tx: &Transaction<'_>,
+    instance: &str,
+    run_id: &str,
+    partial: &BTreeSet<String>,
+    set: ChangeSet,
+) -> anyhow::Result<(String, Value)> {
+    // The document's length, near enough: each key quoted with a comma, each type's lists.
+    let (key_bytes, keys, types): (i64, i64, i64) = tx.query_row(
+        "SELECT COALESCE(SUM(LENGTH(CAST(key AS BLOB))), 0), COUNT(*), COUNT(DISTINCT type)
+         FROM state_index WHERE instance = ?1",
+        [instance],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let capacity = usize::try_from(key_bytes + 3 * keys + 64 * types + 512).unwrap_or(0);
+    let mut stmt = tx.prepare_cached(
+        "SELECT type, key FROM state_index WHERE instance = ?1 ORDER BY type, key",
+    )?;
+    let rows = stmt.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = rows.map(|r| r.map_err(anyhow::Error::from));
+    set.finish_baseline(instance, run_id, partial, rows, capacity)
 }
 
 /// Deletes what the run did not emit, but for its partial types, and records the

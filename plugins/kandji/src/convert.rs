@@ -36,9 +36,10 @@ pub fn device_name(d: &Value, id: &str) -> String {
     first_readable(d, &["device_name", "serial_number"]).unwrap_or_else(|| id.to_string())
 }
 
-/// A device from its list item `d` and its details `x` (absent when not fetched).
-pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
+/// A device from its list item `d` and its details (moved into its `_rawData`).
+pub fn device_entity(d: &Value, details: Value) -> Result<Object, String> {
     let id = readable(d.get("device_id")).ok_or("device without a device_id")?;
+    let x = &details;
     let id = id.as_str();
     let platform = str_of(d, "platform");
     let user = d.get("user").filter(|u| u.is_object());
@@ -114,7 +115,7 @@ pub fn device_entity(d: &Value, x: &Value) -> Result<Object, String> {
             "installedProfiles",
             pluck(at(x, &["installed_profiles"]), "uuid"),
         );
-    Ok(e.raw_data(merge(d, x)).build())
+    Ok(e.raw_data(merge(d, details)).build())
 }
 
 /// A string, else `null` (a required `Device` property typed `string | null`).
@@ -383,6 +384,15 @@ pub fn device_app_relationship(device_id: &str, app: &Value) -> Option<Object> {
     )
 }
 
+/// What [`user_entity`] and its relationship read of a stored device.
+pub const USER_FIELDS: &[&str] = &[
+    "_key",
+    "user.id",
+    "user.name",
+    "user.email",
+    "user.isArchived",
+];
+
 /// The user a stored device entity names in `user.*`, if any: a numeric id or a
 /// non-blank text one (an empty id would give every such user one shared key).
 pub fn user_entity(device: &Object) -> Option<Object> {
@@ -473,10 +483,10 @@ pub fn list_unchanged(previous: &Object, item: &Value) -> bool {
     }
 }
 
-fn merge(d: &Value, x: &Value) -> Value {
+fn merge(d: &Value, x: Value) -> Value {
     let mut out = d.as_object().cloned().unwrap_or_default();
-    if let Some(x) = x.as_object() {
-        out.extend(x.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Value::Object(x) = x {
+        out.extend(x);
     }
     Value::Object(out)
 }
@@ -489,7 +499,7 @@ mod tests {
     fn a_device_is_unchanged_only_if_every_list_field_is_as_it_was() {
         let item = list_item(Value::String(String::new()));
         let details = json!({"network": {"mac_address": "aa"}});
-        let before = device_entity(&item, &details).unwrap();
+        let before = device_entity(&item, details.clone()).unwrap();
         assert!(list_unchanged(&before, &item));
         let mut checked_in = item.clone();
         checked_in["last_check_in"] = json!("2024-03-02T08:00:00Z");
@@ -531,7 +541,7 @@ mod tests {
     #[test]
     fn device_maps_list_and_details_like_the_reference() {
         let user = json!({ "id": 7, "name": "Ada", "email": "ada@x.io", "is_archived": false });
-        let e = device_entity(&list_item(user), &details()).unwrap();
+        let e = device_entity(&list_item(user), details()).unwrap();
         let id = "4a7d3c2e-0000-4000-8000-000000000001";
         assert_eq!(e["_key"], id);
         assert_eq!(e["id"], id);
@@ -597,7 +607,7 @@ mod tests {
         x["users"]["regular_users"] = json!([{ "uid": "501" }, { "uid": 502 }]);
         x["volumes"] = json!([{ "identifier": ["disk3s1"] }, { "identifier": "disk3s5" }]);
         x["mdm"]["mdm_enabled_user"] = json!(["ada", null]);
-        let e = device_entity(&d, &x).unwrap();
+        let e = device_entity(&d, x.clone()).unwrap();
         assert_eq!(e["_key"], id);
         assert_eq!(e["name"], "Ada's MacBook");
         for gone in [
@@ -646,7 +656,7 @@ mod tests {
             if d["user"].is_null() {
                 d.as_object_mut().unwrap().remove("user");
             }
-            let e = device_entity(&d, &json!({})).unwrap();
+            let e = device_entity(&d, json!({})).unwrap();
             for f in ["user.id", "user.name", "user.email", "user.isArchived"] {
                 assert_eq!(e[f], Value::Null, "{f}");
             }
@@ -658,7 +668,7 @@ mod tests {
     fn non_mac_platforms_are_ios() {
         let mut d = list_item(json!(""));
         d["platform"] = json!("iPhone");
-        let e = device_entity(&d, &json!({})).unwrap();
+        let e = device_entity(&d, json!({})).unwrap();
         assert_eq!(
             (e["platform"].as_str(), e["category"].as_str()),
             (Some("ios"), Some("iPhone"))
@@ -694,7 +704,7 @@ mod tests {
     #[test]
     fn user_from_device_properties() {
         let user = json!({ "id": 7, "name": "Ada", "email": "ada@x.io", "is_archived": true });
-        let device = device_entity(&list_item(user), &json!({})).unwrap();
+        let device = device_entity(&list_item(user), json!({})).unwrap();
         let u = user_entity(&device).unwrap();
         assert_eq!(u["_key"], "kandji_user:7");
         assert_eq!(u["id"], "kandji_user:7");
@@ -717,7 +727,7 @@ mod tests {
         for blank in [json!(""), json!("   "), json!("\t\n"), Value::Null] {
             let mut d = list_item(json!(""));
             d["device_name"] = blank.clone();
-            let e = device_entity(&d, &details()).unwrap();
+            let e = device_entity(&d, details()).unwrap();
             assert_eq!(
                 (e["name"].as_str(), e["displayName"].as_str()),
                 (Some("C02XK1JHJG5H"), Some("C02XK1JHJG5H")),
@@ -726,7 +736,7 @@ mod tests {
             assert_eq!(e["_key"], id, "the key stays the device id");
             for serial in [json!(""), json!(" "), Value::Null] {
                 d["serial_number"] = serial.clone();
-                let e = device_entity(&d, &details()).unwrap();
+                let e = device_entity(&d, details()).unwrap();
                 assert_eq!(
                     (e["name"].as_str(), e["displayName"].as_str()),
                     (Some(id), Some(id)),
@@ -738,7 +748,7 @@ mod tests {
         let mut d = list_item(json!(""));
         d.as_object_mut().unwrap().remove("device_name");
         d.as_object_mut().unwrap().remove("serial_number");
-        let e = device_entity(&d, &json!({})).unwrap();
+        let e = device_entity(&d, json!({})).unwrap();
         assert_eq!(e["name"], id, "absent fields fall back too");
         assert!(!e.contains_key("serialNumber"));
         // The device keeps its edges: they use its key, whatever its name.
@@ -751,7 +761,7 @@ mod tests {
         for blank in [json!(""), json!("  "), Value::Null] {
             let mut d = list_item(json!(""));
             d["device_id"] = blank;
-            assert!(device_entity(&d, &json!({})).is_err());
+            assert!(device_entity(&d, json!({})).is_err());
         }
     }
 
@@ -807,7 +817,7 @@ mod tests {
     #[test]
     fn a_user_without_a_name_is_named_by_email_then_id() {
         let named = |user: Value| {
-            let device = device_entity(&list_item(user), &json!({})).unwrap();
+            let device = device_entity(&list_item(user), json!({})).unwrap();
             user_entity(&device).map(|u| {
                 assert_eq!(u["displayName"], u["name"]);
                 (u["_key"].clone(), u["name"].clone())
@@ -836,7 +846,7 @@ mod tests {
         x["network"] = json!({ "local_hostname": "Adas-MacBook-Pro", "mac_address": "14:7D:DA:4F:73:10",
             "ip_address": "192.168.1.20", "public_ip": "203.0.113.9" });
         x["general"]["system_version"] = json!("14.4.1 (23E224)");
-        let e = device_entity(&list_item(json!("")), &x).unwrap();
+        let e = device_entity(&list_item(json!("")), x.clone()).unwrap();
         assert_eq!(e["ipv4Addresses"], json!(["192.168.1.20", "203.0.113.9"]));
         assert_eq!(e["ipv6Addresses"], Value::Null);
         assert_eq!(e["privateIpAddresses"], json!(["192.168.1.20"]));
@@ -859,7 +869,7 @@ mod tests {
         for f in ["serial_number", "model", "last_check_in", "os_version"] {
             d.as_object_mut().unwrap().remove(f);
         }
-        let e = device_entity(&d, &json!({})).unwrap();
+        let e = device_entity(&d, json!({})).unwrap();
         for f in [
             "ipv4Addresses",
             "ipv6Addresses",
@@ -886,7 +896,7 @@ mod tests {
         d.as_object_mut().unwrap().remove("platform");
         let e = device_entity(
             &d,
-            &json!({ "network": { "local_hostname": "Ada's Mac", "ip_address": "" } }),
+            json!({ "network": { "local_hostname": "Ada's Mac", "ip_address": "" } }),
         )
         .unwrap();
         assert_eq!(
@@ -907,7 +917,7 @@ mod tests {
     fn user_has_the_standard_user_properties() {
         let user = |name: Value, email: Value| {
             let u = json!({ "id": 7, "name": name, "email": email, "is_archived": false });
-            user_entity(&device_entity(&list_item(u), &json!({})).unwrap()).unwrap()
+            user_entity(&device_entity(&list_item(u), json!({})).unwrap()).unwrap()
         };
         let u = user(json!("Ada King Lovelace"), json!("ada.lovelace@x.io"));
         assert_eq!(
@@ -965,7 +975,7 @@ mod tests {
             return;
         };
         let first = &devices.as_array().unwrap()[0];
-        let e = device_entity(first, &details).unwrap();
+        let e = device_entity(first, details.clone()).unwrap();
         assert_eq!(e["_key"], first["device_id"]);
         assert!(e.iter().all(|(k, v)| k == "_rawData" || !v.is_object()));
         assert_eq!(e["hostname"], "RickandMorty-MBP");

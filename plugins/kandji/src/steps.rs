@@ -123,7 +123,7 @@ pub fn fetch_devices() -> Result<()> {
                         prev
                     }
                     None => match details.next().flatten() {
-                        Some(x) => match convert::device_entity(d, &x) {
+                        Some(x) => match convert::device_entity(d, x) {
                             Ok(e) => e,
                             Err(reason) => {
                                 log::warn("skipping device", &[("reason", &reason)]);
@@ -237,6 +237,7 @@ fn device_id(d: &Value) -> Option<&str> {
 /// Every stored device's id, in emission order.
 fn stored_device_ids() -> Result<Vec<String>> {
     graph::entities_of_type(DEVICE_TYPE)
+        .only(&["id"])
         .map(|e| {
             Ok(e?
                 .get("id")
@@ -391,12 +392,11 @@ fn fetch_installs(base: &str, ids: &[&str]) -> Result<Vec<(String, Vec<Value>)>>
     for chunk in ids.chunks(BATCH) {
         let answers = fetch_per_device(base, chunk, "apps")?;
         for (device_id, answer) in chunk.iter().zip(answers) {
-            let Some(body) = answer else { continue };
-            let apps = body
-                .get("apps")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let Some(mut body) = answer else { continue };
+            let apps = match body.get_mut("apps").map(Value::take) {
+                Some(Value::Array(apps)) => apps,
+                _ => Vec::new(),
+            };
             out.push((device_id.to_string(), apps));
         }
     }
@@ -510,16 +510,19 @@ fn emit_app(
     edges_seen: &mut HashSet<String>,
     out: &mut Emitter,
 ) -> Result<()> {
-    let (Some(entity), Some(edge)) = (
-        convert::app_entity(app),
+    let (Some(key), Some(edge)) = (
+        convert::app_key(app),
         convert::device_app_relationship(device_id, app),
     ) else {
         log::warn("skipping app without an id", &[("device_id", device_id)]);
         return Ok(());
     };
-    let key = entity["_key"].as_str().unwrap_or_default().to_string();
-    if apps_seen.insert(key) {
-        out.entity(entity)?;
+    // Most installs are of an app an earlier device has: its entity is built only once.
+    if !apps_seen.contains(&key) {
+        if let Some(entity) = convert::app_entity(app) {
+            out.entity(entity)?;
+        }
+        apps_seen.insert(key);
     }
     let edge_key = edge["_key"].as_str().unwrap_or_default().to_string();
     if edges_seen.insert(edge_key) {
@@ -531,7 +534,7 @@ fn emit_app(
 pub fn fetch_device_users() -> Result<()> {
     let mut users_seen = HashSet::new();
     let mut out = Emitter::new();
-    for device in graph::entities_of_type(DEVICE_TYPE) {
+    for device in graph::entities_of_type(DEVICE_TYPE).only(convert::USER_FIELDS) {
         let device = device?;
         let Some(user) = convert::user_entity(&device) else {
             continue;

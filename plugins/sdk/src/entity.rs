@@ -70,7 +70,11 @@ impl EntityBuilder {
             _ => false,
         };
         if !empty {
-            let raw = serde_json::json!([{ "name": "default", "rawData": source }]);
+            // Built by hand: `json!` would copy `source` whole (it serializes by reference).
+            let mut entry = Object::new();
+            entry.insert("name".into(), Value::String("default".into()));
+            entry.insert("rawData".into(), source);
+            let raw = Value::Array(vec![Value::Object(entry)]);
             self.obj.insert("_rawData".into(), raw);
         }
         self

@@ -34,8 +34,7 @@ impl Emitter {
     }
 
     pub fn entity(&mut self, entity: Object) -> Result<()> {
-        self.entities
-            .push(serde_json::Value::Object(entity).to_string());
+        self.entities.push(to_json(&entity)?);
         if self.entities.len() >= BATCH {
             self.flush_entities()?;
         }
@@ -43,8 +42,7 @@ impl Emitter {
     }
 
     pub fn relationship(&mut self, relationship: Object) -> Result<()> {
-        self.relationships
-            .push(serde_json::Value::Object(relationship).to_string());
+        self.relationships.push(to_json(&relationship)?);
         if self.relationships.len() >= BATCH {
             self.flush_relationships()?;
         }
@@ -152,8 +150,80 @@ fn graph_error(e: wit::GraphError) -> Error {
     })
 }
 
+/// Written straight into a string (`Value`'s `Display` goes through `fmt` a piece at a time).
+fn to_json(object: &Object) -> Result<String> {
+    serde_json::to_string(object).map_err(|e| Error::Graph(format!("unserializable object: {e}")))
+}
+
 fn parse(json: &str) -> Result<Object> {
     serde_json::from_str(json).map_err(|e| Error::Graph(format!("host returned bad JSON: {e}")))
+}
+
+/// `json`'s object with only the top-level `fields` built; the others are read past,
+/// never allocated (a device's `_rawData` is most of its bytes).
+fn parse_only(json: &str, fields: &[&str]) -> Result<Object> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(json);
+    Only(fields)
+        .deserialize(&mut de)
+        .and_then(|o| de.end().map(|()| o))
+        .map_err(|e| Error::Graph(format!("host returned bad JSON: {e}")))
+}
+
+/// The visitor of [`parse_only`].
+struct Only<'a>(&'a [&'a str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Only<'_> {
+    type Value = Object;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Object, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Only<'_> {
+    type Value = Object;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Object, A::Error> {
+        let mut out = Object::new();
+        while let Some(Key(key)) = map.next_key()? {
+            if self.0.contains(&key.as_ref()) {
+                out.insert(key.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A key borrowed from the text where it has no escapes (serde's `Cow` always copies).
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(v.to_string().into()))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
 }
 
 /// An entity this run emitted, by `_key`.
@@ -197,6 +267,7 @@ pub struct Pages {
     fetch: PageFn,
     page: std::vec::IntoIter<String>,
     next: Option<u32>,
+    only: Option<&'static [&'static str]>,
 }
 
 impl Pages {
@@ -206,7 +277,15 @@ impl Pages {
             fetch,
             page: Vec::new().into_iter(),
             next: Some(0),
+            only: None,
         }
+    }
+
+    /// Each object with only these top-level properties (those it has): a step that
+    /// reads a few fields of every entity does not build their `_rawData`.
+    pub fn only(mut self, fields: &'static [&'static str]) -> Self {
+        self.only = Some(fields);
+        self
     }
 }
 
@@ -216,7 +295,10 @@ impl Iterator for Pages {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(json) = self.page.next() {
-                return Some(parse(&json));
+                return Some(match self.only {
+                    Some(fields) => parse_only(&json, fields),
+                    None => parse(&json),
+                });
             }
             let cursor = self.next?;
             match (self.fetch)(&self.type_name, cursor, BATCH as u32) {
@@ -275,6 +357,22 @@ mod tests {
         out.flush().unwrap();
         assert_eq!((out.accepted, out.rejected.len()), (2, 0));
         assert_eq!(testing::entities().len(), 2);
+    }
+
+    #[test]
+    fn only_builds_the_named_fields_and_still_rejects_bad_json() {
+        let json = r#"{"_key":"k","user.id":7,"_rawData":[{"rawData":{"deep":[1,{"x":"y"}]}}],"we\u0069rd":1}"#;
+        let o = parse_only(json, &["_key", "user.id", "weird", "absent"]).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(o),
+            json!({"_key": "k", "user.id": 7, "weird": 1})
+        );
+        for bad in [r#"{"_key":"k""#, r#"{"_key":"k"} x"#, "[1]", r#"{"a":tru}"#] {
+            assert!(
+                matches!(parse_only(bad, &["_key"]), Err(Error::Graph(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
