@@ -241,15 +241,6 @@ struct TypeChanges {
     created: Vec<String>,
     deleted: Vec<String>,
     updated: Vec<Updated>,
-    /// Created objects counted, not listed (a baseline's, see [`ChangeSet::baseline`]).
-    #[serde(skip)]
-    created_uncounted: usize,
-}
-
-impl TypeChanges {
-    fn created(&self) -> usize {
-        self.created.len() + self.created_uncounted
-    }
 }
 
 /// `changes.json`, serialized straight from the change set (keys in sorted order, as
@@ -280,7 +271,7 @@ pub struct ChangeSet {
     /// The changes with their objects, kept only when asked for.
     pub changes: Vec<Change>,
     keep: bool,
-    /// A baseline's: created keys are counted here and listed from the state at the end.
+    /// A baseline's: created keys are not held, but listed from the state at the end.
     list_created_later: bool,
 }
 
@@ -294,7 +285,7 @@ impl ChangeSet {
     }
 
     /// A baseline's change set: every object is created, and a graph of any size would
-    /// hold every key here until the end. They are counted instead, and
+    /// hold every key here until the end. They are not kept;
     /// [`ChangeSet::finish_baseline`] lists them from the state, in order.
     pub fn baseline() -> ChangeSet {
         ChangeSet {
@@ -317,9 +308,11 @@ impl ChangeSet {
         properties: BTreeMap<String, PropertyChange>,
         object: Option<StateObject>,
     ) {
+        if self.list_created_later && kind == ChangeKind::Created {
+            return;
+        }
         let entry = self.types.entry(type_name.to_string()).or_default();
         match kind {
-            ChangeKind::Created if self.list_created_later => entry.created_uncounted += 1,
             ChangeKind::Created => entry.created.push(key.to_string()),
             ChangeKind::Deleted => entry.deleted.push(key.to_string()),
             ChangeKind::Updated => entry.updated.push(Updated {
@@ -339,7 +332,7 @@ impl ChangeSet {
     fn totals(&self) -> BTreeMap<&'static str, usize> {
         let mut totals = BTreeMap::from([("created", 0), ("updated", 0), ("deleted", 0)]);
         for t in self.types.values() {
-            *totals.entry("created").or_default() += t.created();
+            *totals.entry("created").or_default() += t.created.len();
             *totals.entry("updated").or_default() += t.updated.len();
             *totals.entry("deleted").or_default() += t.deleted.len();
         }
@@ -397,7 +390,7 @@ impl ChangeSet {
             .iter()
             .map(|(t, c)| {
                 let n = serde_json::json!({
-                    "created": c.created(),
+                    "created": c.created.len(),
                     "updated": c.updated.len(),
                     "deleted": c.deleted.len(),
                 });
@@ -411,20 +404,21 @@ impl ChangeSet {
         })
     }
 
-    /// [`ChangeSet::finish`] for a [`ChangeSet::baseline`]: the document written as
-    /// `finish` writes it, its created keys taken from `keys`, (`_type`, key) pairs
-    /// sorted by type then key (the state's index order), one at a time. `capacity` is
-    /// the document's expected length. Fails if `keys` lists other objects than were
-    /// counted.
+    /// [`ChangeSet::finish`] for a [`ChangeSet::baseline`]: the document `finish` would
+    /// write had it held the keys, from `keys`, the state's (`_type`, key) pairs sorted
+    /// by type then key, `total` of them, read one at a time. The state is what is
+    /// listed (two emitted keys one redacted key stands for are one object there).
+    /// `capacity` is the document's expected length. Fails if `keys` does not yield
+    /// `total` pairs.
     pub fn finish_baseline<E: From<serde_json::Error>>(
         self,
-        instance: &str,
-        run_id: &str,
+        (instance, run_id): (&str, &str),
         partial_types: &BTreeSet<String>,
         keys: impl Iterator<Item = Result<(String, String), E>>,
-        capacity: usize,
+        (total, capacity): (usize, usize),
     ) -> Result<(String, Value), E> {
-        let totals = self.totals();
+        debug_assert!(self.list_created_later && self.types.is_empty());
+        let totals = BTreeMap::from([("created", total), ("deleted", 0), ("updated", 0)]);
         let mut out: Vec<u8> = Vec::with_capacity(capacity);
         out.extend_from_slice(b"{\"baseline\":true,\"instance\":");
         serde_json::to_writer(&mut out, instance)?;
@@ -458,20 +452,24 @@ impl ChangeSet {
             out.extend_from_slice(TYPE_END);
         }
         out.extend_from_slice(b"}}");
-        let counted: BTreeMap<String, usize> = self
-            .types
-            .iter()
-            .map(|(t, c)| (t.clone(), c.created()))
-            .collect();
-        if listed != counted {
+        let count = listed.values().sum::<usize>();
+        if count != total {
             return Err(E::from(serde::ser::Error::custom(format!(
-                "the state lists {} created objects, the run counted {}",
-                listed.values().sum::<usize>(),
-                counted.values().sum::<usize>()
+                "the state listed {count} objects, {total} were expected"
             ))));
         }
         let document = String::from_utf8(out).map_err(|e| E::from(serde::ser::Error::custom(e)))?;
-        Ok((document, self.summary(true)))
+        let types: BTreeMap<String, Value> = listed
+            .into_iter()
+            .map(|(t, n)| {
+                (
+                    t,
+                    serde_json::json!({"created": n, "updated": 0, "deleted": 0}),
+                )
+            })
+            .collect();
+        let summary = serde_json::json!({ "baseline": true, "totals": totals, "types": types });
+        Ok((document, summary))
     }
 }
 
@@ -523,7 +521,8 @@ mod tests {
     }
 
     /// A baseline listed from sorted (type, key) rows is the document `finish` writes
-    /// from held keys, byte for byte; rows that disagree with the counts are an error.
+    /// from held keys, byte for byte, and its summary; rows short of the total are an
+    /// error.
     #[test]
     fn a_baseline_listed_from_the_state_is_the_held_documents_twin() {
         let objects = [
@@ -534,10 +533,10 @@ mod tests {
         ];
         let partial = BTreeSet::from(["zeta_app".to_string()]);
         let mut held = ChangeSet::new(false);
-        let mut counted = ChangeSet::baseline();
+        let mut listed = ChangeSet::baseline();
         for (t, k) in objects {
             held.add(ChangeKind::Created, k, t, BTreeMap::new(), None);
-            counted.add(ChangeKind::Created, k, t, BTreeMap::new(), None);
+            listed.add(ChangeKind::Created, k, t, BTreeMap::new(), None);
         }
         let (want, want_summary, _) = held.finish("inst", "run-7", true, &partial).unwrap();
         let mut rows: Vec<(String, String)> = objects
@@ -545,42 +544,35 @@ mod tests {
             .map(|(t, k)| (t.to_string(), k.to_string()))
             .collect();
         rows.sort();
-        let ok = rows.iter().cloned().map(Ok::<_, serde_json::Error>);
-        let (got, summary) = counted
-            .finish_baseline("inst", "run-7", &partial, ok, 16)
+        fn ok(
+            rows: &[(String, String)],
+        ) -> impl Iterator<Item = Result<(String, String), serde_json::Error>> + '_ {
+            rows.iter().cloned().map(Ok)
+        }
+        let (got, summary) = listed
+            .finish_baseline(("inst", "run-7"), &partial, ok(&rows), (4, 16))
             .unwrap();
         assert_eq!(got, want);
         assert_eq!(summary, want_summary);
 
-        let mut short = ChangeSet::baseline();
-        for (t, k) in objects {
-            short.add(ChangeKind::Created, k, t, BTreeMap::new(), None);
-        }
-        let missing = rows[1..].iter().cloned().map(Ok::<_, serde_json::Error>);
-        let err = short
-            .finish_baseline("inst", "run-7", &partial, missing, 0)
+        let err = ChangeSet::baseline()
+            .finish_baseline(("inst", "run-7"), &partial, ok(&rows[1..]), (4, 0))
             .unwrap_err();
         assert!(
             err.to_string()
-                .contains("lists 3 created objects, the run counted 4"),
+                .contains("listed 3 objects, 4 were expected"),
             "{err}"
         );
-        let mut empty = ChangeSet::baseline();
-        empty.add(ChangeKind::Created, "k", "t", BTreeMap::new(), None);
-        assert!(empty.finish("inst", "run-7", true, &partial).is_err());
-        let (doc, _) = ChangeSet::baseline()
-            .finish_baseline(
-                "i",
-                "r",
-                &BTreeSet::new(),
-                std::iter::empty::<Result<_, serde_json::Error>>(),
-                0,
-            )
+        let mut unlisted = ChangeSet::baseline();
+        unlisted.add(ChangeKind::Created, "k", "t", BTreeMap::new(), None);
+        assert!(unlisted.finish("inst", "run-7", true, &partial).is_err());
+        let (doc, summary) = ChangeSet::baseline()
+            .finish_baseline(("i", "r"), &BTreeSet::new(), ok(&[]), (0, 0))
             .unwrap();
-        let (held_empty, _, _) = ChangeSet::new(false)
+        let (held_empty, held_summary, _) = ChangeSet::new(false)
             .finish("i", "r", true, &BTreeSet::new())
             .unwrap();
-        assert_eq!(doc, held_empty);
+        assert_eq!((doc, summary), (held_empty, held_summary));
     }
 
     #[test]

@@ -438,6 +438,9 @@ fn push_escape(out: &mut Vec<Tok>, byte: u8, decode: bool) {
 /// compared with them several times (the grant, the manifest, `secret:Use`), each
 /// parse normalising a host and a path. Past this many, a pattern is parsed each time.
 const MAX_CACHED_PATTERNS: usize = 256;
+/// Longer patterns are parsed each time: a parsed pattern is a few times its text, and
+/// what a thread keeps stays under 2 MiB whatever the manifests say.
+const MAX_CACHED_PATTERN_BYTES: usize = 1024;
 /// URLs this thread keeps parsed, the newest: one request's checks read its URL
 /// several times. Longer URLs are parsed each time (the cache stays small).
 const RECENT_TARGETS: usize = 4;
@@ -454,6 +457,9 @@ thread_local! {
 
 /// [`UrlPattern::parse`], remembered (parsing is a pure function of the text).
 fn cached_pattern(p: &str) -> Option<Rc<UrlPattern>> {
+    if p.len() > MAX_CACHED_PATTERN_BYTES {
+        return UrlPattern::parse(p).ok().map(Rc::new);
+    }
     PATTERNS.with(|cache| {
         if let Some(hit) = cache.borrow().get(p) {
             return hit.clone();
@@ -575,7 +581,14 @@ mod tests {
             "https://u:p@h3.example/x".to_string(),
             long,
         ];
+        let long_pattern = format!(
+            "https://h3.example/{}*",
+            "a".repeat(MAX_CACHED_PATTERN_BYTES)
+        );
         for round in 0..2 {
+            for u in &urls {
+                assert_eq!(allow(&long_pattern, u), fresh(&long_pattern, u), "{u}");
+            }
             for i in 0..MAX_CACHED_PATTERNS + 20 {
                 let p = format!("https://h{}.example/*", i % 300);
                 for u in &urls {

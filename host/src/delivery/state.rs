@@ -556,12 +556,13 @@ fn baseline_changes(
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let capacity = usize::try_from(key_bytes + 3 * keys + 64 * types + 512).unwrap_or(0);
+    let total = usize::try_from(keys).unwrap_or(0);
     let mut stmt = tx.prepare_cached(
         "SELECT type, key FROM state_index WHERE instance = ?1 ORDER BY type, key",
     )?;
     let rows = stmt.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let rows = rows.map(|r| r.map_err(anyhow::Error::from));
-    set.finish_baseline(instance, run_id, partial, rows, capacity)
+    set.finish_baseline((instance, run_id), partial, rows, (total, capacity))
 }
 
 /// Deletes what the run did not emit, but for its partial types, and records the
