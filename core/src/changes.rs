@@ -385,23 +385,13 @@ impl ChangeSet {
 
     /// The console summary: totals and counts per `_type`.
     fn summary(&self, baseline: bool) -> Value {
-        let counts: BTreeMap<&String, Value> = self
-            .types
-            .iter()
-            .map(|(t, c)| {
-                let n = serde_json::json!({
-                    "created": c.created.len(),
-                    "updated": c.updated.len(),
-                    "deleted": c.deleted.len(),
-                });
-                (t, n)
-            })
-            .collect();
-        serde_json::json!({
-            "baseline": baseline,
-            "totals": self.totals(),
-            "types": counts,
-        })
+        let counts = self.types.iter().map(|(t, c)| {
+            (
+                t.as_str(),
+                [c.created.len(), c.updated.len(), c.deleted.len()],
+            )
+        });
+        summary(baseline, &self.totals(), counts)
     }
 
     /// [`ChangeSet::finish`] for a [`ChangeSet::baseline`]: the document `finish` would
@@ -459,18 +449,33 @@ impl ChangeSet {
             ))));
         }
         let document = String::from_utf8(out).map_err(|e| E::from(serde::ser::Error::custom(e)))?;
-        let types: BTreeMap<String, Value> = listed
-            .into_iter()
-            .map(|(t, n)| {
-                (
-                    t,
-                    serde_json::json!({"created": n, "updated": 0, "deleted": 0}),
-                )
-            })
-            .collect();
-        let summary = serde_json::json!({ "baseline": true, "totals": totals, "types": types });
-        Ok((document, summary))
+        let counts = listed.iter().map(|(t, &n)| (t.as_str(), [n, 0, 0]));
+        Ok((document, summary(true, &totals, counts)))
     }
+}
+
+/// A change set's console summary from its totals and, per `_type`, its
+/// [created, updated, deleted] counts.
+fn summary<'a>(
+    baseline: bool,
+    totals: &BTreeMap<&'static str, usize>,
+    counts: impl Iterator<Item = (&'a str, [usize; 3])>,
+) -> Value {
+    let types: BTreeMap<&str, Value> = counts
+        .map(|(t, [created, updated, deleted])| {
+            let n = serde_json::json!({
+                "created": created,
+                "updated": updated,
+                "deleted": deleted,
+            });
+            (t, n)
+        })
+        .collect();
+    serde_json::json!({
+        "baseline": baseline,
+        "totals": totals,
+        "types": types,
+    })
 }
 
 /// The totals, then one line per `_type` that changed (not for the baseline, where
