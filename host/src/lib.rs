@@ -11,6 +11,7 @@ pub use corral_core::{changes, config, datamodel, explain, policy, query, secret
 // cli, serve → delivery → run → plugin → capabilities → engine, net, corral-core.
 pub mod capabilities;
 pub mod cli;
+pub mod cluster;
 pub mod delivery;
 pub mod engine;
 pub mod lock;

@@ -22,10 +22,11 @@ fn bound_malloc_arenas() {}
 
 fn main() -> ExitCode {
     bound_malloc_arenas();
-    // A service reports swaps, refusals and runs; one-shot verbs print only errors.
-    let serving = std::env::args().nth(1).as_deref() == Some("serve");
+    // A service (or a cluster worker) reports swaps, refusals and runs; one-shot verbs
+    // print only errors.
+    let serving = matches!(std::env::args().nth(1).as_deref(), Some("serve" | "worker"));
     let default = if serving {
-        "warn,corral::serve=info"
+        "warn,corral::serve=info,corral::cluster=info"
     } else {
         "error"
     };

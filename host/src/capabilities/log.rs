@@ -33,7 +33,7 @@ pub enum Level {
 
 /// A field's value: text from every WIT version, typed values from 0.2 on. In
 /// `log.jsonl` each is a JSON string, number or boolean.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum FieldValue {
     Text(String),

@@ -68,7 +68,7 @@ pub struct RunStats {
 }
 
 /// A denial, limit hit or rejected object: what, and the rule that decided.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub step: String,
     pub action: String,

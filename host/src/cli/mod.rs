@@ -15,6 +15,7 @@ pub mod serve;
 pub mod simulate;
 pub mod sync;
 pub mod templates;
+pub mod worker;
 
 use crate::config::{CorralConfig, InstanceConfig};
 use crate::plugin::runtime::Runtime;
@@ -109,6 +110,24 @@ enum Command {
         /// Address of the admin API, e.g. 127.0.0.1:7070 (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:7070")]
         admin: std::net::SocketAddr,
+        /// Coordinate a cluster: queue runs on this NATS JetStream server
+        /// (nats://HOST:PORT) for `corral worker`s instead of running them here.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
+    /// Execute runs queued by a `corral serve --cluster` coordinator.
+    Worker {
+        #[arg(long)]
+        config: PathBuf,
+        /// The coordinator's NATS JetStream server, nats://HOST:PORT.
+        #[arg(long)]
+        nats: String,
+        /// This worker's name in the run history (default: host name and process id).
+        #[arg(long)]
+        name: Option<String>,
+        /// Runs executed at once, at most.
+        #[arg(long, default_value_t = 4)]
+        slots: usize,
     },
     /// Start the built-in provider simulators and run the connectors against them.
     Demo {
@@ -287,7 +306,17 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
             &filters,
             json,
         ),
-        Command::Serve { config, admin } => serve::serve(&config, admin).await,
+        Command::Serve {
+            config,
+            admin,
+            cluster,
+        } => serve::serve(&config, admin, cluster.as_deref()).await,
+        Command::Worker {
+            config,
+            nats,
+            name,
+            slots,
+        } => worker::worker(&config, &nats, name, slots).await,
         Command::Demo {
             out,
             devices,

@@ -7,13 +7,17 @@ use std::process::ExitCode;
 /// `corral serve`: runs until SIGTERM or SIGINT, then drains runs in flight within
 /// `serve.shutdown_grace_seconds` and exits 0; a second signal exits at once (status 1),
 /// marking the runs still in flight failed.
-pub async fn serve(path: &Path, admin: std::net::SocketAddr) -> anyhow::Result<ExitCode> {
+pub async fn serve(
+    path: &Path,
+    admin: std::net::SocketAddr,
+    cluster: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let config = CorralConfig::load(path)?;
     let grace = std::time::Duration::from_secs(config.serve.shutdown_grace_seconds);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let handle = crate::serve::start(config, admin).await?;
+    let handle = crate::serve::start_with(config, admin, cluster).await?;
     // Tools that start corral read this line for the bound address.
     println!("corral serve: admin API on http://{}", handle.admin_addr);
     tokio::select! {
@@ -31,9 +35,11 @@ pub async fn serve(path: &Path, admin: std::net::SocketAddr) -> anyhow::Result<E
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-        let _ = daemon
-            .history
-            .fail_unfinished("corral was stopped by a second signal during the run");
+        if daemon.cluster.is_none() {
+            let _ = daemon
+                .history
+                .fail_unfinished("corral was stopped by a second signal during the run");
+        }
         eprintln!("corral serve: second signal; exiting now");
         std::process::exit(1);
     });

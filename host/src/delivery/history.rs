@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS runs (
     ended_at       INTEGER,
     counts         TEXT,
     errors         TEXT NOT NULL DEFAULT '[]',
-    pid            INTEGER
+    pid            INTEGER,
+    worker         TEXT,
+    attempts       INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_by_instance ON runs(instance, seq);
 ";
@@ -95,15 +97,22 @@ pub fn open_database(data_dir: &Path, schema: &str) -> anyhow::Result<(Connectio
     Ok((conn, path))
 }
 
-/// Databases written before runs recorded their process lack the column.
-fn add_pid_column(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = 'pid'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has {
-        conn.execute_batch("ALTER TABLE runs ADD COLUMN pid INTEGER")?;
+/// Databases written before runs recorded their process (or, later, their worker)
+/// lack those columns.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (name, ty) in [
+        ("pid", "INTEGER"),
+        ("worker", "TEXT"),
+        ("attempts", "INTEGER"),
+    ] {
+        let has: bool = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('runs') WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE runs ADD COLUMN {name} {ty}"))?;
+        }
     }
     Ok(())
 }
@@ -189,6 +198,10 @@ pub struct RunRecord {
     pub ended_at: Option<String>,
     pub counts: Option<RunCounts>,
     pub errors: Vec<String>,
+    /// The cluster worker that ran it (`null` when the serving process ran it itself).
+    pub worker: Option<String>,
+    /// How many times it was started (a cluster run is redelivered when its worker dies).
+    pub attempts: Option<u64>,
     #[serde(skip)]
     pub started_at_ms: Option<u64>,
 }
@@ -228,18 +241,24 @@ impl History {
     /// Opens (creating) the database in `data_dir` and marks runs left in flight by a
     /// previous process as failed. Returns how many were marked.
     pub fn open(data_dir: &Path) -> anyhow::Result<(History, usize)> {
+        let history = History::open_kept(data_dir)?;
+        let recovered = history.recover()?;
+        Ok((history, recovered))
+    }
+
+    /// Opens the database leaving unfinished runs as they are: a cluster coordinator's
+    /// runs live on in JetStream and are reconciled against it instead.
+    pub fn open_kept(data_dir: &Path) -> anyhow::Result<History> {
         let (conn, path) = open_database(data_dir, SCHEMA)?;
         let wrap = |source| HistoryError {
             path: path.clone(),
             source,
         };
-        add_pid_column(&conn).map_err(wrap)?;
-        let history = History {
+        add_columns(&conn).map_err(wrap)?;
+        Ok(History {
             conn: Mutex::new(conn),
             path,
-        };
-        let recovered = history.recover()?;
-        Ok((history, recovered))
+        })
     }
 
     /// Marks failed the runs left queued or running by a process that is gone. Runs of a
@@ -295,7 +314,8 @@ impl History {
             .locked()
             .execute(
                 "UPDATE runs SET status = 'running', plugin_id = ?2, plugin_version = ?3,
-                 plugin_digest = ?4, generation = ?5, started_at = ?6 WHERE seq = ?1",
+                 plugin_digest = ?4, generation = ?5, started_at = ?6, attempts = 1
+                 WHERE seq = ?1",
                 params![
                     parse_run_id(run),
                     plugin.id,
@@ -324,6 +344,100 @@ impl History {
             .execute(
                 "UPDATE runs SET status = ?2, counts = ?3, errors = ?4, ended_at = ?5 WHERE seq = ?1",
                 params![parse_run_id(run), status.as_str(), counts, errors, at_ms as i64],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Records the generation a run was queued on a cluster with; it stays queued.
+    pub fn plan(&self, run: &str, plugin: &RunPlugin) -> Result<()> {
+        self.conn
+            .locked()
+            .execute(
+                "UPDATE runs SET plugin_id = ?2, plugin_version = ?3, plugin_digest = ?4,
+                 generation = ?5 WHERE seq = ?1",
+                params![
+                    parse_run_id(run),
+                    plugin.id,
+                    plugin.version,
+                    plugin.digest,
+                    plugin.generation as i64
+                ],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Marks a queued cluster run running on `worker` (a later attempt moves it).
+    pub fn taken(&self, run: &str, worker: &str, attempts: u64, at_ms: u64) -> Result<()> {
+        self.conn
+            .locked()
+            .execute(
+                "UPDATE runs SET status = 'running', worker = ?2, attempts = ?3, started_at = ?4
+                 WHERE seq = ?1 AND status IN ('queued', 'running')",
+                params![
+                    parse_run_id(run),
+                    worker,
+                    i64::try_from(attempts).unwrap_or(i64::MAX),
+                    at_ms as i64
+                ],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Records which worker ran a cluster run, in how many attempts, and when it started.
+    pub fn ran_on(
+        &self,
+        run: &str,
+        worker: &str,
+        attempts: u64,
+        started_ms: Option<u64>,
+    ) -> Result<()> {
+        self.conn
+            .locked()
+            .execute(
+                "UPDATE runs SET worker = ?2, attempts = ?3, started_at = COALESCE(?4, started_at)
+                 WHERE seq = ?1",
+                params![
+                    parse_run_id(run),
+                    worker,
+                    i64::try_from(attempts).unwrap_or(i64::MAX),
+                    started_ms.map(|m| m as i64)
+                ],
+            )
+            .map_err(|e| self.wrap(e))?;
+        Ok(())
+    }
+
+    /// Runs still queued or running, as (run id, instance), oldest first.
+    pub fn unfinished(&self) -> Result<Vec<(String, String)>> {
+        let conn = self.conn.locked();
+        let mut stmt = conn
+            .prepare(
+                "SELECT seq, instance FROM runs WHERE status IN ('queued', 'running') ORDER BY seq",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((run_id(r.get(0)?), r.get(1)?)))
+            .map_err(|e| self.wrap(e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.wrap(e))
+    }
+
+    /// Marks one unfinished run failed with `reason`.
+    pub fn fail_one(&self, run: &str, reason: &str) -> Result<()> {
+        let errors = serde_json::to_string(&[reason]).expect("strings serialise");
+        self.conn
+            .locked()
+            .execute(
+                "UPDATE runs SET status = 'failed', errors = ?2, ended_at = ?3
+                 WHERE seq = ?1 AND status IN ('queued', 'running')",
+                params![
+                    parse_run_id(run),
+                    errors,
+                    crate::capabilities::log::now_ms() as i64
+                ],
             )
             .map_err(|e| self.wrap(e))?;
         Ok(())
@@ -397,7 +511,7 @@ impl History {
 }
 
 const COLUMNS: &str = "seq, instance, trigger, status, plugin_id, plugin_version, plugin_digest,
-    generation, queued_at, started_at, ended_at, counts, errors";
+    generation, queued_at, started_at, ended_at, counts, errors, worker, attempts";
 
 fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
     let ms = |i: usize| -> rusqlite::Result<Option<u64>> {
@@ -420,6 +534,8 @@ fn record(row: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
         ended_at: ms(10)?.map(rfc3339),
         counts: counts.and_then(|c| serde_json::from_str(&c).ok()),
         errors: serde_json::from_str(&errors).unwrap_or_default(),
+        worker: row.get(13)?,
+        attempts: ms(14)?,
         started_at_ms,
     })
 }

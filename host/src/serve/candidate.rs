@@ -64,6 +64,7 @@ impl Daemon {
             }
         };
         let digest = plugin::digest(&bytes);
+        self.keep_component(&digest, &bytes);
         if self
             .registry
             .current(&id)

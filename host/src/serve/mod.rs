@@ -8,6 +8,7 @@ pub mod admin;
 pub mod candidate;
 pub mod metrics;
 pub mod registry;
+pub mod remote;
 pub mod runs;
 pub mod schedule;
 pub mod watch;
@@ -47,6 +48,10 @@ pub struct Daemon {
     compile_gate: Arc<Semaphore>,
     admitting: AtomicBool,
     stop: signal::Sender<bool>,
+    /// Cluster mode: runs are queued on NATS for workers instead of executed here.
+    pub cluster: Option<Arc<crate::cluster::coordinator::Coordinator>>,
+    /// The generation each cluster run was queued with, until its result is delivered.
+    queued_on: Mutex<HashMap<String, Arc<registry::Generation>>>,
 }
 
 /// A started daemon; [`DaemonHandle::shutdown`] stops it.
@@ -67,7 +72,25 @@ pub struct ShutdownReport {
 /// Loads the plugins, opens the history, binds the admin API and starts the schedules
 /// and the `plugin_dir` watcher.
 pub async fn start(config: CorralConfig, admin: SocketAddr) -> anyhow::Result<DaemonHandle> {
-    let (history, recovered) = History::open(&config.data_dir)?;
+    start_with(config, admin, None).await
+}
+
+/// [`start`], as a cluster coordinator when `cluster` names a NATS server.
+pub async fn start_with(
+    config: CorralConfig,
+    admin: SocketAddr,
+    cluster: Option<&str>,
+) -> anyhow::Result<DaemonHandle> {
+    let coordinator = match cluster {
+        Some(url) => Some(Arc::new(
+            crate::cluster::coordinator::Coordinator::connect(url, &config.data_dir).await?,
+        )),
+        None => None,
+    };
+    let (history, recovered) = match coordinator {
+        Some(_) => (History::open_kept(&config.data_dir)?, 0),
+        None => History::open(&config.data_dir)?,
+    };
     if recovered > 0 {
         tracing::warn!(
             runs = recovered,
@@ -94,10 +117,17 @@ pub async fn start(config: CorralConfig, admin: SocketAddr) -> anyhow::Result<Da
         compile_gate: Arc::new(Semaphore::new(1)),
         admitting: AtomicBool::new(true),
         stop,
+        cluster: coordinator,
+        queued_on: Mutex::default(),
         config,
     });
     daemon.load_builtins().await?;
     let mut tasks = Vec::new();
+    if daemon.cluster.is_some() {
+        daemon.reconcile().await?;
+        tasks.push(tokio::spawn(daemon.clone().take_results()));
+        tasks.push(tokio::spawn(daemon.clone().watch_taken()));
+    }
     if let Some(dir) = daemon.config.plugin_dir.clone() {
         anyhow::ensure!(
             dir.is_dir(),
@@ -131,6 +161,9 @@ impl Daemon {
     async fn load_builtins(&self) -> anyhow::Result<()> {
         for id in builtin::ids() {
             let plugin = self.runtime.plugin(id).await?;
+            if let Some(bytes) = builtin::component(id) {
+                self.keep_component(&plugin.digest, bytes);
+            }
             self.registry.install(plugin);
         }
         Ok(())
@@ -147,6 +180,15 @@ impl Daemon {
                     "no plugin with this id is loaded; runs fail until one is dropped into plugin_dir"
                 );
             }
+        }
+    }
+
+    /// Cluster mode: keeps a component's bytes so workers can fetch it by digest.
+    pub fn keep_component(&self, digest: &str, bytes: &[u8]) {
+        if let Some(c) = &self.cluster
+            && let Err(e) = c.keep(digest, bytes)
+        {
+            tracing::error!(digest, "cannot keep the component for workers: {e}");
         }
     }
 
@@ -183,11 +225,15 @@ impl DaemonHandle {
         let daemon = &self.daemon;
         daemon.admitting.store(false, Ordering::SeqCst);
         let _ = daemon.stop.send(true);
-        let deadline = Instant::now() + grace;
+        // A cluster's runs live on in JetStream; this process only stops waiting.
+        let deadline = match daemon.cluster {
+            Some(_) => Instant::now(),
+            None => Instant::now() + grace,
+        };
         while daemon.runs_in_flight() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let abandoned = if daemon.runs_in_flight() > 0 {
+        let abandoned = if daemon.runs_in_flight() > 0 && daemon.cluster.is_none() {
             let reason = format!(
                 "corral shut down before this run finished (grace of {} s)",
                 grace.as_secs()

@@ -67,7 +67,10 @@ impl Daemon {
         in_flight.insert(instance.to_string(), run_id.clone());
         drop(in_flight);
         tracing::info!(run = %run_id, instance, trigger = trigger.as_str(), "run queued");
-        tokio::spawn(self.clone().execute(run_id.clone(), cfg));
+        match self.cluster {
+            Some(_) => tokio::spawn(self.clone().enqueue(run_id.clone(), cfg)),
+            None => tokio::spawn(self.clone().execute(run_id.clone(), cfg)),
+        };
         Ok(Admission::Queued(run_id))
     }
 
@@ -127,8 +130,19 @@ impl Daemon {
         resolved.previous = Some(self.delivery.previous(&cfg.id));
         resolved.expected_requests = self.history.last_requests(&cfg.id).ok().flatten();
         let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
-        let mut finished = Outcome::of(&report);
-        match self.delivery.deliver(run_id, &report).await {
+        self.conclude(run_id, &report, Some(&generation)).await
+    }
+
+    /// Delivers a run's report (state, changes, alerts, output), counts it, and tells
+    /// the registry how its generation did.
+    pub(super) async fn conclude(
+        &self,
+        run_id: &str,
+        report: &run::RunReport,
+        generation: Option<&Arc<Generation>>,
+    ) -> Outcome {
+        let mut finished = Outcome::of(report);
+        match self.delivery.deliver(run_id, report).await {
             Ok(Some(d)) => finished.errors.extend(d.alerts.failed),
             Ok(None) => {}
             Err(e) => {
@@ -136,13 +150,15 @@ impl Daemon {
                 finished.errors.push(format!("delivering the graph: {e:#}"));
             }
         }
-        self.metrics.record_run(&report, finished.status);
-        self.settle_generation(&generation, finished.status);
+        self.metrics.record_run(report, finished.status);
+        if let Some(g) = generation {
+            self.settle_generation(g, finished.status);
+        }
         finished
     }
 
     /// Tells the registry how the run went; logs a rollback it triggers.
-    fn settle_generation(&self, generation: &Arc<Generation>, status: RunStatus) {
+    pub(super) fn settle_generation(&self, generation: &Arc<Generation>, status: RunStatus) {
         let id = &generation.plugin.manifest.id;
         if let Some(rb) = self
             .registry

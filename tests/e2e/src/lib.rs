@@ -2,6 +2,7 @@
 //! the simulators, and the key sets a graph must have, derived from the simulator's data
 //! with the provider spec's formulas (not with the connector's code).
 
+pub mod cluster;
 pub mod daemon;
 
 use corral::config::{ConfigValue, InstanceConfig, PollingInterval};

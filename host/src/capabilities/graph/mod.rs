@@ -15,9 +15,11 @@ mod store;
 mod types;
 
 pub use previous::PreviousGraph;
+pub use spool::dir as spool_dir;
 pub use spool::set_dir as set_spool_dir;
 pub use store::{
-    Budget, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects, Stored,
+    Budget, GraphMeta, GraphStore, Group, Item, KeyIds, Kind, NewObject, Refused, StepObjects,
+    Stored,
 };
 pub use types::{EmitReport, EntityPage, GraphError, Rejection};
 use wasmtime::component::Linker;

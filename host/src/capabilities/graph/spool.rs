@@ -21,7 +21,7 @@ pub fn set_dir(dir: PathBuf) {
     let _ = SPOOL_DIR.set(dir);
 }
 
-fn dir() -> PathBuf {
+pub fn dir() -> PathBuf {
     SPOOL_DIR.get().cloned().unwrap_or_else(std::env::temp_dir)
 }
 

@@ -14,7 +14,13 @@ use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+mod transfer;
+pub use transfer::GraphMeta;
+
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     Entity,
     Relationship,

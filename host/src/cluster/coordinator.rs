@@ -1,0 +1,208 @@
+//! The coordinator's side of NATS: publishing each generation's component and each
+//! queued run, taking result notices and reading their files back. What a result does to
+//! the history, state and outputs is the daemon's ([`crate::serve::remote`]).
+
+use super::wire::{self, ResultNotice, RunRequest};
+use super::{Layout, bundle};
+use crate::lock::LockExt;
+use crate::run::RunReport;
+use anyhow::Context as _;
+use async_nats::jetstream::{self, AckKind, Message, consumer};
+use futures::StreamExt as _;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The largest result file read back (a graph at the default `maxGraphBytes` with its
+/// framing fits well within it).
+const MAX_RESULT_BYTES: u64 = 8 << 30;
+
+pub struct Coordinator {
+    js: jetstream::Context,
+    layout: Layout,
+    results: consumer::Consumer<consumer::pull::Config>,
+    /// Every generation's component: `data_dir/cluster/plugins/<sha256>.wasm`, written
+    /// when it is installed so it can be published whenever NATS is reachable.
+    kept: PathBuf,
+    published: Mutex<HashSet<String>>,
+}
+
+/// A result notice taken from the stream: [`Coordinator::done`] acknowledges it.
+pub struct Taken {
+    pub notice: Result<ResultNotice, String>,
+    msg: Message,
+}
+
+impl Coordinator {
+    pub async fn connect(url: &str, data_dir: &std::path::Path) -> anyhow::Result<Coordinator> {
+        let js = super::connect(url, "corral coordinator").await?;
+        let layout = super::layout(&js).await?;
+        let results = super::coordinator_consumer(&layout.results).await?;
+        let kept = data_dir.join("cluster").join("plugins");
+        std::fs::create_dir_all(&kept)
+            .with_context(|| format!("{}: cannot create", kept.display()))?;
+        Ok(Coordinator {
+            js,
+            layout,
+            results,
+            kept,
+            published: Mutex::default(),
+        })
+    }
+
+    /// Keeps an installed generation's bytes for publishing.
+    pub fn keep(&self, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
+        let path = self.kept.join(format!("{digest}.wasm"));
+        if path.exists() {
+            return Ok(());
+        }
+        let partial = path.with_extension("part");
+        std::fs::write(&partial, bytes)?;
+        std::fs::rename(partial, path)
+    }
+
+    /// Publishes the run (and its generation's component, once) to the queue.
+    pub async fn enqueue(&self, request: &RunRequest) -> anyhow::Result<()> {
+        self.publish_plugin(&request.digest).await?;
+        let mut headers = async_nats::HeaderMap::new();
+        // JetStream drops a second publish of the same run (a retry after a lost ack).
+        headers.insert("Nats-Msg-Id", request.run_id.as_str());
+        self.js
+            .publish_with_headers(
+                super::run_subject(&request.run_id),
+                headers,
+                serde_json::to_vec(request)?.into(),
+            )
+            .await?
+            .await
+            .context("the run queue did not confirm the run")?;
+        Ok(())
+    }
+
+    async fn publish_plugin(&self, digest: &str) -> anyhow::Result<()> {
+        if self.published.locked().contains(digest) {
+            return Ok(());
+        }
+        if self.layout.plugins.info(digest).await.is_err() {
+            let path = self.kept.join(format!("{digest}.wasm"));
+            let file = tokio::fs::File::open(&path)
+                .await
+                .with_context(|| format!("{}: the component to publish", path.display()))?;
+            self.layout
+                .plugins
+                .put(digest, &mut tokio::io::BufReader::new(file))
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot publish plugin {digest}: {e}"))?;
+        }
+        self.published.locked().insert(digest.to_string());
+        Ok(())
+    }
+
+    /// Workers' words that they started runs.
+    pub async fn taken(&self) -> anyhow::Result<async_nats::Subscriber> {
+        Ok(self.js.client().subscribe("corral.taken.*").await?)
+    }
+
+    /// Whether JetStream still holds the run: queued, held by a worker, or its result
+    /// waiting. `None` when NATS could not tell.
+    pub async fn holds(&self, run_id: &str) -> Option<bool> {
+        for (stream, subject) in [
+            (&self.layout.runs, super::run_subject(run_id)),
+            (&self.layout.results, super::result_subject(run_id)),
+        ] {
+            match stream.get_last_raw_message_by_subject(&subject).await {
+                Ok(_) => return Some(true),
+                Err(e)
+                    if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {}
+                Err(e) => {
+                    tracing::warn!(run = run_id, "cannot ask NATS about the run: {e}");
+                    return None;
+                }
+            }
+        }
+        Some(false)
+    }
+
+    /// The next result notice; waits, and rides out NATS being away.
+    pub async fn next_result(&self) -> Taken {
+        loop {
+            let batch = self
+                .results
+                .fetch()
+                .max_messages(1)
+                .expires(Duration::from_secs(5))
+                .messages()
+                .await;
+            match batch {
+                Ok(mut b) => match b.next().await {
+                    Some(Ok(msg)) => {
+                        let notice = wire::parse::<ResultNotice>(&msg.subject, &msg.payload)
+                            .map_err(|e| format!("{e:#}"));
+                        return Taken { notice, msg };
+                    }
+                    Some(Err(e)) => tracing::warn!("cannot take a result (retrying): {e}"),
+                    None => continue,
+                },
+                Err(e) => tracing::warn!("cannot fetch results (retrying): {e}"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Reads run `run_id`'s result file from the store.
+    pub async fn report(&self, run_id: &str) -> anyhow::Result<RunReport> {
+        let store = &self.layout.result_files;
+        let info = store.info(run_id).await.map_err(|e| {
+            anyhow::anyhow!(
+                "the result of {run_id} is not in {}: {e}",
+                super::RESULTS_BUCKET
+            )
+        })?;
+        anyhow::ensure!(
+            info.size as u64 <= MAX_RESULT_BYTES,
+            "the result of {run_id} is {} bytes (at most {MAX_RESULT_BYTES})",
+            info.size
+        );
+        let mut object = store
+            .get(run_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the result of {run_id}: {e}"))?;
+        let mut file = tokio::fs::File::from_std(tempfile::tempfile_in(super::spool_dir())?);
+        use tokio::io::AsyncReadExt as _;
+        let copied =
+            tokio::io::copy(&mut (&mut object).take(MAX_RESULT_BYTES + 1), &mut file).await?;
+        anyhow::ensure!(
+            copied <= MAX_RESULT_BYTES,
+            "the result of {run_id} is over {MAX_RESULT_BYTES} bytes"
+        );
+        let mut file = file.into_std().await;
+        use std::io::Seek as _;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        tokio::task::spawn_blocking(move || bundle::read(file))
+            .await?
+            .with_context(|| format!("the result of {run_id}"))
+    }
+
+    /// Acknowledges a handled notice and deletes its result file.
+    pub async fn done(&self, taken: Taken) {
+        if let Ok(n) = &taken.notice
+            && wire::valid_run_id(&n.run_id)
+        {
+            let _ = self.layout.result_files.delete(n.run_id.as_str()).await;
+        }
+        if let Err(e) = taken.msg.double_ack().await {
+            tracing::warn!(
+                "acknowledging a result failed (it may arrive again, and is delivered once): {e}"
+            );
+        }
+    }
+
+    /// Puts a notice back to be tried again later (the coordinator could not finish it).
+    pub async fn retry_later(&self, taken: Taken) {
+        let _ = taken
+            .msg
+            .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+            .await;
+    }
+}

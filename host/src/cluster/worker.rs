@@ -1,0 +1,333 @@
+//! `corral worker`: takes runs from the cluster's queue, at most `slots` at once, runs
+//! each on exactly the plugin generation it was queued with (fetched by digest, checked,
+//! kept compiled), and stores the result before acknowledging the run.
+
+use super::wire::{self, Outcome, ResultNotice, RunRequest};
+use super::{Layout, MAX_ATTEMPTS, PROGRESS_EVERY};
+use crate::config::CorralConfig;
+use crate::lock::LockExt;
+use crate::plugin::runtime::Runtime;
+use crate::plugin::{self, LoadedPlugin};
+use crate::run;
+use anyhow::Context as _;
+use async_nats::jetstream::{self, AckKind, Message};
+use futures::StreamExt as _;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::{Semaphore, watch};
+
+/// Compiled generations kept in memory, at most (the compiled cache on disk keeps more).
+const KEPT_PLUGINS: usize = 16;
+/// How long one fetch waits for a run before asking again.
+const FETCH_WAIT: Duration = Duration::from_secs(2);
+
+pub struct Worker {
+    pub name: String,
+    config: CorralConfig,
+    runtime: Runtime,
+    js: jetstream::Context,
+    layout: Layout,
+    /// Components fetched by digest: `data_dir/cluster/plugins/<sha256>.wasm`.
+    cache_dir: PathBuf,
+    plugins: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl Worker {
+    pub async fn connect(
+        config: CorralConfig,
+        url: &str,
+        name: String,
+        slots: usize,
+    ) -> anyhow::Result<Arc<Worker>> {
+        let js = super::connect(url, &format!("corral worker {name}")).await?;
+        let layout = super::layout(&js).await?;
+        crate::plugin::compiled_cache::enable();
+        let runtime = Runtime::with_pool(&crate::engine::PoolSize::for_runs(slots))?;
+        let cache_dir = config.data_dir.join("cluster").join("plugins");
+        std::fs::create_dir_all(&cache_dir)
+            .with_context(|| format!("{}: cannot create", cache_dir.display()))?;
+        Ok(Arc::new(Worker {
+            name,
+            config,
+            runtime,
+            js,
+            layout,
+            cache_dir,
+            plugins: Mutex::default(),
+        }))
+    }
+
+    /// Takes runs until `stop` turns true, then waits for those it holds.
+    pub async fn serve(
+        self: Arc<Self>,
+        slots: usize,
+        mut stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let consumer = super::workers_consumer(&self.layout.runs).await?;
+        let total = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
+        let slots = Arc::new(Semaphore::new(total as usize));
+        tracing::info!(worker = %self.name, slots = total, "corral worker ready");
+        while !*stop.borrow() {
+            let permit = slots.clone().acquire_owned().await?;
+            let batch = consumer
+                .fetch()
+                .max_messages(1)
+                .expires(FETCH_WAIT)
+                .messages();
+            let taken = tokio::select! {
+                b = batch => b,
+                _ = stop.changed() => break,
+            };
+            let mut batch = match taken {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!("cannot fetch runs (retrying): {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            match batch.next().await {
+                Some(Ok(msg)) => {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        me.take(msg).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => tracing::warn!("a run could not be taken: {e}"),
+                None => {}
+            }
+        }
+        // Runs held finish and are stored before the worker exits.
+        let _ = slots.acquire_many(total).await;
+        Ok(())
+    }
+
+    /// Runs one taken request through to an acknowledged, stored result.
+    async fn take(&self, msg: Message) {
+        let msg = Arc::new(msg);
+        let attempts = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
+        let request: RunRequest = match wire::parse(&msg.subject, &msg.payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("dropping a run request that is not one: {e:#}");
+                let _ = msg.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        let heartbeat = tokio::spawn(progress(msg.clone()));
+        self.announce(&request.run_id, attempts).await;
+        let outcome = if attempts > MAX_ATTEMPTS {
+            Outcome::Failed {
+                reason: format!(
+                    "given up after {} deliveries: each worker that took it stopped before finishing (killed, or cut off from NATS)",
+                    attempts - 1
+                ),
+            }
+        } else {
+            self.execute(&request).await
+        };
+        let notice = ResultNotice {
+            run_id: request.run_id.clone(),
+            worker: self.name.clone(),
+            attempts,
+            outcome,
+        };
+        self.publish(&notice).await;
+        heartbeat.abort();
+        if let Err(e) = msg.double_ack().await {
+            // The result is stored; a redelivery is delivered once by run id.
+            tracing::warn!(run = %request.run_id, "acknowledging the run failed: {e}");
+        }
+        tracing::info!(run = %request.run_id, instance = %request.instance, attempts, "run done");
+    }
+
+    /// Runs the request; the result file is in the results store when this says `Ran`.
+    async fn execute(&self, req: &RunRequest) -> Outcome {
+        match self.run_and_store(req).await {
+            Ok(bytes) => Outcome::Ran { bytes },
+            Err(e) => Outcome::Failed {
+                reason: format!("worker {}: {e:#}", self.name),
+            },
+        }
+    }
+
+    async fn run_and_store(&self, req: &RunRequest) -> anyhow::Result<u64> {
+        anyhow::ensure!(
+            wire::valid_run_id(&req.run_id),
+            "not a run id: {:?}",
+            req.run_id
+        );
+        let cfg = self.config.instance(&req.instance).with_context(|| {
+            format!(
+                "instance {:?} is not in this worker's config {}",
+                req.instance,
+                self.config.path.display()
+            )
+        })?;
+        let plugin = self.plugin(req).await?;
+        let mut resolved = run::resolve_instance(cfg, plugin)
+            .with_context(|| format!("{}: instance {:?}", self.config.path.display(), cfg.id))?;
+        resolved.expected_requests = req.expected_requests;
+        let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
+        let file = tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
+            let mut file = tempfile::tempfile_in(super::spool_dir())?;
+            super::bundle::write(&report, &mut file)?;
+            Ok(file)
+        })
+        .await??;
+        let bytes = file.metadata()?.len();
+        let mut file = tokio::fs::File::from_std(file);
+        use tokio::io::AsyncSeekExt as _;
+        file.seek(std::io::SeekFrom::Start(0)).await?;
+        self.layout
+            .result_files
+            .put(req.run_id.as_str(), &mut file)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot store the result: {e}"))?;
+        Ok(bytes)
+    }
+
+    /// The generation `req` was queued with: from memory, this worker's disk, or NATS;
+    /// its bytes are checked against the digest every time they are read.
+    async fn plugin(&self, req: &RunRequest) -> anyhow::Result<Arc<LoadedPlugin>> {
+        anyhow::ensure!(
+            req.digest.len() == 64 && req.digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not a sha256 digest: {:?}",
+            req.digest
+        );
+        if let Some(p) = self.plugins.locked().get(&req.digest) {
+            return Ok(p.clone());
+        }
+        let path = self.cache_dir.join(format!("{}.wasm", req.digest));
+        if !path.exists() {
+            self.fetch(&req.digest, &path).await?;
+        }
+        let loaded = self.runtime.load_file(&path).await?;
+        if loaded.digest != req.digest {
+            let _ = std::fs::remove_file(&path);
+            anyhow::bail!(
+                "{}: its sha256 is {}, not the digest asked for",
+                path.display(),
+                loaded.digest
+            );
+        }
+        anyhow::ensure!(
+            loaded.manifest.id == req.plugin_id,
+            "plugin {} declares id {:?}, the run was queued for {:?}",
+            req.digest,
+            loaded.manifest.id,
+            req.plugin_id
+        );
+        let mut kept = self.plugins.locked();
+        if kept.len() >= KEPT_PLUGINS {
+            kept.clear();
+        }
+        kept.insert(req.digest.clone(), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Copies component `digest` from the plugins store to `path` if its bytes match.
+    async fn fetch(&self, digest: &str, path: &std::path::Path) -> anyhow::Result<()> {
+        let not_found = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("cannot fetch plugin {digest} from NATS: {e}")
+        };
+        let info = self
+            .layout
+            .plugins
+            .info(digest)
+            .await
+            .map_err(|e| not_found(&e))?;
+        anyhow::ensure!(
+            info.size as u64 <= plugin::MAX_COMPONENT_BYTES,
+            "plugin {digest} is {} bytes (at most {})",
+            info.size,
+            plugin::MAX_COMPONENT_BYTES
+        );
+        let mut object = self
+            .layout
+            .plugins
+            .get(digest)
+            .await
+            .map_err(|e| not_found(&e))?;
+        let mut bytes = Vec::with_capacity(info.size);
+        (&mut object)
+            .take(plugin::MAX_COMPONENT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| not_found(&e))?;
+        let got = plugin::digest(&bytes);
+        anyhow::ensure!(
+            got == digest,
+            "plugin {digest} from NATS has sha256 {got}: refused"
+        );
+        let partial = path.with_extension(format!("part-{}", std::process::id()));
+        std::fs::write(&partial, &bytes)?;
+        std::fs::rename(&partial, path)?;
+        Ok(())
+    }
+
+    /// Tells the coordinator the run started here (best effort: the result says it too).
+    async fn announce(&self, run_id: &str, attempts: u64) {
+        let taken = wire::Taken {
+            run_id: run_id.to_string(),
+            worker: self.name.clone(),
+            attempts,
+        };
+        if let Ok(payload) = serde_json::to_vec(&taken) {
+            let _ = self
+                .js
+                .client()
+                .publish(super::taken_subject(run_id), payload.into())
+                .await;
+        }
+    }
+
+    /// Publishes the notice, retrying until NATS takes it (a restarted server is waited
+    /// out; the run's progress keeps it ours meanwhile).
+    async fn publish(&self, notice: &ResultNotice) {
+        let payload = match serde_json::to_vec(notice) {
+            Ok(p) => p,
+            Err(e) => return tracing::error!("cannot encode a result notice: {e}"),
+        };
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", notice.run_id.as_str());
+            let sent = self
+                .js
+                .publish_with_headers(
+                    super::result_subject(&notice.run_id),
+                    headers,
+                    payload.clone().into(),
+                )
+                .await;
+            match sent {
+                Ok(ack) => match ack.await {
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(run = %notice.run_id, "result not stored yet (retrying): {e}")
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(run = %notice.run_id, "result not sent yet (retrying): {e}")
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Tells JetStream the run is still going, so it is not handed to another worker.
+async fn progress(msg: Arc<Message>) {
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        if let Err(e) = msg.ack_with(AckKind::Progress).await {
+            tracing::warn!("cannot report progress on a run: {e}");
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! Cluster mode end to end (issue 16): a `corral serve --cluster` coordinator and
+//! `corral worker` processes on a real `nats-server -js`, running the four first-party
+//! connectors against the simulators. Graphs are compared object for object with the
+//! same instance run in this process; credentials live only in the workers' environment.
+
+use corral::config::ConfigValue;
+use corral_e2e::cluster::{Nats, Proc, coordinator, worker};
+use corral_e2e::daemon::{scratch, sha256, variant};
+use corral_e2e::{all_objects, plugin_instance, run_builtin};
+use corral_simulators::SimServer;
+use corral_simulators::circleci::{self, CircleCiConfig, CircleCiSim};
+use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
+use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
+use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// One process-heavy test at a time: each starts NATS, a coordinator and workers.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const KANDJI_TOKEN: &str = "cluster-kandji-token-5e1f0a";
+const S1_TOKEN: &str = "cluster-s1-token-77c2d9";
+const RZ_KEY: &str = "cluster-runzero-key-0b8e44";
+const CCI_TOKEN: &str = "cluster-circleci-token-a93f17";
+
+/// The secrets, as each worker's environment holds them.
+const WORKER_ENV: [(&str, &str); 4] = [
+    ("KANDJI_TOKEN", KANDJI_TOKEN),
+    ("S1_TOKEN", S1_TOKEN),
+    ("RZ_KEY", RZ_KEY),
+    ("CCI_TOKEN", CCI_TOKEN),
+];
+
+/// A connector's instance settings: (plugin, [(field, value, env var if secret)]).
+type Connector = (
+    &'static str,
+    Vec<(&'static str, String, Option<&'static str>)>,
+);
+
+struct Tenants {
+    _servers: Vec<SimServer>,
+    connectors: Vec<Connector>,
+}
+
+impl Tenants {
+    async fn start() -> Tenants {
+        let kandji = KandjiSim::new(&KandjiConfig {
+            seed: 3,
+            devices: 12,
+            token: KANDJI_TOKEN.into(),
+        })
+        .start(0)
+        .await
+        .unwrap();
+        let s1 = SentinelOneSim::new(&SentinelOneConfig {
+            seed: 3,
+            groups: 4,
+            agents: 30,
+            token: S1_TOKEN.into(),
+        })
+        .start(0)
+        .await
+        .unwrap();
+        let rz = RunZeroSim::new(&RunZeroConfig {
+            seed: 3,
+            orgs: 1,
+            sites_per_org: 2,
+            users: 5,
+            assets_per_site: 10,
+            account_key: RZ_KEY.into(),
+        })
+        .start(0)
+        .await
+        .unwrap();
+        let cci = CircleCiSim::new(&CircleCiConfig {
+            seed: 3,
+            projects_per_org: 3,
+            pipelines_per_org: 6,
+            token: CCI_TOKEN.into(),
+        });
+        let user_id = cci.me["id"].as_str().unwrap_or_default().to_string();
+        let cci_server = cci.start(0).await.unwrap();
+        let connectors = vec![
+            (
+                "kandji",
+                vec![
+                    (
+                        "apiUrl",
+                        format!("{}{}", kandji.origin(), kandji::API_PREFIX),
+                        None,
+                    ),
+                    ("accessToken", KANDJI_TOKEN.into(), Some("KANDJI_TOKEN")),
+                ],
+            ),
+            (
+                "sentinelone",
+                vec![
+                    ("serverUrl", s1.origin(), None),
+                    ("apiToken", S1_TOKEN.into(), Some("S1_TOKEN")),
+                ],
+            ),
+            (
+                "runzero",
+                vec![
+                    (
+                        "baseUrl",
+                        format!("{}{}", rz.origin(), runzero::API_PREFIX),
+                        None,
+                    ),
+                    ("accountAPIKey", RZ_KEY.into(), Some("RZ_KEY")),
+                ],
+            ),
+            (
+                "circleci",
+                vec![
+                    (
+                        "baseUrl",
+                        format!("{}{}", cci_server.origin(), circleci::API_PREFIX),
+                        None,
+                    ),
+                    ("apiKey", CCI_TOKEN.into(), Some("CCI_TOKEN")),
+                    ("login", "octocat".into(), None),
+                    ("userId", user_id, None),
+                ],
+            ),
+        ];
+        Tenants {
+            _servers: vec![kandji, s1, rz, cci_server],
+            connectors,
+        }
+    }
+
+    fn connector(&self, plugin: &str) -> &Connector {
+        self.connectors.iter().find(|c| c.0 == plugin).unwrap()
+    }
+
+    /// `[[instance]]` text: secrets as `{ env = … }`, never their values.
+    fn toml(&self, id: &str, plugin: &str) -> String {
+        let (_, fields) = self.connector(plugin);
+        let mut out =
+            format!("[[instance]]\nid = \"{id}\"\nplugin = \"{plugin}\"\n[instance.config]\n");
+        for (k, v, env) in fields {
+            match env {
+                Some(var) => out.push_str(&format!("{k} = {{ env = \"{var}\" }}\n")),
+                None => out.push_str(&format!("{k} = \"{v}\"\n")),
+            }
+        }
+        out + "\n"
+    }
+
+    /// The instance's objects as a run in this process stores them: the reference.
+    async fn reference(&self, plugin: &str) -> Vec<(String, String, Map<String, Value>)> {
+        let (_, fields) = self.connector(plugin);
+        let config = fields
+            .iter()
+            .map(|(k, v, _)| (*k, ConfigValue::Text(v.clone())))
+            .collect();
+        let mut instance = plugin_instance(REFERENCE_ID, plugin, config);
+        instance.name = REFERENCE_ID.into();
+        let report = run_builtin(plugin, &instance).await;
+        assert!(report.succeeded(), "the reference {plugin} run succeeds");
+        all_objects(&report)
+    }
+}
+
+/// `corral.toml` for a process with its own data directory.
+fn write_config(
+    dir: &Path,
+    name: &str,
+    plugin_dir: Option<&Path>,
+    instances: &str,
+) -> std::path::PathBuf {
+    let data = dir.join(name);
+    let mut text = format!("data_dir = \"{}\"\n", data.display());
+    if let Some(p) = plugin_dir {
+        text.push_str(&format!("plugin_dir = \"{}\"\n", p.display()));
+    }
+    text.push('\n');
+    text.push_str(instances);
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Admin {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    async fn start_run(&self, instance: &str) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/instances/{instance}/runs", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap();
+        r["runId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string()
+    }
+
+    async fn run(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/runs/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap()
+    }
+
+    async fn runs(&self) -> Vec<Value> {
+        let all: Value = self
+            .http
+            .get(format!("{}/runs?limit=1000", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap();
+        all.as_array()
+            .cloned()
+            .unwrap_or_else(|| all["runs"].as_array().cloned().unwrap_or_default())
+    }
+
+    async fn plugin_digest(&self, id: &str) -> Value {
+        let all: Value = self
+            .http
+            .get(format!("{}/plugins", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap();
+        let list = all
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| all["plugins"].as_array().cloned().unwrap_or_default());
+        list.into_iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["digest"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until every run in `ids` is finished; returns them by id.
+    async fn finished(&self, ids: &[String], within: Duration) -> BTreeMap<String, Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut done = BTreeMap::new();
+            for id in ids {
+                let run = self.run(id).await;
+                if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                    done.insert(id.clone(), run);
+                }
+            }
+            if done.len() == ids.len() {
+                return done;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} runs finished in {within:?}",
+                done.len(),
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Every object in an instance's output folder, as (key, type, object) in key order.
+fn output_objects(out: &Path) -> Vec<(String, String, Map<String, Value>)> {
+    let mut all = Vec::new();
+    let mut stack = vec![out.join("graph")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            let list = file
+                .get("entities")
+                .or_else(|| file.get("relationships"))
+                .and_then(Value::as_array)
+                .unwrap_or_else(|| panic!("{}: not a graph file", path.display()));
+            for o in list {
+                let o = o.as_object().unwrap().clone();
+                let key = o["_key"].as_str().unwrap().to_string();
+                let ty = o["_type"].as_str().unwrap().to_string();
+                all.push((key, ty, o));
+            }
+        }
+    }
+    all.sort_by(|x, y| x.0.cmp(&y.0));
+    all
+}
+
+type Objects = [(String, String, Map<String, Value>)];
+
+/// The id (and name) of the reference runs: an instance's graph names its instance (the
+/// account entity), so the reference is compared with this replaced by the instance's.
+const REFERENCE_ID: &str = "corral-reference-instance";
+
+/// The same objects as the reference for `instance`; else names the first that differs.
+fn assert_same_graph(instance: &str, got: &Objects, reference: &Objects) {
+    let text = serde_json::to_string(reference)
+        .unwrap()
+        .replace(REFERENCE_ID, instance);
+    let mut want: Vec<(String, String, Map<String, Value>)> = serde_json::from_str(&text).unwrap();
+    want.sort_by(|x, y| x.0.cmp(&y.0));
+    let differs = got.iter().zip(&want).find(|(g, w)| g != w);
+    if let Some((g, w)) = differs {
+        panic!(
+            "{instance}: {} differs from the same instance run in one process:\n{g:?}\n{w:?}",
+            w.0
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{instance}: objects");
+    assert!(!got.is_empty(), "{instance}: an empty graph");
+}
+
+/// No credential in any file under `dir`, raw or in the encodings a provider might echo.
+fn assert_no_secret_under(dir: &Path) {
+    use base64::Engine as _;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            for (_, secret) in WORKER_ENV {
+                let forms = [
+                    secret.to_string(),
+                    base64::engine::general_purpose::STANDARD.encode(secret),
+                    secret
+                        .bytes()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>(),
+                ];
+                for form in forms {
+                    assert!(
+                        !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                        "{} holds a credential ({form})",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_runs_on_three_workers_survive_a_worker_killed_mid_run() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("cluster-hundred");
+    let nats = Nats::start(&dir);
+    let tenants = Tenants::start().await;
+    let plugins = ["kandji", "sentinelone", "runzero", "circleci"];
+    let mut references = BTreeMap::new();
+    for p in plugins {
+        references.insert(p, tenants.reference(p).await);
+    }
+    let ids: Vec<(String, &str)> = (0..100)
+        .map(|i| (format!("{}-{:02}", plugins[i % 4], i / 4), plugins[i % 4]))
+        .collect();
+    let instances: String = ids.iter().map(|(id, p)| tenants.toml(id, p)).collect();
+    let coord_toml = write_config(&dir, "coordinator", None, &instances);
+    let (_coord, base) = coordinator(&coord_toml, &nats.url);
+    let mut workers: Vec<Proc> = (1..=3)
+        .map(|n| {
+            let toml = write_config(&dir, &format!("w{n}"), None, &instances);
+            worker(&toml, &nats.url, &format!("w{n}"), 2, &WORKER_ENV)
+        })
+        .collect();
+    let admin = Admin {
+        base,
+        http: reqwest::Client::new(),
+    };
+    let mut run_ids = Vec::new();
+    for (id, _) in &ids {
+        run_ids.push(admin.start_run(id).await);
+    }
+    // Kill w1 while it holds a run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim_run = loop {
+        let running = admin
+            .runs()
+            .await
+            .into_iter()
+            .find(|r| r["status"] == "running" && r["worker"] == "w1");
+        if let Some(r) = running {
+            break r["runId"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "w1 never took a run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workers[0].kill9();
+
+    let runs = admin.finished(&run_ids, Duration::from_secs(300)).await;
+    let all = admin.runs().await;
+    assert_eq!(all.len(), 100, "one run per request, no more");
+    for ((instance, plugin), run_id) in ids.iter().zip(&run_ids) {
+        let run = &runs[run_id];
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["instance"], instance.as_str(), "{run}");
+        let worker = run["worker"].as_str().unwrap_or_else(|| panic!("{run}"));
+        assert!(["w1", "w2", "w3"].contains(&worker), "{run}");
+        assert!(run["attempts"].as_u64().is_some_and(|a| a >= 1), "{run}");
+        let out = dir.join("coordinator/out").join(instance);
+        assert_same_graph(instance, &output_objects(&out), &references[plugin]);
+    }
+    let victim = &runs[&victim_run];
+    assert_ne!(
+        victim["worker"], "w1",
+        "the killed worker's run finished elsewhere: {victim}"
+    );
+    assert!(victim["attempts"].as_u64().unwrap() >= 2, "{victim}");
+
+    // A result that arrives twice is delivered once: the history and output stay.
+    let again = duplicate_result(&nats.url, &victim_run).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(admin.run(&victim_run).await, *victim, "{again}");
+
+    for w in workers.iter_mut().skip(1) {
+        assert!(w.terminate().success(), "a worker stops cleanly on SIGTERM");
+    }
+    assert_no_secret_under(&dir.join("coordinator"));
+    assert_no_secret_under(&nats.store);
+}
+
+/// Publishes a second result notice for `run_id` as a worker would.
+async fn duplicate_result(url: &str, run_id: &str) -> String {
+    let client = async_nats::connect(url).await.unwrap();
+    let notice = serde_json::json!({
+        "run_id": run_id, "worker": "impostor", "attempts": 9,
+        "outcome": {"kind": "failed", "reason": "a stale attempt"}
+    });
+    let js = async_nats::jetstream::new(client);
+    // A different message id than the worker's, so JetStream's own deduplication does
+    // not hide it: the coordinator must.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("{run_id}-again").as_str());
+    js.publish_with_headers(
+        format!("corral.result.{run_id}"),
+        headers,
+        notice.to_string().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    notice.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_swap_and_rollback_across_workers_keep_each_runs_generation() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("cluster-swap");
+    let nats = Nats::start(&dir);
+    let tenants = Tenants::start().await;
+    let reference = tenants.reference("kandji").await;
+    let ids: Vec<String> = (1..=9).map(|i| format!("k{i}")).collect();
+    let instances: String = ids.iter().map(|id| tenants.toml(id, "kandji")).collect();
+    let plugin_dir = dir.join("plugins.d");
+    let coord_toml = write_config(&dir, "coordinator", Some(&plugin_dir), &instances);
+    let (_coord, base) = coordinator(&coord_toml, &nats.url);
+    let _workers: Vec<Proc> = (1..=2)
+        .map(|n| {
+            let toml = write_config(&dir, &format!("w{n}"), None, &instances);
+            worker(&toml, &nats.url, &format!("w{n}"), 2, &WORKER_ENV)
+        })
+        .collect();
+    let admin = Admin {
+        base,
+        http: reqwest::Client::new(),
+    };
+    let builtin = corral::plugin::builtin::component("kandji").unwrap();
+    let d0 = sha256(builtin);
+    assert_eq!(admin.plugin_digest("kandji").await, d0.as_str());
+
+    let mut expected = Vec::new();
+    for id in &ids[0..3] {
+        expected.push((admin.start_run(id).await, d0.clone(), id.clone()));
+    }
+    let v1 = variant(builtin, "cluster-1");
+    let d1 = sha256(&v1);
+    std::fs::write(plugin_dir.join("kandji.wasm"), &v1).unwrap();
+    wait_for_digest(&admin, &d1).await;
+    for id in &ids[3..6] {
+        expected.push((admin.start_run(id).await, d1.clone(), id.clone()));
+    }
+    let rolled: Value = admin
+        .http
+        .post(format!("{}/plugins/kandji/rollback", admin.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| json(&t))
+        .unwrap();
+    wait_for_digest(&admin, &d0).await;
+    for id in &ids[6..9] {
+        expected.push((admin.start_run(id).await, d0.clone(), id.clone()));
+    }
+    let run_ids: Vec<String> = expected.iter().map(|e| e.0.clone()).collect();
+    let runs = admin.finished(&run_ids, Duration::from_secs(180)).await;
+    for (run_id, digest, instance) in &expected {
+        let run = &runs[run_id];
+        assert_eq!(run["status"], "succeeded", "{run} (rollback: {rolled})");
+        assert_eq!(run["pluginDigest"], digest.as_str(), "{run}");
+        let out = output_objects(&dir.join("coordinator/out").join(instance));
+        assert_same_graph(instance, &out, &reference);
+    }
+}
+
+async fn wait_for_digest(admin: &Admin, digest: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while admin.plugin_digest("kandji").await != digest {
+        assert!(Instant::now() < deadline, "kandji never became {digest}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
