@@ -10,7 +10,7 @@ use crate::plugin::runtime::Runtime;
 use crate::plugin::{self, LoadedPlugin};
 use crate::run;
 use anyhow::Context as _;
-use async_nats::jetstream::{self, AckKind, Message};
+use async_nats::jetstream::{self, AckKind, Message, object_store};
 use futures::StreamExt as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,6 +23,14 @@ use tokio::sync::{Semaphore, watch};
 const KEPT_PLUGINS: usize = 16;
 /// How long one fetch waits for a run before asking again.
 const FETCH_WAIT: Duration = Duration::from_secs(2);
+/// How long a run put back (NATS was away) waits before it is offered again.
+const RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Why an attempt made no result: worth another attempt (NATS away), or not.
+enum Stop {
+    Retry(anyhow::Error),
+    Fail(anyhow::Error),
+}
 
 pub struct Worker {
     pub name: String,
@@ -128,7 +136,18 @@ impl Worker {
                 ),
             }
         } else {
-            self.execute(&request).await
+            match self.execute(&request).await {
+                Ok(bytes) => Outcome::Ran { bytes },
+                Err(Stop::Retry(e)) if attempts < MAX_ATTEMPTS => {
+                    heartbeat.abort();
+                    tracing::warn!(run = %request.run_id, attempts, "run put back for another try: {e:#}");
+                    let _ = msg.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
+                    return;
+                }
+                Err(Stop::Retry(e) | Stop::Fail(e)) => Outcome::Failed {
+                    reason: format!("worker {}: {e:#}", self.name),
+                },
+            }
         };
         let notice = ResultNotice {
             run_id: request.run_id.clone(),
@@ -145,34 +164,33 @@ impl Worker {
         tracing::info!(run = %request.run_id, instance = %request.instance, attempts, "run done");
     }
 
-    /// Runs the request; the result file is in the results store when this says `Ran`.
-    async fn execute(&self, req: &RunRequest) -> Outcome {
-        match self.run_and_store(req).await {
-            Ok(bytes) => Outcome::Ran { bytes },
-            Err(e) => Outcome::Failed {
-                reason: format!("worker {}: {e:#}", self.name),
-            },
+    /// Runs the request and stores its result; returns the result file's size.
+    async fn execute(&self, req: &RunRequest) -> Result<u64, Stop> {
+        if !wire::valid_run_id(&req.run_id) {
+            return Err(Stop::Fail(anyhow::anyhow!(
+                "not a run id: {:?}",
+                req.run_id
+            )));
         }
-    }
-
-    async fn run_and_store(&self, req: &RunRequest) -> anyhow::Result<u64> {
-        anyhow::ensure!(
-            wire::valid_run_id(&req.run_id),
-            "not a run id: {:?}",
-            req.run_id
-        );
-        let cfg = self.config.instance(&req.instance).with_context(|| {
-            format!(
+        let cfg = self.config.instance(&req.instance).ok_or_else(|| {
+            Stop::Fail(anyhow::anyhow!(
                 "instance {:?} is not in this worker's config {}",
                 req.instance,
                 self.config.path.display()
-            )
+            ))
         })?;
         let plugin = self.plugin(req).await?;
         let mut resolved = run::resolve_instance(cfg, plugin)
-            .with_context(|| format!("{}: instance {:?}", self.config.path.display(), cfg.id))?;
+            .with_context(|| format!("{}: instance {:?}", self.config.path.display(), cfg.id))
+            .map_err(Stop::Fail)?;
         resolved.expected_requests = req.expected_requests;
         let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
+        self.store(&req.run_id, report).await.map_err(Stop::Fail)
+    }
+
+    /// Writes the result file and puts it in the results store, retrying while NATS is
+    /// away (the run is done; only its delivery waits).
+    async fn store(&self, run_id: &str, report: run::RunReport) -> anyhow::Result<u64> {
         let file = tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
             let mut file = tempfile::tempfile_in(super::spool_dir())?;
             super::bundle::write(&report, &mut file)?;
@@ -181,24 +199,30 @@ impl Worker {
         .await??;
         let bytes = file.metadata()?.len();
         let mut file = tokio::fs::File::from_std(file);
-        use tokio::io::AsyncSeekExt as _;
-        file.seek(std::io::SeekFrom::Start(0)).await?;
-        self.layout
-            .result_files
-            .put(req.run_id.as_str(), &mut file)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot store the result: {e}"))?;
-        Ok(bytes)
+        let mut delay = Duration::from_millis(100);
+        loop {
+            use tokio::io::AsyncSeekExt as _;
+            file.seek(std::io::SeekFrom::Start(0)).await?;
+            let reader = &mut tokio::io::BufReader::new(&mut file);
+            match self.layout.result_files.put(run_id, reader).await {
+                Ok(_) => return Ok(bytes),
+                Err(e) => tracing::warn!(run = run_id, "result not stored yet (retrying): {e}"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
     }
 
     /// The generation `req` was queued with: from memory, this worker's disk, or NATS;
-    /// its bytes are checked against the digest every time they are read.
-    async fn plugin(&self, req: &RunRequest) -> anyhow::Result<Arc<LoadedPlugin>> {
-        anyhow::ensure!(
-            req.digest.len() == 64 && req.digest.bytes().all(|b| b.is_ascii_hexdigit()),
-            "not a sha256 digest: {:?}",
-            req.digest
-        );
+    /// its bytes are checked against the digest every time they are read. NATS being
+    /// away is worth another try; bytes that are wrong are not.
+    async fn plugin(&self, req: &RunRequest) -> Result<Arc<LoadedPlugin>, Stop> {
+        if !(req.digest.len() == 64 && req.digest.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Err(Stop::Fail(anyhow::anyhow!(
+                "not a sha256 digest: {:?}",
+                req.digest
+            )));
+        }
         if let Some(p) = self.plugins.locked().get(&req.digest) {
             return Ok(p.clone());
         }
@@ -206,22 +230,27 @@ impl Worker {
         if !path.exists() {
             self.fetch(&req.digest, &path).await?;
         }
-        let loaded = self.runtime.load_file(&path).await?;
+        let loaded = self
+            .runtime
+            .load_file(&path)
+            .await
+            .map_err(|e| Stop::Fail(e.into()))?;
         if loaded.digest != req.digest {
             let _ = std::fs::remove_file(&path);
-            anyhow::bail!(
+            return Err(Stop::Fail(anyhow::anyhow!(
                 "{}: its sha256 is {}, not the digest asked for",
                 path.display(),
                 loaded.digest
-            );
+            )));
         }
-        anyhow::ensure!(
-            loaded.manifest.id == req.plugin_id,
-            "plugin {} declares id {:?}, the run was queued for {:?}",
-            req.digest,
-            loaded.manifest.id,
-            req.plugin_id
-        );
+        if loaded.manifest.id != req.plugin_id {
+            return Err(Stop::Fail(anyhow::anyhow!(
+                "plugin {} declares id {:?}, the run was queued for {:?}",
+                req.digest,
+                loaded.manifest.id,
+                req.plugin_id
+            )));
+        }
         let mut kept = self.plugins.locked();
         if kept.len() >= KEPT_PLUGINS {
             kept.clear();
@@ -231,43 +260,45 @@ impl Worker {
     }
 
     /// Copies component `digest` from the plugins store to `path` if its bytes match.
-    async fn fetch(&self, digest: &str, path: &std::path::Path) -> anyhow::Result<()> {
-        let not_found = |e: &dyn std::fmt::Display| {
-            anyhow::anyhow!("cannot fetch plugin {digest} from NATS: {e}")
+    async fn fetch(&self, digest: &str, path: &std::path::Path) -> Result<(), Stop> {
+        let away = |e: &dyn std::fmt::Display| {
+            Stop::Retry(anyhow::anyhow!(
+                "cannot fetch plugin {digest} from NATS: {e}"
+            ))
         };
-        let info = self
-            .layout
-            .plugins
-            .info(digest)
-            .await
-            .map_err(|e| not_found(&e))?;
-        anyhow::ensure!(
-            info.size as u64 <= plugin::MAX_COMPONENT_BYTES,
-            "plugin {digest} is {} bytes (at most {})",
-            info.size,
-            plugin::MAX_COMPONENT_BYTES
-        );
-        let mut object = self
-            .layout
-            .plugins
-            .get(digest)
-            .await
-            .map_err(|e| not_found(&e))?;
+        let store = &self.layout.plugins;
+        let info = match store.info(digest).await {
+            Ok(info) => info,
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
+                return Err(Stop::Fail(anyhow::anyhow!(
+                    "plugin {digest} is not in the {} store",
+                    super::PLUGINS_BUCKET
+                )));
+            }
+            Err(e) => return Err(away(&e)),
+        };
+        if info.size as u64 > plugin::MAX_COMPONENT_BYTES {
+            return Err(Stop::Fail(anyhow::anyhow!(
+                "plugin {digest} is {} bytes (at most {})",
+                info.size,
+                plugin::MAX_COMPONENT_BYTES
+            )));
+        }
+        let mut object = store.get(digest).await.map_err(|e| away(&e))?;
         let mut bytes = Vec::with_capacity(info.size);
         (&mut object)
             .take(plugin::MAX_COMPONENT_BYTES + 1)
             .read_to_end(&mut bytes)
             .await
-            .map_err(|e| not_found(&e))?;
+            .map_err(|e| away(&e))?;
         let got = plugin::digest(&bytes);
-        anyhow::ensure!(
-            got == digest,
-            "plugin {digest} from NATS has sha256 {got}: refused"
-        );
+        if got != digest {
+            return Err(away(&format!("its bytes have sha256 {got}")));
+        }
         let partial = path.with_extension(format!("part-{}", std::process::id()));
-        std::fs::write(&partial, &bytes)?;
-        std::fs::rename(&partial, path)?;
-        Ok(())
+        std::fs::write(&partial, &bytes)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| Stop::Fail(anyhow::anyhow!("{}: {e}", path.display())))
     }
 
     /// Tells the coordinator the run started here (best effort: the result says it too).

@@ -546,3 +546,128 @@ async fn wait_for_digest(admin: &Admin, digest: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A Kandji tenant answering slowly, so runs are still going when something fails.
+async fn slow_kandji() -> (SimServer, String) {
+    let server = KandjiSim::new(&KandjiConfig {
+        seed: 5,
+        devices: 12,
+        token: KANDJI_TOKEN.into(),
+    })
+    .start(0)
+    .await
+    .unwrap();
+    server.set_delay(Duration::from_millis(80));
+    let api = format!("{}{}", server.origin(), kandji::API_PREFIX);
+    (server, api)
+}
+
+fn kandji_toml(id: &str, api: &str, token_env: &str) -> String {
+    format!(
+        "[[instance]]\nid = \"{id}\"\nplugin = \"kandji\"\n[instance.config]\n\
+         apiUrl = \"{api}\"\naccessToken = {{ env = \"{token_env}\" }}\n\n"
+    )
+}
+
+async fn wait_running(admin: &Admin, run: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while admin.run(run).await["status"] != "running" {
+        assert!(Instant::now() < deadline, "{run} never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_and_coordinator_restarts_lose_no_run_and_a_worker_failure_is_not_retried() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("cluster-faults");
+    let mut nats = Nats::start(&dir);
+    let (_server, api) = slow_kandji().await;
+    let mut instances: String = (1..=6)
+        .map(|i| kandji_toml(&format!("k{i}"), &api, "KANDJI_TOKEN"))
+        .collect();
+    instances.push_str(&kandji_toml("no-secret", &api, "NO_WORKER_HAS_THIS"));
+    let coord_toml = write_config(&dir, "coordinator", None, &instances);
+    let w_toml = write_config(&dir, "w1", None, &instances);
+    let (mut coord, base) = coordinator(&coord_toml, &nats.url);
+    let mut w1 = worker(&w_toml, &nats.url, "w1", 3, &WORKER_ENV);
+    let mut admin = Admin {
+        base,
+        http: reqwest::Client::new(),
+    };
+
+    // A worker that cannot resolve the instance reports it once; it is not retried.
+    let no_secret = admin.start_run("no-secret").await;
+    let failed = &admin
+        .finished(std::slice::from_ref(&no_secret), Duration::from_secs(60))
+        .await[&no_secret];
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["attempts"], 1, "{failed}");
+    let reason = failed["errors"][0].as_str().unwrap();
+    assert!(
+        reason.starts_with("worker w1: ") && reason.contains("NO_WORKER_HAS_THIS"),
+        "{reason}"
+    );
+
+    // NATS killed and restarted on its store while runs are going.
+    let first: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 1..=3 {
+            ids.push(admin.start_run(&format!("k{i}")).await);
+        }
+        ids
+    };
+    wait_running(&admin, &first[0]).await;
+    let (port, store) = (nats.port, nats.store.clone());
+    nats.proc.kill9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    nats = Nats::start_on(port, &store);
+    let runs = admin.finished(&first, Duration::from_secs(120)).await;
+    for run in runs.values() {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(
+            run["counts"]["requests"].as_u64().map(|n| n > 12),
+            Some(true),
+            "{run}"
+        );
+    }
+
+    // Runs queued while no worker is up survive a coordinator killed outright.
+    assert!(w1.terminate().success());
+    let queued: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 4..=6 {
+            ids.push(admin.start_run(&format!("k{i}")).await);
+        }
+        ids
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // One more, asked for while NATS is down: it never reaches the queue.
+    nats.proc.kill9();
+    let lost = admin.start_run("k1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    coord.kill9();
+    let _nats = Nats::start_on(port, &store);
+    let (_coord, base) = coordinator(&coord_toml, &nats.url);
+    admin.base = base;
+    let lost_run = admin.run(&lost).await;
+    assert_eq!(lost_run["status"], "failed", "{lost_run}");
+    assert_eq!(
+        lost_run["errors"],
+        serde_json::json!(["lost: the coordinator stopped before the run reached NATS"])
+    );
+    for id in &queued {
+        assert_eq!(
+            admin.run(id).await["status"],
+            "queued",
+            "{id} waits for a worker"
+        );
+    }
+    let _w2 = worker(&w_toml, &nats.url, "w2", 3, &WORKER_ENV);
+    let runs = admin.finished(&queued, Duration::from_secs(120)).await;
+    for run in runs.values() {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["worker"], "w2", "{run}");
+    }
+    assert_eq!(admin.runs().await.len(), 8, "no run made twice");
+}
