@@ -1,5 +1,5 @@
-//! The host's layers point one way: `cli` → `serve` → `delivery` → `run` → `plugin` →
-//! `capabilities` → `engine`, `net`, `lock`, `stderr_log` and `corral-core`. This reads
+//! The host's layers point one way: `cli` → `serve` → `cluster` → `delivery` → `run` →
+//! `plugin` → `capabilities` → `engine`, `net`, `lock`, `stderr_log` and `corral-core`. This reads
 //! every source file and fails, naming the file and the path, when a module reaches a
 //! layer above its own (tests inside a file are left out: they may build what they test
 //! from anywhere).
@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 /// A layer's rank: a module may use its own rank and those below.
 fn rank(layer: &str) -> Option<u32> {
     Some(match layer {
-        "cli" => 6,
-        "serve" => 5,
+        "cli" => 7,
+        "serve" => 6,
+        "cluster" => 5,
         "delivery" => 4,
         "run" => 3,
         "plugin" => 2,

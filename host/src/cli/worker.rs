@@ -20,15 +20,27 @@ pub async fn worker(
     let mut int = signal(SignalKind::interrupt())?;
     let worker = crate::cluster::worker::Worker::connect(config, nats, name.clone(), slots).await?;
     // Tools that start workers read this line to know it is taking runs.
-    println!("corral worker {name}: taking runs from {nats} ({slots} slots)");
+    println!(
+        "corral worker {name}: taking runs from {} ({slots} slots)",
+        crate::cluster::shown(nats)
+    );
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let serving = tokio::spawn(worker.serve(slots, stopping));
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("corral worker {name}: stopping after the runs it holds");
+    eprintln!("corral worker {name}: stopping after the runs it holds (signal again to stop now)");
     let _ = stop.send(true);
+    // A second signal exits at once; the runs held go to other workers after the ack wait.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("corral worker: second signal; exiting now");
+        std::process::exit(1);
+    });
     serving.await??;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@ use super::{Layout, bundle};
 use crate::lock::LockExt;
 use crate::run::RunReport;
 use anyhow::Context as _;
-use async_nats::jetstream::{self, AckKind, Message, consumer};
+use async_nats::jetstream::{self, AckKind, Message, consumer, object_store};
 use futures::StreamExt as _;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -26,6 +26,24 @@ pub struct Coordinator {
     /// when it is installed so it can be published whenever NATS is reachable.
     kept: PathBuf,
     published: Mutex<HashSet<String>>,
+    /// Run ids this process queued and has not seen delivered (tells its own retried
+    /// publish from a foreign one with the same id).
+    queued: Mutex<HashSet<String>>,
+}
+
+/// Why a result could not be read: NATS away (try again later), or a result that is
+/// not a good one (the run fails with the reason).
+#[derive(Debug)]
+pub enum ResultError {
+    Away(anyhow::Error),
+    Invalid(anyhow::Error),
+}
+
+/// Why a run could not be queued: NATS away (try again), or never (the run fails).
+#[derive(Debug)]
+pub enum QueueError {
+    Away(anyhow::Error),
+    Never(anyhow::Error),
 }
 
 /// A result notice taken from the stream: [`Coordinator::done`] acknowledges it.
@@ -34,10 +52,17 @@ pub struct Taken {
     msg: Message,
 }
 
+impl Taken {
+    /// How many times JetStream has handed this notice out (1 the first time).
+    pub fn deliveries(&self) -> u64 {
+        self.msg.info().map_or(1, |i| i.delivered.max(1) as u64)
+    }
+}
+
 impl Coordinator {
     pub async fn connect(url: &str, data_dir: &std::path::Path) -> anyhow::Result<Coordinator> {
         let js = super::connect(url, "corral coordinator").await?;
-        let layout = super::layout(&js).await?;
+        let layout = super::wait_for_layout(&js).await;
         let results = super::coordinator_consumer(&layout.results).await?;
         let kept = data_dir.join("cluster").join("plugins");
         std::fs::create_dir_all(&kept)
@@ -48,55 +73,96 @@ impl Coordinator {
             results,
             kept,
             published: Mutex::default(),
+            queued: Mutex::default(),
         })
     }
 
-    /// Keeps an installed generation's bytes for publishing.
+    /// Keeps an installed generation's bytes for publishing (written whole, once).
     pub fn keep(&self, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.kept.join(format!("{digest}.wasm"));
         if path.exists() {
             return Ok(());
         }
-        let partial = path.with_extension("part");
-        std::fs::write(&partial, bytes)?;
-        std::fs::rename(partial, path)
+        let mut file = tempfile::NamedTempFile::new_in(&self.kept)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.as_file().sync_all()?;
+        file.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 
     /// Publishes the run (and its generation's component, once) to the queue.
-    pub async fn enqueue(&self, request: &RunRequest) -> anyhow::Result<()> {
+    pub async fn enqueue(&self, request: &RunRequest) -> Result<(), QueueError> {
         self.publish_plugin(&request.digest).await?;
+        // Present already: this is a retry of our own publish.
+        let retry = !self.queued.locked().insert(request.run_id.clone());
+        let payload = serde_json::to_vec(request).map_err(|e| QueueError::Never(e.into()))?;
         let mut headers = async_nats::HeaderMap::new();
         // JetStream drops a second publish of the same run (a retry after a lost ack).
         headers.insert("Nats-Msg-Id", request.run_id.as_str());
-        self.js
-            .publish_with_headers(
-                super::run_subject(&request.run_id),
-                headers,
-                serde_json::to_vec(request)?.into(),
-            )
-            .await?
+        let ack = self
+            .js
+            .publish_with_headers(super::run_subject(&request.run_id), headers, payload.into())
             .await
-            .context("the run queue did not confirm the run")?;
+            .map_err(|e| QueueError::Away(e.into()))?
+            .await
+            .map_err(|e| {
+                QueueError::Away(anyhow::anyhow!(
+                    "the run queue did not confirm the run: {e}"
+                ))
+            })?;
+        if ack.duplicate && !retry {
+            // Not our own retry: another coordinator (or this one before its data_dir was
+            // reset) queued a run with this id within JetStream's 10 min window.
+            return Err(QueueError::Never(anyhow::anyhow!(
+                "JetStream already holds a run {} this coordinator did not queue: is another coordinator using this NATS, or was data_dir reset?",
+                request.run_id
+            )));
+        }
         Ok(())
     }
 
-    async fn publish_plugin(&self, digest: &str) -> anyhow::Result<()> {
+    /// Forgets a queued run id (its result was delivered).
+    pub fn settled(&self, run_id: &str) {
+        self.queued.locked().remove(run_id);
+    }
+
+    async fn publish_plugin(&self, digest: &str) -> Result<(), QueueError> {
         if self.published.locked().contains(digest) {
             return Ok(());
         }
-        if self.layout.plugins.info(digest).await.is_err() {
-            let path = self.kept.join(format!("{digest}.wasm"));
-            let file = tokio::fs::File::open(&path)
-                .await
-                .with_context(|| format!("{}: the component to publish", path.display()))?;
-            self.layout
-                .plugins
-                .put(digest, &mut tokio::io::BufReader::new(file))
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot publish plugin {digest}: {e}"))?;
+        match self.layout.plugins.info(digest).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
+                let bytes = self.kept_component(digest).map_err(QueueError::Never)?;
+                self.layout
+                    .plugins
+                    .put(digest, &mut bytes.as_slice())
+                    .await
+                    .map_err(|e| {
+                        QueueError::Away(anyhow::anyhow!("cannot publish plugin {digest}: {e}"))
+                    })?;
+            }
+            Err(e) => return Err(QueueError::Away(e.into())),
         }
         self.published.locked().insert(digest.to_string());
         Ok(())
+    }
+
+    /// The kept bytes of component `digest`, checked against it.
+    fn kept_component(&self, digest: &str) -> anyhow::Result<Vec<u8>> {
+        let path = self.kept.join(format!("{digest}.wasm"));
+        let bytes = crate::plugin::read_component_file(&path, crate::plugin::MAX_COMPONENT_BYTES)
+            .map_err(|e| {
+            anyhow::anyhow!("{}: the component to publish: {e}", path.display())
+        })?;
+        if crate::plugin::digest(&bytes) != digest {
+            let _ = std::fs::remove_file(&path);
+            anyhow::bail!(
+                "{}: its bytes do not have the sha256 in its name",
+                path.display()
+            );
+        }
+        Ok(bytes)
     }
 
     /// Workers' words that they started runs.
@@ -151,20 +217,36 @@ impl Coordinator {
     }
 
     /// Reads run `run_id`'s result file from the store.
-    pub async fn report(&self, run_id: &str) -> anyhow::Result<RunReport> {
+    pub async fn report(&self, run_id: &str) -> Result<RunReport, ResultError> {
         let store = &self.layout.result_files;
-        let info = store.info(run_id).await.map_err(|e| {
-            anyhow::anyhow!(
-                "the result of {run_id} is not in {}: {e}",
-                super::RESULTS_BUCKET
-            )
-        })?;
-        anyhow::ensure!(
-            info.size as u64 <= MAX_RESULT_BYTES,
-            "the result of {run_id} is {} bytes (at most {MAX_RESULT_BYTES})",
-            info.size
-        );
-        let mut object = store
+        let info = match store.info(run_id).await {
+            Ok(info) => info,
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
+                return Err(ResultError::Invalid(anyhow::anyhow!(
+                    "the result of {run_id} is not in the {} store",
+                    super::RESULTS_BUCKET
+                )));
+            }
+            Err(e) => return Err(ResultError::Away(e.into())),
+        };
+        if info.size as u64 > MAX_RESULT_BYTES {
+            return Err(ResultError::Invalid(anyhow::anyhow!(
+                "the result of {run_id} is {} bytes (at most {MAX_RESULT_BYTES})",
+                info.size
+            )));
+        }
+        let file = self.download(run_id).await.map_err(ResultError::Away)?;
+        tokio::task::spawn_blocking(move || bundle::read(file))
+            .await
+            .map_err(|e| ResultError::Away(e.into()))?
+            .map_err(|e| ResultError::Invalid(e.context(format!("the result of {run_id}"))))
+    }
+
+    /// Copies a result file to a local temp file (at most [`MAX_RESULT_BYTES`]).
+    async fn download(&self, run_id: &str) -> anyhow::Result<std::fs::File> {
+        let mut object = self
+            .layout
+            .result_files
             .get(run_id)
             .await
             .map_err(|e| anyhow::anyhow!("cannot read the result of {run_id}: {e}"))?;
@@ -179,9 +261,7 @@ impl Coordinator {
         let mut file = file.into_std().await;
         use std::io::Seek as _;
         file.seek(std::io::SeekFrom::Start(0))?;
-        tokio::task::spawn_blocking(move || bundle::read(file))
-            .await?
-            .with_context(|| format!("the result of {run_id}"))
+        Ok(file)
     }
 
     /// Acknowledges a handled notice and deletes its result file.

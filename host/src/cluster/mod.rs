@@ -67,8 +67,34 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<jetstream::Context
         })
         .connect(url)
         .await
-        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+        .with_context(|| format!("cannot connect to NATS at {}", shown(url)))?;
     Ok(jetstream::new(client))
+}
+
+/// `url` without its user name and password, for messages.
+pub fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "(the NATS URL given)".to_string(),
+    }
+}
+
+/// [`layout`], waiting for NATS (and its JetStream) to answer: a process started while
+/// NATS is away waits for it instead of exiting.
+pub async fn wait_for_layout(js: &jetstream::Context) -> Layout {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match layout(js).await {
+            Ok(l) => return l,
+            Err(e) => tracing::warn!("NATS JetStream not ready (retrying): {e:#}"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// The streams and stores of the cluster, created if missing.

@@ -23,6 +23,9 @@ use tokio::sync::{Semaphore, watch};
 const KEPT_PLUGINS: usize = 16;
 /// How long one fetch waits for a run before asking again.
 const FETCH_WAIT: Duration = Duration::from_secs(2);
+/// How long a worker keeps trying to store a finished run's result before reporting
+/// the run failed.
+const STORE_PATIENCE: Duration = Duration::from_secs(600);
 /// How long a run put back (NATS was away) waits before it is offered again.
 const RETRY_DELAY: Duration = Duration::from_secs(2);
 
@@ -51,7 +54,7 @@ impl Worker {
         slots: usize,
     ) -> anyhow::Result<Arc<Worker>> {
         let js = super::connect(url, &format!("corral worker {name}")).await?;
-        let layout = super::layout(&js).await?;
+        let layout = super::wait_for_layout(&js).await;
         crate::plugin::compiled_cache::enable();
         let runtime = Runtime::with_pool(&crate::engine::PoolSize::for_runs(slots))?;
         let cache_dir = config.data_dir.join("cluster").join("plugins");
@@ -118,17 +121,21 @@ impl Worker {
     async fn take(&self, msg: Message) {
         let msg = Arc::new(msg);
         let attempts = msg.info().map(|i| i.delivered.max(1) as u64).unwrap_or(1);
-        let request: RunRequest = match wire::parse(&msg.subject, &msg.payload) {
+        let request = match parse_request(&msg) {
             Ok(r) => r,
             Err(e) => {
+                // Nothing to report it on: a notice needs a run id of ours.
                 tracing::error!("dropping a run request that is not one: {e:#}");
                 let _ = msg.ack_with(AckKind::Term).await;
                 return;
             }
         };
-        let heartbeat = tokio::spawn(progress(msg.clone()));
+        let heartbeat = AbortOnDrop(tokio::spawn(progress(msg.clone())));
         self.announce(&request.run_id, attempts).await;
-        let outcome = if attempts > MAX_ATTEMPTS {
+        let outcome = if attempts > 1 && self.already_stored(&request.run_id).await {
+            // An earlier attempt stored its result and stopped before acknowledging.
+            Outcome::Ran { bytes: 0 }
+        } else if attempts > MAX_ATTEMPTS {
             Outcome::Failed {
                 reason: format!(
                     "given up after {} deliveries: each worker that took it stopped before finishing (killed, or cut off from NATS)",
@@ -139,7 +146,7 @@ impl Worker {
             match self.execute(&request).await {
                 Ok(bytes) => Outcome::Ran { bytes },
                 Err(Stop::Retry(e)) if attempts < MAX_ATTEMPTS => {
-                    heartbeat.abort();
+                    drop(heartbeat);
                     tracing::warn!(run = %request.run_id, attempts, "run put back for another try: {e:#}");
                     let _ = msg.ack_with(AckKind::Nak(Some(RETRY_DELAY))).await;
                     return;
@@ -156,7 +163,7 @@ impl Worker {
             outcome,
         };
         self.publish(&notice).await;
-        heartbeat.abort();
+        drop(heartbeat);
         if let Err(e) = msg.double_ack().await {
             // The result is stored; a redelivery is delivered once by run id.
             tracing::warn!(run = %request.run_id, "acknowledging the run failed: {e}");
@@ -164,14 +171,14 @@ impl Worker {
         tracing::info!(run = %request.run_id, instance = %request.instance, attempts, "run done");
     }
 
+    /// Whether the results store already holds a complete result for the run (its
+    /// metadata is written last).
+    async fn already_stored(&self, run_id: &str) -> bool {
+        self.layout.result_files.info(run_id).await.is_ok()
+    }
+
     /// Runs the request and stores its result; returns the result file's size.
     async fn execute(&self, req: &RunRequest) -> Result<u64, Stop> {
-        if !wire::valid_run_id(&req.run_id) {
-            return Err(Stop::Fail(anyhow::anyhow!(
-                "not a run id: {:?}",
-                req.run_id
-            )));
-        }
         let cfg = self.config.instance(&req.instance).ok_or_else(|| {
             Stop::Fail(anyhow::anyhow!(
                 "instance {:?} is not in this worker's config {}",
@@ -179,6 +186,15 @@ impl Worker {
                 self.config.path.display()
             ))
         })?;
+        if cfg.plugin != req.plugin_id {
+            return Err(Stop::Fail(anyhow::anyhow!(
+                "instance {:?} runs plugin {:?} in this worker's config {}, not {:?}",
+                req.instance,
+                cfg.plugin,
+                self.config.path.display(),
+                req.plugin_id
+            )));
+        }
         let plugin = self.plugin(req).await?;
         let mut resolved = run::resolve_instance(cfg, plugin)
             .with_context(|| format!("{}: instance {:?}", self.config.path.display(), cfg.id))
@@ -200,12 +216,16 @@ impl Worker {
         let bytes = file.metadata()?.len();
         let mut file = tokio::fs::File::from_std(file);
         let mut delay = Duration::from_millis(100);
+        let give_up = std::time::Instant::now() + STORE_PATIENCE;
         loop {
             use tokio::io::AsyncSeekExt as _;
             file.seek(std::io::SeekFrom::Start(0)).await?;
             let reader = &mut tokio::io::BufReader::new(&mut file);
             match self.layout.result_files.put(run_id, reader).await {
                 Ok(_) => return Ok(bytes),
+                Err(e) if std::time::Instant::now() > give_up => {
+                    anyhow::bail!("cannot store the result in {}: {e}", super::RESULTS_BUCKET)
+                }
                 Err(e) => tracing::warn!(run = run_id, "result not stored yet (retrying): {e}"),
             }
             tokio::time::sleep(delay).await;
@@ -223,26 +243,11 @@ impl Worker {
                 req.digest
             )));
         }
-        if let Some(p) = self.plugins.locked().get(&req.digest) {
-            return Ok(p.clone());
-        }
-        let path = self.cache_dir.join(format!("{}.wasm", req.digest));
-        if !path.exists() {
-            self.fetch(&req.digest, &path).await?;
-        }
-        let loaded = self
-            .runtime
-            .load_file(&path)
-            .await
-            .map_err(|e| Stop::Fail(e.into()))?;
-        if loaded.digest != req.digest {
-            let _ = std::fs::remove_file(&path);
-            return Err(Stop::Fail(anyhow::anyhow!(
-                "{}: its sha256 is {}, not the digest asked for",
-                path.display(),
-                loaded.digest
-            )));
-        }
+        let cached = self.plugins.locked().get(&req.digest).cloned();
+        let loaded = match cached {
+            Some(p) => p,
+            None => self.load(&req.digest).await?,
+        };
         if loaded.manifest.id != req.plugin_id {
             return Err(Stop::Fail(anyhow::anyhow!(
                 "plugin {} declares id {:?}, the run was queued for {:?}",
@@ -251,11 +256,44 @@ impl Worker {
                 req.plugin_id
             )));
         }
+        Ok(loaded)
+    }
+
+    /// Loads component `digest` from this worker's disk (fetching it first if needed);
+    /// compiles on a blocking thread so the progress of runs held is not held up.
+    async fn load(&self, digest: &str) -> Result<Arc<LoadedPlugin>, Stop> {
+        let path = self.cache_dir.join(format!("{digest}.wasm"));
+        if !path.exists() {
+            self.fetch(digest, &path).await?;
+        }
+        let bad = |e: anyhow::Error| {
+            // Whatever is wrong with the file, the next attempt fetches it again.
+            let _ = std::fs::remove_file(&path);
+            Stop::Fail(e)
+        };
+        let bytes = plugin::read_component_file(&path, plugin::MAX_COMPONENT_BYTES)
+            .map_err(|e| bad(anyhow::anyhow!("{}: {e}", path.display())))?;
+        if plugin::digest(&bytes) != digest {
+            return Err(bad(anyhow::anyhow!(
+                "{}: its sha256 is not the digest asked for",
+                path.display()
+            )));
+        }
+        let source = plugin::PluginSource::File(path.clone());
+        let (engine, compiling) = (self.runtime.engine.clone(), source.clone());
+        let compiled =
+            tokio::task::spawn_blocking(move || plugin::compile(&engine, &bytes, &compiling))
+                .await
+                .map_err(|e| bad(anyhow::anyhow!("compiling {digest}: {e}")))?
+                .map_err(|e| bad(e.into()))?;
+        let loaded = plugin::link(&self.runtime.linker, compiled, source)
+            .await
+            .map_err(|e| bad(e.into()))?;
         let mut kept = self.plugins.locked();
         if kept.len() >= KEPT_PLUGINS {
             kept.clear();
         }
-        kept.insert(req.digest.clone(), loaded.clone());
+        kept.insert(digest.to_string(), loaded.clone());
         Ok(loaded)
     }
 
@@ -293,11 +331,20 @@ impl Worker {
             .map_err(|e| away(&e))?;
         let got = plugin::digest(&bytes);
         if got != digest {
-            return Err(away(&format!("its bytes have sha256 {got}")));
+            return Err(Stop::Fail(anyhow::anyhow!(
+                "plugin {digest} in the {} store has sha256 {got}: refused",
+                super::PLUGINS_BUCKET
+            )));
         }
-        let partial = path.with_extension(format!("part-{}", std::process::id()));
-        std::fs::write(&partial, &bytes)
-            .and_then(|()| std::fs::rename(&partial, path))
+        // A temp file of its own per fetch, renamed into place whole.
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        tempfile::NamedTempFile::new_in(dir)
+            .and_then(|mut f| {
+                std::io::Write::write_all(&mut f, &bytes)?;
+                f.as_file().sync_all()?;
+                f.persist(path).map_err(|e| e.error)?;
+                Ok(())
+            })
             .map_err(|e| Stop::Fail(anyhow::anyhow!("{}: {e}", path.display())))
     }
 
@@ -350,6 +397,29 @@ impl Worker {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// The run request in `msg`, if its run id is one of ours and the one its subject names.
+fn parse_request(msg: &Message) -> anyhow::Result<RunRequest> {
+    let request: RunRequest = wire::parse(&msg.subject, &msg.payload)?;
+    anyhow::ensure!(
+        wire::valid_run_id(&request.run_id)
+            && msg.subject.as_str() == super::run_subject(&request.run_id),
+        "{}: names run {:?}",
+        msg.subject,
+        request.run_id
+    );
+    Ok(request)
+}
+
+/// A task aborted when its handle is dropped: the heartbeat ends with the run, however
+/// the run's task ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

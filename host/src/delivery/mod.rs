@@ -54,6 +54,12 @@ impl Delivery {
         })
     }
 
+    /// Whether `run` of `instance` is already in the graph state (its state and change
+    /// set are written in one transaction, so a run is recorded whole or not at all).
+    pub fn recorded(&self, instance: &str, run_id: &str) -> anyhow::Result<bool> {
+        Ok(self.state.changes(instance, Some(run_id))?.is_some())
+    }
+
     /// The reader of `instance`'s previous graph its next run gets.
     pub fn previous(
         &self,

@@ -52,12 +52,18 @@ impl Metrics {
         let mut c = self.counters.locked();
         let key = (report.plugin_id.clone(), report.plugin_version.clone());
         let p = c.plugins.entry(key).or_default();
-        *p.runs.entry(status.as_str()).or_default() += 1;
-        p.requests += report.requests;
-        p.denials += report.denials.len() as u64;
-        p.limit_hits += report.limit_hits.len() as u64;
-        p.entities += report.graph.entity_count() as u64;
-        p.relationships += report.graph.relationship_count() as u64;
+        // Saturating: a cluster worker's report is read from a file, not counted here.
+        let runs = p.runs.entry(status.as_str()).or_default();
+        *runs = runs.saturating_add(1);
+        p.requests = p.requests.saturating_add(report.requests);
+        p.denials = p.denials.saturating_add(report.denials.len() as u64);
+        p.limit_hits = p.limit_hits.saturating_add(report.limit_hits.len() as u64);
+        p.entities = p
+            .entities
+            .saturating_add(report.graph.entity_count() as u64);
+        p.relationships = p
+            .relationships
+            .saturating_add(report.graph.relationship_count() as u64);
         let secs = report.duration.as_secs_f64();
         for (bucket, bound) in p.duration_buckets.iter_mut().zip(DURATION_BUCKETS) {
             if secs <= bound {

@@ -4,7 +4,7 @@
 
 use super::Daemon;
 use crate::capabilities::log::now_ms;
-use crate::cluster::coordinator::Taken;
+use crate::cluster::coordinator::{QueueError, ResultError};
 use crate::cluster::wire::{self, Outcome as Remote, ResultNotice, RunRequest};
 use crate::config::InstanceConfig;
 use crate::delivery::history::{Outcome, RunPlugin, RunStatus};
@@ -23,7 +23,7 @@ impl Daemon {
             self.metrics
                 .record_unstarted(&cfg.plugin, "", RunStatus::Failed);
             let reason = format!("plugin {:?} is not loaded", cfg.plugin);
-            return self.end(&run_id, &cfg.id, Outcome::failed(reason));
+            return self.end_logged(&run_id, &cfg.id, Outcome::failed(reason));
         };
         let m = &generation.plugin.manifest;
         let plugin = RunPlugin {
@@ -47,7 +47,15 @@ impl Daemon {
             .locked()
             .insert(run_id.clone(), generation.clone());
         let mut delay = Duration::from_millis(200);
-        while let Err(e) = cluster.enqueue(&request).await {
+        loop {
+            let e = match cluster.enqueue(&request).await {
+                Ok(()) => break,
+                Err(QueueError::Never(e)) => {
+                    let reason = format!("cannot queue the run: {e:#}");
+                    return self.end_logged(&run_id, &cfg.id, Outcome::failed(reason));
+                }
+                Err(QueueError::Away(e)) => e,
+            };
             if !self.is_admitting() {
                 return;
             }
@@ -58,18 +66,42 @@ impl Daemon {
         tracing::info!(run = %run_id, instance = %cfg.id, digest = %request.digest, "run queued on NATS");
     }
 
-    /// Takes results until the daemon stops.
+    /// Takes results until the daemon stops, each delivered in a task of its own so a
+    /// panic while delivering fails that run and not the loop.
     pub(super) async fn take_results(self: Arc<Self>) {
         let Some(cluster) = self.cluster.clone() else {
             return;
         };
         loop {
             let taken = cluster.next_result().await;
-            match self.handle_result(&taken).await {
-                Ok(()) => cluster.done(taken).await,
+            let notice = match &taken.notice {
+                Ok(n) if wire::valid_run_id(&n.run_id) => n.clone(),
+                Ok(n) => {
+                    tracing::error!(run = %n.run_id, "a result for no run of ours; dropped");
+                    cluster.done(taken).await;
+                    continue;
+                }
                 Err(e) => {
+                    tracing::error!("a malformed result notice; dropped: {e}");
+                    cluster.done(taken).await;
+                    continue;
+                }
+            };
+            let me = self.clone();
+            let handled = tokio::spawn(async move { me.handle_result(&notice).await });
+            match handled.await {
+                Ok(Ok(())) => cluster.done(taken).await,
+                Ok(Err(e)) => {
                     tracing::error!("a result could not be delivered yet (retrying): {e:#}");
                     cluster.retry_later(taken).await;
+                }
+                Err(panic) => {
+                    if let Ok(n) = &taken.notice {
+                        let reason =
+                            format!("the coordinator failed delivering this result: {panic}");
+                        self.fail_unfinished_run(&n.run_id, reason);
+                    }
+                    cluster.done(taken).await;
                 }
             }
         }
@@ -98,19 +130,18 @@ impl Daemon {
         }
     }
 
-    /// Delivers one result. `Err` leaves it to be taken again (nothing was recorded).
-    async fn handle_result(&self, taken: &Taken) -> anyhow::Result<()> {
-        let notice = match &taken.notice {
-            Ok(n) if wire::valid_run_id(&n.run_id) => n,
-            Ok(n) => {
-                tracing::error!(run = %n.run_id, "a result for no run of ours; dropped");
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::error!("a malformed result notice; dropped: {e}");
-                return Ok(());
-            }
-        };
+    /// Marks `run_id` failed if the history still has it unfinished.
+    fn fail_unfinished_run(&self, run_id: &str, reason: String) {
+        if let Ok(Some(record)) = self.history.get(run_id)
+            && matches!(record.status, RunStatus::Queued | RunStatus::Running)
+        {
+            self.end_logged(run_id, &record.instance, Outcome::failed(reason));
+        }
+    }
+
+    /// Delivers one result. `Err` leaves it to be taken again: NATS was away, or the
+    /// history could not be written.
+    async fn handle_result(&self, notice: &ResultNotice) -> anyhow::Result<()> {
         let Some(record) = self.history.get(&notice.run_id)? else {
             tracing::error!(run = %notice.run_id, "a result for a run the history does not know; dropped");
             return Ok(());
@@ -122,63 +153,87 @@ impl Daemon {
         let generation = self.queued_on.locked().get(&notice.run_id).cloned();
         let (finished, started) = match &notice.outcome {
             Remote::Failed { reason } => (Outcome::failed(reason.clone()), None),
-            Remote::Ran { .. } => {
-                let Some(cluster) = &self.cluster else {
-                    anyhow::bail!("a result outside cluster mode");
-                };
-                let report = cluster.report(&notice.run_id).await?;
-                anyhow::ensure!(
-                    report.instance_id == record.instance,
-                    "the result of {} is for instance {:?}, the run is {:?}'s",
-                    notice.run_id,
-                    report.instance_id,
-                    record.instance
-                );
-                anyhow::ensure!(
-                    record.plugin_digest.as_deref() == Some(report.plugin_digest.as_str()),
-                    "the result of {} ran plugin {}, the run was queued with {:?}",
-                    notice.run_id,
-                    report.plugin_digest,
-                    record.plugin_digest
-                );
-                let started = report.started_at_ms;
-                (
-                    self.conclude(&notice.run_id, &report, generation.as_ref())
-                        .await,
-                    Some(started),
-                )
-            }
+            Remote::Ran { .. } => match self
+                .read_result(notice, &record.instance, &record.plugin_digest)
+                .await
+            {
+                Ok(report) => {
+                    // A coordinator that stopped between recording the state and the
+                    // history delivered it already: record the history only.
+                    let finished = if self.delivery.recorded(&record.instance, &notice.run_id)? {
+                        tracing::warn!(run = %notice.run_id, "already in the graph state; recording the history only");
+                        Outcome::of(&report)
+                    } else {
+                        self.conclude(&notice.run_id, &report, generation.as_ref())
+                            .await
+                    };
+                    (finished, Some(report.started_at_ms))
+                }
+                Err(ResultError::Away(e)) => return Err(e),
+                Err(ResultError::Invalid(e)) => (Outcome::failed(format!("{e:#}")), None),
+            },
         };
-        self.record_worker(notice, started);
-        self.end(&notice.run_id, &record.instance, finished);
+        self.history
+            .ran_on(&notice.run_id, &notice.worker, notice.attempts, started)?;
+        self.end(&notice.run_id, &record.instance, finished)?;
         Ok(())
     }
 
-    fn record_worker(&self, notice: &ResultNotice, started: Option<u64>) {
-        if let Err(e) =
-            self.history
-                .ran_on(&notice.run_id, &notice.worker, notice.attempts, started)
-        {
-            tracing::error!(run = %notice.run_id, "{e}");
+    /// A run's result file, checked to be the queued run's (instance and plugin digest).
+    async fn read_result(
+        &self,
+        notice: &ResultNotice,
+        instance: &str,
+        digest: &Option<String>,
+    ) -> Result<crate::run::RunReport, ResultError> {
+        let Some(cluster) = &self.cluster else {
+            return Err(ResultError::Invalid(anyhow::anyhow!(
+                "a result outside cluster mode"
+            )));
+        };
+        let report = cluster.report(&notice.run_id).await?;
+        if report.instance_id != instance {
+            return Err(ResultError::Invalid(anyhow::anyhow!(
+                "the result of {} is for instance {:?}, the run is {instance:?}'s",
+                notice.run_id,
+                report.instance_id
+            )));
         }
+        if digest.as_deref() != Some(report.plugin_digest.as_str()) {
+            return Err(ResultError::Invalid(anyhow::anyhow!(
+                "the result of {} ran plugin {}, the run was queued with {digest:?}",
+                notice.run_id,
+                report.plugin_digest
+            )));
+        }
+        Ok(report)
     }
 
     /// Records how a cluster run ended and frees its instance for the next one.
-    fn end(&self, run_id: &str, instance: &str, finished: Outcome) {
-        if let Err(e) = self.history.finish(
+    fn end(&self, run_id: &str, instance: &str, finished: Outcome) -> anyhow::Result<()> {
+        self.history.finish(
             run_id,
             finished.status,
             finished.counts.as_ref(),
             &finished.errors,
             now_ms(),
-        ) {
-            tracing::error!(run = %run_id, "{e}");
-        }
+        )?;
         tracing::info!(run = %run_id, instance, status = finished.status.as_str(), "run ended");
         self.queued_on.locked().remove(run_id);
+        if let Some(c) = &self.cluster {
+            c.settled(run_id);
+        }
         let mut in_flight = self.in_flight.locked();
         if in_flight.get(instance).is_some_and(|r| r == run_id) {
             in_flight.remove(instance);
+        }
+        Ok(())
+    }
+
+    /// [`Daemon::end`] where there is no one to hand the error to.
+    fn end_logged(&self, run_id: &str, instance: &str, finished: Outcome) {
+        if let Err(e) = self.end(run_id, instance, finished) {
+            tracing::error!(run = %run_id, "{e:#}");
         }
     }
 

@@ -2,11 +2,289 @@
 //! temporary store, and `corral serve --cluster` / `corral worker` as real processes
 //! (so one can be killed with SIGKILL).
 
+use crate::{all_objects, plugin_instance, run_builtin};
+use corral::config::ConfigValue;
+use corral_simulators::SimServer;
+use corral_simulators::circleci::{self, CircleCiConfig, CircleCiSim};
+use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
+use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
+use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+pub const KANDJI_TOKEN: &str = "cluster-kandji-token-5e1f0a";
+pub const S1_TOKEN: &str = "cluster-s1-token-77c2d9";
+pub const RZ_KEY: &str = "cluster-runzero-key-0b8e44";
+pub const CCI_TOKEN: &str = "cluster-circleci-token-a93f17";
+
+/// The secrets, as each worker's environment holds them.
+pub const WORKER_ENV: [(&str, &str); 4] = [
+    ("KANDJI_TOKEN", KANDJI_TOKEN),
+    ("S1_TOKEN", S1_TOKEN),
+    ("RZ_KEY", RZ_KEY),
+    ("CCI_TOKEN", CCI_TOKEN),
+];
+
+/// A connector's instance settings: (plugin, [(field, value, env var if secret)]).
+pub type Connector = (
+    &'static str,
+    Vec<(&'static str, String, Option<&'static str>)>,
+);
+
+/// The id (and name) of the reference runs: an instance's graph names its instance (the
+/// account entity), so the reference is compared with this replaced by the instance's.
+pub const REFERENCE_ID: &str = "corral-reference-instance";
+
+pub struct Tenants {
+    _servers: Vec<SimServer>,
+    connectors: Vec<Connector>,
+}
+
+impl Tenants {
+    pub async fn start() -> Tenants {
+        let kandji = KandjiSim::new(&KandjiConfig {
+            seed: 3,
+            devices: 12,
+            token: KANDJI_TOKEN.into(),
+        })
+        .start(0)
+        .await
+        .unwrap();
+        let s1 = SentinelOneSim::new(&SentinelOneConfig {
+            seed: 3,
+            groups: 4,
+            agents: 30,
+            token: S1_TOKEN.into(),
+        })
+        .start(0)
+        .await
+        .unwrap();
+        let rz = RunZeroSim::new(&RunZeroConfig {
+            seed: 3,
+            orgs: 1,
+            sites_per_org: 2,
+            users: 5,
+            assets_per_site: 10,
+            account_key: RZ_KEY.into(),
+        })
+        .start(0)
+        .await
+        .unwrap();
+        let cci = CircleCiSim::new(&CircleCiConfig {
+            seed: 3,
+            projects_per_org: 3,
+            pipelines_per_org: 6,
+            token: CCI_TOKEN.into(),
+        });
+        let user_id = cci.me["id"].as_str().unwrap_or_default().to_string();
+        let cci_server = cci.start(0).await.unwrap();
+        let connectors = vec![
+            (
+                "kandji",
+                vec![
+                    (
+                        "apiUrl",
+                        format!("{}{}", kandji.origin(), kandji::API_PREFIX),
+                        None,
+                    ),
+                    ("accessToken", KANDJI_TOKEN.into(), Some("KANDJI_TOKEN")),
+                ],
+            ),
+            (
+                "sentinelone",
+                vec![
+                    ("serverUrl", s1.origin(), None),
+                    ("apiToken", S1_TOKEN.into(), Some("S1_TOKEN")),
+                ],
+            ),
+            (
+                "runzero",
+                vec![
+                    (
+                        "baseUrl",
+                        format!("{}{}", rz.origin(), runzero::API_PREFIX),
+                        None,
+                    ),
+                    ("accountAPIKey", RZ_KEY.into(), Some("RZ_KEY")),
+                ],
+            ),
+            (
+                "circleci",
+                vec![
+                    (
+                        "baseUrl",
+                        format!("{}{}", cci_server.origin(), circleci::API_PREFIX),
+                        None,
+                    ),
+                    ("apiKey", CCI_TOKEN.into(), Some("CCI_TOKEN")),
+                    ("login", "octocat".into(), None),
+                    ("userId", user_id, None),
+                ],
+            ),
+        ];
+        Tenants {
+            _servers: vec![kandji, s1, rz, cci_server],
+            connectors,
+        }
+    }
+
+    pub fn connector(&self, plugin: &str) -> &Connector {
+        self.connectors.iter().find(|c| c.0 == plugin).unwrap()
+    }
+
+    /// `[[instance]]` text: secrets as `{ env = … }`, never their values.
+    pub fn toml(&self, id: &str, plugin: &str) -> String {
+        let (_, fields) = self.connector(plugin);
+        let mut out =
+            format!("[[instance]]\nid = \"{id}\"\nplugin = \"{plugin}\"\n[instance.config]\n");
+        for (k, v, env) in fields {
+            match env {
+                Some(var) => out.push_str(&format!("{k} = {{ env = \"{var}\" }}\n")),
+                None => out.push_str(&format!("{k} = \"{v}\"\n")),
+            }
+        }
+        out + "\n"
+    }
+
+    /// The instance's objects as a run in this process stores them: the reference.
+    pub async fn reference(&self, plugin: &str) -> Vec<(String, String, Map<String, Value>)> {
+        let (_, fields) = self.connector(plugin);
+        let config = fields
+            .iter()
+            .map(|(k, v, _)| (*k, ConfigValue::Text(v.clone())))
+            .collect();
+        let mut instance = plugin_instance(REFERENCE_ID, plugin, config);
+        instance.name = REFERENCE_ID.into();
+        let report = run_builtin(plugin, &instance).await;
+        assert!(report.succeeded(), "the reference {plugin} run succeeds");
+        all_objects(&report)
+    }
+}
+
+/// `corral.toml` for a process with its own data directory.
+pub fn write_config(
+    dir: &Path,
+    name: &str,
+    plugin_dir: Option<&Path>,
+    instances: &str,
+) -> std::path::PathBuf {
+    let data = dir.join(name);
+    let mut text = format!("data_dir = \"{}\"\n", data.display());
+    if let Some(p) = plugin_dir {
+        text.push_str(&format!("plugin_dir = \"{}\"\n", p.display()));
+    }
+    text.push('\n');
+    text.push_str(instances);
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub struct Admin {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Admin {
+    pub async fn start_run(&self, instance: &str) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/instances/{instance}/runs", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap();
+        r["runId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string()
+    }
+
+    pub async fn run(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/runs/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap()
+    }
+
+    pub async fn runs(&self) -> Vec<Value> {
+        let all: Value = self
+            .http
+            .get(format!("{}/runs?limit=10000", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap();
+        all.as_array()
+            .cloned()
+            .unwrap_or_else(|| all["runs"].as_array().cloned().unwrap_or_default())
+    }
+
+    pub async fn plugin_digest(&self, id: &str) -> Value {
+        let all: Value = self
+            .http
+            .get(format!("{}/plugins", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .map(|t| json(&t))
+            .unwrap();
+        let list = all
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| all["plugins"].as_array().cloned().unwrap_or_default());
+        list.into_iter()
+            .find(|p| p["id"] == id)
+            .map(|p| p["digest"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until every run in `ids` is finished; returns them by id.
+    pub async fn finished(&self, ids: &[String], within: Duration) -> BTreeMap<String, Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut done = BTreeMap::new();
+            for id in ids {
+                let run = self.run(id).await;
+                if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                    done.insert(id.clone(), run);
+                }
+            }
+            if done.len() == ids.len() {
+                return done;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} runs finished in {within:?}",
+                done.len(),
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
 
 /// A child process killed when dropped.
 pub struct Proc {
@@ -118,8 +396,12 @@ fn install_nats_server() {
 }
 
 /// The `corral` binary of this build: the workspace's `cargo test` builds it beside the
-/// test binaries (`target/<profile>/corral`).
+/// test binaries (`target/<profile>/corral`); `CORRAL_BIN` names another (the benchmark
+/// uses the release build).
 pub fn corral_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CORRAL_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("the test binary's path");
     let dir = exe
         .parent()
@@ -132,6 +414,16 @@ pub fn corral_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Where a process's log goes: beside its config (`<name>.log`, appended), read when a
+/// test fails.
+fn log_file(config: &Path) -> Stdio {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(config.with_extension("log"))
+        .map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 /// `corral serve --cluster`; returns it with its admin API's base URL.
@@ -147,7 +439,7 @@ pub fn coordinator(config: &Path, nats: &str) -> (Proc, String) {
         ])
         .arg(config)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log_file(config))
         .spawn()
         .expect("corral serve starts");
     let stdout = child.stdout.take().expect("piped stdout");
@@ -181,7 +473,7 @@ pub fn worker(config: &Path, nats: &str, name: &str, slots: usize, env: &[(&str,
         .arg(config)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(log_file(config))
         .spawn()
         .expect("corral worker starts");
     let stdout = child.stdout.take().expect("piped stdout");

@@ -3,15 +3,13 @@
 //! connectors against the simulators. Graphs are compared object for object with the
 //! same instance run in this process; credentials live only in the workers' environment.
 
-use corral::config::ConfigValue;
-use corral_e2e::cluster::{Nats, Proc, coordinator, worker};
+use corral_e2e::cluster::{
+    Admin, KANDJI_TOKEN, Nats, Proc, REFERENCE_ID, Tenants, WORKER_ENV, coordinator, json, worker,
+    write_config,
+};
 use corral_e2e::daemon::{scratch, sha256, variant};
-use corral_e2e::{all_objects, plugin_instance, run_builtin};
 use corral_simulators::SimServer;
-use corral_simulators::circleci::{self, CircleCiConfig, CircleCiSim};
 use corral_simulators::kandji::{self, KandjiConfig, KandjiSim};
-use corral_simulators::runzero::{self, RunZeroConfig, RunZeroSim};
-use corral_simulators::sentinelone::{SentinelOneConfig, SentinelOneSim};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,271 +17,6 @@ use std::time::{Duration, Instant};
 
 /// One process-heavy test at a time: each starts NATS, a coordinator and workers.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-const KANDJI_TOKEN: &str = "cluster-kandji-token-5e1f0a";
-const S1_TOKEN: &str = "cluster-s1-token-77c2d9";
-const RZ_KEY: &str = "cluster-runzero-key-0b8e44";
-const CCI_TOKEN: &str = "cluster-circleci-token-a93f17";
-
-/// The secrets, as each worker's environment holds them.
-const WORKER_ENV: [(&str, &str); 4] = [
-    ("KANDJI_TOKEN", KANDJI_TOKEN),
-    ("S1_TOKEN", S1_TOKEN),
-    ("RZ_KEY", RZ_KEY),
-    ("CCI_TOKEN", CCI_TOKEN),
-];
-
-/// A connector's instance settings: (plugin, [(field, value, env var if secret)]).
-type Connector = (
-    &'static str,
-    Vec<(&'static str, String, Option<&'static str>)>,
-);
-
-struct Tenants {
-    _servers: Vec<SimServer>,
-    connectors: Vec<Connector>,
-}
-
-impl Tenants {
-    async fn start() -> Tenants {
-        let kandji = KandjiSim::new(&KandjiConfig {
-            seed: 3,
-            devices: 12,
-            token: KANDJI_TOKEN.into(),
-        })
-        .start(0)
-        .await
-        .unwrap();
-        let s1 = SentinelOneSim::new(&SentinelOneConfig {
-            seed: 3,
-            groups: 4,
-            agents: 30,
-            token: S1_TOKEN.into(),
-        })
-        .start(0)
-        .await
-        .unwrap();
-        let rz = RunZeroSim::new(&RunZeroConfig {
-            seed: 3,
-            orgs: 1,
-            sites_per_org: 2,
-            users: 5,
-            assets_per_site: 10,
-            account_key: RZ_KEY.into(),
-        })
-        .start(0)
-        .await
-        .unwrap();
-        let cci = CircleCiSim::new(&CircleCiConfig {
-            seed: 3,
-            projects_per_org: 3,
-            pipelines_per_org: 6,
-            token: CCI_TOKEN.into(),
-        });
-        let user_id = cci.me["id"].as_str().unwrap_or_default().to_string();
-        let cci_server = cci.start(0).await.unwrap();
-        let connectors = vec![
-            (
-                "kandji",
-                vec![
-                    (
-                        "apiUrl",
-                        format!("{}{}", kandji.origin(), kandji::API_PREFIX),
-                        None,
-                    ),
-                    ("accessToken", KANDJI_TOKEN.into(), Some("KANDJI_TOKEN")),
-                ],
-            ),
-            (
-                "sentinelone",
-                vec![
-                    ("serverUrl", s1.origin(), None),
-                    ("apiToken", S1_TOKEN.into(), Some("S1_TOKEN")),
-                ],
-            ),
-            (
-                "runzero",
-                vec![
-                    (
-                        "baseUrl",
-                        format!("{}{}", rz.origin(), runzero::API_PREFIX),
-                        None,
-                    ),
-                    ("accountAPIKey", RZ_KEY.into(), Some("RZ_KEY")),
-                ],
-            ),
-            (
-                "circleci",
-                vec![
-                    (
-                        "baseUrl",
-                        format!("{}{}", cci_server.origin(), circleci::API_PREFIX),
-                        None,
-                    ),
-                    ("apiKey", CCI_TOKEN.into(), Some("CCI_TOKEN")),
-                    ("login", "octocat".into(), None),
-                    ("userId", user_id, None),
-                ],
-            ),
-        ];
-        Tenants {
-            _servers: vec![kandji, s1, rz, cci_server],
-            connectors,
-        }
-    }
-
-    fn connector(&self, plugin: &str) -> &Connector {
-        self.connectors.iter().find(|c| c.0 == plugin).unwrap()
-    }
-
-    /// `[[instance]]` text: secrets as `{ env = … }`, never their values.
-    fn toml(&self, id: &str, plugin: &str) -> String {
-        let (_, fields) = self.connector(plugin);
-        let mut out =
-            format!("[[instance]]\nid = \"{id}\"\nplugin = \"{plugin}\"\n[instance.config]\n");
-        for (k, v, env) in fields {
-            match env {
-                Some(var) => out.push_str(&format!("{k} = {{ env = \"{var}\" }}\n")),
-                None => out.push_str(&format!("{k} = \"{v}\"\n")),
-            }
-        }
-        out + "\n"
-    }
-
-    /// The instance's objects as a run in this process stores them: the reference.
-    async fn reference(&self, plugin: &str) -> Vec<(String, String, Map<String, Value>)> {
-        let (_, fields) = self.connector(plugin);
-        let config = fields
-            .iter()
-            .map(|(k, v, _)| (*k, ConfigValue::Text(v.clone())))
-            .collect();
-        let mut instance = plugin_instance(REFERENCE_ID, plugin, config);
-        instance.name = REFERENCE_ID.into();
-        let report = run_builtin(plugin, &instance).await;
-        assert!(report.succeeded(), "the reference {plugin} run succeeds");
-        all_objects(&report)
-    }
-}
-
-/// `corral.toml` for a process with its own data directory.
-fn write_config(
-    dir: &Path,
-    name: &str,
-    plugin_dir: Option<&Path>,
-    instances: &str,
-) -> std::path::PathBuf {
-    let data = dir.join(name);
-    let mut text = format!("data_dir = \"{}\"\n", data.display());
-    if let Some(p) = plugin_dir {
-        text.push_str(&format!("plugin_dir = \"{}\"\n", p.display()));
-    }
-    text.push('\n');
-    text.push_str(instances);
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-struct Admin {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Admin {
-    async fn start_run(&self, instance: &str) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/instances/{instance}/runs", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap();
-        r["runId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{r}"))
-            .to_string()
-    }
-
-    async fn run(&self, id: &str) -> Value {
-        self.http
-            .get(format!("{}/runs/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap()
-    }
-
-    async fn runs(&self) -> Vec<Value> {
-        let all: Value = self
-            .http
-            .get(format!("{}/runs?limit=1000", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap();
-        all.as_array()
-            .cloned()
-            .unwrap_or_else(|| all["runs"].as_array().cloned().unwrap_or_default())
-    }
-
-    async fn plugin_digest(&self, id: &str) -> Value {
-        let all: Value = self
-            .http
-            .get(format!("{}/plugins", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap();
-        let list = all
-            .as_array()
-            .cloned()
-            .unwrap_or_else(|| all["plugins"].as_array().cloned().unwrap_or_default());
-        list.into_iter()
-            .find(|p| p["id"] == id)
-            .map(|p| p["digest"].clone())
-            .unwrap_or(Value::Null)
-    }
-
-    /// Waits until every run in `ids` is finished; returns them by id.
-    async fn finished(&self, ids: &[String], within: Duration) -> BTreeMap<String, Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut done = BTreeMap::new();
-            for id in ids {
-                let run = self.run(id).await;
-                if !matches!(run["status"].as_str(), Some("queued" | "running")) {
-                    done.insert(id.clone(), run);
-                }
-            }
-            if done.len() == ids.len() {
-                return done;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {} runs finished in {within:?}",
-                done.len(),
-                ids.len()
-            );
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
 
 /// Every object in an instance's output folder, as (key, type, object) in key order.
 fn output_objects(out: &Path) -> Vec<(String, String, Map<String, Value>)> {
@@ -315,10 +48,6 @@ fn output_objects(out: &Path) -> Vec<(String, String, Map<String, Value>)> {
 }
 
 type Objects = [(String, String, Map<String, Value>)];
-
-/// The id (and name) of the reference runs: an instance's graph names its instance (the
-/// account entity), so the reference is compared with this replaced by the instance's.
-const REFERENCE_ID: &str = "corral-reference-instance";
 
 /// The same objects as the reference for `instance`; else names the first that differs.
 fn assert_same_graph(instance: &str, got: &Objects, reference: &Objects) {
@@ -388,7 +117,16 @@ async fn a_hundred_runs_on_three_workers_survive_a_worker_killed_mid_run() {
     let ids: Vec<(String, &str)> = (0..100)
         .map(|i| (format!("{}-{:02}", plugins[i % 4], i / 4), plugins[i % 4]))
         .collect();
-    let instances: String = ids.iter().map(|(id, p)| tenants.toml(id, p)).collect();
+    // kandji-00 talks to a slow twin of the Kandji tenant (same data), so its run is
+    // surely still going when the worker holding it is killed.
+    let (_slow, slow_api) = slow_kandji(3, 300).await;
+    let instances: String = ids
+        .iter()
+        .map(|(id, p)| match id.as_str() {
+            "kandji-00" => kandji_toml(id, &slow_api, "KANDJI_TOKEN"),
+            _ => tenants.toml(id, p),
+        })
+        .collect();
     let coord_toml = write_config(&dir, "coordinator", None, &instances);
     let (_coord, base) = coordinator(&coord_toml, &nats.url);
     let mut workers: Vec<Proc> = (1..=3)
@@ -405,21 +143,15 @@ async fn a_hundred_runs_on_three_workers_survive_a_worker_killed_mid_run() {
     for (id, _) in &ids {
         run_ids.push(admin.start_run(id).await);
     }
-    // Kill w1 while it holds a run.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let victim_run = loop {
-        let running = admin
-            .runs()
-            .await
-            .into_iter()
-            .find(|r| r["status"] == "running" && r["worker"] == "w1");
-        if let Some(r) = running {
-            break r["runId"].as_str().unwrap().to_string();
-        }
-        assert!(Instant::now() < deadline, "w1 never took a run");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    workers[0].kill9();
+    // Kill the worker holding the slow run, mid-run.
+    let victim_run = run_ids[0].clone();
+    wait_running(&admin, &victim_run).await;
+    let victim_worker = admin.run(&victim_run).await["worker"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let killed: usize = victim_worker.trim_start_matches('w').parse().unwrap();
+    workers[killed - 1].kill9();
 
     let runs = admin.finished(&run_ids, Duration::from_secs(300)).await;
     let all = admin.runs().await;
@@ -436,35 +168,50 @@ async fn a_hundred_runs_on_three_workers_survive_a_worker_killed_mid_run() {
     }
     let victim = &runs[&victim_run];
     assert_ne!(
-        victim["worker"], "w1",
+        victim["worker"],
+        victim_worker.as_str(),
         "the killed worker's run finished elsewhere: {victim}"
     );
     assert!(victim["attempts"].as_u64().unwrap() >= 2, "{victim}");
 
-    // A result that arrives twice is delivered once: the history and output stay.
-    let again = duplicate_result(&nats.url, &victim_run).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(admin.run(&victim_run).await, *victim, "{again}");
+    // Results that arrive again (a worker's stale attempt, a failure after the fact)
+    // are dropped: the history, state and output stay as delivered.
+    let changes = std::fs::read(dir.join("coordinator/out/kandji-00/changes.json")).unwrap();
+    for outcome in [
+        serde_json::json!({"kind": "ran", "bytes": 10}),
+        serde_json::json!({"kind": "failed", "reason": "a stale attempt"}),
+    ] {
+        duplicate_result(&nats.url, &victim_run, outcome).await;
+    }
+    results_consumed(&nats.url).await;
+    assert_eq!(admin.run(&victim_run).await, *victim);
+    assert_eq!(admin.runs().await.len(), 100);
+    assert_eq!(
+        std::fs::read(dir.join("coordinator/out/kandji-00/changes.json")).unwrap(),
+        changes
+    );
 
-    for w in workers.iter_mut().skip(1) {
-        assert!(w.terminate().success(), "a worker stops cleanly on SIGTERM");
+    for (n, w) in workers.iter_mut().enumerate() {
+        if n + 1 != killed {
+            assert!(w.terminate().success(), "a worker stops cleanly on SIGTERM");
+        }
     }
     assert_no_secret_under(&dir.join("coordinator"));
     assert_no_secret_under(&nats.store);
 }
 
-/// Publishes a second result notice for `run_id` as a worker would.
-async fn duplicate_result(url: &str, run_id: &str) -> String {
+/// Publishes another result notice for `run_id` as a worker would.
+async fn duplicate_result(url: &str, run_id: &str, outcome: Value) -> String {
     let client = async_nats::connect(url).await.unwrap();
     let notice = serde_json::json!({
-        "run_id": run_id, "worker": "impostor", "attempts": 9,
-        "outcome": {"kind": "failed", "reason": "a stale attempt"}
+        "run_id": run_id, "worker": "impostor", "attempts": 9, "outcome": outcome
     });
     let js = async_nats::jetstream::new(client);
     // A different message id than the worker's, so JetStream's own deduplication does
     // not hide it: the coordinator must.
     let mut headers = async_nats::HeaderMap::new();
-    headers.insert("Nats-Msg-Id", format!("{run_id}-again").as_str());
+    let id = format!("{run_id}-{}", outcome["kind"]);
+    headers.insert("Nats-Msg-Id", id.as_str());
     js.publish_with_headers(
         format!("corral.result.{run_id}"),
         headers,
@@ -547,17 +294,36 @@ async fn wait_for_digest(admin: &Admin, digest: &str) {
     }
 }
 
-/// A Kandji tenant answering slowly, so runs are still going when something fails.
-async fn slow_kandji() -> (SimServer, String) {
+/// Waits until the coordinator has taken and acknowledged every result notice.
+async fn results_consumed(url: &str) {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+            .get_consumer_from_stream("corral-coordinator", "CORRAL_RESULTS")
+            .await
+            .unwrap();
+        let info = consumer.info().await.unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "results still pending: {info:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A Kandji tenant (seed, 12 devices) answering each request after `delay_ms`, so its
+/// runs are still going when something fails.
+async fn slow_kandji(seed: u64, delay_ms: u64) -> (SimServer, String) {
     let server = KandjiSim::new(&KandjiConfig {
-        seed: 5,
+        seed,
         devices: 12,
         token: KANDJI_TOKEN.into(),
     })
     .start(0)
     .await
     .unwrap();
-    server.set_delay(Duration::from_millis(80));
+    server.set_delay(Duration::from_millis(delay_ms));
     let api = format!("{}{}", server.origin(), kandji::API_PREFIX);
     (server, api)
 }
@@ -582,7 +348,7 @@ async fn nats_and_coordinator_restarts_lose_no_run_and_a_worker_failure_is_not_r
     let _serial = SERIAL.lock().await;
     let dir = scratch("cluster-faults");
     let mut nats = Nats::start(&dir);
-    let (_server, api) = slow_kandji().await;
+    let (_server, api) = slow_kandji(5, 80).await;
     let mut instances: String = (1..=6)
         .map(|i| kandji_toml(&format!("k{i}"), &api, "KANDJI_TOKEN"))
         .collect();
@@ -625,6 +391,10 @@ async fn nats_and_coordinator_restarts_lose_no_run_and_a_worker_failure_is_not_r
     let runs = admin.finished(&first, Duration::from_secs(120)).await;
     for run in runs.values() {
         assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(
+            run["attempts"], 1,
+            "a short NATS outage costs no attempt: {run}"
+        );
         assert_eq!(
             run["counts"]["requests"].as_u64().map(|n| n > 12),
             Some(true),

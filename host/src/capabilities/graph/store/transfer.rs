@@ -25,12 +25,13 @@ pub struct GraphMeta {
     pub missing_required: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
+/// A group as it travels: the `_type` as stored only. The `_type` as emitted is what the
+/// guest reads by during its run, and may hold a secret value: it never leaves the run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupMeta {
     pub kind: Kind,
     pub step: String,
     pub type_name: String,
-    pub emitted_type: String,
 }
 
 impl GraphStore {
@@ -43,7 +44,6 @@ impl GraphStore {
                     kind: g.kind,
                     step: g.step.clone(),
                     type_name: g.type_name.clone(),
-                    emitted_type: g.emitted_type.clone(),
                 })
                 .collect(),
             objects: self.slots.len() as u64,
@@ -90,8 +90,8 @@ impl GraphStore {
                 .map(|g| Group {
                     kind: g.kind,
                     step: g.step,
+                    emitted_type: g.type_name.clone(),
                     type_name: g.type_name,
-                    emitted_type: g.emitted_type,
                     members: Vec::new(),
                 })
                 .collect(),
@@ -103,6 +103,11 @@ impl GraphStore {
         let mut record = Vec::new();
         while let Some(group) = read_u32(input, true)? {
             let at = store.slots.len();
+            anyhow::ensure!(
+                (at as u64) < meta.objects,
+                "the graph holds more objects than the {} it declares",
+                meta.objects
+            );
             let len = read_u32(input, false)?.unwrap_or_default();
             anyhow::ensure!(
                 len <= MAX_RECORD_BYTES,
@@ -253,11 +258,18 @@ mod tests {
         let extra = GraphStore::read_records(one_less, &mut bytes.as_slice())
             .map(|_| ())
             .unwrap_err();
-        assert!(
-            extra
-                .to_string()
-                .contains("holds 301 objects but declares 300"),
-            "{extra}"
+        assert_eq!(
+            extra.to_string(),
+            "the graph holds more objects than the 300 it declares"
+        );
+        let mut one_more = g.meta();
+        one_more.objects += 1;
+        let short = GraphStore::read_records(one_more, &mut bytes.as_slice())
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            short.to_string(),
+            "the graph holds 301 objects but declares 302"
         );
         let mut wrong_group = bytes.clone();
         wrong_group[..4].copy_from_slice(&9u32.to_le_bytes());
