@@ -7,7 +7,7 @@ use super::{Layout, bundle};
 use crate::lock::LockExt;
 use crate::run::RunReport;
 use anyhow::Context as _;
-use async_nats::jetstream::{self, AckKind, Message, consumer, object_store};
+use async_nats::jetstream::{self, AckKind, Message, consumer};
 use futures::StreamExt as _;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -83,11 +83,7 @@ impl Coordinator {
         if path.exists() {
             return Ok(());
         }
-        let mut file = tempfile::NamedTempFile::new_in(&self.kept)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.as_file().sync_all()?;
-        file.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        super::write_whole(&path, bytes)
     }
 
     /// Publishes the run (and its generation's component, once) to the queue.
@@ -130,9 +126,9 @@ impl Coordinator {
         if self.published.locked().contains(digest) {
             return Ok(());
         }
-        match self.layout.plugins.info(digest).await {
-            Ok(_) => {}
-            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
+        match super::stored(&self.layout.plugins, digest).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
                 let bytes = self.kept_component(digest).map_err(QueueError::Never)?;
                 self.layout
                     .plugins
@@ -219,16 +215,15 @@ impl Coordinator {
     /// Reads run `run_id`'s result file from the store.
     pub async fn report(&self, run_id: &str) -> Result<RunReport, ResultError> {
         let store = &self.layout.result_files;
-        let info = match store.info(run_id).await {
-            Ok(info) => info,
-            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
-                return Err(ResultError::Invalid(anyhow::anyhow!(
+        let info = super::stored(store, run_id)
+            .await
+            .map_err(|e| ResultError::Away(e.into()))?
+            .ok_or_else(|| {
+                ResultError::Invalid(anyhow::anyhow!(
                     "the result of {run_id} is not in the {} store",
                     super::RESULTS_BUCKET
-                )));
-            }
-            Err(e) => return Err(ResultError::Away(e.into())),
-        };
+                ))
+            })?;
         if info.size as u64 > MAX_RESULT_BYTES {
             return Err(ResultError::Invalid(anyhow::anyhow!(
                 "the result of {run_id} is {} bytes (at most {MAX_RESULT_BYTES})",

@@ -146,6 +146,30 @@ async fn object_store(
     .with_context(|| format!("cannot open the JetStream object store {bucket}"))
 }
 
+/// Writes `bytes` to `path` whole: through a temp file of its own beside it, synced,
+/// then renamed, so a reader (or a crash) never sees part of a component.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Object `name`'s info, `None` when the store has no such object; `Err` when NATS
+/// could not tell.
+pub async fn stored(
+    store: &object_store::ObjectStore,
+    name: &str,
+) -> Result<Option<object_store::ObjectInfo>, object_store::InfoError> {
+    match store.info(name).await {
+        Ok(info) => Ok(Some(info)),
+        Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The durable consumer all workers share: each run goes to one of them.
 pub async fn workers_consumer(
     runs: &stream::Stream,

@@ -10,7 +10,7 @@ use crate::plugin::runtime::Runtime;
 use crate::plugin::{self, LoadedPlugin};
 use crate::run;
 use anyhow::Context as _;
-use async_nats::jetstream::{self, AckKind, Message, object_store};
+use async_nats::jetstream::{self, AckKind, Message};
 use futures::StreamExt as _;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -174,7 +174,10 @@ impl Worker {
     /// Whether the results store already holds a complete result for the run (its
     /// metadata is written last).
     async fn already_stored(&self, run_id: &str) -> bool {
-        self.layout.result_files.info(run_id).await.is_ok()
+        matches!(
+            super::stored(&self.layout.result_files, run_id).await,
+            Ok(Some(_))
+        )
     }
 
     /// Runs the request and stores its result; returns the result file's size.
@@ -305,16 +308,15 @@ impl Worker {
             ))
         };
         let store = &self.layout.plugins;
-        let info = match store.info(digest).await {
-            Ok(info) => info,
-            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => {
-                return Err(Stop::Fail(anyhow::anyhow!(
+        let info = super::stored(store, digest)
+            .await
+            .map_err(|e| away(&e))?
+            .ok_or_else(|| {
+                Stop::Fail(anyhow::anyhow!(
                     "plugin {digest} is not in the {} store",
                     super::PLUGINS_BUCKET
-                )));
-            }
-            Err(e) => return Err(away(&e)),
-        };
+                ))
+            })?;
         if info.size as u64 > plugin::MAX_COMPONENT_BYTES {
             return Err(Stop::Fail(anyhow::anyhow!(
                 "plugin {digest} is {} bytes (at most {})",
@@ -336,15 +338,7 @@ impl Worker {
                 super::PLUGINS_BUCKET
             )));
         }
-        // A temp file of its own per fetch, renamed into place whole.
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        tempfile::NamedTempFile::new_in(dir)
-            .and_then(|mut f| {
-                std::io::Write::write_all(&mut f, &bytes)?;
-                f.as_file().sync_all()?;
-                f.persist(path).map_err(|e| e.error)?;
-                Ok(())
-            })
+        super::write_whole(path, &bytes)
             .map_err(|e| Stop::Fail(anyhow::anyhow!("{}: {e}", path.display())))
     }
 

@@ -117,6 +117,12 @@ fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// A run's errors as the JSON array the `errors` column holds.
+fn error_list(errors: &[impl AsRef<str>]) -> String {
+    let list = errors.iter().map(|e| serde_json::Value::from(e.as_ref()));
+    serde_json::Value::Array(list.collect()).to_string()
+}
+
 /// Whether a process with this id exists (Linux: `/proc`; elsewhere every recorded
 /// process counts as gone, which is right after a restart).
 fn process_alive(pid: u32) -> bool {
@@ -278,8 +284,7 @@ impl History {
             .filter(|(_, pid)| pid.is_none_or(|p| p == std::process::id() || !process_alive(p)))
             .map(|(seq, _)| seq)
             .collect();
-        let errors = serde_json::to_string(&["corral stopped while this run was in flight"])
-            .expect("strings serialise");
+        let errors = error_list(&["corral stopped while this run was in flight"]);
         for seq in &orphans {
             conn.execute(
                 "UPDATE runs SET status = 'failed', errors = ?2, ended_at = ?3 WHERE seq = ?1",
@@ -338,7 +343,7 @@ impl History {
         at_ms: u64,
     ) -> Result<()> {
         let counts = counts.map(|c| serde_json::to_string(c).expect("counts serialise"));
-        let errors = serde_json::to_string(errors).expect("strings serialise");
+        let errors = error_list(errors);
         self.conn
             .locked()
             .execute(
@@ -427,7 +432,7 @@ impl History {
 
     /// Marks one unfinished run failed with `reason`.
     pub fn fail_one(&self, run: &str, reason: &str) -> Result<()> {
-        let errors = serde_json::to_string(&[reason]).expect("strings serialise");
+        let errors = error_list(&[reason]);
         self.conn
             .locked()
             .execute(
@@ -446,7 +451,7 @@ impl History {
     /// Marks this process's queued and running runs failed with `reason`; returns how
     /// many.
     pub fn fail_unfinished(&self, reason: &str) -> Result<usize> {
-        let errors = serde_json::to_string(&[reason]).expect("strings serialise");
+        let errors = error_list(&[reason]);
         self.conn
             .locked()
             .execute(

@@ -25,6 +25,19 @@ pub struct Generation {
     on_probation: Mutex<bool>,
 }
 
+impl Generation {
+    /// The plugin a run on this generation records in the history.
+    pub fn run_plugin(&self) -> crate::delivery::history::RunPlugin<'_> {
+        let m = &self.plugin.manifest;
+        crate::delivery::history::RunPlugin {
+            id: &m.id,
+            version: &m.version,
+            digest: &self.plugin.digest,
+            generation: self.number,
+        }
+    }
+}
+
 /// A candidate that was refused, and why.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

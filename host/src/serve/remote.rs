@@ -7,7 +7,7 @@ use crate::capabilities::log::now_ms;
 use crate::cluster::coordinator::{QueueError, ResultError};
 use crate::cluster::wire::{self, Outcome as Remote, ResultNotice, RunRequest};
 use crate::config::InstanceConfig;
-use crate::delivery::history::{Outcome, RunPlugin, RunStatus};
+use crate::delivery::history::{Outcome, RunStatus};
 use crate::lock::LockExt;
 use futures::StreamExt as _;
 use std::sync::Arc;
@@ -26,12 +26,7 @@ impl Daemon {
             return self.end_logged(&run_id, &cfg.id, Outcome::failed(reason));
         };
         let m = &generation.plugin.manifest;
-        let plugin = RunPlugin {
-            id: &m.id,
-            version: &m.version,
-            digest: &generation.plugin.digest,
-            generation: generation.number,
-        };
+        let plugin = generation.run_plugin();
         if let Err(e) = self.history.plan(&run_id, &plugin) {
             tracing::error!(run = %run_id, "{e}");
         }

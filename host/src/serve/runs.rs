@@ -5,7 +5,7 @@ use super::Daemon;
 use super::registry::Generation;
 use crate::capabilities::log::now_ms;
 use crate::config::InstanceConfig;
-use crate::delivery::history::{HistoryError, Outcome, RunPlugin, RunStatus};
+use crate::delivery::history::{HistoryError, Outcome, RunStatus};
 use crate::lock::LockExt;
 use crate::run;
 use std::sync::Arc;
@@ -105,12 +105,7 @@ impl Daemon {
             return Outcome::failed(format!("plugin {:?} is not loaded", cfg.plugin));
         };
         let m = &generation.plugin.manifest;
-        let plugin = RunPlugin {
-            id: &m.id,
-            version: &m.version,
-            digest: &generation.plugin.digest,
-            generation: generation.number,
-        };
+        let plugin = generation.run_plugin();
         if let Err(e) = self.history.start(run_id, &plugin, now_ms()) {
             tracing::error!(run = %run_id, "{e}");
         }

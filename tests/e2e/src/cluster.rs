@@ -191,17 +191,20 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// `GET path` on the admin API, as JSON.
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self.http.get(format!("{}{path}", self.base)).send();
+        json(&response.await.unwrap().text().await.unwrap())
+    }
+
+    /// `POST path` on the admin API, as JSON.
+    pub async fn post(&self, path: &str) -> Value {
+        let response = self.http.post(format!("{}{path}", self.base)).send();
+        json(&response.await.unwrap().text().await.unwrap())
+    }
+
     pub async fn start_run(&self, instance: &str) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/instances/{instance}/runs", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap();
+        let r = self.post(&format!("/instances/{instance}/runs")).await;
         r["runId"]
             .as_str()
             .unwrap_or_else(|| panic!("{r}"))
@@ -209,48 +212,17 @@ impl Admin {
     }
 
     pub async fn run(&self, id: &str) -> Value {
-        self.http
-            .get(format!("{}/runs/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap()
+        self.get(&format!("/runs/{id}")).await
     }
 
     pub async fn runs(&self) -> Vec<Value> {
-        let all: Value = self
-            .http
-            .get(format!("{}/runs?limit=10000", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap();
-        all.as_array()
-            .cloned()
-            .unwrap_or_else(|| all["runs"].as_array().cloned().unwrap_or_default())
+        let all = self.get("/runs?limit=10000").await;
+        all.as_array().cloned().unwrap_or_default()
     }
 
     pub async fn plugin_digest(&self, id: &str) -> Value {
-        let all: Value = self
-            .http
-            .get(format!("{}/plugins", self.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| json(&t))
-            .unwrap();
-        let list = all
-            .as_array()
-            .cloned()
-            .unwrap_or_else(|| all["plugins"].as_array().cloned().unwrap_or_default());
+        let all = self.get("/plugins").await;
+        let list = all.as_array().cloned().unwrap_or_default();
         list.into_iter()
             .find(|p| p["id"] == id)
             .map(|p| p["digest"].clone())
@@ -282,7 +254,7 @@ impl Admin {
     }
 }
 
-pub fn json(text: &str) -> Value {
+fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 

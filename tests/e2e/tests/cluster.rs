@@ -4,7 +4,7 @@
 //! same instance run in this process; credentials live only in the workers' environment.
 
 use corral_e2e::cluster::{
-    Admin, KANDJI_TOKEN, Nats, Proc, REFERENCE_ID, Tenants, WORKER_ENV, coordinator, json, worker,
+    Admin, KANDJI_TOKEN, Nats, Proc, REFERENCE_ID, Tenants, WORKER_ENV, coordinator, worker,
     write_config,
 };
 use corral_e2e::daemon::{scratch, sha256, variant};
@@ -261,16 +261,7 @@ async fn hot_swap_and_rollback_across_workers_keep_each_runs_generation() {
     for id in &ids[3..6] {
         expected.push((admin.start_run(id).await, d1.clone(), id.clone()));
     }
-    let rolled: Value = admin
-        .http
-        .post(format!("{}/plugins/kandji/rollback", admin.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| json(&t))
-        .unwrap();
+    let rolled = admin.post("/plugins/kandji/rollback").await;
     wait_for_digest(&admin, &d0).await;
     for id in &ids[6..9] {
         expected.push((admin.start_run(id).await, d0.clone(), id.clone()));
