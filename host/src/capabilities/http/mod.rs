@@ -21,6 +21,7 @@ use crate::net::{error_chain, find_source};
 use crate::policy::{Context, EffectiveLimits};
 use crate::secrets::Redactor;
 use futures::future::join_all;
+use pace::{TokenBucket, on_tick};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 use wasmtime::component::{Linker, Resource, ResourceType};
 
+mod pace;
 mod quota;
 pub mod tape;
 pub use quota::estimate as quota_estimate;
@@ -64,9 +66,6 @@ pub const HOST_HEADERS: &[&str] = &[
 ];
 /// Most bytes allocated for a body before they arrive, whatever its announced size.
 const MAX_PREALLOCATED: u64 = 8 << 20;
-/// Requests per second outside this range are clamped: a zero, negative or NaN rate would
-/// never refill, and its wait would not fit a `Duration`.
-const RATE_RANGE: (f64, f64) = (0.001, 1e6);
 
 /// Per-run HTTP state: the shared client and the run's rate, concurrency and
 /// bytes-in-flight limits.
@@ -244,45 +243,6 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.pool.used.fetch_sub(self.bytes, Ordering::SeqCst);
-    }
-}
-
-/// Refills at `rate` tokens a second up to a burst of `max(rate, 1)`.
-struct TokenBucket {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: f64) -> Self {
-        let (min, max) = RATE_RANGE;
-        let rate = if rate.is_nan() {
-            min
-        } else {
-            rate.clamp(min, max)
-        };
-        TokenBucket {
-            rate,
-            tokens: rate.max(1.0),
-            last: Instant::now(),
-        }
-    }
-
-    /// Takes a token, or says how long until one is there.
-    fn take(&mut self) -> Result<(), Duration> {
-        let now = Instant::now();
-        let burst = self.rate.max(1.0);
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - self.tokens) / self.rate;
-            Err(Duration::try_from_secs_f64(wait).unwrap_or(Duration::MAX))
-        }
     }
 }
 
@@ -841,7 +801,7 @@ impl<'a> Call<'a> {
                     self.run.grant.limits.requests_per_second
                 )));
             }
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(on_tick(wait)).await;
         }
     }
 
@@ -921,7 +881,7 @@ impl<'a> Call<'a> {
                 );
                 self.run.log.host(self.run, self.step, "warn", &line);
             }
-            tokio::time::sleep(spent.wait).await;
+            tokio::time::sleep(on_tick(spent.wait)).await;
         }
     }
 
@@ -1312,26 +1272,8 @@ mod tests {
         assert_eq!(base64_encode(b"ab"), "YWI=");
     }
 
-    #[test]
-    fn bucket_spaces_requests() {
-        let mut b = TokenBucket::new(2.0);
-        assert!(b.take().is_ok());
-        assert!(b.take().is_ok());
-        let wait = b.take().unwrap_err();
-        assert!(
-            wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
-            "{wait:?}"
-        );
-    }
-
     #[tokio::test]
     async fn no_limit_value_panics() {
-        for rate in [0.0, -1.0, 1e-300, f64::NAN, f64::INFINITY, f64::MAX] {
-            let mut b = TokenBucket::new(rate);
-            for _ in 0..3 {
-                let _ = b.take();
-            }
-        }
         for permits in [0, u64::MAX] {
             let limits = EffectiveLimits {
                 max_concurrent_requests: permits,
