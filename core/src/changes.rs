@@ -394,63 +394,68 @@ impl ChangeSet {
         summary(baseline, &self.totals(), counts)
     }
 
-    /// [`ChangeSet::finish`] for a [`ChangeSet::baseline`]: the document `finish` would
-    /// write had it held the keys, from `keys`, the state's (`_type`, key) pairs sorted
-    /// by type then key, `total` of them, read one at a time. The state is what is
-    /// listed (two emitted keys one redacted key stands for are one object there).
-    /// `capacity` is the document's expected length. Fails if `keys` does not yield
-    /// `total` pairs.
-    pub fn finish_baseline<E: From<serde_json::Error>>(
+    /// [`ChangeSet::finish`] for a [`ChangeSet::baseline`]: writes to `out` the document
+    /// `finish` would give had it held the keys, from `keys`, the state's (`_type`, key)
+    /// pairs sorted by type then key, `total` of them, read one at a time; returns its
+    /// summary. The state is what is listed (two emitted keys one redacted key stands
+    /// for are one object there). Nothing grows with the graph but `out`. Fails if
+    /// `keys` does not yield `total` pairs.
+    pub fn finish_baseline<E, W>(
         self,
         (instance, run_id): (&str, &str),
         partial_types: &BTreeSet<String>,
         keys: impl Iterator<Item = Result<(String, String), E>>,
-        (total, capacity): (usize, usize),
-    ) -> Result<(String, Value), E> {
+        total: usize,
+        mut out: W,
+    ) -> Result<Value, E>
+    where
+        E: From<serde_json::Error> + From<std::io::Error>,
+        W: std::io::Write,
+    {
         debug_assert!(self.list_created_later && self.types.is_empty());
         let totals = BTreeMap::from([("created", total), ("deleted", 0), ("updated", 0)]);
-        let mut out: Vec<u8> = Vec::with_capacity(capacity);
-        out.extend_from_slice(b"{\"baseline\":true,\"instance\":");
+        out.write_all(b"{\"baseline\":true,\"instance\":")?;
         serde_json::to_writer(&mut out, instance)?;
-        out.extend_from_slice(b",\"partialTypes\":");
+        out.write_all(b",\"partialTypes\":")?;
         serde_json::to_writer(&mut out, partial_types)?;
-        out.extend_from_slice(b",\"runId\":");
+        out.write_all(b",\"runId\":")?;
         serde_json::to_writer(&mut out, run_id)?;
-        out.extend_from_slice(b",\"totals\":");
+        out.write_all(b",\"totals\":")?;
         serde_json::to_writer(&mut out, &totals)?;
-        out.extend_from_slice(b",\"types\":{");
+        out.write_all(b",\"types\":{")?;
         const TYPE_END: &[u8] = b"],\"deleted\":[],\"updated\":[]}";
         let mut listed: BTreeMap<String, usize> = BTreeMap::new();
         let mut current: Option<String> = None;
         for row in keys {
             let (type_name, key) = row?;
             if current.as_deref() == Some(type_name.as_str()) {
-                out.push(b',');
+                out.write_all(b",")?;
             } else {
                 if current.is_some() {
-                    out.extend_from_slice(TYPE_END);
-                    out.push(b',');
+                    out.write_all(TYPE_END)?;
+                    out.write_all(b",")?;
                 }
                 serde_json::to_writer(&mut out, &type_name)?;
-                out.extend_from_slice(b":{\"created\":[");
+                out.write_all(b":{\"created\":[")?;
                 current = Some(type_name.clone());
             }
             serde_json::to_writer(&mut out, &key)?;
             *listed.entry(type_name).or_default() += 1;
         }
         if current.is_some() {
-            out.extend_from_slice(TYPE_END);
+            out.write_all(TYPE_END)?;
         }
-        out.extend_from_slice(b"}}");
+        out.write_all(b"}}")?;
+        out.flush()?;
         let count = listed.values().sum::<usize>();
         if count != total {
-            return Err(E::from(serde::ser::Error::custom(format!(
+            let e: serde_json::Error = serde::ser::Error::custom(format!(
                 "the state listed {count} objects, {total} were expected"
-            ))));
+            ));
+            return Err(E::from(e));
         }
-        let document = String::from_utf8(out).map_err(|e| E::from(serde::ser::Error::custom(e)))?;
         let counts = listed.iter().map(|(t, &n)| (t.as_str(), [n, 0, 0]));
-        Ok((document, summary(true, &totals, counts)))
+        Ok(summary(true, &totals, counts))
     }
 }
 
@@ -554,15 +559,12 @@ mod tests {
         ) -> impl Iterator<Item = Result<(String, String), serde_json::Error>> + '_ {
             rows.iter().cloned().map(Ok)
         }
-        let (got, summary) = listed
-            .finish_baseline(("inst", "run-7"), &partial, ok(&rows), (4, 16))
-            .unwrap();
+        let (got, summary) = baseline_document(listed, &partial, ok(&rows), 4).unwrap();
         assert_eq!(got, want);
         assert_eq!(summary, want_summary);
 
-        let err = ChangeSet::baseline()
-            .finish_baseline(("inst", "run-7"), &partial, ok(&rows[1..]), (4, 0))
-            .unwrap_err();
+        let err =
+            baseline_document(ChangeSet::baseline(), &partial, ok(&rows[1..]), 4).unwrap_err();
         assert!(
             err.to_string()
                 .contains("listed 3 objects, 4 were expected"),
@@ -571,13 +573,31 @@ mod tests {
         let mut unlisted = ChangeSet::baseline();
         unlisted.add(ChangeKind::Created, "k", "t", BTreeMap::new(), None);
         assert!(unlisted.finish("inst", "run-7", true, &partial).is_err());
-        let (doc, summary) = ChangeSet::baseline()
-            .finish_baseline(("i", "r"), &BTreeSet::new(), ok(&[]), (0, 0))
-            .unwrap();
+        let (doc, summary) =
+            baseline_document(ChangeSet::baseline(), &BTreeSet::new(), ok(&[]), 0).unwrap();
         let (held_empty, held_summary, _) = ChangeSet::new(false)
             .finish("i", "r", true, &BTreeSet::new())
             .unwrap();
         assert_eq!((doc, summary), (held_empty, held_summary));
+    }
+
+    /// [`ChangeSet::finish_baseline`]'s document as text, for instance `inst`'s `run-7`
+    /// (`i`'s `r` when nothing is listed).
+    fn baseline_document(
+        set: ChangeSet,
+        partial: &BTreeSet<String>,
+        rows: impl Iterator<Item = Result<(String, String), serde_json::Error>>,
+        total: usize,
+    ) -> anyhow::Result<(String, Value)> {
+        let rows = rows.map(|r| r.map_err(anyhow::Error::from));
+        let names = if total == 0 {
+            ("i", "r")
+        } else {
+            ("inst", "run-7")
+        };
+        let mut out = Vec::new();
+        let summary = set.finish_baseline(names, partial, rows, total, &mut out)?;
+        Ok((String::from_utf8(out).unwrap(), summary))
     }
 
     #[test]

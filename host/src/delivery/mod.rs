@@ -77,7 +77,8 @@ impl Delivery {
             return Ok(None);
         }
         let recorded = self.state.record(run_id, report, !self.alerts.is_empty())?;
-        let dest = crate::delivery::output::write_run(&self.out, report, Some(&recorded.document))?;
+        let dest =
+            crate::delivery::output::write_run(&self.out, report, Some(&*recorded.document))?;
         // The first run is the baseline: every object in it is "created", and alerting
         // on all of them would bury the changes that matter.
         let fired = if recorded.baseline {

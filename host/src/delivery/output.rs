@@ -19,8 +19,12 @@ pub const MAX_PER_FILE: usize = 500;
 pub const CHANGES_FILE: &str = "changes.json";
 
 /// Writes `report` to `out/<instance id>/`, replacing what was there, with the run's
-/// change set as `changes.json` when there is one.
-pub fn write_run(out: &Path, report: &RunReport, changes: Option<&str>) -> anyhow::Result<PathBuf> {
+/// change set (the file `changes`) as `changes.json` when there is one.
+pub fn write_run(
+    out: &Path,
+    report: &RunReport,
+    changes: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     let dest = out.join(component(&report.instance_id)?);
     let tmp = out.join(format!(
         ".{}.tmp-{}",
@@ -36,7 +40,7 @@ pub fn write_run(out: &Path, report: &RunReport, changes: Option<&str>) -> anyho
     write_log(&tmp.join("log.jsonl"), report)?;
     if let Some(doc) = changes {
         let path = tmp.join(CHANGES_FILE);
-        std::fs::write(&path, doc).with_context(|| format!("{}: cannot write", path.display()))?;
+        std::fs::copy(doc, &path).with_context(|| format!("{}: cannot write", path.display()))?;
     }
     if dest.exists() {
         std::fs::remove_dir_all(&dest)

@@ -13,6 +13,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -64,8 +65,9 @@ pub struct GraphState {
 
 /// What recording a run produced.
 pub struct Recorded {
-    /// `changes.json` as written.
-    pub document: String,
+    /// `changes.json` as written, in a file of the data directory (removed when
+    /// dropped): a baseline's lists every key, megabytes that are never held whole.
+    pub document: tempfile::TempPath,
     /// The document without its key lists: baseline, totals, per-type counts.
     pub summary: Value,
     /// The changes with their objects (only when asked for: see [`GraphState::record`]).
@@ -150,14 +152,17 @@ impl GraphState {
         // The write lock from the start: a read transaction upgraded later fails at once
         // (SQLITE_BUSY_SNAPSHOT) if the run history committed in between.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
         let recording = Recording {
             instance,
             run_id,
             graph,
             partial,
             keep_changes,
+            document: tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("{}: cannot create a file", dir.display()))?,
         };
-        let recorded = record_in(&tx, &recording)
+        let recorded = record_in(&tx, recording)
             .with_context(|| format!("instance {instance}: writing the graph state"))?;
         tx.commit()
             .with_context(|| format!("instance {instance}: writing the graph state"))?;
@@ -170,14 +175,16 @@ impl GraphState {
         let text: Option<String> = match run {
             Some(r) => conn
                 .query_row(
-                    "SELECT document FROM graph_changes WHERE instance = ?1 AND run_id = ?2",
+                    "SELECT CAST(document AS TEXT) FROM graph_changes
+                     WHERE instance = ?1 AND run_id = ?2",
                     params![instance, r],
                     |row| row.get(0),
                 )
                 .optional()?,
             None => conn
                 .query_row(
-                    "SELECT document FROM graph_changes WHERE instance = ?1 ORDER BY seq DESC LIMIT 1",
+                    "SELECT CAST(document AS TEXT) FROM graph_changes
+                     WHERE instance = ?1 ORDER BY seq DESC LIMIT 1",
                     [instance],
                     |row| row.get(0),
                 )
@@ -437,16 +444,19 @@ struct Recording<'a> {
     graph: &'a GraphStore,
     partial: &'a BTreeSet<String>,
     keep_changes: bool,
+    /// Where the change set document is written.
+    document: tempfile::NamedTempFile,
 }
 
-fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded> {
+fn record_in(tx: &Transaction<'_>, r: Recording<'_>) -> anyhow::Result<Recorded> {
     let Recording {
         instance,
         run_id,
         graph,
         partial,
         keep_changes,
-    } = *r;
+        mut document,
+    } = r;
     let mut previous = previous(tx, instance)?;
     let baseline = previous.is_empty();
     // Sticky: once an object of the instance was stored redacted, its previous graph is
@@ -521,22 +531,52 @@ fn record_in(tx: &Transaction<'_>, r: &Recording<'_>) -> anyhow::Result<Recorded
         Ok(())
     })?;
     delete_unseen(tx, instance, &previous, partial, &mut set)?;
-    let (document, summary, changes) = if baseline {
-        let (document, summary) = baseline_changes(tx, instance, run_id, partial, set)?;
-        (document, summary, Vec::new())
+    let (summary, changes) = if baseline {
+        let out = std::io::BufWriter::new(document.as_file_mut());
+        let summary = baseline_changes(tx, instance, run_id, partial, set, out)?;
+        (summary, Vec::new())
     } else {
-        set.finish(instance, run_id, baseline, partial)?
+        let (text, summary, changes) = set.finish(instance, run_id, baseline, partial)?;
+        document.as_file_mut().write_all(text.as_bytes())?;
+        (summary, changes)
     };
-    tx.execute(
-        "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, ?3)",
-        params![instance, run_id, document],
-    )?;
+    store_document(tx, instance, run_id, document.as_file_mut())?;
     Ok(Recorded {
-        document,
+        document: document.into_temp_path(),
         summary,
         changes,
         baseline,
     })
+}
+
+/// Copies the change set document from `file` into its `graph_changes` row a piece at
+/// a time (SQLite's incremental blob writes), never holding it whole.
+fn store_document(
+    tx: &Transaction<'_>,
+    instance: &str,
+    run_id: &str,
+    file: &mut std::fs::File,
+) -> anyhow::Result<()> {
+    let len = file.seek(SeekFrom::End(0))?;
+    file.seek(SeekFrom::Start(0))?;
+    let len = i64::try_from(len).context("the change set is too large to store")?;
+    tx.execute(
+        "INSERT INTO graph_changes (instance, run_id, document) VALUES (?1, ?2, zeroblob(?3))",
+        params![instance, run_id, len],
+    )?;
+    let mut blob = tx.blob_open(
+        rusqlite::MAIN_DB,
+        "graph_changes",
+        "document",
+        tx.last_insert_rowid(),
+        false,
+    )?;
+    let copied = std::io::copy(file, &mut blob)?;
+    anyhow::ensure!(
+        i64::try_from(copied) == Ok(len),
+        "the change set document changed while it was stored ({copied} of {len} bytes)"
+    );
+    Ok(())
 }
 
 /// A baseline's change set document, its created keys read back in order from the
@@ -547,22 +587,20 @@ fn baseline_changes(
     run_id: &str,
     partial: &BTreeSet<String>,
     set: ChangeSet,
-) -> anyhow::Result<(String, Value)> {
-    // The document's length, near enough: each key quoted with a comma, each type's lists.
-    let (key_bytes, keys, types): (i64, i64, i64) = tx.query_row(
-        "SELECT COALESCE(SUM(LENGTH(CAST(key AS BLOB))), 0), COUNT(*), COUNT(DISTINCT type)
-         FROM state_index WHERE instance = ?1",
+    out: impl Write,
+) -> anyhow::Result<Value> {
+    let keys: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM state_index WHERE instance = ?1",
         [instance],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| r.get(0),
     )?;
-    let capacity = usize::try_from(key_bytes + 3 * keys + 64 * types + 512).unwrap_or(0);
     let total = usize::try_from(keys).unwrap_or(0);
     let mut stmt = tx.prepare_cached(
         "SELECT type, key FROM state_index WHERE instance = ?1 ORDER BY type, key",
     )?;
     let rows = stmt.query_map([instance], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let rows = rows.map(|r| r.map_err(anyhow::Error::from));
-    set.finish_baseline((instance, run_id), partial, rows, (total, capacity))
+    set.finish_baseline((instance, run_id), partial, rows, total, out)
 }
 
 /// Deletes what the run did not emit, but for its partial types, and records the
@@ -680,7 +718,8 @@ mod tests {
         let rec = state
             .record_graph("i", "run-2", &run, &partial, true)
             .unwrap();
-        let doc: Value = serde_json::from_str(&rec.document).unwrap();
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(&rec.document).unwrap()).unwrap();
         assert!(!rec.baseline);
         assert_eq!(
             doc["totals"],
@@ -837,6 +876,53 @@ mod tests {
             .unwrap();
         assert!(state.previous("i").held_redactions().unwrap(), "sticky");
         assert!(!state.previous("other").held_redactions().unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_change_set_is_stored_from_its_file_and_the_file_goes_with_the_record() {
+        let dir = std::env::temp_dir().join(format!("corral-state-doc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = GraphState::open(&dir).unwrap();
+        let files = || {
+            let mut names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with(crate::delivery::history::DB_FILE))
+                .collect();
+            names.sort();
+            names
+        };
+        let devices: Vec<Value> = (0..300)
+            .map(|i| device(&format!("device-{i:04}-\u{e9}\"q"), "14"))
+            .collect();
+        let rec = state
+            .record_graph("i", "run-1", &graph(&devices), &BTreeSet::new(), false)
+            .unwrap();
+        let written = std::fs::read_to_string(&rec.document).unwrap();
+        let doc: Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(doc["types"]["d"]["created"].as_array().unwrap().len(), 300);
+        assert_eq!(state.changes("i", Some("run-1")).unwrap(), Some(doc));
+        assert_eq!(files().len(), 1, "the document's file while it is held");
+        drop(rec);
+        assert_eq!(files(), Vec::<String>::new());
+        // A document stored as text by an earlier version reads back the same.
+        state
+            .conn
+            .locked()
+            .execute(
+                "INSERT INTO graph_changes (instance, run_id, document) VALUES ('i', 'old', ?1)",
+                ["{\"baseline\":false}"],
+            )
+            .unwrap();
+        assert_eq!(
+            state.changes("i", Some("old")).unwrap(),
+            Some(json!({"baseline": false}))
+        );
+        assert_eq!(
+            state.changes("i", None).unwrap(),
+            Some(json!({"baseline": false}))
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
