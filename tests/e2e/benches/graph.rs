@@ -124,7 +124,7 @@ fn deliver(state: &GraphState, dir: &std::path::Path, run: &str, graph: &GraphSt
     let recorded = started.elapsed();
     let out = dir.join(run);
     corral::delivery::output::write_objects(&out, graph).unwrap();
-    std::fs::write(out.join("changes.json"), &rec.document).unwrap();
+    std::fs::copy(&rec.document, out.join("changes.json")).unwrap();
     let cpu = corral_e2e::cpu_seconds().unwrap_or(0.0) - cpu;
     let t = &rec.summary["totals"];
     println!(
