@@ -57,7 +57,7 @@ impl Delivery {
     /// Whether `run` of `instance` is already in the graph state (its state and change
     /// set are written in one transaction, so a run is recorded whole or not at all).
     pub fn recorded(&self, instance: &str, run_id: &str) -> anyhow::Result<bool> {
-        Ok(self.state.changes(instance, Some(run_id))?.is_some())
+        self.state.has_changes(instance, run_id)
     }
 
     /// The reader of `instance`'s previous graph its next run gets.
@@ -77,8 +77,7 @@ impl Delivery {
             return Ok(None);
         }
         let recorded = self.state.record(run_id, report, !self.alerts.is_empty())?;
-        let dest =
-            crate::delivery::output::write_run(&self.out, report, Some(&*recorded.document))?;
+        let dest = crate::delivery::output::write_run(&self.out, report, Some(&recorded.document))?;
         // The first run is the baseline: every object in it is "created", and alerting
         // on all of them would bury the changes that matter.
         let fired = if recorded.baseline {

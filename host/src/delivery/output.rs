@@ -10,6 +10,7 @@ use anyhow::Context;
 use corral_core::text::escape_controls;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Objects of one `_type` per file, as JupiterOne's collector writes them.
@@ -19,11 +20,11 @@ pub const MAX_PER_FILE: usize = 500;
 pub const CHANGES_FILE: &str = "changes.json";
 
 /// Writes `report` to `out/<instance id>/`, replacing what was there, with the run's
-/// change set (the file `changes`) as `changes.json` when there is one.
+/// change set (the file `changes`, from its start) as `changes.json` when there is one.
 pub fn write_run(
     out: &Path,
     report: &RunReport,
-    changes: Option<&Path>,
+    changes: Option<&std::fs::File>,
 ) -> anyhow::Result<PathBuf> {
     let dest = out.join(component(&report.instance_id)?);
     let tmp = out.join(format!(
@@ -38,9 +39,13 @@ pub fn write_run(
     write_objects(&tmp, &report.graph)?;
     write_json(&tmp.join("summary.json"), &summary(report))?;
     write_log(&tmp.join("log.jsonl"), report)?;
-    if let Some(doc) = changes {
+    if let Some(mut doc) = changes {
         let path = tmp.join(CHANGES_FILE);
-        std::fs::copy(doc, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+        let copied = doc.seek(SeekFrom::Start(0)).and_then(|_| {
+            let mut file = std::fs::File::create(&path)?;
+            std::io::copy(&mut doc, &mut file)
+        });
+        copied.with_context(|| format!("{}: cannot write", path.display()))?;
     }
     if dest.exists() {
         std::fs::remove_dir_all(&dest)

@@ -65,9 +65,10 @@ pub struct GraphState {
 
 /// What recording a run produced.
 pub struct Recorded {
-    /// `changes.json` as written, in a file of the data directory (removed when
-    /// dropped): a baseline's lists every key, megabytes that are never held whole.
-    pub document: tempfile::TempPath,
+    /// `changes.json` as written, in an unnamed file of the data directory (gone when
+    /// dropped or when the process dies): a baseline's lists every key, megabytes that
+    /// are never held whole.
+    pub document: std::fs::File,
     /// The document without its key lists: baseline, totals, per-type counts.
     pub summary: Value,
     /// The changes with their objects (only when asked for: see [`GraphState::record`]).
@@ -159,7 +160,7 @@ impl GraphState {
             graph,
             partial,
             keep_changes,
-            document: tempfile::NamedTempFile::new_in(dir)
+            document: tempfile::tempfile_in(dir)
                 .with_context(|| format!("{}: cannot create a file", dir.display()))?,
         };
         let recorded = record_in(&tx, recording)
@@ -167,6 +168,17 @@ impl GraphState {
         tx.commit()
             .with_context(|| format!("instance {instance}: writing the graph state"))?;
         Ok(recorded)
+    }
+
+    /// Whether `run` of `instance` has its change set stored (written with the state, in
+    /// one transaction).
+    pub fn has_changes(&self, instance: &str, run: &str) -> anyhow::Result<bool> {
+        let conn = self.conn.locked();
+        Ok(conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM graph_changes WHERE instance = ?1 AND run_id = ?2)",
+            params![instance, run],
+            |row| row.get(0),
+        )?)
     }
 
     /// The change set of `run`, or of the instance's latest run.
@@ -445,7 +457,7 @@ struct Recording<'a> {
     partial: &'a BTreeSet<String>,
     keep_changes: bool,
     /// Where the change set document is written.
-    document: tempfile::NamedTempFile,
+    document: std::fs::File,
 }
 
 fn record_in(tx: &Transaction<'_>, r: Recording<'_>) -> anyhow::Result<Recorded> {
@@ -532,17 +544,17 @@ fn record_in(tx: &Transaction<'_>, r: Recording<'_>) -> anyhow::Result<Recorded>
     })?;
     delete_unseen(tx, instance, &previous, partial, &mut set)?;
     let (summary, changes) = if baseline {
-        let out = std::io::BufWriter::new(document.as_file_mut());
+        let out = std::io::BufWriter::new(&mut document);
         let summary = baseline_changes(tx, instance, run_id, partial, set, out)?;
         (summary, Vec::new())
     } else {
         let (text, summary, changes) = set.finish(instance, run_id, baseline, partial)?;
-        document.as_file_mut().write_all(text.as_bytes())?;
+        document.write_all(text.as_bytes())?;
         (summary, changes)
     };
-    store_document(tx, instance, run_id, document.as_file_mut())?;
+    store_document(tx, instance, run_id, &mut document)?;
     Ok(Recorded {
-        document: document.into_temp_path(),
+        document,
         summary,
         changes,
         baseline,
@@ -657,6 +669,7 @@ mod tests {
     use super::*;
     use crate::capabilities::graph::NewObject;
     use serde_json::json;
+    use std::io::Read;
 
     fn graph(objects: &[Value]) -> GraphStore {
         let mut g = GraphStore::default();
@@ -674,6 +687,15 @@ mod tests {
         }
         g.seal().unwrap();
         g
+    }
+
+    /// The change set document `rec` wrote, read from the start.
+    fn read_document(rec: &Recorded) -> String {
+        let mut file = &rec.document;
+        let mut text = String::new();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.read_to_string(&mut text).unwrap();
+        text
     }
 
     fn device(key: &str, os: &str) -> Value {
@@ -718,8 +740,7 @@ mod tests {
         let rec = state
             .record_graph("i", "run-2", &run, &partial, true)
             .unwrap();
-        let doc: Value =
-            serde_json::from_str(&std::fs::read_to_string(&rec.document).unwrap()).unwrap();
+        let doc: Value = serde_json::from_str(&read_document(&rec)).unwrap();
         assert!(!rec.baseline);
         assert_eq!(
             doc["totals"],
@@ -899,13 +920,14 @@ mod tests {
         let rec = state
             .record_graph("i", "run-1", &graph(&devices), &BTreeSet::new(), false)
             .unwrap();
-        let written = std::fs::read_to_string(&rec.document).unwrap();
-        let doc: Value = serde_json::from_str(&written).unwrap();
+        let doc: Value = serde_json::from_str(&read_document(&rec)).unwrap();
         assert_eq!(doc["types"]["d"]["created"].as_array().unwrap().len(), 300);
         assert_eq!(state.changes("i", Some("run-1")).unwrap(), Some(doc));
-        assert_eq!(files().len(), 1, "the document's file while it is held");
-        drop(rec);
+        assert!(state.has_changes("i", "run-1").unwrap());
+        assert!(!state.has_changes("i", "run-2").unwrap());
+        // The document's file has no name: nothing is left if the process dies.
         assert_eq!(files(), Vec::<String>::new());
+        drop(rec);
         // A document stored as text by an earlier version reads back the same.
         state
             .conn

@@ -21,7 +21,7 @@ use crate::net::{error_chain, find_source};
 use crate::policy::{Context, EffectiveLimits};
 use crate::secrets::Redactor;
 use futures::future::join_all;
-use pace::{TokenBucket, on_tick};
+use pace::{TokenBucket, pause};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -787,8 +787,16 @@ impl<'a> Call<'a> {
     /// deadline.
     async fn wait_for_token(&self) -> Result<(), HttpError> {
         loop {
-            let bucket = &self.run.http.bucket;
-            let wait = match bucket.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let (taken, fits) = {
+                let mut bucket = self
+                    .run
+                    .http
+                    .bucket
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                (bucket.take(), bucket.fits_tick())
+            };
+            let wait = match taken {
                 Ok(()) => return Ok(()),
                 Err(wait) => wait,
             };
@@ -801,7 +809,7 @@ impl<'a> Call<'a> {
                     self.run.grant.limits.requests_per_second
                 )));
             }
-            tokio::time::sleep(on_tick(wait)).await;
+            tokio::time::sleep(pause(wait, fits, self.run.deadline)).await;
         }
     }
 
@@ -881,7 +889,7 @@ impl<'a> Call<'a> {
                 );
                 self.run.log.host(self.run, self.step, "warn", &line);
             }
-            tokio::time::sleep(on_tick(spent.wait)).await;
+            tokio::time::sleep(pause(spent.wait, spent.fits_tick, self.run.deadline)).await;
         }
     }
 

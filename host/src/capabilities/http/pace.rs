@@ -7,7 +7,9 @@
 //! therefore end on a common tick: the requests whose tokens came during a tick go out
 //! together at its end, and every run of the process shares the ticks. The bucket alone
 //! decides how many go, so the rate a provider sees is bounded as before; a request is
-//! late by at most one tick.
+//! late by at most one tick. A bucket too small to keep the tokens that come during the
+//! extra wait (a rate below 1.25 a second), and a wait the tick would carry past the
+//! run's deadline, are not lengthened: the tick never costs throughput.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -40,6 +42,11 @@ impl TokenBucket {
         }
     }
 
+    /// Whether its waits may end on the tick ([`tick_fits`]).
+    pub(super) fn fits_tick(&self) -> bool {
+        tick_fits(self.rate.max(1.0), self.rate)
+    }
+
     /// Takes a token, or says how long until one is there.
     pub(super) fn take(&mut self) -> Result<(), Duration> {
         let now = Instant::now();
@@ -57,8 +64,28 @@ impl TokenBucket {
     }
 }
 
+/// How long to sleep for a token due in `wait`: to the process's next tick, unless the
+/// bucket would lose tokens meanwhile (`fits`: [`tick_fits`]) or the tick comes after
+/// `deadline`.
+pub(super) fn pause(wait: Duration, fits: bool, deadline: Instant) -> Duration {
+    if !fits {
+        return wait;
+    }
+    let ticked = on_tick(wait);
+    match Instant::now().checked_add(ticked) {
+        Some(end) if end <= deadline => ticked,
+        _ => wait,
+    }
+}
+
+/// Whether a bucket holding `capacity` tokens, refilled at `rate` a second, keeps the
+/// tokens that come during a wait lengthened by up to a tick, beside the one waited for.
+pub(super) fn tick_fits(capacity: f64, rate: f64) -> bool {
+    capacity >= 1.0 + rate * TICK.as_secs_f64()
+}
+
 /// `wait` lengthened to end on the process's next tick (by less than [`TICK`]).
-pub(super) fn on_tick(wait: Duration) -> Duration {
+fn on_tick(wait: Duration) -> Duration {
     static ORIGIN: OnceLock<Instant> = OnceLock::new();
     let origin = *ORIGIN.get_or_init(Instant::now);
     ending_on_tick(Instant::now().saturating_duration_since(origin), wait)
@@ -121,6 +148,24 @@ mod tests {
         assert_eq!(ending_on_tick(fifth, Duration::MAX), Duration::MAX);
         let near = Duration::from_nanos(u64::MAX) - fifth;
         assert_eq!(ending_on_tick(t, near), near);
+    }
+
+    #[test]
+    fn slow_buckets_and_waits_near_the_deadline_keep_their_length() {
+        // Above 1.25 a second the bucket keeps a tick's tokens; below, it would lose them.
+        assert!(TokenBucket::new(50.0).fits_tick());
+        assert!(TokenBucket::new(1.25).fits_tick());
+        assert!(!TokenBucket::new(1.0).fits_tick());
+        assert!(!TokenBucket::new(0.5).fits_tick());
+        assert!(!TokenBucket::new(f64::NAN).fits_tick());
+        // An hour's quota of 10,000 keeps them; one of a minute's single request not.
+        assert!(tick_fits(10_000.0, 10_000.0 / 3_600.0));
+        assert!(!tick_fits(1.0, 1.0 / 60.0));
+        let wait = TICK / 1_000;
+        assert_eq!(pause(wait, false, Instant::now() + TICK * 10), wait);
+        assert_eq!(pause(wait, true, Instant::now() + wait * 2), wait);
+        let ticked = pause(wait, true, Instant::now() + TICK * 10);
+        assert!(ticked >= wait && ticked <= TICK + wait, "{ticked:?}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct Spent {
     pub wait: Duration,
     pub window: &'static str,
     pub per_window: f64,
+    /// Whether the wait may end on the process's tick (`pace::tick_fits`).
+    pub fits_tick: bool,
 }
 
 impl Buckets {
@@ -103,6 +105,7 @@ impl Buckets {
                 wait: Duration::try_from_secs_f64(w.wait()).unwrap_or(Duration::MAX),
                 window: w.name,
                 per_window: w.per_window,
+                fits_tick: super::pace::tick_fits(w.per_window, w.per_second),
             });
         }
         for w in &mut self.windows {
