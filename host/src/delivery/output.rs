@@ -39,13 +39,8 @@ pub fn write_run(
     write_objects(&tmp, &report.graph)?;
     write_json(&tmp.join("summary.json"), &summary(report))?;
     write_log(&tmp.join("log.jsonl"), report)?;
-    if let Some(mut doc) = changes {
-        let path = tmp.join(CHANGES_FILE);
-        let copied = doc.seek(SeekFrom::Start(0)).and_then(|_| {
-            let mut file = std::fs::File::create(&path)?;
-            std::io::copy(&mut doc, &mut file)
-        });
-        copied.with_context(|| format!("{}: cannot write", path.display()))?;
+    if let Some(doc) = changes {
+        write_changes(doc, &tmp.join(CHANGES_FILE))?;
     }
     if dest.exists() {
         std::fs::remove_dir_all(&dest)
@@ -54,6 +49,17 @@ pub fn write_run(
     std::fs::rename(&tmp, &dest)
         .with_context(|| format!("{}: cannot move into place", dest.display()))?;
     Ok(dest)
+}
+
+/// Writes the change set document `doc` (a file, read from its start) to `path`, a
+/// piece at a time, with the mode a new file gets.
+pub fn write_changes(mut doc: &std::fs::File, path: &Path) -> anyhow::Result<()> {
+    let copied = doc.seek(SeekFrom::Start(0)).and_then(|_| {
+        let mut file = std::fs::File::create(path)?;
+        std::io::copy(&mut doc, &mut file)
+    });
+    copied.with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(())
 }
 
 /// Each group (step, kind, `_type`) in files of [`MAX_PER_FILE`] objects under

@@ -124,13 +124,7 @@ fn deliver(state: &GraphState, dir: &std::path::Path, run: &str, graph: &GraphSt
     let recorded = started.elapsed();
     let out = dir.join(run);
     corral::delivery::output::write_objects(&out, graph).unwrap();
-    let mut doc = &rec.document;
-    std::io::Seek::seek(&mut doc, std::io::SeekFrom::Start(0)).unwrap();
-    std::io::copy(
-        &mut doc,
-        &mut std::fs::File::create(out.join("changes.json")).unwrap(),
-    )
-    .unwrap();
+    corral::delivery::output::write_changes(&rec.document, &out.join("changes.json")).unwrap();
     let cpu = corral_e2e::cpu_seconds().unwrap_or(0.0) - cpu;
     let t = &rec.summary["totals"];
     println!(
