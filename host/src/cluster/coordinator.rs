@@ -166,6 +166,28 @@ impl Coordinator {
         Ok(self.js.client().subscribe("corral.taken.*").await?)
     }
 
+    /// What workers ask during their runs (`cluster::asks`), shared with any other
+    /// coordinator on this NATS (a queue group: each ask is answered once).
+    pub async fn asks(&self) -> anyhow::Result<async_nats::Subscriber> {
+        Ok(self
+            .js
+            .client()
+            .queue_subscribe(super::asks::ALL_ASKS, super::asks::ANSWERERS.into())
+            .await?)
+    }
+
+    /// Answers an ask.
+    pub async fn reply(&self, to: async_nats::Subject, answer: Vec<u8>) {
+        if let Err(e) = self.js.client().publish(to, answer.into()).await {
+            tracing::warn!("cannot answer a worker (it will ask again): {e}");
+        }
+    }
+
+    /// The largest message NATS takes: an answer must fit in it.
+    pub fn max_payload(&self) -> usize {
+        self.js.client().max_payload()
+    }
+
     /// Whether JetStream still holds the run: queued, held by a worker, or its result
     /// waiting. `None` when NATS could not tell.
     pub async fn holds(&self, run_id: &str) -> Option<bool> {

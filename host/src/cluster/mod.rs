@@ -8,9 +8,12 @@
 //! - stream `CORRAL_RESULTS` (work queue, `corral.result.<run id>`, deduplicated by run
 //!   id): result notices, taken by the coordinator;
 //! - plain subject `corral.taken.<run id>`: a worker's word that it started a run;
+//! - plain subjects `corral.ask.…` (request and reply, [`asks`]): what a worker asks the
+//!   coordinator during a run (a token of a shared quota, a read of the previous graph);
 //! - object stores `corral-plugins` (components by sha256) and `corral-results` (result
 //!   files by run id, deleted once delivered).
 
+pub mod asks;
 pub mod bundle;
 pub mod coordinator;
 pub mod wire;

@@ -46,6 +46,79 @@ pub struct Taken {
     pub attempts: u64,
 }
 
+/// The coordinator's answer to a quota take (`cluster::asks`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QuotaAnswer {
+    Granted,
+    /// No token yet: wait this long for `window` (`requestsPerMinute`, …).
+    Wait {
+        wait_ms: u64,
+        window: String,
+        per_window: f64,
+        fits_tick: bool,
+    },
+    /// The ask was not one the coordinator keeps a quota for.
+    Refused {
+        reason: String,
+    },
+}
+
+/// A worker's report of a provider's own count of what a quota window has left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaSeen {
+    pub ask: crate::capabilities::http::quota::QuotaAsk,
+    pub window: String,
+    pub remaining: f64,
+}
+
+/// A read of a run's previous graph (`PreviousGraph`'s methods, over NATS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum PreviousAsk {
+    Flags,
+    Object {
+        key: String,
+    },
+    Page {
+        type_name: String,
+        cursor: u32,
+        limit: u32,
+    },
+}
+
+/// The coordinator's answer to a [`PreviousAsk`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PreviousAnswer {
+    Flags {
+        redacted: bool,
+        partial: bool,
+    },
+    /// The object's `_type` and JSON text, if there is one under the key.
+    Object {
+        found: Option<(String, String)>,
+    },
+    Page {
+        entities: Vec<String>,
+        next: Option<u32>,
+    },
+    Failed {
+        reason: String,
+    },
+}
+
+impl PreviousAnswer {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PreviousAnswer::Flags { .. } => "flags",
+            PreviousAnswer::Object { .. } => "object",
+            PreviousAnswer::Page { .. } => "page",
+            PreviousAnswer::Failed { .. } => "failed",
+        }
+    }
+}
+
 /// The longest message either side parses.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
 

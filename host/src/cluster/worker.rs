@@ -44,6 +44,8 @@ pub struct Worker {
     /// Components fetched by digest: `data_dir/cluster/plugins/<sha256>.wasm`.
     cache_dir: PathBuf,
     plugins: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Where runs take shared quota tokens and read their previous graph.
+    asks: Arc<super::asks::Asks>,
 }
 
 impl Worker {
@@ -64,6 +66,7 @@ impl Worker {
             name,
             config,
             runtime,
+            asks: Arc::new(super::asks::Asks::new(js.client())),
             js,
             layout,
             cache_dir,
@@ -203,6 +206,12 @@ impl Worker {
             .with_context(|| format!("{}: instance {:?}", self.config.path.display(), cfg.id))
             .map_err(Stop::Fail)?;
         resolved.expected_requests = req.expected_requests;
+        // Kept by the coordinator, where the runs of every worker meet.
+        resolved.quota_keeper = Some(self.asks.clone());
+        resolved.previous = Some(Arc::new(super::asks::RemotePrevious::new(
+            self.asks.clone(),
+            &req.run_id,
+        )));
         let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
         self.store(&req.run_id, report).await.map_err(Stop::Fail)
     }

@@ -41,6 +41,9 @@ pub struct ResolvedInstance {
     /// The instance's graph as its previous run left it (set by whoever keeps the
     /// state: `corral run`, `corral demo`, `corral serve`).
     pub previous: Option<Arc<dyn crate::capabilities::graph::PreviousGraph>>,
+    /// Who keeps the shared provider quotas, when not this process (a cluster
+    /// worker's coordinator).
+    pub quota_keeper: Option<Arc<dyn crate::capabilities::http::quota::QuotaKeeper>>,
     /// Requests the instance's previous successful run made (from the run history):
     /// the estimate a run past its quota is warned of up front.
     pub expected_requests: Option<u64>,
@@ -89,6 +92,7 @@ pub fn resolve_with_policy(
         grant,
         policy_path: cfg.policy.clone(),
         previous: None,
+        quota_keeper: None,
         expected_requests: None,
         recorder: None,
         tape: None,
@@ -406,6 +410,7 @@ async fn run_unguarded(
     context.http.operator_hosts = inst.operator_hosts.clone();
     context.http.quota_scope = m.id.clone();
     context.graph.previous = inst.previous.clone();
+    context.http.quota_keeper = inst.quota_keeper.clone();
     context.http.recorder = inst.recorder.clone();
     context.http.tape = inst.tape.clone();
     let run = Arc::new(context);

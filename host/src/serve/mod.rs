@@ -52,6 +52,9 @@ pub struct Daemon {
     pub cluster: Option<Arc<crate::cluster::coordinator::Coordinator>>,
     /// The generation each cluster run was queued with, until its result is delivered.
     queued_on: Mutex<HashMap<String, Arc<registry::Generation>>>,
+    /// Cluster mode: the previous graph each run in flight reads through the workers'
+    /// asks (its instance's), from its first read until its result is delivered.
+    previous_readers: Mutex<HashMap<String, Arc<dyn crate::capabilities::graph::PreviousGraph>>>,
 }
 
 /// A started daemon; [`DaemonHandle::shutdown`] stops it.
@@ -119,6 +122,7 @@ pub async fn start_with(
         stop,
         cluster: coordinator,
         queued_on: Mutex::default(),
+        previous_readers: Mutex::default(),
         config,
     });
     daemon.load_builtins().await?;
@@ -127,6 +131,7 @@ pub async fn start_with(
         daemon.reconcile().await?;
         tasks.push(tokio::spawn(daemon.clone().take_results()));
         tasks.push(tokio::spawn(daemon.clone().watch_taken()));
+        tasks.push(tokio::spawn(daemon.clone().answer_asks()));
     }
     if let Some(dir) = daemon.config.plugin_dir.clone() {
         anyhow::ensure!(

@@ -4,6 +4,7 @@
 
 use super::Daemon;
 use crate::capabilities::log::now_ms;
+use crate::cluster::asks;
 use crate::cluster::coordinator::{QueueError, ResultError};
 use crate::cluster::wire::{self, Outcome as Remote, ResultNotice, RunRequest};
 use crate::config::InstanceConfig;
@@ -12,6 +13,9 @@ use crate::lock::LockExt;
 use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Asks the coordinator answers at once; past them, the next waits.
+const ASKS_AT_ONCE: usize = 64;
 
 impl Daemon {
     /// Publishes a queued run; retries while NATS is away (the run stays queued).
@@ -100,6 +104,76 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Answers what workers ask during their runs (quota tokens, previous-graph reads)
+    /// until the daemon stops, each in a task of its own, at most [`ASKS_AT_ONCE`].
+    pub(super) async fn answer_asks(self: Arc<Self>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let mut asks = match cluster.asks().await {
+            Ok(s) => s,
+            Err(e) => return tracing::error!("cannot answer workers' asks: {e:#}"),
+        };
+        let gate = Arc::new(tokio::sync::Semaphore::new(ASKS_AT_ONCE));
+        while let Some(msg) = asks.next().await {
+            let Some(to) = msg.reply.clone() else {
+                if msg.subject.as_str() == asks::QUOTA_SEEN_SUBJECT {
+                    asks::observe_quota(&msg.payload);
+                }
+                continue;
+            };
+            let Ok(permit) = gate.clone().acquire_owned().await else {
+                return;
+            };
+            let (me, cluster) = (self.clone(), cluster.clone());
+            tokio::spawn(async move {
+                if let Some(answer) = me.answer(&msg.subject, msg.payload.to_vec()).await {
+                    cluster.reply(to, answer).await;
+                }
+                drop(permit);
+            });
+        }
+    }
+
+    /// The answer to one ask; `None` for a subject that is not one.
+    async fn answer(&self, subject: &str, payload: Vec<u8>) -> Option<Vec<u8>> {
+        if subject == asks::QUOTA_SUBJECT {
+            return Some(asks::answer_quota(&payload));
+        }
+        let run_id = asks::previous_run(subject)?;
+        let Some(reader) = self.previous_reader(run_id) else {
+            let answer = wire::PreviousAnswer::Failed {
+                reason: format!("{run_id} is not a run in flight on this coordinator"),
+            };
+            return serde_json::to_vec(&answer).ok();
+        };
+        let max = self.cluster.as_ref()?.max_payload();
+        tokio::task::spawn_blocking(move || asks::answer_previous(reader.as_ref(), &payload, max))
+            .await
+            .ok()
+    }
+
+    /// The previous graph `run_id` reads (its instance's), while the run is in flight.
+    fn previous_reader(
+        &self,
+        run_id: &str,
+    ) -> Option<Arc<dyn crate::capabilities::graph::PreviousGraph>> {
+        if let Some(reader) = self.previous_readers.locked().get(run_id) {
+            return Some(reader.clone());
+        }
+        let record = self.history.get(run_id).ok()??;
+        // Under the in-flight lock, as `end` forgets the reader: none outlives its run.
+        let in_flight = self.in_flight.locked();
+        if in_flight.get(&record.instance).map(String::as_str) != Some(run_id) {
+            return None;
+        }
+        let reader = self.delivery.previous(&record.instance);
+        self.previous_readers
+            .locked()
+            .insert(run_id.to_string(), reader.clone());
+        Some(reader)
     }
 
     /// Marks runs running as workers report taking them, until the daemon stops.
@@ -222,6 +296,7 @@ impl Daemon {
         if in_flight.get(instance).is_some_and(|r| r == run_id) {
             in_flight.remove(instance);
         }
+        self.previous_readers.locked().remove(run_id);
         Ok(())
     }
 

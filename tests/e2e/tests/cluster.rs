@@ -320,9 +320,14 @@ async fn slow_kandji(seed: u64, delay_ms: u64) -> (SimServer, String) {
 }
 
 fn kandji_toml(id: &str, api: &str, token_env: &str) -> String {
+    kandji_toml_with(id, api, token_env, "", "")
+}
+
+/// A Kandji instance with lines of its own before (`policy = …`) and in its config.
+fn kandji_toml_with(id: &str, api: &str, token_env: &str, head: &str, config: &str) -> String {
     format!(
-        "[[instance]]\nid = \"{id}\"\nplugin = \"kandji\"\n[instance.config]\n\
-         apiUrl = \"{api}\"\naccessToken = {{ env = \"{token_env}\" }}\n\n"
+        "[[instance]]\nid = \"{id}\"\nplugin = \"kandji\"\n{head}[instance.config]\n\
+         apiUrl = \"{api}\"\naccessToken = {{ env = \"{token_env}\" }}\n{config}\n"
     )
 }
 
@@ -431,4 +436,110 @@ async fn nats_and_coordinator_restarts_lose_no_run_and_a_worker_failure_is_not_r
         assert_eq!(run["worker"], "w2", "{run}");
     }
     assert_eq!(admin.runs().await.len(), 8, "no run made twice");
+}
+
+/// Workers draw from one provider quota, kept by the coordinator (not one quota per
+/// worker), and an incremental run on a worker reads the previous graph its instance's
+/// last run left, through the coordinator, wherever that run ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_share_a_providers_quota_and_read_the_previous_graph_from_the_coordinator() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch("cluster-asks");
+    let nats = Nats::start(&dir);
+    let (quota_sim, quota_api) = slow_kandji(5, 0).await;
+    let (inc_sim, inc_api) = slow_kandji(6, 0).await;
+    // The demo's Kandji policy with 20 requests a minute and a 4 s run: one run alone
+    // needs more requests than that.
+    let demo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../host/demo/kandji-policy.json"
+    );
+    let mut policy: Value = serde_json::from_slice(&std::fs::read(demo).unwrap()).unwrap();
+    policy["limits"]["requestsPerMinute"] = 20.into();
+    policy["limits"]["timeoutSeconds"] = 4.into();
+    let policy_path = dir.join("tight-policy.json");
+    std::fs::write(&policy_path, policy.to_string()).unwrap();
+    let tight = format!("policy = \"{}\"\n", policy_path.display());
+    let instances = [
+        kandji_toml_with("quota-a", &quota_api, "KANDJI_TOKEN", &tight, ""),
+        kandji_toml_with("quota-b", &quota_api, "KANDJI_TOKEN", &tight, ""),
+        kandji_toml_with(
+            "inc",
+            &inc_api,
+            "KANDJI_TOKEN",
+            "",
+            "incremental = \"true\"\n",
+        ),
+    ]
+    .concat();
+    let (_coord, base) = coordinator(
+        &write_config(&dir, "coordinator", None, &instances),
+        &nats.url,
+    );
+    let _workers: Vec<Proc> = (1..=2)
+        .map(|n| {
+            let toml = write_config(&dir, &format!("w{n}"), None, &instances);
+            worker(&toml, &nats.url, &format!("w{n}"), 1, &WORKER_ENV)
+        })
+        .collect();
+    let admin = Admin {
+        base,
+        http: reqwest::Client::new(),
+    };
+
+    // The incremental instance: a first run fetches every device's details; the second,
+    // on whichever worker takes it, takes the unchanged devices from the previous graph.
+    let details = |from: usize| {
+        inc_sim.requests()[from..]
+            .iter()
+            .filter(|r| r.target.contains("/details"))
+            .count()
+    };
+    let first = admin.start_run("inc").await;
+    let first = admin.finished(&[first], Duration::from_secs(120)).await;
+    assert!(
+        first.values().all(|r| r["status"] == "succeeded"),
+        "{first:?}"
+    );
+    assert_eq!(details(0), 12, "a first run fetches every device");
+    let out = dir.join("coordinator/out/inc");
+    let first_graph = output_objects(&out);
+    let seen = inc_sim.requests().len();
+    let second = admin.start_run("inc").await;
+    let second = admin.finished(&[second], Duration::from_secs(120)).await;
+    assert!(
+        second.values().all(|r| r["status"] == "succeeded"),
+        "{second:?}"
+    );
+    assert_eq!(details(seen), 0, "no device changed: none is fetched again");
+    assert!(first_graph.len() > 12);
+    assert!(
+        output_objects(&out) == first_graph,
+        "the incremental graph is the first run's"
+    );
+
+    // Two runs of one tenant on two workers at once: together they get the 20 requests
+    // of the minute (and what refills while they go), not 20 each.
+    let started = Instant::now();
+    let ids = [
+        admin.start_run("quota-a").await,
+        admin.start_run("quota-b").await,
+    ];
+    let runs = admin.finished(&ids, Duration::from_secs(120)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let workers: std::collections::BTreeSet<_> =
+        runs.values().map(|r| r["worker"].to_string()).collect();
+    assert_eq!(workers.len(), 2, "one run on each worker: {runs:?}");
+    let made = quota_sim.requests().len();
+    // 20 a minute refill one every 3 s.
+    let allowed = 20 + (elapsed / 3.0).ceil() as usize;
+    assert!(
+        made <= allowed,
+        "{made} requests in {elapsed:.1} s, over the quota's {allowed}"
+    );
+    assert!(made >= 20, "the quota was there to spend: {made}");
+    assert!(
+        runs.values().all(|r| r["status"] != "succeeded"),
+        "{runs:?}"
+    );
 }

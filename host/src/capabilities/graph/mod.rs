@@ -14,7 +14,7 @@ mod spool;
 mod store;
 mod types;
 
-pub use previous::PreviousGraph;
+pub use previous::{MAX_PAGE as MAX_PREVIOUS_PAGE, PreviousGraph};
 pub use spool::dir as spool_dir;
 pub use spool::set_dir as set_spool_dir;
 pub use store::{
@@ -340,13 +340,23 @@ pub fn add_previous_to_linker(
     interface: &str,
 ) -> wasmtime::Result<()> {
     let mut inst = linker.instance(interface)?;
-    inst.func_wrap("previous-object", |mut store, (key,): (String,)| {
-        Ok((store.data_mut().previous_object(&key),))
-    })?;
-    inst.func_wrap(
+    inst.func_wrap_async(
+        "previous-object",
+        |mut store: wasmtime::StoreContextMut<'_, StepCtx>, (key,): (String,)| {
+            Box::new(async move { Ok((store.data_mut().previous_object(&key).await,)) })
+        },
+    )?;
+    inst.func_wrap_async(
         "list-previous",
-        |mut store, (type_name, cursor, limit): (String, u32, u32)| {
-            Ok((store.data_mut().list_previous(&type_name, cursor, limit),))
+        |mut store: wasmtime::StoreContextMut<'_, StepCtx>,
+         (type_name, cursor, limit): (String, u32, u32)| {
+            Box::new(async move {
+                let page = store
+                    .data_mut()
+                    .list_previous(&type_name, cursor, limit)
+                    .await;
+                Ok((page,))
+            })
         },
     )?;
     Ok(())
@@ -377,19 +387,16 @@ impl StepCtx {
 
     /// `previous-object`: an object of the previous graph by `_key`, if its `_type` may
     /// be read.
-    pub fn previous_object(&mut self, key: &str) -> Result<Option<String>, GraphError> {
-        let Some(reader) = self.previous_reader()? else {
-            return Ok(None);
-        };
-        match reader.object(key) {
-            Err(e) => Err(self.previous_failed(e)),
-            Ok(None) => Ok(None),
-            Ok(Some((type_name, json))) => self.check_read(&type_name).map(|()| Some(json)),
+    pub async fn previous_object(&mut self, key: &str) -> Result<Option<String>, GraphError> {
+        let key = key.to_string();
+        match self.read_previous(move |r| r.object(&key)).await? {
+            Some(Some((type_name, json))) => self.check_read(&type_name).map(|()| Some(json)),
+            Some(None) | None => Ok(None),
         }
     }
 
     /// `list-previous`: a page of the previous graph's objects of one `_type`.
-    pub fn list_previous(
+    pub async fn list_previous(
         &mut self,
         type_name: &str,
         cursor: u32,
@@ -404,27 +411,46 @@ impl StepCtx {
             return Ok(empty);
         }
         self.check_read(type_name)?;
-        let Some(reader) = self.previous_reader()? else {
-            return Ok(empty);
-        };
-        match reader.page(type_name, cursor, limit.clamp(1, previous::MAX_PAGE)) {
-            Err(e) => Err(self.previous_failed(e)),
-            Ok((entities, next)) => Ok(EntityPage { entities, next }),
+        let type_name = type_name.to_string();
+        let limit = limit.clamp(1, previous::MAX_PAGE);
+        match self
+            .read_previous(move |r| r.page(&type_name, cursor, limit))
+            .await?
+        {
+            Some((entities, next)) => Ok(EntityPage { entities, next }),
+            None => Ok(empty),
         }
     }
 
-    /// The previous graph's reader; `None` when the run has none (a host that keeps no
-    /// state: the previous graph is empty, as on a first run).
-    fn previous_reader(&self) -> Result<Option<std::sync::Arc<dyn PreviousGraph>>, GraphError> {
+    /// Runs `read` on the previous graph after the checks every read makes, on a
+    /// blocking thread: a read is SQLite I/O, or on a cluster worker a question to the
+    /// coordinator, neither of which may hold up the runtime's threads. `None` when the
+    /// run has no previous graph (a host that keeps no state: empty, as on a first run).
+    async fn read_previous<T: Send + 'static>(
+        &mut self,
+        read: impl FnOnce(&dyn PreviousGraph) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<Option<T>, GraphError> {
         let Some(reader) = self.run.graph.previous.clone() else {
             return Ok(None);
         };
-        match reader.held_redactions() {
-            Ok(false) => {
-                self.say_if_partial(reader.as_ref());
-                Ok(Some(reader))
+        let outcome = tokio::task::spawn_blocking(move || {
+            if reader.held_redactions()? {
+                return Ok(None);
             }
-            Ok(true) => Err(GraphError::Denied(
+            let partial = reader.was_partial().unwrap_or(false);
+            Ok(Some((partial, read(reader.as_ref())?)))
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+        match outcome {
+            Ok(Some((partial, value))) => {
+                if partial {
+                    self.say_partial();
+                }
+                Ok(Some(value))
+            }
+            Ok(None) => Err(GraphError::Denied(
                 "the previous graph is not readable: a run of this instance emitted a secret value"
                     .into(),
             )),
@@ -434,14 +460,13 @@ impl StepCtx {
 
     /// Says once per run, in its log, that the previous graph reads as empty because the
     /// last run was partial (an operator otherwise sees only a run costing a full one).
-    fn say_if_partial(&self, reader: &dyn PreviousGraph) {
+    fn say_partial(&self) {
         use std::sync::atomic::Ordering;
-        if reader.was_partial().unwrap_or(false)
-            && !self
-                .run
-                .graph
-                .previous_empty_logged
-                .swap(true, Ordering::Relaxed)
+        if !self
+            .run
+            .graph
+            .previous_empty_logged
+            .swap(true, Ordering::Relaxed)
         {
             let line = "the instance's last run was partial: its previous graph reads as empty this run, so a connector reading it collects everything";
             self.run.log.host(&self.run, &self.step, "info", line);

@@ -102,67 +102,74 @@ mod tests {
         (run, ctx)
     }
 
-    #[test]
-    fn reads_are_granted_by_type_and_paged() {
+    #[tokio::test]
+    async fn reads_are_granted_by_type_and_paged() {
         let (run, mut ctx) = step_with(Some(Fake::default()));
         assert_eq!(
-            ctx.previous_object("device-2"),
+            ctx.previous_object("device-2").await,
             Ok(Some("{\"_key\":\"device-2\"}".into()))
         );
-        assert_eq!(ctx.previous_object("missing"), Ok(None));
+        assert_eq!(ctx.previous_object("missing").await, Ok(None));
         // Another integration's type: denied, and the denial is recorded.
         assert!(matches!(
-            ctx.previous_object("thing-1"),
+            ctx.previous_object("thing-1").await,
             Err(GraphError::Denied(_))
         ));
         assert!(matches!(
-            ctx.list_previous("other_thing", 0, 10),
+            ctx.list_previous("other_thing", 0, 10).await,
             Err(GraphError::Denied(_))
         ));
         assert_eq!(run.stats.denials.lock().unwrap().len(), 2);
-        let page = ctx.list_previous("acme_device", 0, 1).unwrap();
+        let page = ctx.list_previous("acme_device", 0, 1).await.unwrap();
         assert_eq!(
             (page.entities, page.next),
             (vec!["d1".to_string()], Some(1))
         );
-        let page = ctx.list_previous("acme_device", 1, u32::MAX).unwrap();
+        let page = ctx.list_previous("acme_device", 1, u32::MAX).await.unwrap();
         assert_eq!((page.entities, page.next), (vec!["d2".to_string()], None));
         // A `_type` no manifest could declare has nothing, and needs no policy match.
         let long = "a".repeat(10_000);
-        assert_eq!(ctx.list_previous(&long, 0, 10).unwrap().entities.len(), 0);
+        assert_eq!(
+            ctx.list_previous(&long, 0, 10)
+                .await
+                .unwrap()
+                .entities
+                .len(),
+            0
+        );
     }
 
-    #[test]
-    fn without_a_state_the_previous_graph_is_empty() {
+    #[tokio::test]
+    async fn without_a_state_the_previous_graph_is_empty() {
         let (_, mut ctx) = step_with(None);
-        assert_eq!(ctx.previous_object("device-1"), Ok(None));
-        let page = ctx.list_previous("acme_device", 0, 10).unwrap();
+        assert_eq!(ctx.previous_object("device-1").await, Ok(None));
+        let page = ctx.list_previous("acme_device", 0, 10).await.unwrap();
         assert!(page.entities.is_empty() && page.next.is_none());
     }
 
-    #[test]
-    fn a_graph_that_held_redactions_is_never_read_back() {
+    #[tokio::test]
+    async fn a_graph_that_held_redactions_is_never_read_back() {
         let (_, mut ctx) = step_with(Some(Fake {
             redacted: true,
             ..Fake::default()
         }));
         assert!(
-            matches!(ctx.previous_object("device-1"), Err(GraphError::Denied(m)) if m.contains("secret value"))
+            matches!(ctx.previous_object("device-1").await, Err(GraphError::Denied(m)) if m.contains("secret value"))
         );
         assert!(matches!(
-            ctx.list_previous("acme_device", 0, 10),
+            ctx.list_previous("acme_device", 0, 10).await,
             Err(GraphError::Denied(_))
         ));
     }
 
-    #[test]
-    fn after_a_partial_run_the_log_says_why_the_previous_graph_is_empty() {
+    #[tokio::test]
+    async fn after_a_partial_run_the_log_says_why_the_previous_graph_is_empty() {
         let (run, mut ctx) = step_with(Some(Fake {
             partial: true,
             ..Fake::default()
         }));
         for _ in 0..3 {
-            let _ = ctx.previous_object("device-1");
+            let _ = ctx.previous_object("device-1").await;
         }
         let said: Vec<_> = run
             .log
@@ -172,7 +179,7 @@ mod tests {
             .collect();
         assert_eq!(said.len(), 1, "once per run");
         let (run, mut ctx) = step_with(Some(Fake::default()));
-        let _ = ctx.previous_object("device-1");
+        let _ = ctx.previous_object("device-1").await;
         assert!(run.log.records().is_empty());
     }
 }

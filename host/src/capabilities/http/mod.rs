@@ -31,7 +31,7 @@ use url::Url;
 use wasmtime::component::{Linker, Resource, ResourceType};
 
 mod pace;
-mod quota;
+pub mod quota;
 pub mod tape;
 pub use quota::estimate as quota_estimate;
 mod types;
@@ -88,6 +88,9 @@ pub struct HttpCapability {
     pub quota_scope: String,
     /// Whether the run has said that a quota made it wait.
     quota_wait_logged: std::sync::atomic::AtomicBool,
+    /// Who keeps the shared quotas when this process does not (a cluster worker's
+    /// coordinator); `None`: this process's own.
+    pub quota_keeper: Option<Arc<dyn quota::QuotaKeeper>>,
     /// Where the run's exchanges are recorded (`corral run --record`).
     pub recorder: Option<Arc<tape::Recorder>>,
     /// Recorded answers the run is given instead of the network (`--replay`).
@@ -100,6 +103,22 @@ pub struct HttpCapability {
 struct Target {
     url: Url,
     from_guest: bool,
+}
+
+/// A request's provider quota, and who keeps it.
+enum Quota {
+    /// This process: the run's joined buckets.
+    Here(quota::QuotaAsk, Arc<Mutex<quota::Buckets>>),
+    /// Another process (a cluster worker's coordinator).
+    Kept(Arc<dyn quota::QuotaKeeper>, quota::QuotaAsk),
+}
+
+impl Quota {
+    fn ask(&self) -> &quota::QuotaAsk {
+        match self {
+            Quota::Here(ask, _) | Quota::Kept(_, ask) => ask,
+        }
+    }
 }
 
 /// A response whose head has arrived: the body is still on the wire.
@@ -186,6 +205,7 @@ impl HttpCapability {
             quotas: Default::default(),
             quota_wait_logged: Default::default(),
             quota_scope: String::new(),
+            quota_keeper: None,
             recorder: None,
             tape: None,
         }
@@ -814,23 +834,33 @@ impl<'a> Call<'a> {
     }
 
     /// The provider quota `target` draws from (its `quotaKey`, else its host), if the
-    /// run has one, with its key.
-    fn quota(&self, target: &Target) -> Option<(String, Arc<Mutex<quota::Buckets>>)> {
+    /// run has one, and who keeps it.
+    fn quota(&self, target: &Target) -> Option<Quota> {
         let limits = &self.run.grant.limits;
         if limits.requests_per_minute.is_none() && limits.requests_per_hour.is_none() {
             return None;
         }
-        let key = match &limits.quota_key {
-            Some(k) => k.clone(),
-            None => host_port(&target.url).unwrap_or_default(),
+        let ask = quota::QuotaAsk {
+            scope: self.run.http.quota_scope.clone(),
+            key: match &limits.quota_key {
+                Some(k) => k.clone(),
+                None => host_port(&target.url).unwrap_or_default(),
+            },
+            per_minute: limits.requests_per_minute,
+            per_hour: limits.requests_per_hour,
         };
-        let buckets = self.run.http.quotas.buckets(
-            &self.run.http.quota_scope,
-            &key,
-            limits.requests_per_minute,
-            limits.requests_per_hour,
-        );
-        Some((key, buckets))
+        Some(match &self.run.http.quota_keeper {
+            Some(keeper) => Quota::Kept(keeper.clone(), ask),
+            None => {
+                let buckets = self.run.http.quotas.buckets(
+                    &ask.scope,
+                    &ask.key,
+                    ask.per_minute,
+                    ask.per_hour,
+                );
+                Quota::Here(ask, buckets)
+            }
+        })
     }
 
     /// Takes the provider's own count of what its quota has left (its
@@ -843,31 +873,43 @@ impl<'a> Call<'a> {
         if counts.is_empty() {
             return;
         }
-        if let Some((_, buckets)) = self.quota(target) {
-            let mut b = buckets.lock().unwrap_or_else(PoisonError::into_inner);
-            for (window, left) in counts {
-                b.observe(window, left);
+        match self.quota(target) {
+            Some(Quota::Here(_, buckets)) => {
+                let mut b = buckets.lock().unwrap_or_else(PoisonError::into_inner);
+                for (window, left) in counts {
+                    b.observe(window, left);
+                }
             }
+            Some(Quota::Kept(keeper, ask)) => {
+                for (window, left) in counts {
+                    keeper.observe(&ask, window, left);
+                }
+            }
+            None => {}
         }
     }
 
     /// Waits for the provider quota of `target` (its `quotaKey`, else its host), shared
-    /// with every run of the process that names the same key; fails at once if the next
-    /// token comes after the run's deadline. The first wait is logged, with how long.
+    /// with every run of the process (or of the cluster) that names the same key; fails
+    /// at once if the next token comes after the run's deadline. The first wait is
+    /// logged, with how long.
     async fn wait_for_quota(&self, target: &Target) -> Result<(), HttpError> {
-        let Some((key, buckets)) = self.quota(target) else {
+        let Some(quota) = self.quota(target) else {
             return Ok(());
         };
         loop {
-            let spent = match buckets
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-            {
+            let spent = match &quota {
+                Quota::Here(_, buckets) => buckets
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take(),
+                Quota::Kept(keeper, ask) => keeper.take(ask).await,
+            };
+            let spent = match spent {
                 Ok(()) => return Ok(()),
                 Err(spent) => spent,
             };
-            let what = format!("{} ({}) of quota {key:?}", spent.window, spent.per_window);
+            let what = spent.what(&quota.ask().key);
             if Instant::now()
                 .checked_add(spent.wait)
                 .is_none_or(|t| t > self.run.deadline)

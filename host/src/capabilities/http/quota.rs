@@ -56,6 +56,32 @@ pub struct Spent {
     pub fits_tick: bool,
 }
 
+/// The window a [`QuotaKeeper`] names when it could not be asked (a cluster's
+/// coordinator away): the run waits and asks again rather than guess at a quota that
+/// other machines draw from too.
+pub const UNANSWERED: &str = "unanswered";
+
+/// The window a [`QuotaKeeper`] names when it refused the ask (its wait is endless, so
+/// the request fails at once).
+pub const REFUSED: &str = "refused";
+
+impl Spent {
+    /// What is spent, for the run's log and errors.
+    pub fn what(&self, key: &str) -> String {
+        if self.window == UNANSWERED {
+            format!(
+                "the keeper of quota {key:?} (the cluster's coordinator) does not answer, so no token of it"
+            )
+        } else if self.window == REFUSED {
+            format!(
+                "the keeper of quota {key:?} (the cluster's coordinator) refused it, so no token of it"
+            )
+        } else {
+            format!("{} ({}) of quota {key:?}", self.window, self.per_window)
+        }
+    }
+}
+
 impl Buckets {
     fn new(per_minute: Option<f64>, per_hour: Option<f64>) -> Self {
         let mut windows = Vec::new();
@@ -221,6 +247,44 @@ pub fn estimate(
          taking at least {} min",
         (floor / 60.0).ceil().min(u32::MAX as f64) as u32
     ))
+}
+
+/// What a run draws from a shared quota: the plugin scope and key, and the quotas the
+/// run declares (which tighten the shared ones).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QuotaAsk {
+    pub scope: String,
+    pub key: String,
+    pub per_minute: Option<f64>,
+    pub per_hour: Option<f64>,
+}
+
+/// A boxed future that may cross threads (the keeper is a trait object).
+pub type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Keeps the shared quotas somewhere other than this process. A cluster worker's runs
+/// draw from the coordinator's, so that workers on many machines together spend a
+/// provider's quota once, not once per worker.
+pub trait QuotaKeeper: Send + Sync {
+    /// Takes a token from every window of `ask`'s quota, or says what to wait for.
+    fn take<'a>(&'a self, ask: &'a QuotaAsk) -> Pending<'a, Result<(), Spent>>;
+
+    /// The provider's own count of what a window has left (see [`Buckets::observe`]).
+    fn observe(&self, ask: &QuotaAsk, window: &'static str, remaining: f64);
+}
+
+impl QuotaAsk {
+    /// This process's buckets of the quota (joined for this one use).
+    pub fn buckets(&self) -> Arc<Mutex<Buckets>> {
+        join(&self.scope, &self.key, self.per_minute, self.per_hour)
+    }
+}
+
+/// The window named `name`, as the names [`Spent::window`] takes (`None` for any other).
+pub fn window_name(name: &str) -> Option<&'static str> {
+    ["requestsPerMinute", "requestsPerHour"]
+        .into_iter()
+        .find(|w| *w == name)
 }
 
 /// A run's view of the quotas: the keys it has joined, held for the run.
