@@ -128,14 +128,21 @@ pub async fn layout(js: &jetstream::Context) -> anyhow::Result<Layout> {
     Ok(Layout {
         runs,
         results,
-        plugins: object_store(js, PLUGINS_BUCKET).await?,
-        result_files: object_store(js, RESULTS_BUCKET).await?,
+        plugins: object_store(js, PLUGINS_BUCKET, Duration::ZERO).await?,
+        result_files: object_store(js, RESULTS_BUCKET, RESULTS_MAX_AGE).await?,
     })
 }
 
+/// How long a result file stays in its store at most. Delivered ones are deleted at
+/// once; this bounds what is never taken (a run the coordinator forgot, the chunks of
+/// a worker killed while storing).
+const RESULTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `max_age` zero keeps objects until they are deleted.
 async fn object_store(
     js: &jetstream::Context,
     bucket: &str,
+    max_age: Duration,
 ) -> anyhow::Result<object_store::ObjectStore> {
     if let Ok(store) = js.get_object_store(bucket).await {
         return Ok(store);
@@ -143,6 +150,7 @@ async fn object_store(
     js.create_object_store(object_store::Config {
         bucket: bucket.to_string(),
         storage: stream::StorageType::File,
+        max_age,
         ..Default::default()
     })
     .await

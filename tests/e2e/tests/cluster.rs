@@ -542,4 +542,10 @@ async fn workers_share_a_providers_quota_and_read_the_previous_graph_from_the_co
         runs.values().all(|r| r["status"] != "succeeded"),
         "{runs:?}"
     );
+
+    // Result files never taken do not stay for ever: the store keeps one a week at most.
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    let mut results = js.get_stream("OBJ_corral-results").await.unwrap();
+    let max_age = results.info().await.unwrap().config.max_age;
+    assert_eq!(max_age, Duration::from_secs(7 * 24 * 3600));
 }
