@@ -188,7 +188,9 @@ pub fn answer_quota(payload: &[u8]) -> Vec<u8> {
         {
             Ok(()) => QuotaAnswer::Granted,
             Err(spent) => QuotaAnswer::Wait {
-                wait_ms: u64::try_from(spent.wait.as_millis()).unwrap_or(u64::MAX),
+                // Rounded up: a wait under a millisecond is not an invitation to ask
+                // again at once.
+                wait_ms: u64::try_from(spent.wait.as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
                 window: spent.window.to_string(),
                 per_window: spent.per_window,
                 fits_tick: spent.fits_tick,
@@ -267,6 +269,14 @@ fn read(
             let mut limit = limit.clamp(1, crate::capabilities::graph::MAX_PREVIOUS_PAGE);
             loop {
                 let (entities, next) = reader.page(&type_name, cursor, limit)?;
+                // A cursor is handed out only when more follows: an empty page after
+                // one means the coordinator no longer knows it (it restarted during the
+                // run). Said, so the connector does not take a part for the whole.
+                if cursor != 0 && entities.is_empty() {
+                    anyhow::bail!(
+                        "cursor {cursor} of {type_name} is not one this coordinator handed out (did it restart during the run?)"
+                    );
+                }
                 let answer = PreviousAnswer::Page { entities, next };
                 match fits(&answer)? {
                     None => return Ok(answer),
@@ -558,6 +568,12 @@ mod tests {
             }
         }
         assert_eq!(got, stored.objects.values().cloned().collect::<Vec<_>>());
+        // A cursor the reader does not know (a coordinator restarted mid-run) is an
+        // error, not the end of the list.
+        match previous(&stored, page(99), 1 << 20) {
+            PreviousAnswer::Failed { reason } => assert!(reason.contains("cursor 99"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

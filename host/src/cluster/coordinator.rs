@@ -166,8 +166,8 @@ impl Coordinator {
         Ok(self.js.client().subscribe("corral.taken.*").await?)
     }
 
-    /// What workers ask during their runs (`cluster::asks`), shared with any other
-    /// coordinator on this NATS (a queue group: each ask is answered once).
+    /// What workers ask during their runs (`cluster::asks`), in a queue group so that
+    /// each ask is answered once (one coordinator per NATS, as for the run ids).
     pub async fn asks(&self) -> anyhow::Result<async_nats::Subscriber> {
         Ok(self
             .js

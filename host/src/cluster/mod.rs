@@ -145,6 +145,7 @@ async fn object_store(
     max_age: Duration,
 ) -> anyhow::Result<object_store::ObjectStore> {
     if let Ok(store) = js.get_object_store(bucket).await {
+        keep_max_age(js, bucket, max_age).await;
         return Ok(store);
     }
     js.create_object_store(object_store::Config {
@@ -155,6 +156,24 @@ async fn object_store(
     })
     .await
     .with_context(|| format!("cannot open the JetStream object store {bucket}"))
+}
+
+/// Gives a store made before its `max_age` (or with another) this one.
+async fn keep_max_age(js: &jetstream::Context, bucket: &str, max_age: Duration) {
+    let Ok(mut stream) = js.get_stream(format!("OBJ_{bucket}")).await else {
+        return;
+    };
+    let config = match stream.info().await {
+        Ok(info) if info.config.max_age != max_age => {
+            let mut config = info.config.clone();
+            config.max_age = max_age;
+            config
+        }
+        _ => return,
+    };
+    if let Err(e) = js.update_stream(config).await {
+        tracing::warn!("cannot set the JetStream object store {bucket}'s max age: {e}");
+    }
 }
 
 /// Writes `bytes` to `path` whole: through a temp file of its own beside it, synced,

@@ -14,7 +14,7 @@ use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Asks the coordinator answers at once; past them, the next waits.
+/// Previous-graph reads the coordinator answers at once; past them, the next waits.
 const ASKS_AT_ONCE: usize = 64;
 
 impl Daemon {
@@ -124,12 +124,18 @@ impl Daemon {
                 }
                 continue;
             };
+            // A token is a lock and some arithmetic: answered here, never queued behind
+            // the reads (a late answer would spend a token the worker no longer waits for).
+            if msg.subject.as_str() == asks::QUOTA_SUBJECT {
+                cluster.reply(to, asks::answer_quota(&msg.payload)).await;
+                continue;
+            }
             let Ok(permit) = gate.clone().acquire_owned().await else {
                 return;
             };
             let (me, cluster) = (self.clone(), cluster.clone());
             tokio::spawn(async move {
-                if let Some(answer) = me.answer(&msg.subject, msg.payload.to_vec()).await {
+                if let Some(answer) = me.answer_read(&msg.subject, msg.payload.to_vec()).await {
                     cluster.reply(to, answer).await;
                 }
                 drop(permit);
@@ -137,11 +143,9 @@ impl Daemon {
         }
     }
 
-    /// The answer to one ask; `None` for a subject that is not one.
-    async fn answer(&self, subject: &str, payload: Vec<u8>) -> Option<Vec<u8>> {
-        if subject == asks::QUOTA_SUBJECT {
-            return Some(asks::answer_quota(&payload));
-        }
+    /// The answer to a read of a run's previous graph; `None` for a subject that is not
+    /// one.
+    async fn answer_read(&self, subject: &str, payload: Vec<u8>) -> Option<Vec<u8>> {
         let run_id = asks::previous_run(subject)?;
         let Some(reader) = self.previous_reader(run_id) else {
             let answer = wire::PreviousAnswer::Failed {

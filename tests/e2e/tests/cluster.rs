@@ -460,6 +460,14 @@ async fn workers_share_a_providers_quota_and_read_the_previous_graph_from_the_co
     let policy_path = dir.join("tight-policy.json");
     std::fs::write(&policy_path, policy.to_string()).unwrap();
     let tight = format!("policy = \"{}\"\n", policy_path.display());
+    // A results store made by an older version, without a max age.
+    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    js.create_object_store(async_nats::jetstream::object_store::Config {
+        bucket: "corral-results".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let instances = [
         kandji_toml_with("quota-a", &quota_api, "KANDJI_TOKEN", &tight, ""),
         kandji_toml_with("quota-b", &quota_api, "KANDJI_TOKEN", &tight, ""),
@@ -543,8 +551,8 @@ async fn workers_share_a_providers_quota_and_read_the_previous_graph_from_the_co
         "{runs:?}"
     );
 
-    // Result files never taken do not stay for ever: the store keeps one a week at most.
-    let js = async_nats::jetstream::new(async_nats::connect(&nats.url).await.unwrap());
+    // Result files never taken do not stay for ever: the store keeps one a week at most
+    // (the older store was given the max age).
     let mut results = js.get_stream("OBJ_corral-results").await.unwrap();
     let max_age = results.info().await.unwrap().config.max_age;
     assert_eq!(max_age, Duration::from_secs(7 * 24 * 3600));

@@ -914,6 +914,9 @@ impl<'a> Call<'a> {
                 .checked_add(spent.wait)
                 .is_none_or(|t| t > self.run.deadline)
             {
+                if spent.window == quota::REFUSED {
+                    return Err(HttpError::Denied(what));
+                }
                 return Err(HttpError::Timeout(format!(
                     "the run's deadline passes before {what} allows another request (in {} s)",
                     spent.wait.as_secs()

@@ -170,10 +170,25 @@ pub fn remaining(header: &str, value: &[u8]) -> Option<(&'static str, f64)> {
 /// (so a plugin making keys of many hosts fills only its own share).
 const MAX_KEYS_PER_SCOPE: usize = 1_000;
 
-/// The process's quotas by key. A quota outlives the runs that used it (the next run
-/// of an instance draws from what the last one left); one no run holds and that has
-/// refilled completely carries nothing and is dropped.
-static QUOTAS: Mutex<Vec<(String, Arc<Mutex<Buckets>>)>> = Mutex::new(Vec::new());
+/// Quotas the process keeps at most (a cluster's coordinator keeps every worker's):
+/// past them, the keys of a new scope share one quota.
+const MAX_QUOTAS: usize = 100_000;
+
+/// The process's quotas by (scope, key). A quota outlives the runs that used it (the
+/// next run of an instance draws from what the last one left); one no run holds and
+/// that has refilled completely carries nothing, and is dropped at the next sweep.
+struct Quotas {
+    /// At most this many quotas ([`MAX_QUOTAS`]).
+    limit: usize,
+    by_key: HashMap<(String, String), Arc<Mutex<Buckets>>>,
+    keys_of_scope: HashMap<String, usize>,
+    /// Joins left before the next sweep: sweeping as often as there are quotas keeps a
+    /// join's cost constant on average, however many quotas there are.
+    until_sweep: usize,
+}
+
+static QUOTAS: std::sync::LazyLock<Mutex<Quotas>> =
+    std::sync::LazyLock::new(|| Mutex::new(Quotas::new(MAX_QUOTAS)));
 
 impl Buckets {
     fn is_full(&mut self) -> bool {
@@ -184,6 +199,47 @@ impl Buckets {
     }
 }
 
+/// Whether a quota carries nothing: no run holds it and it has refilled.
+fn carries_nothing(b: &Arc<Mutex<Buckets>>) -> bool {
+    Arc::strong_count(b) == 1 && b.lock().unwrap_or_else(PoisonError::into_inner).is_full()
+}
+
+impl Quotas {
+    fn new(limit: usize) -> Quotas {
+        Quotas {
+            limit,
+            by_key: HashMap::new(),
+            keys_of_scope: HashMap::new(),
+            until_sweep: 0,
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.by_key.retain(|_, b| !carries_nothing(b));
+        self.keys_of_scope.clear();
+        for (scope, _) in self.by_key.keys() {
+            *self.keys_of_scope.entry(scope.clone()).or_default() += 1;
+        }
+        self.until_sweep = self.by_key.len().max(64);
+    }
+
+    /// The (scope, key) `key` draws from: its own, or past the limits a shared one.
+    fn place(&self, scope: &str, key: &str) -> (String, String) {
+        let wanted = (scope.to_string(), key.to_string());
+        if self.by_key.contains_key(&wanted) {
+            wanted
+        } else if self.by_key.len() >= self.limit && !self.keys_of_scope.contains_key(scope) {
+            ("(scopes past the process's limit)".into(), String::new())
+        } else if self.keys_of_scope.get(scope).copied().unwrap_or(0) >= MAX_KEYS_PER_SCOPE
+            || self.by_key.len() >= self.limit
+        {
+            (scope.to_string(), "(keys past the plugin's limit)".into())
+        } else {
+            wanted
+        }
+    }
+}
+
 /// The shared buckets of `key`, tightened to these quotas.
 pub fn join(
     scope: &str,
@@ -191,30 +247,42 @@ pub fn join(
     per_minute: Option<f64>,
     per_hour: Option<f64>,
 ) -> Arc<Mutex<Buckets>> {
-    let mut all = QUOTAS.lock().unwrap_or_else(PoisonError::into_inner);
-    all.retain(|(_, b)| {
-        Arc::strong_count(b) > 1 || !b.lock().unwrap_or_else(PoisonError::into_inner).is_full()
-    });
-    let prefix = format!("{scope}/");
-    let scoped = format!("{prefix}{key}");
-    let known = all.iter().any(|(k, _)| *k == scoped);
-    let in_scope = all.iter().filter(|(k, _)| k.starts_with(&prefix)).count();
-    let key = if !known && in_scope >= MAX_KEYS_PER_SCOPE {
-        format!("{prefix}(keys past the plugin's limit)")
-    } else {
-        scoped
-    };
-    let key = key.as_str();
-    if let Some((_, shared)) = all.iter().find(|(k, _)| k == key) {
+    QUOTAS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .join(scope, key, per_minute, per_hour)
+}
+
+impl Quotas {
+    fn join(
+        &mut self,
+        scope: &str,
+        key: &str,
+        per_minute: Option<f64>,
+        per_hour: Option<f64>,
+    ) -> Arc<Mutex<Buckets>> {
+        match self.until_sweep.checked_sub(1) {
+            Some(n) => self.until_sweep = n,
+            None => self.sweep(),
+        }
+        let id = self.place(scope, key);
+        if let Some(shared) = self.by_key.get(&id)
+            && !carries_nothing(shared)
+        {
+            shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .tighten(per_minute, per_hour);
+            return shared.clone();
+        }
+        // New, or one that carries nothing (so a looser quota starts afresh, not tightened
+        // by a run long gone).
+        let shared = Arc::new(Mutex::new(Buckets::new(per_minute, per_hour)));
+        if self.by_key.insert(id.clone(), shared.clone()).is_none() {
+            *self.keys_of_scope.entry(id.0).or_default() += 1;
+        }
         shared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .tighten(per_minute, per_hour);
-        return shared.clone();
     }
-    let shared = Arc::new(Mutex::new(Buckets::new(per_minute, per_hour)));
-    all.push((key.to_string(), shared.clone()));
-    shared
 }
 
 /// The up-front warning for a run expected to make `requests` (its instance's previous
@@ -405,6 +473,29 @@ mod tests {
         let other = join(&format!("{scope}-other"), "host-new", None, Some(5.0));
         assert!(!Arc::ptr_eq(&other, &overflow));
         assert_eq!(other.lock().unwrap().take(), Ok(()));
+    }
+
+    #[test]
+    fn past_the_process_limit_new_scopes_share_one_quota_and_sweeps_free_them() {
+        let mut quotas = Quotas::new(100);
+        let held: Vec<_> = (0..103)
+            .map(|i| quotas.join(&format!("s{i}"), "k", Some(1.0), None))
+            .collect();
+        let past = quotas.join("s-new", "k", Some(1.0), None);
+        assert!(quotas.by_key.len() <= 102, "{}", quotas.by_key.len());
+        assert!(Arc::ptr_eq(&past, held.last().unwrap()));
+        // A scope that has quotas keeps its own, past the limit too.
+        assert!(Arc::ptr_eq(
+            &quotas.join("s0", "k", Some(1.0), None),
+            &held[0]
+        ));
+        drop((held, past));
+        // Unheld and refilled, they go at a sweep (one within as many joins as quotas).
+        for _ in 0..200 {
+            drop(quotas.join("s", "k", None, Some(1e6)));
+        }
+        assert_eq!(quotas.by_key.len(), 1);
+        assert_eq!(quotas.keys_of_scope.values().sum::<usize>(), 1);
     }
 
     #[test]
