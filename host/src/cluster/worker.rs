@@ -29,6 +29,14 @@ const STORE_PATIENCE: Duration = Duration::from_secs(600);
 /// How long a run put back (NATS was away) waits before it is offered again.
 const RETRY_DELAY: Duration = Duration::from_secs(2);
 
+/// How long one transfer of `bytes` to or from a JetStream object store may take: a
+/// stalled one (the store's consumer stops delivering) must not hold the run's slot
+/// for ever, as the run's progress messages would keep it from anyone else.
+fn transfer_patience(bytes: u64) -> Duration {
+    // 30 s, and a second for each 4 MiB.
+    Duration::from_secs(30 + bytes / (4 << 20))
+}
+
 /// Why an attempt made no result: worth another attempt (NATS away), or not.
 enum Stop {
     Retry(anyhow::Error),
@@ -233,7 +241,12 @@ impl Worker {
             use tokio::io::AsyncSeekExt as _;
             file.seek(std::io::SeekFrom::Start(0)).await?;
             let reader = &mut tokio::io::BufReader::new(&mut file);
-            match self.layout.result_files.put(run_id, reader).await {
+            let put = self.layout.result_files.put(run_id, reader);
+            let put = match tokio::time::timeout(transfer_patience(bytes), put).await {
+                Ok(done) => done.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no end after {:?}", transfer_patience(bytes))),
+            };
+            match put {
                 Ok(_) => return Ok(bytes),
                 Err(e) if std::time::Instant::now() > give_up => {
                     anyhow::bail!("cannot store the result in {}: {e}", super::RESULTS_BUCKET)
@@ -333,13 +346,20 @@ impl Worker {
                 plugin::MAX_COMPONENT_BYTES
             )));
         }
-        let mut object = store.get(digest).await.map_err(|e| away(&e))?;
-        let mut bytes = Vec::with_capacity(info.size);
-        (&mut object)
-            .take(plugin::MAX_COMPONENT_BYTES + 1)
-            .read_to_end(&mut bytes)
+        let patience = transfer_patience(info.size as u64);
+        let read = async {
+            let mut object = store.get(digest).await.map_err(|e| away(&e))?;
+            let mut bytes = Vec::with_capacity(info.size);
+            (&mut object)
+                .take(plugin::MAX_COMPONENT_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(|e| away(&e))?;
+            Ok(bytes)
+        };
+        let bytes = tokio::time::timeout(patience, read)
             .await
-            .map_err(|e| away(&e))?;
+            .map_err(|_| away(&format!("no end after {patience:?}")))??;
         let got = plugin::digest(&bytes);
         if got != digest {
             return Err(Stop::Fail(anyhow::anyhow!(

@@ -525,6 +525,25 @@ async fn workers_share_a_providers_quota_and_read_the_previous_graph_from_the_co
         output_objects(&out) == first_graph,
         "the incremental graph is the first run's"
     );
+    // A run that is not in flight has no previous graph to read, whoever asks for it.
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let device = first_graph
+        .iter()
+        .find(|(_, t, _)| t == "kandji_device")
+        .unwrap();
+    let ask = serde_json::json!({"op": "object", "key": device.0}).to_string();
+    for run_id in first.keys().chain(second.keys()) {
+        let subject = format!("corral.ask.previous.{run_id}");
+        let reply = client.request(subject, ask.clone().into()).await.unwrap();
+        let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(answer["kind"], "failed", "{answer}");
+        assert!(
+            answer["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not a run in flight")
+        );
+    }
 
     // Two runs of one tenant on two workers at once: together they get the 20 requests
     // of the minute (and what refills while they go), not 20 each.
