@@ -158,7 +158,12 @@ impl QuotaAnswer {
 /// A quota ask with its numbers made safe: a rate that is not a positive finite number
 /// is no rate (the worker's own grant never sends one; a stray message might).
 fn checked(payload: &[u8]) -> Result<QuotaAsk, String> {
-    let mut ask: QuotaAsk = wire::parse(QUOTA_SUBJECT, payload).map_err(|e| format!("{e:#}"))?;
+    let ask: QuotaAsk = wire::parse(QUOTA_SUBJECT, payload).map_err(|e| format!("{e:#}"))?;
+    bounded(ask)
+}
+
+/// `ask` within the bounds the coordinator keeps quotas for, its rates made safe.
+fn bounded(mut ask: QuotaAsk) -> Result<QuotaAsk, String> {
     if ask.scope.len() > MAX_SCOPE_BYTES || ask.key.len() > MAX_KEY_BYTES {
         return Err(format!(
             "a quota scope of {} bytes or key of {} bytes (at most {MAX_SCOPE_BYTES} and {MAX_KEY_BYTES})",
@@ -211,7 +216,7 @@ pub fn observe_quota(payload: &[u8]) {
     if !(seen.remaining.is_finite() && seen.remaining >= 0.0) {
         return;
     }
-    let Ok(ask) = checked(&serde_json::to_vec(&seen.ask).unwrap_or_default()) else {
+    let Ok(ask) = bounded(seen.ask) else {
         return;
     };
     ask.buckets()
@@ -225,41 +230,45 @@ pub fn observe_quota(payload: &[u8]) {
 /// fit is read again shorter, down to one object; one object that does not fit is an
 /// error naming its size.
 pub fn answer_previous(reader: &dyn PreviousGraph, payload: &[u8], max_bytes: usize) -> Vec<u8> {
-    let answer = match wire::parse::<PreviousAsk>("corral.ask.previous", payload) {
-        Err(e) => PreviousAnswer::Failed {
+    let answered = wire::parse::<PreviousAsk>("corral.ask.previous", payload)
+        .and_then(|ask| read(reader, ask, max_bytes));
+    answered.unwrap_or_else(|e| {
+        let failed = PreviousAnswer::Failed {
             reason: format!("{e:#}"),
-        },
-        Ok(ask) => read(reader, ask, max_bytes).unwrap_or_else(|e| PreviousAnswer::Failed {
-            reason: format!("{e:#}"),
-        }),
-    };
-    serde_json::to_vec(&answer).unwrap_or_default()
+        };
+        serde_json::to_vec(&failed).unwrap_or_default()
+    })
 }
 
-fn read(
-    reader: &dyn PreviousGraph,
-    ask: PreviousAsk,
-    max_bytes: usize,
-) -> anyhow::Result<PreviousAnswer> {
-    let fits = |a: &PreviousAnswer| -> anyhow::Result<Option<usize>> {
-        let len = serde_json::to_vec(a)?.len();
-        Ok((len > max_bytes).then_some(len))
-    };
+/// `answer` as its message, or its size when that is over `max_bytes`.
+fn within(answer: &PreviousAnswer, max_bytes: usize) -> anyhow::Result<Result<Vec<u8>, usize>> {
+    let bytes = serde_json::to_vec(answer)?;
+    Ok(if bytes.len() > max_bytes {
+        Err(bytes.len())
+    } else {
+        Ok(bytes)
+    })
+}
+
+/// The answer to `ask`, as its message.
+fn read(reader: &dyn PreviousGraph, ask: PreviousAsk, max_bytes: usize) -> anyhow::Result<Vec<u8>> {
     match ask {
-        PreviousAsk::Flags => Ok(PreviousAnswer::Flags {
-            redacted: reader.held_redactions()?,
-            partial: reader.was_partial()?,
-        }),
+        PreviousAsk::Flags => {
+            let answer = PreviousAnswer::Flags {
+                redacted: reader.held_redactions()?,
+                partial: reader.was_partial()?,
+            };
+            Ok(serde_json::to_vec(&answer)?)
+        }
         PreviousAsk::Object { key } => {
             let answer = PreviousAnswer::Object {
                 found: reader.object(&key)?,
             };
-            match fits(&answer)? {
-                None => Ok(answer),
-                Some(len) => anyhow::bail!(
+            within(&answer, max_bytes)?.map_err(|len| {
+                anyhow::anyhow!(
                     "previous object {key:?} is {len} bytes, more than a NATS message may hold ({max_bytes})"
-                ),
-            }
+                )
+            })
         }
         PreviousAsk::Page {
             type_name,
@@ -277,13 +286,12 @@ fn read(
                         "cursor {cursor} of {type_name} is not one this coordinator handed out (did it restart during the run?)"
                     );
                 }
-                let answer = PreviousAnswer::Page { entities, next };
-                match fits(&answer)? {
-                    None => return Ok(answer),
-                    Some(len) if limit == 1 => anyhow::bail!(
+                match within(&PreviousAnswer::Page { entities, next }, max_bytes)? {
+                    Ok(bytes) => return Ok(bytes),
+                    Err(len) if limit == 1 => anyhow::bail!(
                         "a previous {type_name} object is {len} bytes, more than a NATS message may hold ({max_bytes})"
                     ),
-                    Some(_) => limit /= 2,
+                    Err(_) => limit /= 2,
                 }
             }
         }
@@ -611,6 +619,20 @@ mod tests {
             serde_json::from_slice(&answer_previous(&stored, b"{\"op\":\"drop\"}", 1_000)).unwrap();
         assert!(
             matches!(answer, PreviousAnswer::Failed { reason } if reason.contains("malformed"))
+        );
+    }
+
+    #[test]
+    fn a_previous_read_larger_than_any_ask_is_refused_unread() {
+        // A key of 1 MiB (a guest may pass one): refused by size before it is parsed.
+        let key = "k".repeat(1 << 20);
+        let payload = serde_json::to_vec(&PreviousAsk::Object { key }).unwrap();
+        let answer: PreviousAnswer =
+            serde_json::from_slice(&answer_previous(&Stored::new(1, 100), &payload, 1 << 20))
+                .unwrap();
+        assert!(
+            matches!(&answer, PreviousAnswer::Failed { reason } if reason.contains("at most 65536")),
+            "{answer:?}"
         );
     }
 

@@ -238,22 +238,7 @@ impl Quotas {
             wanted
         }
     }
-}
 
-/// The shared buckets of `key`, tightened to these quotas.
-pub fn join(
-    scope: &str,
-    key: &str,
-    per_minute: Option<f64>,
-    per_hour: Option<f64>,
-) -> Arc<Mutex<Buckets>> {
-    QUOTAS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .join(scope, key, per_minute, per_hour)
-}
-
-impl Quotas {
     fn join(
         &mut self,
         scope: &str,
@@ -283,6 +268,19 @@ impl Quotas {
         }
         shared
     }
+}
+
+/// The shared buckets of `key`, tightened to these quotas.
+pub fn join(
+    scope: &str,
+    key: &str,
+    per_minute: Option<f64>,
+    per_hour: Option<f64>,
+) -> Arc<Mutex<Buckets>> {
+    QUOTAS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .join(scope, key, per_minute, per_hour)
 }
 
 /// The up-front warning for a run expected to make `requests` (its instance's previous
