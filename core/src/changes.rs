@@ -29,6 +29,13 @@ impl KeyIds {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 pub struct KeyId([u64; 2]);
 
+impl KeyId {
+    /// The two words, the first the more significant in the id's order.
+    pub fn words(self) -> [u64; 2] {
+        self.0
+    }
+}
+
 impl Hash for KeyId {
     fn hash<H: Hasher>(&self, state: &mut H) {
         state.write_u64(self.0[0]);

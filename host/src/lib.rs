@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod delivery;
 pub mod engine;
 pub mod lock;
+pub mod malloc;
 pub mod net;
 pub mod plugin;
 pub mod run;

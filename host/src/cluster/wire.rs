@@ -15,6 +15,9 @@ pub struct RunRequest {
     pub generation: u64,
     /// Requests the instance's last successful run made (the quota estimate).
     pub expected_requests: Option<u64>,
+    /// Objects it emitted (the size the run's key index starts at).
+    #[serde(default)]
+    pub expected_objects: Option<u64>,
 }
 
 /// How a run ended on a worker.

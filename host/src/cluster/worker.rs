@@ -213,7 +213,10 @@ impl Worker {
         let mut resolved = run::resolve_instance(cfg, plugin)
             .with_context(|| format!("{}: instance {:?}", self.config.path.display(), cfg.id))
             .map_err(Stop::Fail)?;
-        resolved.expected_requests = req.expected_requests;
+        resolved.expected = crate::run::Expected {
+            requests: req.expected_requests,
+            objects: req.expected_objects,
+        };
         // Kept by the coordinator, where the runs of every worker meet.
         resolved.quota_keeper = Some(self.asks.clone());
         resolved.previous = Some(Arc::new(super::asks::RemotePrevious::new(

@@ -3,7 +3,7 @@
 //! running when its process died is marked failed at the next start, so none is lost.
 
 use crate::lock::LockExt;
-use crate::run::{RunReport, StepStatus};
+use crate::run::{Expected, RunReport, StepStatus};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -482,7 +482,9 @@ impl History {
 
     /// How many requests the instance's newest successful run made (a run's expected
     /// cost, for the up-front quota estimate).
-    pub fn last_requests(&self, instance: &str) -> Result<Option<u64>> {
+    /// What the instance's last successful run cost: the requests it made and the
+    /// objects it emitted (nothing known: none).
+    pub fn expected(&self, instance: &str) -> Result<Expected> {
         let conn = self.conn.locked();
         let counts: Option<String> = conn
             .query_row(
@@ -493,9 +495,11 @@ impl History {
             )
             .optional()
             .map_err(|e| self.wrap(e))?;
-        Ok(counts
-            .and_then(|c| serde_json::from_str::<RunCounts>(&c).ok())
-            .map(|c| c.requests))
+        let counts = counts.and_then(|c| serde_json::from_str::<RunCounts>(&c).ok());
+        Ok(Expected {
+            requests: counts.as_ref().map(|c| c.requests),
+            objects: counts.map(|c| c.entities.saturating_add(c.relationships)),
+        })
     }
 
     /// The newest runs, of one instance or all, newest first.
@@ -580,13 +584,15 @@ mod tests {
     }
 
     #[test]
-    fn the_last_successful_runs_requests_are_the_estimate() {
+    fn the_last_successful_runs_counts_are_the_estimate() {
         let dir = std::env::temp_dir().join(format!("corral-history-req-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (h, _) = History::open(&dir).unwrap();
-        assert_eq!(h.last_requests("a").unwrap(), None);
+        assert_eq!(h.expected("a").unwrap(), Expected::default());
         let counts = |requests| RunCounts {
             requests,
+            entities: requests / 2,
+            relationships: 1,
             ..RunCounts::default()
         };
         for (instance, status, requests) in [
@@ -599,8 +605,12 @@ mod tests {
                 .unwrap();
         }
         // A failed run and another instance's run are not the estimate.
-        assert_eq!(h.last_requests("a").unwrap(), Some(10_052));
-        assert_eq!(h.last_requests("b").unwrap(), Some(7));
+        let expected = |requests, objects| Expected {
+            requests: Some(requests),
+            objects: Some(objects),
+        };
+        assert_eq!(h.expected("a").unwrap(), expected(10_052, 5_027));
+        assert_eq!(h.expected("b").unwrap(), expected(7, 4));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

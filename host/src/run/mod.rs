@@ -44,13 +44,21 @@ pub struct ResolvedInstance {
     /// Who keeps the shared provider quotas, when not this process (a cluster
     /// worker's coordinator).
     pub quota_keeper: Option<Arc<dyn crate::capabilities::http::quota::QuotaKeeper>>,
-    /// Requests the instance's previous successful run made (from the run history):
-    /// the estimate a run past its quota is warned of up front.
-    pub expected_requests: Option<u64>,
+    /// What the instance's previous successful run cost (from the run history).
+    pub expected: Expected,
     /// Where the run's HTTP exchanges are recorded (`corral run --record`).
     pub recorder: Option<Arc<crate::capabilities::http::tape::Recorder>>,
     /// Recorded answers the run is given instead of the network (`--replay`).
     pub tape: Option<Arc<crate::capabilities::http::tape::Tape>>,
+}
+
+/// What an instance's previous successful run cost: estimates, never limits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// Requests: a run past its quotas is warned up front that it will be spread.
+    pub requests: Option<u64>,
+    /// Objects (entities and relationships): the run's key index is sized for them.
+    pub objects: Option<u64>,
 }
 
 /// Splits the config into values and secrets (reading `{ env = … }`), checks it against
@@ -93,7 +101,7 @@ pub fn resolve_with_policy(
         policy_path: cfg.policy.clone(),
         previous: None,
         quota_keeper: None,
-        expected_requests: None,
+        expected: Expected::default(),
         recorder: None,
         tape: None,
     })
@@ -407,6 +415,9 @@ async fn run_unguarded(
     );
     context.graph.mapped_types = m.mapped_types();
     context.graph.declared_types = m.steps.iter().flat_map(|s| s.declared_types()).collect();
+    if let Some(objects) = inst.expected.objects {
+        context.graph.store.locked().reserve(objects);
+    }
     context.http.operator_hosts = inst.operator_hosts.clone();
     context.http.quota_scope = m.id.clone();
     context.graph.previous = inst.previous.clone();
@@ -437,7 +448,7 @@ async fn run_unguarded(
 /// its quotas allow at once (so it will be spread, not failed).
 fn warn_of_quota(inst: &ResolvedInstance, run: &RunContext) {
     let l = &inst.grant.limits;
-    let line = inst.expected_requests.and_then(|n| {
+    let line = inst.expected.requests.and_then(|n| {
         crate::capabilities::http::quota_estimate(
             n,
             l.requests_per_second,

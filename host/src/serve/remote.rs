@@ -34,13 +34,15 @@ impl Daemon {
         if let Err(e) = self.history.plan(&run_id, &plugin) {
             tracing::error!(run = %run_id, "{e}");
         }
+        let expected = self.history.expected(&cfg.id).unwrap_or_default();
         let request = RunRequest {
             run_id: run_id.clone(),
             instance: cfg.id.clone(),
             plugin_id: m.id.clone(),
             digest: generation.plugin.digest.clone(),
             generation: generation.number,
-            expected_requests: self.history.last_requests(&cfg.id).ok().flatten(),
+            expected_requests: expected.requests,
+            expected_objects: expected.objects,
         };
         self.queued_on
             .locked()

@@ -123,7 +123,7 @@ impl Daemon {
             }
         };
         resolved.previous = Some(self.delivery.previous(&cfg.id));
-        resolved.expected_requests = self.history.last_requests(&cfg.id).ok().flatten();
+        resolved.expected = self.history.expected(&cfg.id).unwrap_or_default();
         let report = run::run_instance(&resolved, self.runtime.hosts.clone()).await;
         self.conclude(run_id, &report, Some(&generation)).await
     }

@@ -62,7 +62,7 @@ async fn steady_state(devices: usize) {
         let started = Instant::now();
         let mut r = resolve_with_policy(&inst, plugin.clone(), None).unwrap();
         r.previous = Some(delivery.previous(&r.id));
-        r.expected_requests = expected;
+        r.expected.requests = expected;
         let report = run_instance(&r, runtime.hosts.clone()).await;
         let wall = started.elapsed().as_secs_f64();
         let cpu = corral_e2e::cpu_seconds().unwrap_or(0.0) - cpu;

@@ -425,7 +425,7 @@ async fn an_incremental_run_fetches_only_changed_devices_and_equals_a_full_run()
         async move {
             let mut r = resolve_with_policy(inst, plugin.clone(), None).unwrap();
             r.previous = Some(delivery.previous(&r.id));
-            r.expected_requests = expected;
+            r.expected.requests = expected;
             run_instance(&r, rt.hosts.clone()).await
         }
     };

@@ -8,13 +8,14 @@
 use super::spool::{self, Span, Spool};
 use crate::secrets::Secrets;
 use corral_core::canonical::{self, ContentHash};
-use corral_core::changes::KeyIdMap;
 pub use corral_core::changes::KeyIds;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
+mod key_index;
 mod transfer;
+use key_index::KeyIndex;
 pub use transfer::GraphMeta;
 
 #[derive(
@@ -109,6 +110,9 @@ pub struct NewObject<'a> {
     pub original: Option<Vec<u8>>,
 }
 
+/// The most objects a run's graph is sized for up front (about 80 MB of address space).
+const MAX_RESERVED: u64 = 2 << 20;
+
 /// What a run's graph may hold: `maxEntities`, `maxRelationships`, `maxGraphBytes`
 /// (the spooled records and the originals kept in memory).
 #[derive(Clone, Copy, Debug)]
@@ -169,7 +173,7 @@ pub struct GraphStore {
     slots: Vec<Slot>,
     groups: Vec<Group>,
     group_ids: HashMap<(Kind, String, String), u32>,
-    keys: KeyIdMap<u32>,
+    keys: KeyIndex,
     key_ids: KeyIds,
     /// Entities per `_type` as emitted, for `list-entities`.
     by_type: HashMap<String, Vec<u32>>,
@@ -189,6 +193,21 @@ impl GraphStore {
             budget,
             ..GraphStore::default()
         }
+    }
+
+    /// Sizes the key index and the slots for `objects` (the previous run's count, within
+    /// the budget and [`MAX_RESERVED`]): a vector grown by doubling holds up to twice
+    /// what it needs. Reserved address space is touched only as objects come.
+    pub fn reserve(&mut self, objects: u64) {
+        let budget = self
+            .budget
+            .entities
+            .saturating_add(self.budget.relationships);
+        let n = objects.min(budget).min(MAX_RESERVED);
+        // A little over: a run that grows slightly past its previous one does not resize.
+        let n = usize::try_from(n.saturating_add(n / 16)).unwrap_or(0);
+        self.keys.reserve(n);
+        self.slots.reserve(n);
     }
 
     pub fn entity_count(&self) -> usize {
@@ -213,11 +232,11 @@ impl GraphStore {
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
-        self.keys.contains_key(&self.key_ids.id(key))
+        self.keys.contains(self.key_ids.id(key))
     }
 
     fn entity_index(&self, key: &str) -> Option<u32> {
-        let &i = self.keys.get(&self.key_ids.id(key))?;
+        let i = self.keys.get(self.key_ids.id(key))?;
         let group = &self.groups[self.slots[i as usize].group as usize];
         (group.kind == Kind::Entity).then_some(i)
     }
@@ -388,7 +407,12 @@ impl GraphStore {
     pub fn seal(&mut self) -> io::Result<()> {
         self.originals = HashMap::new();
         self.by_type = HashMap::new();
-        self.keys = KeyIdMap::default();
+        self.keys = KeyIndex::default();
+        // Grown by doubling while the run emitted; delivery holds them as they are.
+        self.slots.shrink_to_fit();
+        for g in &mut self.groups {
+            g.members.shrink_to_fit();
+        }
         match &mut self.spool {
             Some(s) => s.flush(),
             None => Ok(()),
@@ -600,6 +624,23 @@ mod tests {
                 .0
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_reservation_is_bounded_by_the_budget_and_the_cap() {
+        let mut g = GraphStore::new(Budget {
+            entities: 10,
+            relationships: 5,
+            bytes: u64::MAX,
+        });
+        g.reserve(u64::MAX);
+        assert!((15..=16).contains(&g.slots.capacity()));
+        let mut g = GraphStore::new(Budget::default());
+        g.reserve(u64::MAX);
+        let most = (MAX_RESERVED + MAX_RESERVED / 16) as usize;
+        assert!((most..most + 64).contains(&g.slots.capacity()));
+        put(&mut g, "s", &object("device-00000", "t", json!({}))).unwrap();
+        assert!(g.has_entity("device-00000"));
     }
 
     #[test]
