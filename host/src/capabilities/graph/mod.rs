@@ -260,6 +260,12 @@ struct Refusal {
     limit: bool,
 }
 
+/// A stored record as the guest's string: the host wrote it from a `String`, so it is
+/// UTF-8 and taken as it is (checked, not copied); a damaged spool reads lossily.
+fn into_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// `_rawData` within `maxRawDataBytes` (measured only when the whole object is larger).
 fn check_raw_data(object: &Map<String, Value>, json_len: usize, max: u64) -> Result<(), String> {
     let Some(raw) = object.get("_rawData") else {
@@ -379,9 +385,9 @@ impl StepCtx {
         match found {
             Err(e) => Err(self.store_failed(e)),
             Ok(None) => Ok(None),
-            Ok(Some((type_name, json))) => self
-                .check_read(&type_name)
-                .map(|()| Some(String::from_utf8_lossy(&json).into_owned())),
+            Ok(Some((type_name, json))) => {
+                self.check_read(&type_name).map(|()| Some(into_text(json)))
+            }
         }
     }
 
@@ -507,10 +513,7 @@ impl StepCtx {
         match page {
             Err(e) => Err(self.store_failed(e)),
             Ok((texts, next)) => Ok(EntityPage {
-                entities: texts
-                    .into_iter()
-                    .map(|t| String::from_utf8_lossy(&t).into_owned())
-                    .collect(),
+                entities: texts.into_iter().map(into_text).collect(),
                 next: next.map(|n| n as u32),
             }),
         }
