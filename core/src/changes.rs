@@ -34,6 +34,11 @@ impl KeyId {
     pub fn words(self) -> [u64; 2] {
         self.0
     }
+
+    /// An id from its words (tests that need ids in a given order).
+    pub fn from_words(words: [u64; 2]) -> KeyId {
+        KeyId(words)
+    }
 }
 
 impl Hash for KeyId {

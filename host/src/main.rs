@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    corral::malloc::bound_arenas();
+    // SAFETY: the first thing the process does; no other thread exists yet.
+    unsafe { corral::malloc::bound_arenas() };
     // A service (or a cluster worker) reports swaps, refusals and runs; one-shot verbs
     // print only errors.
     let serving = matches!(std::env::args().nth(1).as_deref(), Some("serve" | "worker"));

@@ -4,13 +4,16 @@
 /// default, eight per core, lets each of the runtime's threads keep its own arena of freed
 /// memory: a SentinelOne run of 48,000 agents peaked at 98 MiB with the default, 87 MiB
 /// with two, 81 MiB with one, at the same CPU (docs/benchmarks.md). Two keep the
-/// runtime's two workers from contending for one. Call before any other thread exists.
+/// runtime's two workers from contending for one.
+///
+/// # Safety
+/// Call before any other thread exists (glibc's parameters are not set under a lock).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn bound_arenas() {
+pub unsafe fn bound_arenas() {
     const ARENAS: libc::c_int = 2;
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets a malloc parameter; called from `main` before any
-        // other thread exists.
+        // SAFETY: mallopt only sets a malloc parameter; the caller runs before any other
+        // thread exists.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, ARENAS);
         }
@@ -30,8 +33,10 @@ pub fn release_freed() {
     }
 }
 
+/// # Safety
+/// None needed here; unsafe to match the glibc version.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn bound_arenas() {}
+pub unsafe fn bound_arenas() {}
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn release_freed() {}

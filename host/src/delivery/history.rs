@@ -480,8 +480,6 @@ impl History {
         .map_err(|e| self.wrap(e))
     }
 
-    /// How many requests the instance's newest successful run made (a run's expected
-    /// cost, for the up-front quota estimate).
     /// What the instance's last successful run cost: the requests it made and the
     /// objects it emitted (nothing known: none).
     pub fn expected(&self, instance: &str) -> Result<Expected> {

@@ -206,8 +206,10 @@ impl GraphStore {
         let n = objects.min(budget).min(MAX_RESERVED);
         // A little over: a run that grows slightly past its previous one does not resize.
         let n = usize::try_from(n.saturating_add(n / 16)).unwrap_or(0);
-        self.keys.reserve(n);
-        self.slots.reserve(n);
+        // An estimate: where the system will not lend the address space, vectors grow.
+        if self.slots.try_reserve_exact(n).is_ok() {
+            self.keys.reserve(n);
+        }
     }
 
     pub fn entity_count(&self) -> usize {
@@ -289,8 +291,11 @@ impl GraphStore {
         };
         let span = spool.append(&hash, stored_key, &json)?;
         self.bytes += size;
+        // Below u32::MAX: the key index's directory counts entries in a u32.
         let index = u32::try_from(self.slots.len())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            .ok()
+            .filter(|&i| i < u32::MAX)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         let group = self.group_id(new.kind, new.step, new.type_name, new.stored);
         self.groups[group as usize].members.push(index);
         self.slots.push(Slot {
