@@ -1,8 +1,9 @@
 //! The run's keys and the slot of each, held densely: most ids in one vector sorted by
 //! id (20 bytes an object, no empty buckets), the newest in a hash table of at most an
-//! eighth as many, merged into it as it fills (about 26 bytes an object in all). A hash table of every key cost about 44 bytes an object at its
-//! load factor, and twice that while it doubled; it was most of what a run's memory
-//! grew by with its graph (docs/benchmarks.md).
+//! eighth as many, merged into it as it fills (about 26 bytes an object in all). A hash
+//! table of every key cost about 44 bytes an object at its load factor, and twice that
+//! while it doubled; it was most of what a run's memory grew by with its graph
+//! (docs/benchmarks.md).
 
 use corral_core::changes::{KeyId, KeyIdMap};
 
