@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-120}
 # target:seeds:max_len (manifests are larger, and their check must stay linear in size)
-for t in policy_parse:policy:4096 policy_match:match:4096 url_match:url:4096 manifest_check:manifest:65536 config_parse:config:16384; do
+for t in policy_parse:policy:4096 policy_match:match:4096 url_match:url:4096 manifest_check:manifest:65536 config_parse:config:16384 emitted_object:object:16384; do
   IFS=: read -r target seeds max_len <<<"$t"
   mkdir -p "corpus/$target"
   echo "== $target"

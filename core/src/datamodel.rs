@@ -57,7 +57,65 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
     let Value::Object(obj) = value else {
         return Err("not a JSON object".into());
     };
-    let key = string_field(&obj, "_key")?;
+    let header = header_of(&obj)?;
+    Ok((obj, header))
+}
+
+/// [`parse_object`], with `_rawData` left as the text it came in when that text is
+/// canonical ([`crate::canonical::is_canonical`]; the object then holds no `_rawData`):
+/// most of a connector's bytes, which the host only measures, stores and writes out,
+/// are never built as a tree. Any other text, malformed ones included, is parsed whole
+/// by [`parse_object`], so what is accepted and every reason given are the same.
+pub fn parse_object_lazy(json: &str) -> Result<(Map<String, Value>, Option<&str>, Header), String> {
+    match split_raw_data(json) {
+        Some((obj, raw)) => {
+            let header = header_of(&obj)?;
+            Ok((obj, raw, header))
+        }
+        None => parse_object(json).map(|(obj, header)| (obj, None, header)),
+    }
+}
+
+/// The object's properties but `_rawData` parsed, and `_rawData`'s text when canonical;
+/// `None` when the text is not a JSON object or its `_rawData` is not canonical.
+fn split_raw_data(json: &str) -> Option<(Map<String, Value>, Option<&str>)> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let (obj, raw) = serde::Deserializer::deserialize_map(&mut de, SplitRawData).ok()?;
+    de.end().ok()?;
+    match raw.map(serde_json::value::RawValue::get) {
+        Some(text) if !crate::canonical::is_canonical(text) => None,
+        raw => Some((obj, raw)),
+    }
+}
+
+/// The visitor of [`split_raw_data`]: a repeated property keeps its last value, as a
+/// parsed map does.
+struct SplitRawData;
+
+impl<'de> serde::de::Visitor<'de> for SplitRawData {
+    type Value = (Map<String, Value>, Option<&'de serde_json::value::RawValue>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut obj = Map::new();
+        let mut raw = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == crate::canonical::RAW_DATA {
+                raw = Some(map.next_value()?);
+            } else {
+                obj.insert(key, map.next_value()?);
+            }
+        }
+        Ok((obj, raw))
+    }
+}
+
+/// The header of a parsed object, or why it has none.
+fn header_of(obj: &Map<String, Value>) -> Result<Header, String> {
+    let key = string_field(obj, "_key")?;
     if key.chars().count() < MIN_KEY_LEN {
         return Err(format!(
             "_key {key:?} is shorter than {MIN_KEY_LEN} characters"
@@ -66,7 +124,7 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
     if key.len() > MAX_KEY_LEN {
         return Err(format!("_key is longer than {MAX_KEY_LEN} bytes"));
     }
-    let type_name = string_field(&obj, "_type")?;
+    let type_name = string_field(obj, "_type")?;
     // `_type` names output files: the manifest's grammar, whatever was declared.
     crate::manifest::check_type_name(&type_name).map_err(|e| e.message)?;
     let classes = match obj.get("_class") {
@@ -87,14 +145,11 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
             "_class holds more than {MAX_CLASSES} classes or one longer than {MAX_CLASS_LEN} characters"
         ));
     }
-    Ok((
-        obj,
-        Header {
-            key,
-            type_name,
-            classes,
-        },
-    ))
+    Ok(Header {
+        key,
+        type_name,
+        classes,
+    })
 }
 
 fn string_field(obj: &Map<String, Value>, field: &str) -> Result<String, String> {
@@ -378,5 +433,62 @@ mod tests {
             parse_object(&long_class).unwrap_err(),
             "_class holds more than 8 classes or one longer than 64 characters"
         );
+    }
+
+    #[test]
+    fn a_lazy_parse_accepts_refuses_and_encodes_as_a_whole_one() {
+        use crate::canonical::{encode, encode_with_raw_data};
+        let head = r#""_key":"device-0001","_type":"kandji_device","_class":"Device","name":"n""#;
+        let texts = [
+            format!(
+                r#"{{{head},"_rawData":[{{"name":"default","rawData":{{"a":1,"b":"x\ny"}}}}]}}"#
+            ),
+            // Not canonical: unsorted, spaced; canonical with a fraction; an escaped key
+            // and a repeat (the last one counts).
+            format!(r#"{{{head},"_rawData":[{{"rawData":{{"b":1,"a":2}},"name":"default"}}]}}"#),
+            format!(r#"{{{head},"_rawData": [1, 2]}}"#),
+            format!(r#"{{{head},"_rawData":[1.5]}}"#),
+            format!(r#"{{{head},"_raw\u0044ata":[1],"_rawData":[2]}}"#),
+            format!(r#"{{{head},"_rawData":[1],"_rawData":[2,3]}}"#),
+            format!(r#"{{"_rawData":[1],{head},"name":"m"}}"#),
+            format!(r#"{{{head}}}"#),
+            // Refused, for the same reasons either way.
+            format!(r#"{{{head},"_rawData":[1}}"#),
+            format!(
+                r#"{{{head},"_rawData":{}}}"#,
+                "[".repeat(200) + &"]".repeat(200)
+            ),
+            format!(
+                r#"{{{head},"deep":{}}}"#,
+                "[".repeat(200) + &"]".repeat(200)
+            ),
+            r#"{"_key":"short","_type":"t","_class":"Device","_rawData":[]}"#.to_string(),
+            "[1]".to_string(),
+            "{} {}".to_string(),
+            String::new(),
+        ];
+        let mut lazy_raw = 0;
+        for text in &texts {
+            let whole = parse_object(text);
+            let lazy = parse_object_lazy(text);
+            match (whole, lazy) {
+                (Ok((obj, h)), Ok((lazy_obj, raw, lazy_h))) => {
+                    assert_eq!(
+                        (h.key, h.type_name, h.classes),
+                        (lazy_h.key, lazy_h.type_name, lazy_h.classes)
+                    );
+                    assert_eq!(encode(&obj), encode_with_raw_data(&lazy_obj, raw), "{text}");
+                    if raw.is_some() {
+                        assert!(!lazy_obj.contains_key("_rawData"));
+                        lazy_raw += 1;
+                    }
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{text}"),
+                (a, b) => panic!("{text}: {:?} against {:?}", a.map(|_| ()), b.map(|_| ())),
+            }
+        }
+        // The canonical one, the one with a fraction, the two repeats whose last
+        // `_rawData` is canonical, and the one whose `_rawData` comes first.
+        assert_eq!(lazy_raw, 5);
     }
 }

@@ -397,6 +397,7 @@ mod tests {
                     type_name: emitted,
                     key: &key,
                     stored: stored.as_object().unwrap(),
+                    raw_data: None,
                     original: Some(b"{}".to_vec()),
                 })
                 .unwrap();

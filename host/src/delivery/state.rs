@@ -681,6 +681,7 @@ mod tests {
                 type_name: o["_type"].as_str().unwrap(),
                 key: o["_key"].as_str().unwrap(),
                 stored: o,
+                raw_data: None,
                 original: None,
             })
             .unwrap();
@@ -779,6 +780,7 @@ mod tests {
                 type_name: map["_type"].as_str().unwrap(),
                 key: map["_key"].as_str().unwrap(),
                 stored: map,
+                raw_data: None,
                 original,
             })
             .unwrap();

@@ -128,7 +128,13 @@ impl StepCtx {
                 "an emitted object holds a secret value; it is redacted from everything written",
             );
         }
-        let (object, header) = datamodel::parse_object(json).map_err(|reason| Refusal {
+        // Redaction walks the whole object; otherwise a canonical `_rawData` stays text.
+        let parsed = if tainted {
+            datamodel::parse_object(json).map(|(object, header)| (object, None, header))
+        } else {
+            datamodel::parse_object_lazy(json)
+        };
+        let (object, raw_data, header) = parsed.map_err(|reason| Refusal {
             key: String::new(),
             type_name: None,
             reason,
@@ -163,6 +169,7 @@ impl StepCtx {
         }
         check_raw_data(
             &object,
+            raw_data,
             json.len(),
             self.run.grant.limits.max_raw_data_bytes,
         )
@@ -195,6 +202,7 @@ impl StepCtx {
                 type_name: &header.type_name,
                 key: &header.key,
                 stored: &stored,
+                raw_data,
                 original,
             })
             .map_err(|e| refusal(e.to_string(), true))
@@ -266,17 +274,22 @@ fn into_text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// `_rawData` within `maxRawDataBytes` (measured only when the whole object is larger).
-fn check_raw_data(object: &Map<String, Value>, json_len: usize, max: u64) -> Result<(), String> {
-    let Some(raw) = object.get("_rawData") else {
-        return Ok(());
-    };
+/// `_rawData` (in `object`, or apart as canonical text) within `maxRawDataBytes`
+/// (measured only when the whole object is larger).
+fn check_raw_data(
+    object: &Map<String, Value>,
+    raw_data: Option<&str>,
+    json_len: usize,
+    max: u64,
+) -> Result<(), String> {
     if json_len as u64 <= max {
         return Ok(());
     }
-    let size = serde_json::to_vec(raw)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX) as u64;
+    let size = match (object.get("_rawData"), raw_data) {
+        (Some(raw), _) => serde_json::to_vec(raw).map_or(usize::MAX, |v| v.len()),
+        (None, Some(text)) => text.len(),
+        (None, None) => return Ok(()),
+    } as u64;
     if size > max {
         return Err(format!(
             "_rawData is {size} bytes; maxRawDataBytes is {max}"

@@ -106,6 +106,8 @@ pub struct NewObject<'a> {
     pub key: &'a str,
     /// The object as stored (redacted when it held a secret).
     pub stored: &'a Map<String, Value>,
+    /// Its `_rawData` as canonical text, when kept apart from `stored`.
+    pub raw_data: Option<&'a str>,
     /// Its canonical text as emitted, when that differs from what is stored.
     pub original: Option<Vec<u8>>,
 }
@@ -265,7 +267,7 @@ impl GraphStore {
         if self.count(new.kind) as u64 >= max {
             return Err(Refused::Budget(format!("{name} limit of {max} reached")));
         }
-        let (json, hash) = canonical::encode(new.stored);
+        let (json, hash) = canonical::encode_with_raw_data(new.stored, new.raw_data);
         let stored_key = new
             .stored
             .get("_key")
@@ -560,6 +562,7 @@ mod tests {
             type_name: o["_type"].as_str().unwrap(),
             key: o["_key"].as_str().unwrap(),
             stored: o,
+            raw_data: None,
             original: None,
         })
     }
@@ -696,6 +699,7 @@ mod tests {
             type_name: "t",
             key: "device-00001",
             stored: &stored,
+            raw_data: None,
             original: Some(corral_core::canonical::encode(&emitted).0),
         })
         .unwrap();

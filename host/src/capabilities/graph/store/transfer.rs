@@ -195,6 +195,7 @@ mod tests {
                 type_name: "acme_device",
                 key: &key,
                 stored: &o,
+                raw_data: None,
                 original: None,
             })
             .unwrap();
@@ -210,6 +211,7 @@ mod tests {
             type_name: "acme_has",
             key: "a|has|b",
             stored: &r,
+            raw_data: None,
             original: None,
         })
         .unwrap();
