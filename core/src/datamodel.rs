@@ -61,12 +61,15 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
     Ok((obj, header))
 }
 
+/// An object without its `_rawData`, that `_rawData` as canonical text, and the header.
+pub type LazyObject<'a> = (Map<String, Value>, Option<&'a str>, Header);
+
 /// [`parse_object`], with `_rawData` left as the text it came in when that text is
 /// canonical ([`crate::canonical::is_canonical`]; the object then holds no `_rawData`):
 /// most of a connector's bytes, which the host only measures, stores and writes out,
 /// are never built as a tree. Any other text, malformed ones included, is parsed whole
 /// by [`parse_object`], so what is accepted and every reason given are the same.
-pub fn parse_object_lazy(json: &str) -> Result<(Map<String, Value>, Option<&str>, Header), String> {
+pub fn parse_object_lazy(json: &str) -> Result<LazyObject<'_>, String> {
     match split_raw_data(json) {
         Some((obj, raw)) => {
             let header = header_of(&obj)?;

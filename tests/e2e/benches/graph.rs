@@ -61,6 +61,7 @@ fn graph(generation: usize, range: std::ops::Range<usize>) -> GraphStore {
             type_name: &type_name,
             key: &key,
             stored: &o,
+            raw_data: None,
             original: None,
         })
         .unwrap();
