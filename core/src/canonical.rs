@@ -71,9 +71,10 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
 /// Whether `text` is canonical JSON: compact, every object's keys in strictly increasing
 /// byte order, each scalar as serde_json writes it, so parsing and writing it again gives
 /// the same bytes. Conservative: a text it cannot vouch for in one pass (a `\u` or `\/`
-/// escape, a key with an escape, nesting deeper than [`MAX_DEPTH`]) is not canonical
-/// here, and is re-encoded. A number other than a short integer is parsed and written
-/// again to be compared (serde_json's float formatting is its own).
+/// escape, a key with an escape or one serde_json reserves ([`RESERVED_KEYS`]), nesting
+/// deeper than [`MAX_DEPTH`]) is not canonical here, and is re-encoded. A number other
+/// than a short integer is parsed and written again to be compared (serde_json's float
+/// formatting is its own).
 pub fn is_canonical(text: &str) -> bool {
     let mut c = Checker {
         bytes: text.as_bytes(),
@@ -89,6 +90,11 @@ fn writes_back(text: &[u8]) -> bool {
         .and_then(|v| serde_json::to_vec(&v).ok())
         .is_some_and(|again| again == text)
 }
+
+/// The prefix of the keys serde_json reserves (with `raw_value`, an object whose first
+/// key is `$serde_json::private::RawValue` parses as the JSON text its value holds): such
+/// a text never writes back as it is.
+pub const RESERVED_KEYS: &str = "$serde_json::private::";
 
 /// Nesting [`is_canonical`] follows (serde_json's own parser stops at 128).
 pub const MAX_DEPTH: usize = 100;
@@ -197,6 +203,9 @@ impl<'a> Checker<'a> {
             let Some((key, false)) = self.string() else {
                 return false;
             };
+            if key.starts_with(RESERVED_KEYS.as_bytes()) {
+                return false;
+            }
             if previous.is_some_and(|p| p >= key) {
                 return false;
             }
