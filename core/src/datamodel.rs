@@ -61,6 +61,31 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
     Ok((obj, header))
 }
 
+/// Refuses a key serde_json reserves anywhere in `obj`: stored with its siblings sorted,
+/// it could come first in its object, and every later parse of the record would read
+/// the object as the JSON text its value holds (or fail).
+fn refuse_reserved_keys(obj: &Map<String, Value>) -> Result<(), String> {
+    fn walk(value: &Value) -> bool {
+        match value {
+            Value::Object(m) => m.iter().any(|(k, v)| {
+                k.starts_with(crate::canonical::RESERVED_KEYS) || walk(v)
+            }),
+            Value::Array(items) => items.iter().any(walk),
+            _ => false,
+        }
+    }
+    let reserved = obj
+        .iter()
+        .any(|(k, v)| k.starts_with(crate::canonical::RESERVED_KEYS) || walk(v));
+    if reserved {
+        return Err(format!(
+            "a key starting {:?} is reserved",
+            crate::canonical::RESERVED_KEYS
+        ));
+    }
+    Ok(())
+}
+
 /// An object without its `_rawData`, that `_rawData` as canonical text, and the header.
 pub type LazyObject<'a> = (Map<String, Value>, Option<&'a str>, Header);
 
@@ -127,6 +152,7 @@ impl<'de> serde::de::Visitor<'de> for SplitRawData {
 
 /// The header of a parsed object, or why it has none.
 fn header_of(obj: &Map<String, Value>) -> Result<Header, String> {
+    refuse_reserved_keys(obj)?;
     let key = string_field(obj, "_key")?;
     if key.chars().count() < MIN_KEY_LEN {
         return Err(format!(
@@ -484,6 +510,9 @@ mod tests {
             format!(r#"{{{head},"_rawData":{{"$serde_json::private::RawValue":"x"}}}}"#),
             format!(r#"{{"$serde_json::private::RawValue":"{{{}}}"}}"#, head.replace('"', "\\\"")),
             r#"{"$serde_json::private::RawValue":"[1]"}"#.to_string(),
+            // Not first in its object: refused, whichever property holds it.
+            format!(r#"{{{head},"_rawData":{{"a":1,"$serde_json::private::RawValue":"x"}}}}"#),
+            format!(r#"{{{head},"tags":[{{"a":1,"$serde_json::private::RawValue":"x"}}]}}"#),
             "[1]".to_string(),
             "{} {}".to_string(),
             String::new(),
@@ -511,5 +540,10 @@ mod tests {
         // The canonical one, the one with a fraction, and the one whose `_rawData` comes
         // first (a repeated `_rawData` is parsed whole).
         assert_eq!(lazy_raw, 3);
+        let reserved = format!(r#"{{{head},"x":[{{"b":2,"$serde_json::private::RawValue":"1"}}]}}"#);
+        assert_eq!(
+            parse_object_lazy(&reserved).unwrap_err(),
+            r#"a key starting "$serde_json::private::" is reserved"#
+        );
     }
 }
