@@ -67,9 +67,9 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
 fn refuse_reserved_keys(obj: &Map<String, Value>) -> Result<(), String> {
     fn walk(value: &Value) -> bool {
         match value {
-            Value::Object(m) => m.iter().any(|(k, v)| {
-                k.starts_with(crate::canonical::RESERVED_KEYS) || walk(v)
-            }),
+            Value::Object(m) => m
+                .iter()
+                .any(|(k, v)| k.starts_with(crate::canonical::RESERVED_KEYS) || walk(v)),
             Value::Array(items) => items.iter().any(walk),
             _ => false,
         }
@@ -504,11 +504,17 @@ mod tests {
             // An earlier `_rawData` the whole parse refuses, a later one it would keep.
             format!(r#"{{{head},"_rawData":[1e400],"_rawData":[1]}}"#),
             format!(r#"{{{head},"_rawData":"\ud800","_rawData":1}}"#),
-            format!(r#"{{{head},"_rawData":{},"_rawData":1}}"#, "[".repeat(200) + &"]".repeat(200)),
+            format!(
+                r#"{{{head},"_rawData":{},"_rawData":1}}"#,
+                "[".repeat(200) + &"]".repeat(200)
+            ),
             // serde_json's reserved key: its string is read as JSON by a whole parse.
             format!(r#"{{{head},"_rawData":{{"$serde_json::private::RawValue":"[1]"}}}}"#),
             format!(r#"{{{head},"_rawData":{{"$serde_json::private::RawValue":"x"}}}}"#),
-            format!(r#"{{"$serde_json::private::RawValue":"{{{}}}"}}"#, head.replace('"', "\\\"")),
+            format!(
+                r#"{{"$serde_json::private::RawValue":"{{{}}}"}}"#,
+                head.replace('"', "\\\"")
+            ),
             r#"{"$serde_json::private::RawValue":"[1]"}"#.to_string(),
             // Not first in its object: refused, whichever property holds it.
             format!(r#"{{{head},"_rawData":{{"a":1,"$serde_json::private::RawValue":"x"}}}}"#),
@@ -540,7 +546,8 @@ mod tests {
         // The canonical one, the one with a fraction, and the one whose `_rawData` comes
         // first (a repeated `_rawData` is parsed whole).
         assert_eq!(lazy_raw, 3);
-        let reserved = format!(r#"{{{head},"x":[{{"b":2,"$serde_json::private::RawValue":"1"}}]}}"#);
+        let reserved =
+            format!(r#"{{{head},"x":[{{"b":2,"$serde_json::private::RawValue":"1"}}]}}"#);
         assert_eq!(
             parse_object_lazy(&reserved).unwrap_err(),
             r#"a key starting "$serde_json::private::" is reserved"#
