@@ -65,19 +65,18 @@ pub fn parse_object(json: &str) -> Result<(Map<String, Value>, Header), String> 
 /// it could come first in its object, and every later parse of the record would read
 /// the object as the JSON text its value holds (or fail).
 fn refuse_reserved_keys(obj: &Map<String, Value>) -> Result<(), String> {
-    fn walk(value: &Value) -> bool {
-        match value {
-            Value::Object(m) => m
-                .iter()
-                .any(|(k, v)| k.starts_with(crate::canonical::RESERVED_KEYS) || walk(v)),
-            Value::Array(items) => items.iter().any(walk),
+    fn in_map(m: &Map<String, Value>) -> bool {
+        m.iter()
+            .any(|(k, v)| k.starts_with(crate::canonical::RESERVED_KEYS) || in_value(v))
+    }
+    fn in_value(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => in_map(m),
+            Value::Array(items) => items.iter().any(in_value),
             _ => false,
         }
     }
-    let reserved = obj
-        .iter()
-        .any(|(k, v)| k.starts_with(crate::canonical::RESERVED_KEYS) || walk(v));
-    if reserved {
+    if in_map(obj) {
         return Err(format!(
             "a key starting {:?} is reserved",
             crate::canonical::RESERVED_KEYS
