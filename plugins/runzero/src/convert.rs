@@ -192,7 +192,7 @@ pub fn org_entity(o: &Value) -> Option<Object> {
         .opt("description", s(o, "description"));
     Some(
         copy(e, o, ORG_FIELDS, ORG_TIMES)
-            .raw_data(without(o, TOKEN_FIELDS))
+            .raw_data(without(o.clone(), TOKEN_FIELDS))
             .build(),
     )
 }
@@ -326,7 +326,9 @@ pub fn asset_name(a: &Value, id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-pub fn asset_entity(a: &Value) -> Option<Object> {
+/// The asset entity; the record becomes its `_rawData`.
+pub fn asset_entity(asset: Value) -> Option<Object> {
+    let a = &asset;
     let id = id_of(a)?;
     let name = asset_name(a, &id);
     let os = a
@@ -364,7 +366,7 @@ pub fn asset_entity(a: &Value) -> Option<Object> {
     // Tags before `build`, so the builder holds `tag.*` to the host's rules too.
     Some(
         apply_tags(e, a.get("tags"))
-            .raw_data(without(a, ASSET_RAW_DROPPED))
+            .raw_data(without(asset, ASSET_RAW_DROPPED))
             .build(),
     )
 }
@@ -551,7 +553,7 @@ mod tests {
             "tags": { "owner": "Alice@Example.com", "name": "renamed", "rack": "12", "weight": "1.5", "flag": "", "critical": "true" },
             "services": { "x": { "http.body": "<html>" } }, "credentials": { "c": 1 }, "site_id": "s1",
         });
-        let e = asset_entity(&a).unwrap();
+        let e = asset_entity(a.clone()).unwrap();
         assert_eq!(e["name"], "Dell R640", "no names: the hardware");
         assert_eq!(e["displayName"], "renamed");
         assert_eq!(e["firstSeen"], 1_583_271_138_000i64);
@@ -582,7 +584,7 @@ mod tests {
                 && !raw.contains_key("credentials")
                 && raw.contains_key("site_id")
         );
-        let bare = asset_entity(&json!({ "id": "asset-0000002", "os_version": "10" })).unwrap();
+        let bare = asset_entity(json!({ "id": "asset-0000002", "os_version": "10" })).unwrap();
         assert_eq!(bare["name"], "asset-0000002");
         assert_eq!(bare["osDetails"], Value::Null, "no os, no `undefined 10`");
     }
@@ -600,7 +602,7 @@ mod tests {
             "tags": { "expiresOn": "never", "reviewedOn": "1700000000000", "checkedOn": "1.5",
                 "note": long, "name": long, "owner": long, "rack": "12" },
         });
-        let e = asset_entity(&a).unwrap();
+        let e = asset_entity(a.clone()).unwrap();
         assert_eq!(e["_key"], "asset-0000001");
         assert_eq!(
             (e["name"].as_str(), e["displayName"].as_str()),
@@ -641,7 +643,7 @@ mod tests {
         );
         // A readable `name` tag still overrides.
         let a = json!({ "id": "asset-0000002", "names": ["web02"], "tags": { "Name": "Web Two" } });
-        assert_eq!(asset_entity(&a).unwrap()["displayName"], "Web Two");
+        assert_eq!(asset_entity(a.clone()).unwrap()["displayName"], "Web Two");
     }
 
     /// The export asks only for [`EXPORT_FIELDS`]: an asset limited to them converts to
@@ -676,8 +678,8 @@ mod tests {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         assert_eq!(
-            asset_entity(&Value::Object(only)).unwrap(),
-            asset_entity(&full).unwrap()
+            asset_entity(Value::Object(only)).unwrap(),
+            asset_entity(full.clone()).unwrap()
         );
     }
 
@@ -698,7 +700,7 @@ mod tests {
             "addresses": ["10.0.0.5", "2001:db8::5", "bogus"], "addresses_extra": ["203.0.113.5", "10.0.0.5", "fe80::5%eth0"],
             "macs": ["A0:36:9F:50:77:D8", "not-a-mac"], "last_seen": 1583271232, "type": "Server",
         });
-        let e = asset_entity(&a).unwrap();
+        let e = asset_entity(a.clone()).unwrap();
         assert_eq!(e["ipv4Addresses"], json!(["10.0.0.5", "203.0.113.5"]));
         assert_eq!(e["ipv6Addresses"], json!(["2001:db8::5", "fe80::5"]));
         assert_eq!(
@@ -728,7 +730,7 @@ mod tests {
 
         // Nothing but an id: every required property is present, `null` where runZero
         // has nothing.
-        let bare = asset_entity(&json!({ "id": "asset-0000002" })).unwrap();
+        let bare = asset_entity(json!({ "id": "asset-0000002" })).unwrap();
         for f in [
             "ipv4Addresses",
             "ipv6Addresses",
@@ -835,7 +837,7 @@ mod tests {
     fn an_asset_without_names_is_named_by_hw_address_mac_then_id() {
         let id = "asset-0000009";
         let name = |a: Value| {
-            let e = asset_entity(&a).unwrap();
+            let e = asset_entity(a.clone()).unwrap();
             assert_eq!(e["_key"], id);
             assert_eq!(e["displayName"], e["name"]);
             e["name"].as_str().unwrap().to_string()
@@ -859,10 +861,10 @@ mod tests {
             assert_eq!(name(a), id);
         }
         let tagged = json!({ "id": id, "names": [""], "hw": "", "tags": { "name": "  " } });
-        let e = asset_entity(&tagged).unwrap();
+        let e = asset_entity(tagged.clone()).unwrap();
         assert_eq!(e["displayName"], id, "a blank name tag does not override");
         for blank in [json!(""), json!("  "), Value::Null] {
-            assert!(asset_entity(&json!({ "id": blank, "names": ["h"] })).is_none());
+            assert!(asset_entity(json!({ "id": blank, "names": ["h"] })).is_none());
         }
     }
 
@@ -927,7 +929,7 @@ mod tests {
             return;
         };
         for o in orgs.as_array().unwrap() {
-            let e = org_entity(o).unwrap();
+            let e = org_entity(&o).unwrap();
             // `export_token_last_used_by` (redacted in the recording too) is metadata and kept.
             let text = Value::Object(e).to_string();
             assert!(!text.contains("REDACTED_DOWNLOAD_TOKEN"), "{text}");
@@ -947,9 +949,9 @@ mod tests {
                 .iter()
                 .all(|s| site_entity(s).is_some())
         );
-        let second = asset_entity(&assets[1]).unwrap();
+        let second = asset_entity(assets[1].clone()).unwrap();
         assert_eq!(second["lastSeenOn"], Value::Null);
-        let first = asset_entity(&assets[0]).unwrap();
+        let first = asset_entity(assets[0].clone()).unwrap();
         assert_eq!(first["privateIpAddresses"], json!(["192.168.0.1"]));
         assert_eq!(first["hostname"], "ROUTER");
         assert_eq!(first["osType"], "linux");

@@ -176,6 +176,7 @@ pub fn fetch_account() -> Result<()> {
 /// The account entity's key, from the graph.
 fn account_key() -> Result<String> {
     graph::entities_of_type(ACCOUNT_TYPE)
+        .only(&["_key"])
         .next()
         .transpose()?
         .and_then(|a| a.get("_key").and_then(Value::as_str).map(String::from))
@@ -232,7 +233,10 @@ fn raw<'a>(entity: &'a Object, field: &str) -> Option<&'a Value> {
 
 pub fn build_user_orgs() -> Result<()> {
     let mut out = Emitter::new();
-    for user in graph::entities_of_type(USER_TYPE) {
+    for user in graph::entities_of_type(USER_TYPE)
+        .only(&["_key"])
+        .raw_fields(&["org_roles"])
+    {
         let user = user?;
         let user_key = user["_key"].as_str().unwrap_or_default().to_string();
         let Some(roles) = raw(&user, "org_roles").and_then(Value::as_object) else {
@@ -278,7 +282,7 @@ pub fn fetch_sites() -> Result<()> {
 pub fn build_account_sites() -> Result<()> {
     let account = account_key()?;
     let mut out = Emitter::new();
-    for site in graph::entities_of_type(SITE_TYPE) {
+    for site in graph::entities_of_type(SITE_TYPE).only(&["_key"]) {
         let site = site?;
         out.relationship(convert::account_has(
             &account,
@@ -298,7 +302,11 @@ fn build_parent_edges(
     make: fn(&str, &str) -> Object,
 ) -> Result<()> {
     let mut out = Emitter::new();
-    for child in graph::entities_of_type(child_type) {
+    let parent_fields = [parent_field];
+    let children = graph::entities_of_type(child_type)
+        .only(&["_key"])
+        .raw_fields(&parent_fields);
+    for child in children {
         let child = child?;
         let key = child["_key"].as_str().unwrap_or_default().to_string();
         let parent = raw(&child, parent_field)
@@ -379,7 +387,7 @@ fn export_assets(req: &Request, seen: &mut HashSet<String>, out: &mut Emitter) -
     for line in http::Lines::new(body) {
         let asset: Value = serde_json::from_str(&line?)
             .map_err(|e| Error::Provider(format!("{}: a line that is not JSON: {e}", head.url)))?;
-        match convert::asset_entity(&asset) {
+        match convert::asset_entity(asset) {
             Some(e) if seen.insert(e["_key"].as_str().unwrap_or_default().to_string()) => {
                 out.entity(e)?
             }

@@ -6,6 +6,7 @@ use crate::entity::Object;
 use crate::error::{Error, Result};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::testing::graph as host;
+use serde_json::Value;
 #[cfg(target_arch = "wasm32")]
 use wit as host;
 
@@ -159,21 +160,37 @@ fn parse(json: &str) -> Result<Object> {
     serde_json::from_str(json).map_err(|e| Error::Graph(format!("host returned bad JSON: {e}")))
 }
 
-/// `json`'s object with only the top-level `fields` built; the others are read past,
-/// never allocated (a device's `_rawData` is most of its bytes).
-fn parse_only(json: &str, fields: &[&str]) -> Result<Object> {
-    use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(json);
-    Only(fields)
-        .deserialize(&mut de)
-        .and_then(|o| de.end().map(|()| o))
-        .map_err(|e| Error::Graph(format!("host returned bad JSON: {e}")))
+/// Which parts of each object [`Pages`] builds; what is left out is read past, never
+/// allocated (a record's `_rawData` is most of its bytes).
+#[derive(Clone, Copy, Default)]
+struct Projection<'a> {
+    /// Top-level properties built (every one when `None`).
+    fields: Option<&'a [&'a str]>,
+    /// When set, `_rawData` is built as its first entry's `rawData` with only these fields
+    /// ([`pruned_raw_data`]), whether or not `fields` names it.
+    raw: Option<&'a [&'a str]>,
 }
 
-/// The visitor of [`parse_only`].
-struct Only<'a>(&'a [&'a str]);
+impl Projection<'_> {
+    fn builds(&self, key: &str) -> bool {
+        self.fields.is_none_or(|f| f.contains(&key))
+    }
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for Only<'_> {
+/// `json`'s object as `projection` has it.
+fn parse_projected(json: &str, projection: Projection) -> Result<Object> {
+    projected(json, projection).map_err(|e| Error::Graph(format!("host returned bad JSON: {e}")))
+}
+
+fn projected(json: &str, projection: Projection) -> serde_json::Result<Object> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(json);
+    let object = projection.deserialize(&mut de)?;
+    de.end()?;
+    Ok(object)
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Projection<'_> {
     type Value = Object;
     fn deserialize<D: serde::Deserializer<'de>>(
         self,
@@ -183,7 +200,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Only<'_> {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Only<'_> {
+impl<'de> serde::de::Visitor<'de> for Projection<'_> {
     type Value = Object;
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -194,14 +211,56 @@ impl<'de> serde::de::Visitor<'de> for Only<'_> {
     ) -> std::result::Result<Object, A::Error> {
         let mut out = Object::new();
         while let Some(Key(key)) = map.next_key()? {
-            if self.0.contains(&key.as_ref()) {
-                out.insert(key.into_owned(), map.next_value()?);
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
+            match self.raw {
+                Some(raw) if key == "_rawData" => {
+                    let text: &serde_json::value::RawValue = map.next_value()?;
+                    let value =
+                        pruned_raw_data(text.get(), raw).map_err(serde::de::Error::custom)?;
+                    out.insert(key.into_owned(), value);
+                }
+                _ if self.builds(&key) => {
+                    out.insert(key.into_owned(), map.next_value()?);
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
             }
         }
         Ok(out)
     }
+}
+
+/// `_rawData` in the SDK's shape (`[{"name": …, "rawData": {…}}, …]`) as
+/// `[{"rawData": {only fields}}]`: the first entry's record, which
+/// [`crate::entity::raw_data`] reads, with only `fields` (those it has). Text of any
+/// other shape is built whole, as it is.
+fn pruned_raw_data(text: &str, fields: &[&str]) -> serde_json::Result<Value> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow, rename = "rawData")]
+        raw_data: Option<&'a RawValue>,
+    }
+    let Ok(entries) = serde_json::from_str::<Vec<Entry>>(text) else {
+        return serde_json::from_str(text);
+    };
+    let Some(first) = entries.first() else {
+        return Ok(Value::Array(Vec::new()));
+    };
+    let mut entry = Object::new();
+    if let Some(record) = first.raw_data {
+        let only = Projection {
+            fields: Some(fields),
+            raw: None,
+        };
+        let record = match projected(record.get(), only) {
+            Ok(o) => Value::Object(o),
+            // Not an object: kept whole.
+            Err(_) => serde_json::from_str(record.get())?,
+        };
+        entry.insert("rawData".into(), record);
+    }
+    Ok(Value::Array(vec![Value::Object(entry)]))
 }
 
 /// A key borrowed from the text where it has no escapes (serde's `Cow` always copies).
@@ -240,7 +299,7 @@ pub fn has_key(key: &str) -> bool {
 }
 
 /// Every entity of `entity_type` this run emitted, fetched from the host a page at a time.
-pub fn entities_of_type(entity_type: &str) -> Pages {
+pub fn entities_of_type(entity_type: &str) -> Pages<'static> {
     Pages::new(entity_type, host::list_entities)
 }
 
@@ -255,49 +314,61 @@ pub fn previous_object(key: &str) -> Result<Option<Object>> {
 }
 
 /// Every object of `type_name` (entities or relationships) in the previous run's graph.
-pub fn previous_of_type(type_name: &str) -> Pages {
+pub fn previous_of_type(type_name: &str) -> Pages<'static> {
     Pages::new(type_name, host::list_previous)
 }
 
 type PageFn = fn(&str, u32, u32) -> std::result::Result<wit::EntityPage, wit::GraphError>;
 
 /// Objects of one `_type`, fetched from the host a page at a time.
-pub struct Pages {
+pub struct Pages<'a> {
     type_name: String,
     fetch: PageFn,
     page: std::vec::IntoIter<String>,
     next: Option<u32>,
-    only: Option<&'static [&'static str]>,
+    projection: Projection<'a>,
 }
 
-impl Pages {
+impl<'a> Pages<'a> {
     fn new(type_name: &str, fetch: PageFn) -> Self {
         Pages {
             type_name: type_name.to_string(),
             fetch,
             page: Vec::new().into_iter(),
             next: Some(0),
-            only: None,
+            projection: Projection::default(),
         }
     }
 
     /// Each object with only these top-level properties (those it has): a step that
     /// reads a few fields of every entity does not build their `_rawData`.
-    pub fn only(mut self, fields: &'static [&'static str]) -> Self {
-        self.only = Some(fields);
+    pub fn only(mut self, fields: &'a [&'a str]) -> Self {
+        self.projection.fields = Some(fields);
+        self
+    }
+
+    /// Each object's `_rawData` with only these fields of the provider's record (the one
+    /// [`crate::entity::raw_data`] reads; other entries left out), kept whatever
+    /// [`Pages::only`] names: a step that reads a field or two of every record does not
+    /// build the rest of it.
+    pub fn raw_fields(mut self, fields: &'a [&'a str]) -> Self {
+        self.projection.raw = Some(fields);
         self
     }
 }
 
-impl Iterator for Pages {
+impl Iterator for Pages<'_> {
     type Item = Result<Object>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(json) = self.page.next() {
-                return Some(match self.only {
-                    Some(fields) => parse_only(&json, fields),
-                    None => parse(&json),
+                return Some(match self.projection {
+                    Projection {
+                        fields: None,
+                        raw: None,
+                    } => parse(&json),
+                    projection => parse_projected(&json, projection),
                 });
             }
             let cursor = self.next?;
@@ -362,16 +433,82 @@ mod tests {
     #[test]
     fn only_builds_the_named_fields_and_still_rejects_bad_json() {
         let json = r#"{"_key":"k","user.id":7,"_rawData":[{"rawData":{"deep":[1,{"x":"y"}]}}],"we\u0069rd":1}"#;
-        let o = parse_only(json, &["_key", "user.id", "weird", "absent"]).unwrap();
+        let o = parse_projected(json, only(&["_key", "user.id", "weird", "absent"])).unwrap();
         assert_eq!(
             serde_json::Value::Object(o),
             json!({"_key": "k", "user.id": 7, "weird": 1})
         );
         for bad in [r#"{"_key":"k""#, r#"{"_key":"k"} x"#, "[1]", r#"{"a":tru}"#] {
             assert!(
-                matches!(parse_only(bad, &["_key"]), Err(Error::Graph(_))),
+                matches!(parse_projected(bad, only(&["_key"])), Err(Error::Graph(_))),
                 "{bad}"
             );
+        }
+    }
+
+    fn only(fields: &'static [&'static str]) -> Projection<'static> {
+        Projection {
+            fields: Some(fields),
+            raw: None,
+        }
+    }
+
+    fn raw_only(
+        fields: Option<&'static [&'static str]>,
+        raw: &'static [&'static str],
+    ) -> Projection<'static> {
+        Projection {
+            fields,
+            raw: Some(raw),
+        }
+    }
+
+    #[test]
+    fn raw_fields_build_the_named_fields_of_the_first_record_only() {
+        let json = r#"{"_key":"k","n":1,"_rawData":[{"name":"default","rawData":{"site_id":"s1","big":{"x":[1,2]},"o\u0072g":"o"}},{"name":"other","rawData":{"site_id":"s2"}}]}"#;
+        let o = parse_projected(
+            json,
+            raw_only(Some(&["_key"]), &["site_id", "org", "absent"]),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(o.clone()),
+            json!({"_key": "k", "_rawData": [{"rawData": {"site_id": "s1", "org": "o"}}]})
+        );
+        let site = crate::entity::raw_data(&o).and_then(|r| r.get("site_id"));
+        assert_eq!(site, Some(&json!("s1")));
+        // Without `only`, every top-level property is built.
+        let all = parse_projected(json, raw_only(None, &["site_id"])).unwrap();
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["_key", "_rawData", "n"]);
+        assert_eq!(all["_rawData"], json!([{"rawData": {"site_id": "s1"}}]));
+    }
+
+    #[test]
+    fn raw_data_of_another_shape_is_built_whole_and_bad_json_still_fails() {
+        let cases = [
+            (r#"[1,2]"#, json!([1, 2])),
+            (r#"{"a":1}"#, json!({"a": 1})),
+            (r#""text""#, json!("text")),
+            (
+                r#"[{"rawData":[1,{"a":2}]}]"#,
+                json!([{"rawData": [1, {"a": 2}]}]),
+            ),
+            (r#"[{"rawData":1,"rawData":2}]"#, json!([{"rawData": 2}])),
+            ("[]", json!([])),
+            (r#"[{"name":"x"}]"#, json!([{}])),
+        ];
+        for (raw, want) in cases {
+            let json = format!(r#"{{"_key":"k","_rawData":{raw}}}"#);
+            let o = parse_projected(&json, raw_only(None, &["a"])).unwrap();
+            assert_eq!(o["_rawData"], want, "{raw}");
+        }
+        for bad in [
+            r#"{"_key":"k","_rawData":[{"rawData":{"a":tru}}]}"#,
+            r#"{"_key":"k","_rawData":[{"rawData":{"a":"\ud800"}}]}"#,
+            r#"{"_key":"k","_rawData":[1"#,
+        ] {
+            let got = parse_projected(bad, raw_only(Some(&["_key"]), &["a"]));
+            assert!(matches!(got, Err(Error::Graph(_))), "{bad}");
         }
     }
 

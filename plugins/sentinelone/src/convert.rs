@@ -85,7 +85,8 @@ fn group_display_name(g: &Value, id: &str) -> String {
     }
 }
 
-pub fn group_entity(g: &Value) -> Option<Object> {
+pub fn group_entity(group: Value) -> Option<Object> {
+    let g = &group;
     let id = id_text(g, "id")?;
     let name = readable(g.get("name")).unwrap_or_else(|| id.clone());
     let mut e = EntityBuilder::new(group_key(&id), GROUP_TYPE, "Group")
@@ -98,7 +99,7 @@ pub fn group_entity(g: &Value) -> Option<Object> {
     for (at, on) in [("createdAt", "createdOn"), ("updatedAt", "updatedOn")] {
         e = e.opt(at, ms(g, at)).opt(on, ms(g, at));
     }
-    Some(e.raw_data(without(g, &["registrationToken"])).build())
+    Some(e.raw_data(without(group, &["registrationToken"])).build())
 }
 
 const AGENT_FIELDS: &[&str] = &[
@@ -164,8 +165,10 @@ pub fn agent_name(d: &Value, id: &str) -> String {
     first_readable(d, &["computerName", "serialNumber"]).unwrap_or_else(|| id.to_string())
 }
 
-/// The agent entity and, when `tags` is missing, a warning to log.
-pub fn agent_entity(d: &Value) -> Option<(Object, Option<String>)> {
+/// The agent entity and, when `tags` is missing, a warning to log. The record becomes
+/// its `_rawData`.
+pub fn agent_entity(agent: Value) -> Option<(Object, Option<String>)> {
+    let d = &agent;
     let id = id_text(d, "id")?;
     let name = agent_name(d, &id);
     let mut e = EntityBuilder::new(agent_key(&id), AGENT_TYPE, "HostAgent")
@@ -201,7 +204,7 @@ pub fn agent_entity(d: &Value) -> Option<(Object, Option<String>)> {
     // Tags before `build`, so the builder holds `tag.*` to the host's rules too.
     let (e, warning) = apply_tags(e, d.get("tags"));
     Some((
-        e.raw_data(without(d, &["licenseKey", "tags"])).build(),
+        e.raw_data(without(agent, &["licenseKey", "tags"])).build(),
         warning,
     ))
 }
@@ -469,12 +472,12 @@ mod tests {
     #[test]
     fn group_display_name_uses_raw_fields() {
         let g = json!({ "id": "7", "name": "Default Group", "createdAt": "2018-02-27T04:49:26.257525Z", "registrationToken": "secret" });
-        let e = group_entity(&g).unwrap();
+        let e = group_entity(g.clone()).unwrap();
         assert_eq!(e["_key"], "sentinelone_group-id-7");
         assert_eq!(e["displayName"], "Default Group undefined");
         assert_eq!(e["createdOn"], 1_519_706_966_257i64);
         assert!(!e["_rawData"].to_string().contains("secret"));
-        let untyped = group_entity(&json!({ "id": "9", "name": "Ops", "type": null })).unwrap();
+        let untyped = group_entity(json!({ "id": "9", "name": "Ops", "type": null })).unwrap();
         assert_eq!(
             untyped["displayName"], "Ops null",
             "the reference's template"
@@ -485,7 +488,7 @@ mod tests {
     fn a_group_without_a_name_is_named_and_displayed_by_its_id() {
         for blank in [json!(""), json!("  "), Value::Null] {
             let g = json!({ "id": "8", "name": blank, "type": "static" });
-            let e = group_entity(&g).unwrap();
+            let e = group_entity(g.clone()).unwrap();
             assert_eq!(
                 (e["name"].as_str(), e["displayName"].as_str()),
                 (Some("8"), Some("8 static")),
@@ -493,13 +496,13 @@ mod tests {
             );
             assert_eq!(e["_key"], "sentinelone_group-id-8");
         }
-        let bare = group_entity(&json!({ "id": "8" })).unwrap();
+        let bare = group_entity(json!({ "id": "8" })).unwrap();
         assert_eq!(
             (bare["name"].as_str(), bare["displayName"].as_str()),
             (Some("8"), Some("8"))
         );
         for id in [json!(""), json!(" "), Value::Null] {
-            assert!(group_entity(&json!({ "id": id, "name": "G" })).is_none());
+            assert!(group_entity(json!({ "id": id, "name": "G" })).is_none());
         }
     }
 
@@ -508,7 +511,7 @@ mod tests {
         for blank in [json!(""), json!(" \t"), Value::Null] {
             let d =
                 json!({ "id": "42", "computerName": blank, "serialNumber": "C02ABC", "tags": {} });
-            let (e, _) = agent_entity(&d).unwrap();
+            let (e, _) = agent_entity(d.clone()).unwrap();
             assert_eq!(
                 (e["name"].as_str(), e["displayName"].as_str()),
                 (Some("C02ABC"), Some("C02ABC")),
@@ -524,7 +527,7 @@ mod tests {
             );
             for serial in [json!(""), json!(" "), Value::Null] {
                 let d = json!({ "id": "42", "computerName": blank, "serialNumber": serial, "tags": {} });
-                let (e, _) = agent_entity(&d).unwrap();
+                let (e, _) = agent_entity(d.clone()).unwrap();
                 assert_eq!(
                     (e["name"].as_str(), e["displayName"].as_str()),
                     (Some("42"), Some("42"))
@@ -536,15 +539,15 @@ mod tests {
         let tagged = |v: &str| {
             let d = json!({ "id": "42", "computerName": "", "serialNumber": "S1",
                 "tags": { "sentinelone": [{ "key": "name", "value": v }] } });
-            agent_entity(&d).unwrap().0["displayName"].clone()
+            agent_entity(d.clone()).unwrap().0["displayName"].clone()
         };
         assert_eq!(tagged("laptop-7"), "laptop-7");
         assert_eq!(tagged("  "), "S1");
         for id in [json!(""), json!("  "), Value::Null] {
-            assert!(agent_entity(&json!({ "id": id, "computerName": "h" })).is_none());
+            assert!(agent_entity(json!({ "id": id, "computerName": "h" })).is_none());
         }
         assert_eq!(
-            agent_entity(&json!({ "id": 17, "tags": {} })).unwrap().0["_key"],
+            agent_entity(json!({ "id": 17, "tags": {} })).unwrap().0["_key"],
             "sentinelone_agent-id-17"
         );
     }
@@ -572,7 +575,7 @@ mod tests {
                 { "key": "skip", "value": null },
             ]},
         });
-        let (e, warning) = agent_entity(&d).unwrap();
+        let (e, warning) = agent_entity(d.clone()).unwrap();
         assert!(warning.is_none());
         assert_eq!(e["_key"], "sentinelone_agent-id-42");
         assert_eq!(
@@ -619,7 +622,7 @@ mod tests {
                 { "key": "team", "value": "blue" },
             ]},
         });
-        let (e, _) = agent_entity(&d).unwrap();
+        let (e, _) = agent_entity(d.clone()).unwrap();
         assert_eq!(e["_key"], "sentinelone_agent-id-43");
         assert_eq!(
             (e["name"].as_str(), e["displayName"].as_str()),
@@ -674,7 +677,7 @@ mod tests {
     #[test]
     fn missing_tags_and_names_fall_back() {
         let (e, warning) =
-            agent_entity(&json!({ "id": "9", "tags": null, "lastActiveDate": null })).unwrap();
+            agent_entity(json!({ "id": "9", "tags": null, "lastActiveDate": null })).unwrap();
         assert!(warning.is_some());
         assert_eq!(
             (e["name"].as_str(), e["displayName"].as_str()),
@@ -695,7 +698,7 @@ mod tests {
     #[test]
     fn protects_relationship_is_mapped() {
         let (e, _) =
-            agent_entity(&json!({ "id": "1", "computerName": "h1", "serialNumber": "S" })).unwrap();
+            agent_entity(json!({ "id": "1", "computerName": "h1", "serialNumber": "S" })).unwrap();
         let r = protects_device(&e).unwrap();
         assert_eq!(r["_key"], "sentinelone_agent-id-1|protects|device");
         assert_eq!(
@@ -721,14 +724,14 @@ mod tests {
             return;
         };
         let agents = page1["data"].as_array().unwrap();
-        let (first, _) = agent_entity(&agents[0]).unwrap();
+        let (first, _) = agent_entity(agents[0].clone()).unwrap();
         assert_eq!(
             first["macAddresses"],
             json!(["3c:22:fb:12:34:56", "a4:91:b1:aa:bb:cc"])
         );
-        let (second, _) = agent_entity(&agents[1]).unwrap();
+        let (second, _) = agent_entity(agents[1].clone()).unwrap();
         assert_eq!(second["macAddresses"], json!([]));
-        let (last, warning) = agent_entity(&page2["data"][0]).unwrap();
+        let (last, warning) = agent_entity(page2["data"][0].clone()).unwrap();
         assert!(warning.is_some());
         assert_eq!(last["lastSeenOn"], Value::Null);
         assert_eq!(last["name"], page2["data"][0]["id"]);
