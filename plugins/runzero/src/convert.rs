@@ -929,7 +929,7 @@ mod tests {
             return;
         };
         for o in orgs.as_array().unwrap() {
-            let e = org_entity(&o).unwrap();
+            let e = org_entity(o).unwrap();
             // `export_token_last_used_by` (redacted in the recording too) is metadata and kept.
             let text = Value::Object(e).to_string();
             assert!(!text.contains("REDACTED_DOWNLOAD_TOKEN"), "{text}");
