@@ -8,6 +8,11 @@
 //! cargo bench -p corral-host --bench pipeline -- sentinelone 48000
 //! ```
 //!
+//! `--policy FILE` replaces the demo policy, `--plugin-dir DIR` adds the instance's
+//! `plugin_dir` (a component there overrides the built-in of its id): with the Kandji
+//! connector built `--features unthrottled`, a tenant of 50,000 devices is collected in
+//! minutes (docs/benchmarks.md has the commands).
+//!
 //! Prints, per run: wall time, CPU (user + system), peak RSS, requests, objects. Then
 //! `corral sync` uploads the collected graph to `corral simulate jupiterone` (a mock
 //! persister in its own process, so its copy of the graph is not counted): objects/s,
@@ -116,10 +121,17 @@ fn main() {
         .position(|a| a == "--latency-ms")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(0);
+    let option = |name: &str| {
+        let at = args.iter().position(|a| a == name)?;
+        Some(PathBuf::from(args.get(at + 1)?))
+    };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let dir = std::env::temp_dir().join(format!("corral-bench-pipeline-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let policy = root.join(format!("demo/{provider}-policy.json"));
+    let policy = option("--policy").unwrap_or(root.join(format!("demo/{provider}-policy.json")));
+    let plugin_dir = option("--plugin-dir")
+        .map(|d| format!("plugin_dir = {:?}\n", d.display().to_string()))
+        .unwrap_or_default();
     let (mut sim, origin) = simulator(&provider, size, latency_ms);
     let (mut persister, j1) = simulator("jupiterone", 0, 0);
     let config = dir.join("corral.toml");
@@ -127,7 +139,7 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "data_dir = \"{}\"\n\n[jupiterone]\napi_base_url = \"{j1}\"\naccount = \"j1-test-account\"\n\
+            "data_dir = \"{}\"\n{plugin_dir}\n[jupiterone]\napi_base_url = \"{j1}\"\naccount = \"j1-test-account\"\n\
              api_key = {{ env = \"BENCH_TOKEN\" }}\n\n{}",
             data.display(),
             instance(&provider, &origin, &policy)

