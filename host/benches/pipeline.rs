@@ -130,7 +130,12 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let policy = option("--policy").unwrap_or(root.join(format!("demo/{provider}-policy.json")));
     let plugin_dir = option("--plugin-dir")
-        .map(|d| format!("plugin_dir = {:?}\n", d.display().to_string()))
+        .map(|d| {
+            format!(
+                "plugin_dir = {}\n",
+                toml::Value::String(d.display().to_string())
+            )
+        })
         .unwrap_or_default();
     let (mut sim, origin) = simulator(&provider, size, latency_ms);
     let (mut persister, j1) = simulator("jupiterone", 0, 0);

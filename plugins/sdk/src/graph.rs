@@ -1,12 +1,12 @@
 //! Emitting to and reading back from the run's graph through the host.
 
 use crate::bindings::corral::integration::graph as wit;
-// The host's calls: the WIT imports in a component, the fake host natively.
 use crate::entity::Object;
 use crate::error::{Error, Result};
+use crate::projection::{Projection, parse_projected};
+// The host's calls: the WIT imports in a component, the fake host natively.
 #[cfg(not(target_arch = "wasm32"))]
 use crate::testing::graph as host;
-use serde_json::Value;
 #[cfg(target_arch = "wasm32")]
 use wit as host;
 
@@ -160,131 +160,6 @@ fn parse(json: &str) -> Result<Object> {
     serde_json::from_str(json).map_err(|e| Error::Graph(format!("host returned bad JSON: {e}")))
 }
 
-/// Which parts of each object [`Pages`] builds; what is left out is read past, never
-/// allocated (a record's `_rawData` is most of its bytes).
-#[derive(Clone, Copy, Default)]
-struct Projection<'a> {
-    /// Top-level properties built (every one when `None`).
-    fields: Option<&'a [&'a str]>,
-    /// When set, `_rawData` is built as its first entry's `rawData` with only these fields
-    /// ([`pruned_raw_data`]), whether or not `fields` names it.
-    raw: Option<&'a [&'a str]>,
-}
-
-impl Projection<'_> {
-    fn builds(&self, key: &str) -> bool {
-        self.fields.is_none_or(|f| f.contains(&key))
-    }
-}
-
-/// `json`'s object as `projection` has it.
-fn parse_projected(json: &str, projection: Projection) -> Result<Object> {
-    projected(json, projection).map_err(|e| Error::Graph(format!("host returned bad JSON: {e}")))
-}
-
-fn projected(json: &str, projection: Projection) -> serde_json::Result<Object> {
-    use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(json);
-    let object = projection.deserialize(&mut de)?;
-    de.end()?;
-    Ok(object)
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Projection<'_> {
-    type Value = Object;
-    fn deserialize<D: serde::Deserializer<'de>>(
-        self,
-        d: D,
-    ) -> std::result::Result<Object, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Projection<'_> {
-    type Value = Object;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Object, A::Error> {
-        let mut out = Object::new();
-        while let Some(Key(key)) = map.next_key()? {
-            match self.raw {
-                Some(raw) if key == "_rawData" => {
-                    let text: &serde_json::value::RawValue = map.next_value()?;
-                    let value =
-                        pruned_raw_data(text.get(), raw).map_err(serde::de::Error::custom)?;
-                    out.insert(key.into_owned(), value);
-                }
-                _ if self.builds(&key) => {
-                    out.insert(key.into_owned(), map.next_value()?);
-                }
-                _ => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// `_rawData` in the SDK's shape (`[{"name": …, "rawData": {…}}, …]`) as
-/// `[{"rawData": {only fields}}]`: the first entry's record, which
-/// [`crate::entity::raw_data`] reads, with only `fields` (those it has). Text of any
-/// other shape is built whole, as it is.
-fn pruned_raw_data(text: &str, fields: &[&str]) -> serde_json::Result<Value> {
-    use serde_json::value::RawValue;
-    #[derive(serde::Deserialize)]
-    struct Entry<'a> {
-        #[serde(borrow, rename = "rawData")]
-        raw_data: Option<&'a RawValue>,
-    }
-    let Ok(entries) = serde_json::from_str::<Vec<Entry>>(text) else {
-        return serde_json::from_str(text);
-    };
-    let Some(first) = entries.first() else {
-        return Ok(Value::Array(Vec::new()));
-    };
-    let mut entry = Object::new();
-    if let Some(record) = first.raw_data {
-        let only = Projection {
-            fields: Some(fields),
-            raw: None,
-        };
-        let record = match projected(record.get(), only) {
-            Ok(o) => Value::Object(o),
-            // Not an object: kept whole.
-            Err(_) => serde_json::from_str(record.get())?,
-        };
-        entry.insert("rawData".into(), record);
-    }
-    Ok(Value::Array(vec![Value::Object(entry)]))
-}
-
-/// A key borrowed from the text where it has no escapes (serde's `Cow` always copies).
-struct Key<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
-                Ok(Key(v.into()))
-            }
-            fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
-                Ok(Key(v.to_string().into()))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
 /// An entity this run emitted, by `_key`.
 pub fn find_entity(key: &str) -> Result<Option<Object>> {
     host::find_entity(key)
@@ -341,16 +216,18 @@ impl<'a> Pages<'a> {
     }
 
     /// Each object with only these top-level properties (those it has): a step that
-    /// reads a few fields of every entity does not build their `_rawData`.
+    /// reads a few fields of every entity does not build their `_rawData`. The objects
+    /// are partial: read them, never emit them again.
     pub fn only(mut self, fields: &'a [&'a str]) -> Self {
         self.projection.fields = Some(fields);
         self
     }
 
-    /// Each object's `_rawData` with only these fields of the provider's record (the one
-    /// [`crate::entity::raw_data`] reads; other entries left out), kept whatever
-    /// [`Pages::only`] names: a step that reads a field or two of every record does not
-    /// build the rest of it.
+    /// Each object's `_rawData` with only these fields of the provider's record (the
+    /// first entry's `rawData`, which [`crate::entity::raw_data`] reads; a `_rawData` of
+    /// another shape is built whole), kept whatever [`Pages::only`] names: a step that
+    /// reads a field or two of every record does not build the rest of it. The objects
+    /// are partial: read them, never emit them again.
     pub fn raw_fields(mut self, fields: &'a [&'a str]) -> Self {
         self.projection.raw = Some(fields);
         self
@@ -428,88 +305,6 @@ mod tests {
         out.flush().unwrap();
         assert_eq!((out.accepted, out.rejected.len()), (2, 0));
         assert_eq!(testing::entities().len(), 2);
-    }
-
-    #[test]
-    fn only_builds_the_named_fields_and_still_rejects_bad_json() {
-        let json = r#"{"_key":"k","user.id":7,"_rawData":[{"rawData":{"deep":[1,{"x":"y"}]}}],"we\u0069rd":1}"#;
-        let o = parse_projected(json, only(&["_key", "user.id", "weird", "absent"])).unwrap();
-        assert_eq!(
-            serde_json::Value::Object(o),
-            json!({"_key": "k", "user.id": 7, "weird": 1})
-        );
-        for bad in [r#"{"_key":"k""#, r#"{"_key":"k"} x"#, "[1]", r#"{"a":tru}"#] {
-            assert!(
-                matches!(parse_projected(bad, only(&["_key"])), Err(Error::Graph(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    fn only(fields: &'static [&'static str]) -> Projection<'static> {
-        Projection {
-            fields: Some(fields),
-            raw: None,
-        }
-    }
-
-    fn raw_only(
-        fields: Option<&'static [&'static str]>,
-        raw: &'static [&'static str],
-    ) -> Projection<'static> {
-        Projection {
-            fields,
-            raw: Some(raw),
-        }
-    }
-
-    #[test]
-    fn raw_fields_build_the_named_fields_of_the_first_record_only() {
-        let json = r#"{"_key":"k","n":1,"_rawData":[{"name":"default","rawData":{"site_id":"s1","big":{"x":[1,2]},"o\u0072g":"o"}},{"name":"other","rawData":{"site_id":"s2"}}]}"#;
-        let o = parse_projected(
-            json,
-            raw_only(Some(&["_key"]), &["site_id", "org", "absent"]),
-        )
-        .unwrap();
-        assert_eq!(
-            Value::Object(o.clone()),
-            json!({"_key": "k", "_rawData": [{"rawData": {"site_id": "s1", "org": "o"}}]})
-        );
-        let site = crate::entity::raw_data(&o).and_then(|r| r.get("site_id"));
-        assert_eq!(site, Some(&json!("s1")));
-        // Without `only`, every top-level property is built.
-        let all = parse_projected(json, raw_only(None, &["site_id"])).unwrap();
-        assert_eq!(all.keys().collect::<Vec<_>>(), ["_key", "_rawData", "n"]);
-        assert_eq!(all["_rawData"], json!([{"rawData": {"site_id": "s1"}}]));
-    }
-
-    #[test]
-    fn raw_data_of_another_shape_is_built_whole_and_bad_json_still_fails() {
-        let cases = [
-            (r#"[1,2]"#, json!([1, 2])),
-            (r#"{"a":1}"#, json!({"a": 1})),
-            (r#""text""#, json!("text")),
-            (
-                r#"[{"rawData":[1,{"a":2}]}]"#,
-                json!([{"rawData": [1, {"a": 2}]}]),
-            ),
-            (r#"[{"rawData":1,"rawData":2}]"#, json!([{"rawData": 2}])),
-            ("[]", json!([])),
-            (r#"[{"name":"x"}]"#, json!([{}])),
-        ];
-        for (raw, want) in cases {
-            let json = format!(r#"{{"_key":"k","_rawData":{raw}}}"#);
-            let o = parse_projected(&json, raw_only(None, &["a"])).unwrap();
-            assert_eq!(o["_rawData"], want, "{raw}");
-        }
-        for bad in [
-            r#"{"_key":"k","_rawData":[{"rawData":{"a":tru}}]}"#,
-            r#"{"_key":"k","_rawData":[{"rawData":{"a":"\ud800"}}]}"#,
-            r#"{"_key":"k","_rawData":[1"#,
-        ] {
-            let got = parse_projected(bad, raw_only(Some(&["_key"]), &["a"]));
-            assert!(matches!(got, Err(Error::Graph(_))), "{bad}");
-        }
     }
 
     #[test]

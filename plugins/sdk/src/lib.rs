@@ -29,6 +29,7 @@ pub mod http;
 pub mod kv;
 pub mod log;
 pub mod manifest;
+mod projection;
 pub mod props;
 pub mod standard;
 #[cfg(not(target_arch = "wasm32"))]

@@ -77,6 +77,11 @@ impl KandjiData {
         self.devices.push(device);
         self.details.insert(id.clone(), details);
         self.apps.insert(id, apps);
+        debug_assert_eq!(
+            self.devices.len(),
+            self.details.len(),
+            "a listed device without details"
+        );
     }
 
     /// Removes a device from the list, its details and its apps.
