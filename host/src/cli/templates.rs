@@ -26,6 +26,7 @@ pub const RUST_SDK: Files = files![
     "src/lib.rs",
     "src/log.rs",
     "src/manifest.rs",
+    "src/projection.rs",
     "src/props.rs",
     "src/standard.rs",
     "src/testing.rs",
