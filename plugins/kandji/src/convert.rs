@@ -89,14 +89,16 @@ pub fn device_entity(d: &Value, details: Value) -> Result<Object, String> {
     for (prop, value) in network_properties(x) {
         e = e.prop(prop, value);
     }
-    for (prefix, section, fields) in DETAIL_SECTIONS {
+    for (section, fields) in DETAIL_SECTIONS {
+        // Each section looked up once, not once per field.
+        let section = x.get(*section);
         for (prop, field) in *fields {
-            let name = format!("{prefix}.{prop}");
-            e = e.opt(&name, scalar(at(x, &[section, field])));
+            e = e.opt(prop, scalar(section.and_then(|s| s.get(*field))));
         }
     }
-    for (prop, value) in assigned_user_props(x) {
-        e = e.prop(&prop, value);
+    let assigned = at(x, &["general", "assigned_user"]);
+    for (prop, field) in ASSIGNED_USER_FIELDS {
+        e = e.opt(prop, scalar(assigned.and_then(|u| u.get(*field))));
     }
     let mac = scalar(at(x, &["network", "mac_address"]));
     e = e
@@ -190,113 +192,111 @@ const LIST_FIELDS: &[(&str, &str)] = &[
     ("agentVersion", "agent_version"),
 ];
 
-type Section = (
-    &'static str,
-    &'static str,
-    &'static [(&'static str, &'static str)],
-);
-
-/// Detail sections: (property prefix, section, [(property, field)]).
-const DETAIL_SECTIONS: &[Section] = &[
+/// Detail sections: (section, [(property, field)]); a property is named
+/// `<section in camel case>.<property>`, spelled out so that no name is built per device.
+const DETAIL_SECTIONS: &[(&str, &[(&str, &str)])] = &[
     (
         "general",
-        "general",
         &[
-            ("systemVersion", "system_version"),
-            ("bootVolume", "boot_volume"),
-            ("timeSinceBoot", "time_since_boot"),
-            ("lastUser", "last_user"),
-            ("blueprintName", "blueprint_name"),
-            ("blueprintUuid", "blueprint_uuid"),
+            ("general.systemVersion", "system_version"),
+            ("general.bootVolume", "boot_volume"),
+            ("general.timeSinceBoot", "time_since_boot"),
+            ("general.lastUser", "last_user"),
+            ("general.blueprintName", "blueprint_name"),
+            ("general.blueprintUuid", "blueprint_uuid"),
         ],
     ),
     (
         "mdm",
-        "mdm",
         &[
-            ("mdmEnabled", "mdm_enabled"),
-            ("installDate", "install_date"),
-            ("lastCheckIn", "last_check_in"),
-            ("mdmEnabledUser", "mdm_enabled_user"),
+            ("mdm.mdmEnabled", "mdm_enabled"),
+            ("mdm.installDate", "install_date"),
+            ("mdm.lastCheckIn", "last_check_in"),
+            ("mdm.mdmEnabledUser", "mdm_enabled_user"),
         ],
     ),
     (
-        "activationLock",
         "activation_lock",
         &[
-            ("bypassCodeFailed", "bypass_code_failed"),
-            ("userActivationLockEnabled", "user_activation_lock_enabled"),
+            ("activationLock.bypassCodeFailed", "bypass_code_failed"),
             (
-                "deviceActivationLockEnabled",
+                "activationLock.userActivationLockEnabled",
+                "user_activation_lock_enabled",
+            ),
+            (
+                "activationLock.deviceActivationLockEnabled",
                 "device_activation_lock_enabled",
             ),
             (
-                "activationLockAllowedWhileSupervised",
+                "activationLock.activationLockAllowedWhileSupervised",
                 "activation_lock_allowed_while_supervised",
             ),
-            ("activationLockSupported", "activation_lock_supported"),
+            (
+                "activationLock.activationLockSupported",
+                "activation_lock_supported",
+            ),
         ],
     ),
     (
-        "filevault",
         "filevault",
         &[
-            ("filevaultEnabled", "filevault_enabled"),
-            ("filevaultRecoverykeyType", "filevault_recoverykey_type"),
-            ("filevaultPrkEscrowed", "filevault_prk_escrowed"),
-            ("filevaultNextRotation", "filevault_next_rotation"),
-            ("filevaultRegenRequired", "filevault_regen_required"),
+            ("filevault.filevaultEnabled", "filevault_enabled"),
+            (
+                "filevault.filevaultRecoverykeyType",
+                "filevault_recoverykey_type",
+            ),
+            ("filevault.filevaultPrkEscrowed", "filevault_prk_escrowed"),
+            ("filevault.filevaultNextRotation", "filevault_next_rotation"),
+            (
+                "filevault.filevaultRegenRequired",
+                "filevault_regen_required",
+            ),
         ],
     ),
     (
-        "kandjiAgent",
         "kandji_agent",
         &[
-            ("agentInstalled", "agent_installed"),
-            ("installDate", "install_date"),
-            ("lastCheckIn", "last_check_in"),
-            ("agentVersion", "agent_version"),
+            ("kandjiAgent.agentInstalled", "agent_installed"),
+            ("kandjiAgent.installDate", "install_date"),
+            ("kandjiAgent.lastCheckIn", "last_check_in"),
+            ("kandjiAgent.agentVersion", "agent_version"),
         ],
     ),
     (
-        "hardwareOverview",
         "hardware_overview",
         &[
-            ("modelName", "model_name"),
-            ("modelIdentifier", "model_identifier"),
-            ("processorName", "processor_name"),
-            ("processorSpeed", "processor_speed"),
-            ("numberOfProcessors", "number_of_processors"),
-            ("totalNumberOfCores", "total_number_of_cores"),
-            ("memory", "memory"),
+            ("hardwareOverview.modelName", "model_name"),
+            ("hardwareOverview.modelIdentifier", "model_identifier"),
+            ("hardwareOverview.processorName", "processor_name"),
+            ("hardwareOverview.processorSpeed", "processor_speed"),
+            (
+                "hardwareOverview.numberOfProcessors",
+                "number_of_processors",
+            ),
+            (
+                "hardwareOverview.totalNumberOfCores",
+                "total_number_of_cores",
+            ),
+            ("hardwareOverview.memory", "memory"),
         ],
     ),
     (
         "network",
-        "network",
         &[
-            ("localHostname", "local_hostname"),
-            ("ipAddress", "ip_address"),
-            ("publicIp", "public_ip"),
+            ("network.localHostname", "local_hostname"),
+            ("network.ipAddress", "ip_address"),
+            ("network.publicIp", "public_ip"),
         ],
     ),
 ];
 
 /// The `general.assignedUser*` properties read a nested object one level further down.
-fn assigned_user_props(x: &Value) -> Vec<(String, Value)> {
-    [
-        ("Id", "id"),
-        ("Name", "name"),
-        ("Email", "email"),
-        ("IsArchived", "is_archived"),
-    ]
-    .iter()
-    .filter_map(|(suffix, field)| {
-        scalar(at(x, &["general", "assigned_user", field]))
-            .map(|v| (format!("general.assignedUser{suffix}"), v))
-    })
-    .collect()
-}
+const ASSIGNED_USER_FIELDS: &[(&str, &str)] = &[
+    ("general.assignedUserId", "id"),
+    ("general.assignedUserName", "name"),
+    ("general.assignedUserEmail", "email"),
+    ("general.assignedUserIsArchived", "is_archived"),
+];
 
 pub fn account_device_relationship(device_key: &str) -> Object {
     RelationshipBuilder::direct(

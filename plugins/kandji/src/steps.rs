@@ -510,18 +510,18 @@ fn emit_app(
     edges_seen: &mut HashSet<String>,
     out: &mut Emitter,
 ) -> Result<()> {
-    let (Some(key), Some(edge)) = (
-        convert::app_key(app),
-        convert::device_app_relationship(device_id, app),
-    ) else {
+    let Some(edge) = convert::device_app_relationship(device_id, app) else {
         log::warn("skipping app without an id", &[("device_id", device_id)]);
         return Ok(());
     };
+    // The edge's `_toEntityKey` is the app's key (`convert::app_key`).
+    let key = edge["_toEntityKey"].as_str().unwrap_or_default();
     // Most installs are of an app an earlier device has: its entity is built only once.
-    if apps_seen.insert(key)
-        && let Some(entity) = convert::app_entity(app)
-    {
-        out.entity(entity)?;
+    if !apps_seen.contains(key) {
+        apps_seen.insert(key.to_string());
+        if let Some(entity) = convert::app_entity(app) {
+            out.entity(entity)?;
+        }
     }
     let edge_key = edge["_key"].as_str().unwrap_or_default().to_string();
     if edges_seen.insert(edge_key) {

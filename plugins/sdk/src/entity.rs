@@ -201,17 +201,22 @@ pub fn raw_data(entity: &Object) -> Option<&Value> {
 /// The `_type` JupiterOne generates for a direct relationship:
 /// `kandji_account` HAS `kandji_device` is `kandji_account_has_device`.
 pub fn relationship_type(class: &str, from_type: &str, to_type: &str) -> String {
-    let from: Vec<&str> = from_type.split('_').collect();
-    let to: Vec<&str> = to_type.split('_').collect();
-    let mut shared = 0;
-    while shared + 1 < to.len() && from.get(shared) == to.get(shared) {
-        shared += 1;
+    // The words `to_type` shares with `from_type` from the start are dropped, but never
+    // its last one: what is left starts at the byte after the last shared word's `_`.
+    let mut rest = to_type;
+    let mut from = from_type.split('_');
+    while let Some((word, tail)) = rest.split_once('_') {
+        if from.next() != Some(word) {
+            break;
+        }
+        rest = tail;
     }
-    format!(
-        "{from_type}_{}_{}",
-        class.to_lowercase(),
-        to[shared..].join("_")
-    )
+    let class = class.to_lowercase();
+    let mut out = String::with_capacity(from_type.len() + class.len() + rest.len() + 2);
+    for part in [from_type, "_", &class, "_", rest] {
+        out.push_str(part);
+    }
+    out
 }
 
 /// The default direct-relationship `_key`: `<fromKey>|<class>|<toKey>`.
@@ -237,10 +242,6 @@ impl RelationshipBuilder {
         let class_upper = class.to_uppercase();
         let mut obj = Object::new();
         obj.insert(
-            "_key".into(),
-            relationship_key(class, from.key, to.key).into(),
-        );
-        obj.insert(
             "_type".into(),
             relationship_type(class, from.entity_type, to.entity_type).into(),
         );
@@ -257,8 +258,21 @@ impl RelationshipBuilder {
         self
     }
 
-    /// The relationship, its properties held to the host's rules ([`conform`]).
+    /// The relationship, its properties held to the host's rules ([`conform`]). Without
+    /// a [`RelationshipBuilder::key`], `_key` is the default one, joined here from the
+    /// ends (not in [`RelationshipBuilder::direct`]: most connectors give their own).
     pub fn build(mut self) -> Object {
+        if !self.obj.contains_key("_key") {
+            let part = |name| {
+                self.obj
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
+            let key =
+                relationship_key(part("_class"), part("_fromEntityKey"), part("_toEntityKey"));
+            self.obj.insert("_key".into(), Value::String(key));
+        }
         conform(&mut self.obj);
         self.obj
     }
@@ -278,6 +292,83 @@ mod tests {
 
     use super::*;
     use serde_json::json;
+
+    /// The rule as first written (words split, compared, joined), against which the
+    /// allocation-free one is checked.
+    fn relationship_type_by_words(class: &str, from_type: &str, to_type: &str) -> String {
+        let from: Vec<&str> = from_type.split('_').collect();
+        let to: Vec<&str> = to_type.split('_').collect();
+        let mut shared = 0;
+        while shared + 1 < to.len() && from.get(shared) == to.get(shared) {
+            shared += 1;
+        }
+        let rest = to[shared..].join("_");
+        format!("{from_type}_{}_{rest}", class.to_lowercase())
+    }
+
+    #[test]
+    fn relationship_type_is_the_word_rule_on_odd_names() {
+        let names = [
+            "",
+            "_",
+            "__",
+            "a",
+            "a_",
+            "_a",
+            "a_b",
+            "a__b",
+            "a_b_",
+            "a_b_c",
+            "a_b_c_d",
+            "ab_c",
+            "a_bc",
+            "kandji_device",
+            "kandji_device_app",
+            "kandji",
+            "x_kandji_device",
+        ];
+        for from in names {
+            for to in names {
+                for class in ["HAS", "Uses", "is"] {
+                    assert_eq!(
+                        relationship_type(class, from, to),
+                        relationship_type_by_words(class, from, to),
+                        "{class} {from:?} {to:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_relationship_key_is_the_default_unless_one_is_given() {
+        let ends = || {
+            (
+                End {
+                    key: "d1",
+                    entity_type: "kandji_device",
+                },
+                End {
+                    key: "app:1",
+                    entity_type: "kandji_app",
+                },
+            )
+        };
+        let (from, to) = ends();
+        let default = RelationshipBuilder::direct("HAS", from, to).build();
+        assert_eq!(default["_key"], json!("d1|has|app:1"));
+        assert_eq!(default["_type"], json!("kandji_device_has_app"));
+        let (from, to) = ends();
+        let given = RelationshipBuilder::direct("HAS", from, to)
+            .key("k")
+            .build();
+        assert_eq!(given["_key"], json!("k"));
+        let (from, to) = ends();
+        let as_prop = RelationshipBuilder::direct("HAS", from, to)
+            .prop("_key", "p")
+            .build();
+        assert_eq!(as_prop["_key"], json!("p"));
+    }
 
     #[test]
     fn relationship_type_strips_the_shared_prefix() {

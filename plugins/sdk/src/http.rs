@@ -71,7 +71,14 @@ impl ResponseExt for Response {
         (200..300).contains(&self.status)
     }
     fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| {
+        // One UTF-8 check of the whole body is cheaper than serde_json's check of each
+        // string; a body that fails it is parsed as bytes, so it is refused (or not) and
+        // explained exactly as before.
+        let parsed = match std::str::from_utf8(&self.body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&self.body),
+        };
+        parsed.map_err(|e| {
             Error::Provider(format!(
                 "Provider API answered invalid JSON at {}: {e}",
                 self.url
