@@ -192,8 +192,9 @@ const LIST_FIELDS: &[(&str, &str)] = &[
     ("agentVersion", "agent_version"),
 ];
 
-/// Detail sections: (section, [(property, field)]); a property is named
-/// `<section in camel case>.<property>`, spelled out so that no name is built per device.
+/// Detail sections: (section, [(full property name, field)]); a property is named
+/// `<section in camel case>.<field in camel case>`, spelled out so that no name is built
+/// per device.
 const DETAIL_SECTIONS: &[(&str, &[(&str, &str)])] = &[
     (
         "general",

@@ -510,15 +510,17 @@ fn emit_app(
     edges_seen: &mut HashSet<String>,
     out: &mut Emitter,
 ) -> Result<()> {
-    let Some(edge) = convert::device_app_relationship(device_id, app) else {
+    // The edge's `_toEntityKey` is the app's key (`convert::app_key`).
+    let Some((edge, key)) = convert::device_app_relationship(device_id, app).and_then(|edge| {
+        let key = edge.get("_toEntityKey")?.as_str()?.to_string();
+        Some((edge, key))
+    }) else {
         log::warn("skipping app without an id", &[("device_id", device_id)]);
         return Ok(());
     };
-    // The edge's `_toEntityKey` is the app's key (`convert::app_key`).
-    let key = edge["_toEntityKey"].as_str().unwrap_or_default();
     // Most installs are of an app an earlier device has: its entity is built only once.
-    if !apps_seen.contains(key) {
-        apps_seen.insert(key.to_string());
+    if !apps_seen.contains(&key) {
+        apps_seen.insert(key);
         if let Some(entity) = convert::app_entity(app) {
             out.entity(entity)?;
         }

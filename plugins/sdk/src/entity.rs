@@ -234,10 +234,13 @@ pub struct End<'a> {
 #[derive(Debug, Clone)]
 pub struct RelationshipBuilder {
     obj: Object,
+    /// The class as the default `_key` spells it (lower case).
+    key_class: String,
 }
 
 impl RelationshipBuilder {
-    /// A direct relationship with JupiterOne's default `_type` and `_key`.
+    /// A direct relationship with JupiterOne's default `_type`; the default `_key` is
+    /// added by [`RelationshipBuilder::build`] unless one is given.
     pub fn direct(class: &str, from: End<'_>, to: End<'_>) -> Self {
         let class_upper = class.to_uppercase();
         let mut obj = Object::new();
@@ -249,7 +252,10 @@ impl RelationshipBuilder {
         obj.insert("_fromEntityKey".into(), from.key.into());
         obj.insert("_toEntityKey".into(), to.key.into());
         obj.insert("displayName".into(), class_upper.into());
-        RelationshipBuilder { obj }
+        RelationshipBuilder {
+            obj,
+            key_class: class.to_lowercase(),
+        }
     }
 
     /// Overrides the `_key` where the provider spec gives an explicit formula.
@@ -259,18 +265,23 @@ impl RelationshipBuilder {
     }
 
     /// The relationship, its properties held to the host's rules ([`conform`]). Without
-    /// a [`RelationshipBuilder::key`], `_key` is the default one, joined here from the
-    /// ends (not in [`RelationshipBuilder::direct`]: most connectors give their own).
+    /// a `_key` set ([`RelationshipBuilder::key`]), it is the default one, joined here
+    /// from the class and `_fromEntityKey`/`_toEntityKey` as they are now (not in
+    /// [`RelationshipBuilder::direct`]: most connectors give their own).
     pub fn build(mut self) -> Object {
         if !self.obj.contains_key("_key") {
-            let part = |name| {
+            let end = |name| {
                 self.obj
                     .get(name)
                     .and_then(Value::as_str)
                     .unwrap_or_default()
             };
-            let key =
-                relationship_key(part("_class"), part("_fromEntityKey"), part("_toEntityKey"));
+            let key = format!(
+                "{}|{}|{}",
+                end("_fromEntityKey"),
+                self.key_class,
+                end("_toEntityKey")
+            );
             self.obj.insert("_key".into(), Value::String(key));
         }
         conform(&mut self.obj);
@@ -363,6 +374,11 @@ mod tests {
             .key("k")
             .build();
         assert_eq!(given["_key"], json!("k"));
+        // The class as given is lowercased, not its upper case (they differ outside ASCII).
+        let (from, to) = ends();
+        let odd = RelationshipBuilder::direct("ſees", from, to).build();
+        assert_eq!(odd["_key"], json!(relationship_key("ſees", "d1", "app:1")));
+        assert_eq!(odd["_key"], json!("d1|ſees|app:1"));
         let (from, to) = ends();
         let as_prop = RelationshipBuilder::direct("HAS", from, to)
             .prop("_key", "p")

@@ -71,9 +71,9 @@ impl ResponseExt for Response {
         (200..300).contains(&self.status)
     }
     fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        // One UTF-8 check of the whole body is cheaper than serde_json's check of each
-        // string; a body that fails it is parsed as bytes, so it is refused (or not) and
-        // explained exactly as before.
+        // One UTF-8 check of the whole body instead of serde_json's check of each string
+        // it builds (cheaper for the whole-record parses connectors do); a body that fails
+        // it is parsed as bytes, so it is refused (or not) and explained as by `from_slice`.
         let parsed = match std::str::from_utf8(&self.body) {
             Ok(text) => serde_json::from_str(text),
             Err(_) => serde_json::from_slice(&self.body),
