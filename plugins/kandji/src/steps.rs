@@ -519,11 +519,10 @@ fn emit_app(
         return Ok(());
     };
     // Most installs are of an app an earlier device has: its entity is built only once.
-    if !apps_seen.contains(&key) {
-        apps_seen.insert(key);
-        if let Some(entity) = convert::app_entity(app) {
-            out.entity(entity)?;
-        }
+    if apps_seen.insert(key)
+        && let Some(entity) = convert::app_entity(app)
+    {
+        out.entity(entity)?;
     }
     let edge_key = edge["_key"].as_str().unwrap_or_default().to_string();
     if edges_seen.insert(edge_key) {

@@ -234,8 +234,8 @@ pub struct End<'a> {
 #[derive(Debug, Clone)]
 pub struct RelationshipBuilder {
     obj: Object,
-    /// The class as the default `_key` spells it (lower case).
-    key_class: String,
+    /// The class as given, for the default `_key` ([`relationship_key`] lowercases it).
+    class: String,
 }
 
 impl RelationshipBuilder {
@@ -254,7 +254,7 @@ impl RelationshipBuilder {
         obj.insert("displayName".into(), class_upper.into());
         RelationshipBuilder {
             obj,
-            key_class: class.to_lowercase(),
+            class: class.to_string(),
         }
     }
 
@@ -276,12 +276,7 @@ impl RelationshipBuilder {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
             };
-            let key = format!(
-                "{}|{}|{}",
-                end("_fromEntityKey"),
-                self.key_class,
-                end("_toEntityKey")
-            );
+            let key = relationship_key(&self.class, end("_fromEntityKey"), end("_toEntityKey"));
             self.obj.insert("_key".into(), Value::String(key));
         }
         conform(&mut self.obj);
