@@ -565,3 +565,92 @@ async fn the_apps_step_holds_a_batch_not_the_tenant() {
     assert_run_succeeded(&report);
     assert_eq!(keys_by_type(&report), expected_kandji_keys(&sim.data()));
 }
+
+/// `{"a": {"a": … 1}}`, `depth` objects deep.
+fn nested(depth: usize) -> serde_json::Value {
+    (0..depth).fold(serde_json::json!(1), |v, _| serde_json::json!({ "a": v }))
+}
+
+/// How many objects deep `v` is along its `a` fields.
+fn depth_of(mut v: &serde_json::Value) -> usize {
+    let mut depth = 0;
+    while let Some(inner) = v.get("a") {
+        depth += 1;
+        v = inner;
+    }
+    depth
+}
+
+/// A provider's deeply nested answers (what frame sizes of the compiled guest meet):
+/// 110 deep, the device is stored whole; 125 deep, the guest parses it and the host
+/// refuses the emitted device (its parser's depth limit), the rest of the run intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_details_are_stored_or_refused_by_the_host_never_trapped() {
+    let sim = sim(5);
+    let ids = sim.data().device_ids();
+    let (stored, refused) = (ids[0].clone(), ids[1].clone());
+    {
+        let mut data = sim.data_mut();
+        data.details.get_mut(&stored).unwrap()["deep"] = nested(110);
+        data.details.get_mut(&refused).unwrap()["deep"] = nested(125);
+    }
+    let server = sim.start(0).await.unwrap();
+    let report = run_against(&server, "kandji-nested", token()).await;
+    assert_run_succeeded(&report);
+
+    let device = report
+        .graph
+        .entities()
+        .into_iter()
+        .find(|e| e.key == stored)
+        .expect("the 110-deep device is stored");
+    assert_eq!(
+        depth_of(&device.object["_rawData"][0]["rawData"]["deep"]),
+        110
+    );
+
+    let refusals: Vec<(String, String)> = report
+        .rejections
+        .iter()
+        .map(|e| (e.action.clone(), e.rule.clone()))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{refusals:?}");
+    assert!(
+        refusals[0].0 == "graph:EmitEntity" && refusals[0].1.contains("recursion limit exceeded"),
+        "{refusals:?}"
+    );
+    assert_eq!(
+        refusals[1],
+        (
+            "graph:EmitRelationship".to_string(),
+            format!("_toEntityKey {refused:?} names no entity of this run")
+        )
+    );
+    // Every other device is stored.
+    let expected: BTreeSet<String> = ids.into_iter().filter(|k| *k != refused).collect();
+    assert_eq!(keys_by_type(&report)["kandji_device"], expected);
+    assert!(!report.log.iter().any(|l| l.message.contains("trapped")));
+}
+
+/// Nested deeper than the guest's parser follows: the step fails with the provider's
+/// URL in its error, no trap, and the steps after it still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn details_nested_too_deep_fail_the_step_with_the_url() {
+    let sim = sim(3);
+    let id = sim.data().device_ids()[0].clone();
+    sim.data_mut().details.get_mut(&id).unwrap()["deep"] = nested(1_000);
+    let server = sim.start(0).await.unwrap();
+    let report = run_against(&server, "kandji-too-deep", token()).await;
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.info.id == "fetch-devices")
+        .unwrap();
+    assert_eq!(step.status, StepStatus::Failure);
+    let err = step.error.clone().unwrap();
+    assert!(
+        err.contains("recursion limit exceeded") && err.contains(&format!("devices/{id}/details")),
+        "{err}"
+    );
+    assert!(!err.contains("trapped"), "{err}");
+}
