@@ -222,18 +222,27 @@ impl Redactor {
 /// Raw occurrences of `needles` in `hay`. A needle is valid UTF-8, so it lies within one
 /// valid stretch of `hay` and the fast `str` search applies.
 fn find_raw(hay: &[u8], needles: &[String], out: &mut Vec<Range<usize>>) {
+    // Most text is valid throughout (an emitted object always is): checked in one pass,
+    // which is several times faster than walking it chunk by chunk.
+    if let Ok(s) = std::str::from_utf8(hay) {
+        return find_in(s, 0, needles, out);
+    }
     let mut offset = 0;
     for chunk in hay.utf8_chunks() {
-        let s = chunk.valid();
-        for n in needles {
-            if s.contains(n.as_str()) {
-                out.extend(
-                    s.match_indices(n.as_str())
-                        .map(|(i, _)| offset + i..offset + i + n.len()),
-                );
-            }
+        find_in(chunk.valid(), offset, needles, out);
+        offset += chunk.valid().len() + chunk.invalid().len();
+    }
+}
+
+/// Occurrences of `needles` in `s`, which starts at `offset` of the text searched.
+fn find_in(s: &str, offset: usize, needles: &[String], out: &mut Vec<Range<usize>>) {
+    for n in needles {
+        if s.contains(n.as_str()) {
+            out.extend(
+                s.match_indices(n.as_str())
+                    .map(|(i, _)| offset + i..offset + i + n.len()),
+            );
         }
-        offset += s.len() + chunk.invalid().len();
     }
 }
 
@@ -475,6 +484,16 @@ mod tests {
         assert_eq!(
             s.redact_bytes(b"{\"auth\":\"Bearer hunter2-secret\"}".to_vec()),
             b"{\"auth\":\"Bearer [REDACTED]\"}".to_vec()
+        );
+    }
+
+    #[test]
+    fn values_among_invalid_utf8_are_found_where_they_are() {
+        let s = secrets("hunter2-secret");
+        let body = b"\xff\xfe hunter2-secret \xc3 and hunter2-secret\xff".to_vec();
+        assert_eq!(
+            s.redact_bytes(body),
+            b"\xff\xfe [REDACTED] \xc3 and [REDACTED]\xff".to_vec()
         );
     }
 

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod history;
 pub mod jupiterone;
 pub mod output;
+mod run_dir;
 pub mod state;
 pub mod sync;
 

@@ -1,16 +1,18 @@
 //! Writing a run in JupiterOne's `collect` layout:
 //! `DIR/<id>/graph/<stepId>/entities/<type>-<n>.json` (`{"entities": […]}`), the same for
 //! relationships, at most 500 objects of one `_type` per file; `summary.json`; and the
-//! run log as `log.jsonl`; the change set as `changes.json`. The directory is written beside the old one and swapped in
+//! run log as `log.jsonl`; the change set as `changes.json`. The directory is built
+//! beside the old one (in the tree the run before swapped out, `run_dir`) and swapped in
 //! whole, so a reader never sees half a run.
 
 use crate::capabilities::graph::GraphStore;
+use crate::delivery::run_dir::{RunDir, TreeFile};
 use crate::run::{RunReport, StepStatus};
 use anyhow::Context;
 use corral_core::text::escape_controls;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Seek, SeekFrom};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Objects of one `_type` per file, as JupiterOne's collector writes them.
@@ -21,50 +23,51 @@ pub const CHANGES_FILE: &str = "changes.json";
 
 /// Writes `report` to `out/<instance id>/`, replacing what was there, with the run's
 /// change set (the file `changes`, from its start) as `changes.json` when there is one.
+/// The tree is built beside it and swapped in whole (`run_dir`).
 pub fn write_run(
     out: &Path,
     report: &RunReport,
     changes: Option<&std::fs::File>,
 ) -> anyhow::Result<PathBuf> {
-    let dest = out.join(component(&report.instance_id)?);
-    let tmp = out.join(format!(
-        ".{}.tmp-{}",
-        report.instance_id,
-        std::process::id()
-    ));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
-    write_objects(&tmp, &report.graph)?;
-    write_json(&tmp.join("summary.json"), &summary(report))?;
-    write_log(&tmp.join("log.jsonl"), report)?;
+    let id = component(&report.instance_id)?;
+    let mut tree = RunDir::claim(out, id)?;
+    write_objects_in(&mut tree, &report.graph)?;
+    write_json(&mut tree, "summary.json", &summary(report))?;
+    write_log(&mut tree, report)?;
     if let Some(doc) = changes {
-        write_changes(doc, &tmp.join(CHANGES_FILE))?;
+        let mut file = tree.file(CHANGES_FILE.into())?;
+        let path = file.path().to_path_buf();
+        copy_changes(doc, &mut file, &path)?;
+        file.finish()?;
     }
-    if dest.exists() {
-        std::fs::remove_dir_all(&dest)
-            .with_context(|| format!("{}: cannot replace", dest.display()))?;
-    }
-    std::fs::rename(&tmp, &dest)
-        .with_context(|| format!("{}: cannot move into place", dest.display()))?;
-    Ok(dest)
+    tree.install(out, id)
 }
 
 /// Writes the change set document `doc` (a file, read from its start) to `path`, a
 /// piece at a time, with the mode a new file gets.
-pub fn write_changes(mut doc: &std::fs::File, path: &Path) -> anyhow::Result<()> {
-    let copied = doc.seek(SeekFrom::Start(0)).and_then(|_| {
-        let mut file = std::fs::File::create(path)?;
-        std::io::copy(&mut doc, &mut file)
-    });
+pub fn write_changes(doc: &std::fs::File, path: &Path) -> anyhow::Result<()> {
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("{}: cannot write", path.display()))?;
+    copy_changes(doc, &mut file, path)
+}
+
+fn copy_changes(mut doc: &std::fs::File, to: &mut impl Write, path: &Path) -> anyhow::Result<()> {
+    let copied = doc
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| std::io::copy(&mut doc, to));
     copied.with_context(|| format!("{}: cannot write", path.display()))?;
     Ok(())
 }
 
-/// Each group (step, kind, `_type`) in files of [`MAX_PER_FILE`] objects under
-/// `dir/graph/`, streamed from the run's spool: one object in memory at a time.
+/// [`write_objects_in`] a new directory `dir`.
 pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    write_objects_in(&mut RunDir::at(dir.to_path_buf()), graph)
+}
+
+/// Each group (step, kind, `_type`) in files of [`MAX_PER_FILE`] objects under
+/// `graph/` of `tree`, streamed from the run's spool: one object in memory at a time.
+fn write_objects_in(tree: &mut RunDir, graph: &GraphStore) -> anyhow::Result<()> {
     let mut groups: Vec<_> = graph.groups().iter().collect();
     groups.sort_by(|a, b| (&a.step, a.kind, &a.type_name).cmp(&(&b.step, b.kind, &b.type_name)));
     // Two emitted `_type`s can be stored as one (each redacted to the same text): their
@@ -74,9 +77,9 @@ pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
         // Step ids and types are checked at load and at emit; checked again here, so
         // no identifier can ever name a path outside this run's directory.
         let kind = group.kind.plural();
-        let folder = dir.join("graph").join(component(&group.step)?).join(kind);
+        let folder = Path::new("graph").join(component(&group.step)?).join(kind);
         let type_name = component(&group.type_name)?;
-        std::fs::create_dir_all(&folder)?;
+        tree.dir(&folder)?;
         let first = next_file.entry((&group.step, kind, type_name)).or_insert(0);
         let mut file: Option<ObjectFile> = None;
         let mut written = 0usize;
@@ -88,8 +91,8 @@ pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
                         full.finish()?;
                     }
                     let n = *first + written / MAX_PER_FILE;
-                    let path = folder.join(format!("{type_name}-{n}.json"));
-                    file.insert(ObjectFile::create(path, kind)?)
+                    let rel = folder.join(format!("{type_name}-{n}.json"));
+                    file.insert(ObjectFile::create(tree.file(rel)?, kind)?)
                 }
             };
             f.push(item.json)?;
@@ -106,27 +109,18 @@ pub fn write_objects(dir: &Path, graph: &GraphStore) -> anyhow::Result<()> {
 
 /// One `{"<kind>": [ … ]}` file being written.
 struct ObjectFile {
-    out: std::io::BufWriter<std::fs::File>,
-    path: PathBuf,
+    out: std::io::BufWriter<TreeFile>,
     first: bool,
 }
 
 impl ObjectFile {
-    fn create(path: PathBuf, kind: &str) -> anyhow::Result<ObjectFile> {
-        use std::io::Write;
-        let file = std::fs::File::create(&path)
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+    fn create(file: TreeFile, kind: &str) -> anyhow::Result<ObjectFile> {
         let mut out = std::io::BufWriter::with_capacity(64 << 10, file);
         write!(out, "{{\"{kind}\":[")?;
-        Ok(ObjectFile {
-            out,
-            path,
-            first: true,
-        })
+        Ok(ObjectFile { out, first: true })
     }
 
     fn push(&mut self, json: &[u8]) -> anyhow::Result<()> {
-        use std::io::Write;
         if !self.first {
             self.out.write_all(b",\n")?;
         }
@@ -136,11 +130,12 @@ impl ObjectFile {
     }
 
     fn finish(mut self) -> anyhow::Result<()> {
-        use std::io::Write;
         self.out.write_all(b"]}\n")?;
         self.out
             .flush()
-            .with_context(|| format!("{}: cannot write", self.path.display()))
+            .with_context(|| format!("{}: cannot write", self.out.get_ref().path().display()))?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.finish()
     }
 }
 
@@ -159,18 +154,25 @@ pub fn component(name: &str) -> anyhow::Result<&str> {
     Ok(name)
 }
 
-fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
+fn write_json(tree: &mut RunDir, name: &str, value: &Value) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value)?;
-    std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
+    write_file(tree, name, text.as_bytes())
 }
 
-fn write_log(path: &Path, report: &RunReport) -> anyhow::Result<()> {
+fn write_log(tree: &mut RunDir, report: &RunReport) -> anyhow::Result<()> {
     let mut text = String::new();
     for r in &report.log {
         text.push_str(&serde_json::to_string(r)?);
         text.push('\n');
     }
-    std::fs::write(path, text).with_context(|| format!("{}: cannot write", path.display()))
+    write_file(tree, "log.jsonl", text.as_bytes())
+}
+
+fn write_file(tree: &mut RunDir, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = tree.file(name.into())?;
+    file.write_all(bytes)
+        .with_context(|| format!("{}: cannot write", file.path().display()))?;
+    file.finish()
 }
 
 /// Counts of each `_type` a step emitted.
