@@ -9,6 +9,7 @@
 //! builds in it: finding a directory that is there and writing over a file that is
 //! there allocate no inode. What the new run does not write is removed before its swap.
 
+use crate::plugin::compiled_cache::{private, user};
 use anyhow::Context;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -70,23 +71,43 @@ fn spare_path(out: &Path, id: &str) -> PathBuf {
 
 impl RunDir {
     /// A tree to build instance `id`'s next output in (`id` is one path component):
-    /// the spare when there is one, else a new directory.
+    /// the spare when there is one and it is this user's own, else a new directory.
     pub fn claim(out: &Path, id: &str) -> anyhow::Result<RunDir> {
         let root = out.join(format!(".{id}.tmp-{}", std::process::id()));
         // Left by a run of this process that failed while writing.
-        remove_any(&root)?;
-        // One rename: of two processes delivering the instance, one takes the spare.
-        let recycled = std::fs::rename(spare_path(out, id), &root).is_ok()
-            && root.symlink_metadata().is_ok_and(|m| m.is_dir());
+        remove_any(&root).with_context(|| format!("{}: cannot remove", root.display()))?;
         let mut dir = RunDir::at(root);
-        if recycled {
-            dir.scan(PathBuf::new(), 0)?;
-        } else {
-            remove_any(&dir.root)?;
-            std::fs::create_dir_all(&dir.root)
+        if !dir.recycle(&spare_path(out, id)) {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("{}: cannot create", out.display()))?;
+            // Not `create_dir_all`: a link put in its place is not followed.
+            std::fs::create_dir(&dir.root)
                 .with_context(|| format!("{}: cannot create", dir.root.display()))?;
         }
         Ok(dir)
+    }
+
+    /// Takes the spare as this tree, if it is there and every directory in it is this
+    /// user's and writable by no one else (so nothing can change in it while it is
+    /// written); one that is not is put out of the way.
+    fn recycle(&mut self, spare: &Path) -> bool {
+        // One rename: of two processes delivering the instance, one takes the spare.
+        if std::fs::rename(spare, &self.root).is_err() {
+            return false;
+        }
+        let trusted = user().is_some_and(|user| {
+            std::fs::symlink_metadata(&self.root).is_ok_and(|m| m.is_dir() && private(&m, user))
+                && self.scan(PathBuf::new(), 0, user).is_ok()
+        });
+        if !trusted {
+            self.found_files.clear();
+            self.found_dirs.clear();
+            if remove_any(&self.root).is_err() {
+                let aside = format!("{}-discarded-{}", self.root.display(), unique());
+                let _ = std::fs::rename(&self.root, aside);
+            }
+        }
+        trusted
     }
 
     /// A tree at `root`, a directory that is there, written as new (nothing pruned).
@@ -137,9 +158,15 @@ impl RunDir {
                 .open(&path)
         };
         // A recycled directory where this run has a file: replaced.
-        let file = open()
-            .or_else(|_| remove_any(&path).and_then(|_| open()))
-            .with_context(|| format!("{}: cannot write", path.display()))?;
+        let file = match open() {
+            Err(e)
+                if e.kind() == ErrorKind::IsADirectory || e.raw_os_error() == Some(libc::ELOOP) =>
+            {
+                remove_any(&path).and_then(|_| open())
+            }
+            opened => opened,
+        }
+        .with_context(|| format!("{}: cannot write", path.display()))?;
         self.written.insert(rel);
         Ok(TreeFile { file, len: 0, path })
     }
@@ -164,20 +191,21 @@ impl RunDir {
     }
 
     /// Lists the recycled tree's files and directories; anything else in it (a link, a
-    /// device, a file linked from elsewhere, which writing over would change there too)
-    /// and anything deeper than a run writes is removed now.
-    fn scan(&mut self, rel: PathBuf, depth: usize) -> anyhow::Result<()> {
-        let dir = self.root.join(&rel);
-        let entries =
-            std::fs::read_dir(&dir).with_context(|| format!("{}: cannot read", dir.display()))?;
-        for entry in entries {
-            let entry = entry.with_context(|| format!("{}: cannot read", dir.display()))?;
+    /// device, a file linked from elsewhere, which writing over would change there too,
+    /// or another user's) and anything deeper than a run writes is removed now. An error
+    /// when a directory is not `user`'s own.
+    fn scan(&mut self, rel: PathBuf, depth: usize, user: u32) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(self.root.join(&rel))? {
+            let entry = entry?;
             let child = rel.join(entry.file_name());
-            let kind = entry.file_type()?;
-            if kind.is_dir() && depth < MAX_DEPTH {
-                self.scan(child.clone(), depth + 1)?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() && depth < MAX_DEPTH {
+                if !private(&meta, user) {
+                    return Err(std::io::Error::other("not this user's own"));
+                }
+                self.scan(child.clone(), depth + 1, user)?;
                 self.found_dirs.push(child);
-            } else if kind.is_file() && entry.metadata()?.nlink() == 1 {
+            } else if meta.is_file() && meta.nlink() == 1 && meta.uid() == user {
                 self.found_files.push(child);
             } else {
                 remove_any(&self.root.join(&child))?;
@@ -204,7 +232,8 @@ impl RunDir {
             .iter()
             .filter(|d| !self.used_dirs.contains(*d));
         for d in stale.filter(|d| !self.written.contains(*d)) {
-            remove_any(&self.root.join(d))?;
+            let path = self.root.join(d);
+            remove_any(&path).with_context(|| format!("{}: cannot remove", path.display()))?;
         }
         Ok(())
     }
@@ -242,9 +271,9 @@ fn exchange(_: &Path, _: &Path) -> std::io::Result<()> {
 
 /// Keeps the tree a swap took out (at `old`) as the spare when it is small; removed
 /// otherwise, or when a spare is there already (another process's). Its files keep their
-/// text until the next run truncates them, so a reader that opened one before the swap
-/// reads it whole, as it did when the tree was removed. The run is delivered: nothing
-/// here fails it.
+/// text until the instance's next delivery writes over them, so a reader that opened one
+/// before this swap reads it whole unless it holds it that long. The run is delivered:
+/// nothing here fails it.
 fn retire(old: &Path, spare: &Path) {
     let kept = old.symlink_metadata().is_ok_and(|m| m.is_dir())
         && small(old, 0, &mut Budget::default()).unwrap_or(false)
@@ -283,6 +312,13 @@ fn small(dir: &Path, depth: usize, used: &mut Budget) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// A suffix no other name this process makes has.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 /// Removes `path` whatever it is (a link itself, not what it names); nothing there is fine.
 fn remove_any(path: &Path) -> std::io::Result<()> {
     match path.symlink_metadata() {
@@ -297,6 +333,7 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn scratch(name: &str) -> PathBuf {
         let dir =
@@ -339,6 +376,10 @@ mod tests {
         all
     }
 
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().mode() & 0o777
+    }
+
     fn names(dir: &Path) -> Vec<String> {
         let mut n: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -359,8 +400,6 @@ mod tests {
             ("graph/b/relationships/r-0.json", "b1"),
         ];
         let dest = deliver(&out, &first);
-        let inode = |rel: &str| std::fs::metadata(dest.join(rel)).unwrap().ino();
-        let summary_inode = inode("summary.json");
         let first_listing = listing(&dest);
         // The second run: no spare yet; the first run's tree becomes it, as it was.
         deliver(
@@ -369,8 +408,11 @@ mod tests {
         );
         assert_eq!(names(&out), [".i.spare", "i"]);
         assert_eq!(listing(&out.join(".i.spare")), first_listing);
-        // The third builds in the first's tree: same inode, and step `b`, which this
-        // run did not write, is gone with its directories.
+        // A mode no new directory gets marks the spare's directories.
+        let private = std::fs::Permissions::from_mode(0o700);
+        std::fs::set_permissions(out.join(".i.spare/graph/a"), private).unwrap();
+        // The third builds in the first's tree, and step `b`, which this run did not
+        // write, is gone with its directories.
         deliver(
             &out,
             &[
@@ -379,7 +421,7 @@ mod tests {
                 ("graph/a/entities/t-1.json", "a3b"),
             ],
         );
-        assert_eq!(inode("summary.json"), summary_inode);
+        assert_eq!(mode(&dest.join("graph/a")), 0o700);
         assert_eq!(
             listing(&dest),
             [
@@ -504,6 +546,29 @@ mod tests {
         assert_eq!(names(&out), ["i"]);
         let _ = std::fs::remove_dir_all(&out);
         let _ = std::fs::remove_dir_all(&elsewhere);
+    }
+
+    #[test]
+    fn a_spare_others_could_change_is_not_written_in() {
+        let out = scratch("shared");
+        let spare = out.join(".i.spare");
+        std::fs::create_dir_all(spare.join("graph")).unwrap();
+        std::fs::write(spare.join("summary.json"), "old").unwrap();
+        // Anyone may write in it: a link could replace a directory while it is written.
+        std::fs::set_permissions(spare.join("graph"), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
+        let dest = deliver(
+            &out,
+            &[("summary.json", "new"), ("graph/a/entities/t-0.json", "a")],
+        );
+        // Built fresh: its `graph` is not the spare's.
+        assert_eq!(mode(&dest.join("graph")) & 0o022, 0);
+        assert_eq!(
+            std::fs::read_to_string(dest.join("summary.json")).unwrap(),
+            "new"
+        );
+        assert_eq!(names(&out), ["i"]);
+        let _ = std::fs::remove_dir_all(&out);
     }
 
     #[test]

@@ -88,12 +88,12 @@ fn engine_hash(engine: &Engine) -> u64 {
 }
 
 /// This process's user (the owner of `/proc/self`).
-fn user() -> Option<u32> {
+pub fn user() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 /// Owned by this user and writable by no one else.
-fn private(meta: &std::fs::Metadata, user: u32) -> bool {
+pub fn private(meta: &std::fs::Metadata, user: u32) -> bool {
     meta.uid() == user && meta.mode() & 0o022 == 0
 }
 
