@@ -376,6 +376,14 @@ mod tests {
         all
     }
 
+    /// The listing `items` (path, content) stand for.
+    fn tree(items: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        items
+            .iter()
+            .map(|(path, text)| (path.to_string(), text.map(String::from)))
+            .collect()
+    }
+
     fn mode(path: &Path) -> u32 {
         std::fs::metadata(path).unwrap().mode() & 0o777
     }
@@ -424,20 +432,14 @@ mod tests {
         assert_eq!(mode(&dest.join("graph/a")), 0o700);
         assert_eq!(
             listing(&dest),
-            [
-                ("graph".to_string(), None),
-                ("graph/a".to_string(), None),
-                ("graph/a/entities".to_string(), None),
-                (
-                    "graph/a/entities/t-0.json".to_string(),
-                    Some("a3".to_string())
-                ),
-                (
-                    "graph/a/entities/t-1.json".to_string(),
-                    Some("a3b".to_string())
-                ),
-                ("summary.json".to_string(), Some("3".to_string())),
-            ]
+            tree(&[
+                ("graph", None),
+                ("graph/a", None),
+                ("graph/a/entities", None),
+                ("graph/a/entities/t-0.json", Some("a3")),
+                ("graph/a/entities/t-1.json", Some("a3b")),
+                ("summary.json", Some("3")),
+            ])
         );
         assert_eq!(names(&out), [".i.spare", "i"]);
         let _ = std::fs::remove_dir_all(&out);
@@ -495,26 +497,17 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&linked).unwrap(), "keep too");
         assert_eq!(
             listing(&dest),
-            [
-                ("graph".to_string(), None),
-                ("graph/a".to_string(), None),
-                ("graph/a/entities".to_string(), None),
-                (
-                    "graph/a/entities/t-0.json".to_string(),
-                    Some("new".to_string())
-                ),
-                (
-                    "graph/a/entities/t-1.json".to_string(),
-                    Some("new 1".to_string())
-                ),
-                ("graph/b".to_string(), None),
-                ("graph/b/entities".to_string(), None),
-                (
-                    "graph/b/entities/t-0.json".to_string(),
-                    Some("b".to_string())
-                ),
-                ("log.jsonl".to_string(), Some("log".to_string())),
-            ]
+            tree(&[
+                ("graph", None),
+                ("graph/a", None),
+                ("graph/a/entities", None),
+                ("graph/a/entities/t-0.json", Some("new")),
+                ("graph/a/entities/t-1.json", Some("new 1")),
+                ("graph/b", None),
+                ("graph/b/entities", None),
+                ("graph/b/entities/t-0.json", Some("b")),
+                ("log.jsonl", Some("log")),
+            ])
         );
         assert!(
             !dest
@@ -534,10 +527,7 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, out.join(".i.spare")).unwrap();
         std::fs::write(out.join("i"), "not a directory").unwrap();
         let dest = deliver(&out, &[("summary.json", "ours")]);
-        assert_eq!(
-            listing(&dest),
-            [("summary.json".to_string(), Some("ours".to_string()))]
-        );
+        assert_eq!(listing(&dest), tree(&[("summary.json", Some("ours"))]));
         assert_eq!(
             std::fs::read_to_string(elsewhere.join("summary.json")).unwrap(),
             "theirs"
@@ -577,10 +567,7 @@ mod tests {
         let left = out.join(format!(".i.tmp-{}", std::process::id()));
         std::fs::create_dir_all(left.join("graph/stale")).unwrap();
         let dest = deliver(&out, &[("summary.json", "1")]);
-        assert_eq!(
-            listing(&dest),
-            [("summary.json".to_string(), Some("1".to_string()))]
-        );
+        assert_eq!(listing(&dest), tree(&[("summary.json", Some("1"))]));
         assert_eq!(names(&out), ["i"]);
         let _ = std::fs::remove_dir_all(&out);
     }
