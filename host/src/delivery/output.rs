@@ -36,8 +36,8 @@ pub fn write_run(
     write_log(&mut tree, report)?;
     if let Some(doc) = changes {
         let mut file = tree.file(CHANGES_FILE.into())?;
-        let path = file.path().to_path_buf();
-        copy_changes(doc, &mut file, &path)?;
+        copy_changes(doc, &mut file)
+            .with_context(|| format!("{}: cannot write", file.path().display()))?;
         file.finish()?;
     }
     tree.install(out, id)
@@ -46,17 +46,15 @@ pub fn write_run(
 /// Writes the change set document `doc` (a file, read from its start) to `path`, a
 /// piece at a time, with the mode a new file gets.
 pub fn write_changes(doc: &std::fs::File, path: &Path) -> anyhow::Result<()> {
-    let mut file =
-        std::fs::File::create(path).with_context(|| format!("{}: cannot write", path.display()))?;
-    copy_changes(doc, &mut file, path)
+    std::fs::File::create(path)
+        .and_then(|mut file| copy_changes(doc, &mut file))
+        .with_context(|| format!("{}: cannot write", path.display()))
 }
 
-fn copy_changes(mut doc: &std::fs::File, to: &mut impl Write, path: &Path) -> anyhow::Result<()> {
-    let copied = doc
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| std::io::copy(&mut doc, to));
-    copied.with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(())
+/// `doc` from its start into `to`.
+fn copy_changes(mut doc: &std::fs::File, to: &mut impl Write) -> std::io::Result<()> {
+    doc.seek(SeekFrom::Start(0))?;
+    std::io::copy(&mut doc, to).map(|_| ())
 }
 
 /// [`write_objects_in`] a new directory `dir`.
