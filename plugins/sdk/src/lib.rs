@@ -42,6 +42,18 @@ pub use serde_json;
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
+/// A connector's memory comes from talc instead of the standard library's dlmalloc: a
+/// step builds and drops a JSON tree for every record, and dlmalloc's allocation and
+/// free were the guest's largest cost after parsing (docs/benchmarks.md). The guest is
+/// single-threaded (no `atomics`), which talc's wasm allocator requires.
+#[cfg(all(
+    feature = "allocator",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 /// Generated bindings for the `plugin` world.
 pub mod bindings {
     wit_bindgen::generate!({
