@@ -44,8 +44,8 @@ pub use wit_bindgen as __wit_bindgen;
 
 /// A connector's memory comes from talc instead of the standard library's dlmalloc: a
 /// step builds and drops a JSON tree for every record, and dlmalloc's allocation and
-/// free were the guest's largest cost after parsing (docs/benchmarks.md). The guest is
-/// single-threaded (no `atomics`), which talc's wasm allocator requires.
+/// free cost the guest more than its JSON parsing did (docs/benchmarks.md). The guest
+/// is single-threaded (no `atomics`), which talc's wasm allocator requires.
 #[cfg(all(
     feature = "allocator",
     target_family = "wasm",
