@@ -8,7 +8,7 @@
 pub use corral_core::{changes, config, datamodel, explain, policy, query, secrets};
 
 // The layers, each depending only on those below it:
-// cli, serve → delivery → run → plugin → capabilities → engine, net, corral-core.
+// cli, serve → delivery → run → plugin → capabilities → engine, net, ownership, corral-core.
 pub mod capabilities;
 pub mod cli;
 pub mod cluster;
@@ -17,6 +17,7 @@ pub mod engine;
 pub mod lock;
 pub mod malloc;
 pub mod net;
+pub mod ownership;
 pub mod plugin;
 pub mod run;
 pub mod serve;

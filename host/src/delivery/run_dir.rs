@@ -9,7 +9,7 @@
 //! builds in it: finding a directory that is there and writing over a file that is
 //! there allocate no inode. What the new run does not write is removed before its swap.
 
-use crate::plugin::compiled_cache::{private, user};
+use crate::ownership::{private, user};
 use anyhow::Context;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};

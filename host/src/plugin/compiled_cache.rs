@@ -9,8 +9,9 @@
 //! under a fresh random name then renamed into place. Anything else is ignored and the
 //! component compiled.
 
+use crate::ownership::{private, user};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use wasmtime::Engine;
@@ -85,16 +86,6 @@ fn engine_hash(engine: &Engine) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     h.finish()
-}
-
-/// This process's user (the owner of `/proc/self`).
-pub fn user() -> Option<u32> {
-    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
-}
-
-/// Owned by this user and writable by no one else.
-pub fn private(meta: &std::fs::Metadata, user: u32) -> bool {
-    meta.uid() == user && meta.mode() & 0o022 == 0
 }
 
 /// The artifact at `path`, if it and `dir` are this user's own (see the module's doc).
