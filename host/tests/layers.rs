@@ -1,6 +1,6 @@
 //! The host's layers point one way: `cli` → `serve` → `cluster` → `delivery` → `run` →
-//! `plugin` → `capabilities` → `engine`, `net`, `lock`, `malloc`, `stderr_log` and
-//! `corral-core`. This reads every source file and fails, naming the file and the path, when a module reaches a
+//! `plugin` → `capabilities` → `engine`, `net`, `lock`, `malloc`, `ownership`, `stderr_log`
+//! and `corral-core`. This reads every source file and fails, naming the file and the path, when a module reaches a
 //! layer above its own (tests inside a file are left out: they may build what they test
 //! from anywhere).
 
@@ -16,7 +16,7 @@ fn rank(layer: &str) -> Option<u32> {
         "run" => 3,
         "plugin" => 2,
         "capabilities" => 1,
-        "engine" | "net" | "lock" | "malloc" | "stderr_log" => 0,
+        "engine" | "net" | "lock" | "malloc" | "ownership" | "stderr_log" => 0,
         // corral-core, re-exported at the crate root
         "changes" | "config" | "datamodel" | "explain" | "policy" | "query" | "secrets" => 0,
         _ => return None,
