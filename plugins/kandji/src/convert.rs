@@ -354,6 +354,19 @@ pub fn app_entity(app: &Value) -> Option<Object> {
     )
 }
 
+/// The fields of an install that [`device_app_relationship`] and [`app_key`] read: the
+/// apps step builds only these of each install.
+pub const INSTALL_FIELDS: &[&str] = &[
+    "app_id",
+    "bundle_id",
+    "signature",
+    "bundle_size",
+    "path",
+    "version",
+    "creation_date",
+    "modification_date",
+];
+
 /// Device HAS app, keyed by the per-device `app_id` (not the app entity's key), so two
 /// versions of one bundle on a device are two edges to one app. An install without an
 /// `app_id` is keyed by its app's key id instead (`<device>|has|kandji_app:<bundle>`,
@@ -799,6 +812,45 @@ mod tests {
         assert_eq!(
             e["_key"], "kandji_app:com.x.helper",
             "the key is the reference's"
+        );
+    }
+
+    /// The apps step builds only `INSTALL_FIELDS` of each install: the edge and the
+    /// app's key come out as from the whole install.
+    #[test]
+    fn an_install_narrowed_to_its_fields_gives_the_same_edge() {
+        use corral_sdk::http::{Response, ResponseExt};
+        let installs = json!({ "device_id": "dev-000001", "apps": [
+            { "app_id": "12", "app_name": "X", "bundle_id": "com.x.app", "bundle_size": "4 MB",
+              "creation_date": "2023-01-01T00:00:00Z", "modification_date": "2023-02-01T00:00:00Z",
+              "path": "/Applications/X.app", "process": "X", "signature": "Developer ID", "source": "Kandji",
+              "version": "1.2", "app_store_vendable": false, "device_based_vpp": true, "extra": { "x": [1] } },
+            { "app_id": "", "bundle_id": "No value", "path": "/opt/y", "version": 3 },
+            { "bundle_id": "com.z", "signature": null },
+        ]});
+        let answer = Response {
+            status: 200,
+            headers: Vec::new(),
+            body: installs.to_string().into_bytes(),
+            url: "http://x/".into(),
+        };
+        let narrowed = answer.json_items("apps", INSTALL_FIELDS).unwrap();
+        let whole = installs["apps"].as_array().unwrap();
+        assert_eq!(narrowed.len(), whole.len());
+        for (n, w) in narrowed.iter().zip(whole) {
+            assert_eq!(app_key(n), app_key(w));
+            assert_eq!(
+                device_app_relationship("dev-000001", n),
+                device_app_relationship("dev-000001", w)
+            );
+        }
+        let kept: Vec<&String> = narrowed[0].as_object().unwrap().keys().collect();
+        let mut fields = INSTALL_FIELDS.to_vec();
+        fields.sort();
+        assert_eq!(kept, fields, "the first install has every field and more");
+        assert_eq!(
+            narrowed[2],
+            json!({ "bundle_id": "com.z", "signature": null })
         );
     }
 

@@ -190,14 +190,16 @@ fn fetch_details(base: &str, devices: &[&Value]) -> Result<Vec<Option<Value>>> {
     let mut out = Vec::with_capacity(devices.len());
     for chunk in devices.chunks(BATCH) {
         let ids: Vec<&str> = chunk.iter().map(|d| device_id(d).unwrap_or("")).collect();
-        out.extend(fetch_per_device(base, &ids, "details")?);
+        for answer in fetch_per_device(base, &ids, "details")? {
+            out.push(answer.map(|r| r.json()).transpose()?);
+        }
     }
     Ok(out)
 }
 
-/// `GET devices/{id}/{what}` for each id, concurrently. A device that answers 404 was
-/// deleted since it was listed: a warning and `None`, not a failed step.
-fn fetch_per_device(base: &str, ids: &[&str], what: &str) -> Result<Vec<Option<Value>>> {
+/// `GET devices/{id}/{what}` for each id, concurrently: the 2xx answers. A device that
+/// answers 404 was deleted since it was listed: a warning and `None`, not a failed step.
+fn fetch_per_device(base: &str, ids: &[&str], what: &str) -> Result<Vec<Option<Response>>> {
     let reqs: Vec<Request> = ids
         .iter()
         .map(|id| {
@@ -218,7 +220,7 @@ fn fetch_per_device(base: &str, ids: &[&str], what: &str) -> Result<Vec<Option<V
                 );
                 Ok(None)
             }
-            other => ok_json(other?).map(Some),
+            other => other?.error_for_status().map(Some),
         })
         .collect()
 }
@@ -342,7 +344,7 @@ fn apps_reusing(
                 }
                 let refs: Vec<&str> = devices.iter().map(String::as_str).collect();
                 installs.extend(fetch_installs(base, &refs)?);
-                installs.sort_by_key(|(id, _)| order.get(id.as_str()).copied());
+                installs.sort_by_key(|d| order.get(d.device_id.as_str()).copied());
             }
         }
     };
@@ -385,33 +387,77 @@ fn positions(ids: &[String]) -> HashMap<&str, usize> {
         .collect()
 }
 
-/// Each device's installs (`apps`), in the order of `ids`; a device gone since it was
-/// listed (404) has none.
-fn fetch_installs(base: &str, ids: &[&str]) -> Result<Vec<(String, Vec<Value>)>> {
+/// A device's installs (its answer's `apps`), each with only what its edge and its
+/// app's key read (`convert::INSTALL_FIELDS`): an install is built whole only for an app
+/// entity the step has not emitted yet, whose `_rawData` it is.
+struct DeviceApps {
+    device_id: String,
+    installs: Vec<Value>,
+    answer: Response,
+}
+
+impl DeviceApps {
+    /// Every install whole, in the same order.
+    fn whole(&self) -> Result<Vec<Value>> {
+        Ok(match self.answer.json::<Value>()? {
+            Value::Object(mut body) => match body.remove("apps") {
+                Some(Value::Array(apps)) => apps,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// Each device's installs, in the order of `ids`; a device gone since it was listed
+/// (404) has none.
+fn fetch_installs(base: &str, ids: &[&str]) -> Result<Vec<DeviceApps>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(BATCH) {
         let answers = fetch_per_device(base, chunk, "apps")?;
         for (device_id, answer) in chunk.iter().zip(answers) {
-            let Some(mut body) = answer else { continue };
-            let apps = match body.get_mut("apps").map(Value::take) {
-                Some(Value::Array(apps)) => apps,
-                _ => Vec::new(),
-            };
-            out.push((device_id.to_string(), apps));
+            let Some(answer) = answer else { continue };
+            out.push(DeviceApps {
+                device_id: device_id.to_string(),
+                installs: answer.json_items("apps", convert::INSTALL_FIELDS)?,
+                answer,
+            });
         }
     }
     Ok(out)
 }
 
-fn emit_installs(
-    installs: &[(String, Vec<Value>)],
-    seen: &mut Seen,
-    out: &mut Emitter,
-) -> Result<()> {
-    for (device_id, apps) in installs {
+/// First seen wins for the app entity; each distinct edge key is emitted once.
+fn emit_installs(installs: &[DeviceApps], seen: &mut Seen, out: &mut Emitter) -> Result<()> {
+    for device in installs {
+        let device_id = device.device_id.as_str();
         let mut edges = HashSet::new();
-        for app in apps {
-            emit_app(device_id, app, &mut seen.apps, &mut edges, out)?;
+        let mut whole = None;
+        for (i, install) in device.installs.iter().enumerate() {
+            // The edge's `_toEntityKey` is the app's key (`convert::app_key`).
+            let Some((edge, key)) =
+                convert::device_app_relationship(device_id, install).and_then(|edge| {
+                    let key = edge.get("_toEntityKey")?.as_str()?.to_string();
+                    Some((edge, key))
+                })
+            else {
+                log::warn("skipping app without an id", &[("device_id", device_id)]);
+                continue;
+            };
+            // Most installs are of an app an earlier device has: its entity is built once.
+            if seen.apps.insert(key) {
+                if whole.is_none() {
+                    whole = Some(device.whole()?);
+                }
+                let app = whole.as_ref().and_then(|w: &Vec<Value>| w.get(i));
+                if let Some(entity) = app.and_then(convert::app_entity) {
+                    out.entity(entity)?;
+                }
+            }
+            let edge_key = edge["_key"].as_str().unwrap_or_default().to_string();
+            if edges.insert(edge_key) {
+                out.relationship(edge)?;
+            }
         }
     }
     Ok(())
@@ -430,7 +476,7 @@ type FirstDevices = HashMap<String, (usize, Option<(String, String)>)>;
 fn previous_winners(
     order: &HashMap<&str, usize>,
     reused: &HashSet<String>,
-    installs: &[(String, Vec<Value>)],
+    installs: &[DeviceApps],
 ) -> Result<Winners> {
     let mut first = FirstDevices::new();
     let mut offer = |app: String, at: usize, previous: Option<(String, String)>| {
@@ -439,9 +485,12 @@ fn previous_winners(
             *entry = (at, previous);
         }
     };
-    for (device, apps) in installs {
-        let at = order.get(device.as_str()).copied().unwrap_or(usize::MAX);
-        for app in apps {
+    for device in installs {
+        let at = order
+            .get(device.device_id.as_str())
+            .copied()
+            .unwrap_or(usize::MAX);
+        for app in &device.installs {
             if let Some(key) = convert::app_key(app) {
                 offer(key, at, None);
             }
@@ -497,35 +546,6 @@ fn reemit_edges(reused: &HashSet<String>, seen: &mut Seen, out: &mut Emitter) ->
         if !reused.contains(from) || !seen.apps.contains(to) {
             continue;
         }
-        out.relationship(edge)?;
-    }
-    Ok(())
-}
-
-/// First seen wins for the app entity; each distinct edge key is emitted once.
-fn emit_app(
-    device_id: &str,
-    app: &Value,
-    apps_seen: &mut HashSet<String>,
-    edges_seen: &mut HashSet<String>,
-    out: &mut Emitter,
-) -> Result<()> {
-    // The edge's `_toEntityKey` is the app's key (`convert::app_key`).
-    let Some((edge, key)) = convert::device_app_relationship(device_id, app).and_then(|edge| {
-        let key = edge.get("_toEntityKey")?.as_str()?.to_string();
-        Some((edge, key))
-    }) else {
-        log::warn("skipping app without an id", &[("device_id", device_id)]);
-        return Ok(());
-    };
-    // Most installs are of an app an earlier device has: its entity is built only once.
-    if apps_seen.insert(key)
-        && let Some(entity) = convert::app_entity(app)
-    {
-        out.entity(entity)?;
-    }
-    let edge_key = edge["_key"].as_str().unwrap_or_default().to_string();
-    if edges_seen.insert(edge_key) {
         out.relationship(edge)?;
     }
     Ok(())

@@ -7,7 +7,7 @@ use crate::bindings::corral::integration::http as wit;
 use crate::error::{Error, Result};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::testing::http as host;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use std::time::Duration;
 #[cfg(target_arch = "wasm32")]
 use wit as host;
@@ -56,6 +56,13 @@ pub trait ResponseExt {
     fn is_success(&self) -> bool;
     /// Parses the body as JSON; garbage is a provider error naming the URL.
     fn json<T: DeserializeOwned>(&self) -> Result<T>;
+    /// The items of the body's `list` array, each object item with only `fields` built
+    /// (what a step reads of a record it does not keep whole): the rest of the body is
+    /// read past, never allocated. An item of another shape is built whole; a body that
+    /// is not an object, or whose `list` is not an array, has none. Garbage is a provider
+    /// error as in [`ResponseExt::json`] (in what is read past, a `\u` escape is checked
+    /// for its form, not for a surrogate's pair).
+    fn json_items(&self, list: &str, fields: &[&str]) -> Result<Vec<serde_json::Value>>;
     /// The J1-style error for a non-2xx answer, or `Ok` for a 2xx.
     fn error_for_status(self) -> Result<Response>;
 }
@@ -71,19 +78,15 @@ impl ResponseExt for Response {
         (200..300).contains(&self.status)
     }
     fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        // One UTF-8 check of the whole body instead of serde_json's check of each string
-        // it builds (cheaper for the whole-record parses connectors do); a body that fails
-        // it is parsed as bytes, so it is refused (or not) and explained as by `from_slice`.
-        let parsed = match std::str::from_utf8(&self.body) {
-            Ok(text) => serde_json::from_str(text),
-            Err(_) => serde_json::from_slice(&self.body),
-        };
-        parsed.map_err(|e| {
-            Error::Provider(format!(
-                "Provider API answered invalid JSON at {}: {e}",
-                self.url
-            ))
-        })
+        parse_body(self, std::marker::PhantomData::<T>)
+    }
+    fn json_items(&self, list: &str, fields: &[&str]) -> Result<Vec<serde_json::Value>> {
+        // The parser does not check the UTF-8 of what it reads past: a body that is not
+        // UTF-8 is refused as a full parse refuses it.
+        if std::str::from_utf8(&self.body).is_err() {
+            self.json::<serde_json::Value>()?;
+        }
+        parse_body(self, crate::projection::Items::Body { list, fields })
     }
     fn error_for_status(self) -> Result<Response> {
         if self.is_success() {
@@ -92,6 +95,33 @@ impl ResponseExt for Response {
             Err(Error::provider_status(&self.url, self.status))
         }
     }
+}
+
+/// `r`'s body as `seed` reads it. One UTF-8 check of the whole body instead of
+/// serde_json's check of each string it builds (cheaper for the whole-record parses
+/// connectors do); a body that fails it is parsed as bytes, so it is refused (or not)
+/// and explained as by `from_slice`.
+fn parse_body<T, S>(r: &Response, seed: S) -> Result<T>
+where
+    S: for<'de> DeserializeSeed<'de, Value = T>,
+{
+    fn whole<'de, R: serde_json::de::Read<'de>, S: DeserializeSeed<'de>>(
+        mut de: serde_json::Deserializer<R>,
+        seed: S,
+    ) -> serde_json::Result<S::Value> {
+        let value = seed.deserialize(&mut de)?;
+        de.end().map(|()| value)
+    }
+    let parsed = match std::str::from_utf8(&r.body) {
+        Ok(text) => whole(serde_json::Deserializer::from_str(text), seed),
+        Err(_) => whole(serde_json::Deserializer::from_slice(&r.body), seed),
+    };
+    parsed.map_err(|e| {
+        Error::Provider(format!(
+            "Provider API answered invalid JSON at {}: {e}",
+            r.url
+        ))
+    })
 }
 
 /// When and how long to retry.
@@ -398,6 +428,86 @@ mod tests {
                 .collect(),
             body: Vec::new(),
             url: "http://x/".into(),
+        }
+    }
+
+    fn body(text: &[u8]) -> Response {
+        Response {
+            body: text.to_vec(),
+            ..response(200, &[])
+        }
+    }
+
+    /// Each item is what a full parse gives, less the fields not asked for.
+    #[test]
+    fn json_items_builds_the_named_fields_of_each_record() {
+        use serde_json::{Value, json};
+        let text = br#"{"device_id":"d","apps":[{"app_id":"1","big":{"x":[1,2]},"n\u0061me":"a"},"text",[{"app_id":"2"}],{"app_id":"3","app_id":"4"},null],"apps_count":5}"#;
+        let items = body(text).json_items("apps", &["app_id", "name"]).unwrap();
+        assert_eq!(
+            items,
+            vec![
+                json!({"app_id": "1", "name": "a"}),
+                json!("text"),
+                json!([{"app_id": "2"}]),
+                json!({"app_id": "4"}),
+                Value::Null,
+            ]
+        );
+        let whole: Value = body(text).json().unwrap();
+        let narrowed: Vec<Value> = whole["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| match item.as_object() {
+                Some(o) => Value::Object(
+                    o.iter()
+                        .filter(|(k, _)| ["app_id", "name"].contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ),
+                None => item.clone(),
+            })
+            .collect();
+        assert_eq!(items, narrowed);
+    }
+
+    /// As `body.get("apps")` reads a full parse: no list, no items; the last one given wins.
+    #[test]
+    fn json_items_of_a_body_without_the_list_is_empty() {
+        for text in [
+            &br#"{"device_id":"d"}"#[..],
+            br#"{"apps":{"app_id":"1"}}"#,
+            br#"{"apps":"x"}"#,
+            br#"{"apps":null}"#,
+            br#"[{"apps":[{"app_id":"1"}]}]"#,
+            br#""apps""#,
+            b"7",
+            br#"{"apps":[{"app_id":"1"}],"apps":3}"#,
+        ] {
+            let items = body(text).json_items("apps", &["app_id"]).unwrap();
+            assert!(items.is_empty(), "{}", String::from_utf8_lossy(text));
+        }
+        let last = body(br#"{"apps":3,"apps":[{"app_id":"1"}]}"#);
+        assert_eq!(last.json_items("apps", &["app_id"]).unwrap().len(), 1);
+    }
+
+    /// Garbage anywhere in the body is the provider error `json` gives, naming the URL.
+    #[test]
+    fn json_items_refuses_garbage_anywhere() {
+        for text in [
+            &br#"{"apps":[{"app_id":"1"}]"#[..],
+            br#"{"apps":[{"app_id":"1"}]} x"#,
+            br#"{"apps":[{"app_id":tru}]}"#,
+            br#"{"other":[1,],"apps":[]}"#,
+            br#"{"apps":[{"app_id":"\ud800"}]}"#,
+            b"{\"apps\":[{\"big\":\"\xff\"}]}",
+            b"",
+        ] {
+            match body(text).json_items("apps", &["app_id"]) {
+                Err(Error::Provider(m)) => assert!(m.contains("http://x/"), "{m}"),
+                other => panic!("{}: {other:?}", String::from_utf8_lossy(text)),
+            }
         }
     }
 

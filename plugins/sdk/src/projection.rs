@@ -1,6 +1,7 @@
-//! Reading a stored object back with only the parts a step uses ([`crate::graph::Pages`]'s
-//! `only` and `raw_fields`): what is left out is read past, never allocated (a record's
-//! `_rawData` is most of its bytes).
+//! Parsing JSON with only the parts a step uses: a stored object read back
+//! ([`crate::graph::Pages`]'s `only` and `raw_fields`; a record's `_rawData` is most of
+//! its bytes), and a provider's list of records (`ResponseExt::json_items`). What is left
+//! out is read past, never allocated.
 //!
 //! No `RawValue` here: serde_json's `raw_value` feature would make every guest parse
 //! (provider bodies included) treat a key it reserves as raw JSON text.
@@ -157,6 +158,83 @@ impl<'de> Visitor<'de> for Part<'_> {
     }
     fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
         Ok(v.into())
+    }
+}
+
+/// A provider body's `list` array, each object item with only `fields` built (an item
+/// of another shape is built whole, as the full parse builds it); a body that is not an
+/// object, or whose `list` is not an array, has none (as `body.get(list)` reads in a
+/// full parse). A key given twice counts once, its last value, as in a full parse.
+#[derive(Clone, Copy)]
+pub(crate) enum Items<'a> {
+    /// The body: an object holding the list.
+    Body {
+        list: &'a str,
+        fields: &'a [&'a str],
+    },
+    /// The list: an array of records.
+    List(&'a [&'a str]),
+}
+
+impl<'de> DeserializeSeed<'de> for Items<'_> {
+    type Value = Vec<Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<Vec<Value>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Any shape but the one expected gives no items (and is read past).
+impl<'de> Visitor<'de> for Items<'_> {
+    type Value = Vec<Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Vec<Value>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Key(key)) = map.next_key()? {
+            match self {
+                Items::Body { list, fields } if key == list => {
+                    items = map.next_value_seed(Items::List(fields))?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(items)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<Value>, A::Error> {
+        let mut items = Vec::new();
+        match self {
+            Items::List(fields) => {
+                while let Some(item) = seq.next_element_seed(Part::Record(fields))? {
+                    items.push(item);
+                }
+            }
+            Items::Body { .. } => while seq.next_element::<IgnoredAny>()?.is_some() {},
+        }
+        Ok(items)
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Vec<Value>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Vec<Value>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Vec<Value>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Vec<Value>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Vec<Value>, E> {
+        Ok(Vec::new())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Vec<Value>, E> {
+        Ok(Vec::new())
     }
 }
 
