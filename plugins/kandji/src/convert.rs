@@ -327,7 +327,11 @@ pub fn app_key_id(app: &Value) -> Option<String> {
 }
 
 pub fn app_key(app: &Value) -> Option<String> {
-    Some(format!("kandji_app:{}", app_key_id(app)?))
+    app_key_id(app).map(|id| app_key_of(&id))
+}
+
+fn app_key_of(key_id: &str) -> String {
+    format!("kandji_app:{key_id}")
 }
 
 /// The app's name: `app_name`, else its process name, else its bundle id, else its
@@ -372,8 +376,9 @@ pub const INSTALL_FIELDS: &[&str] = &[
 /// `app_id` is keyed by its app's key id instead (`<device>|has|kandji_app:<bundle>`,
 /// the default direct key), never by an empty id that every such install would share.
 pub fn device_app_relationship(device_id: &str, app: &Value) -> Option<Object> {
-    let to_key = app_key(app)?;
-    let edge_id = readable(app.get("app_id")).or_else(|| app_key_id(app))?;
+    let key_id = app_key_id(app)?;
+    let to_key = app_key_of(&key_id);
+    let edge_id = readable(app.get("app_id")).unwrap_or(key_id);
     Some(
         RelationshipBuilder::direct(
             "HAS",
