@@ -397,6 +397,22 @@ struct DeviceApps {
 }
 
 impl DeviceApps {
+    /// The app entity of install `i`, from the install whole: `whole` holds every install
+    /// of the device whole once one was needed.
+    fn app_entity(
+        &self,
+        i: usize,
+        whole: &mut Option<Vec<Value>>,
+    ) -> Result<Option<corral_sdk::entity::Object>> {
+        if whole.is_none() {
+            *whole = Some(self.whole()?);
+        }
+        Ok(whole
+            .as_ref()
+            .and_then(|w| w.get(i))
+            .and_then(convert::app_entity))
+    }
+
     /// Every install whole, in the same order.
     fn whole(&self) -> Result<Vec<Value>> {
         Ok(match self.answer.json::<Value>()? {
@@ -427,38 +443,49 @@ fn fetch_installs(base: &str, ids: &[&str]) -> Result<Vec<DeviceApps>> {
     Ok(out)
 }
 
-/// First seen wins for the app entity; each distinct edge key is emitted once.
 fn emit_installs(installs: &[DeviceApps], seen: &mut Seen, out: &mut Emitter) -> Result<()> {
     for device in installs {
-        let device_id = device.device_id.as_str();
-        let mut edges = HashSet::new();
-        let mut whole = None;
-        for (i, install) in device.installs.iter().enumerate() {
-            // The edge's `_toEntityKey` is the app's key (`convert::app_key`).
-            let Some((edge, key)) =
-                convert::device_app_relationship(device_id, install).and_then(|edge| {
-                    let key = edge.get("_toEntityKey")?.as_str()?.to_string();
-                    Some((edge, key))
-                })
-            else {
-                log::warn("skipping app without an id", &[("device_id", device_id)]);
-                continue;
-            };
-            // Most installs are of an app an earlier device has: its entity is built once.
-            if seen.apps.insert(key) {
-                if whole.is_none() {
-                    whole = Some(device.whole()?);
-                }
-                let app = whole.as_ref().and_then(|w: &Vec<Value>| w.get(i));
-                if let Some(entity) = app.and_then(convert::app_entity) {
-                    out.entity(entity)?;
-                }
-            }
-            let edge_key = edge["_key"].as_str().unwrap_or_default().to_string();
-            if edges.insert(edge_key) {
-                out.relationship(edge)?;
-            }
+        let (mut edges, mut whole) = (HashSet::new(), None);
+        for i in 0..device.installs.len() {
+            emit_app(device, i, &mut whole, &mut seen.apps, &mut edges, out)?;
         }
+    }
+    Ok(())
+}
+
+/// Install `i` of `device`. First seen wins for the app entity; each distinct edge key is
+/// emitted once.
+fn emit_app(
+    device: &DeviceApps,
+    i: usize,
+    whole: &mut Option<Vec<Value>>,
+    apps_seen: &mut HashSet<String>,
+    edges_seen: &mut HashSet<String>,
+    out: &mut Emitter,
+) -> Result<()> {
+    let device_id = device.device_id.as_str();
+    // The edge's `_toEntityKey` is the app's key (`convert::app_key`).
+    let Some((edge, key)) = device
+        .installs
+        .get(i)
+        .and_then(|install| convert::device_app_relationship(device_id, install))
+        .and_then(|edge| {
+            let key = edge.get("_toEntityKey")?.as_str()?.to_string();
+            Some((edge, key))
+        })
+    else {
+        log::warn("skipping app without an id", &[("device_id", device_id)]);
+        return Ok(());
+    };
+    // Most installs are of an app an earlier device has: its entity is built only once.
+    if apps_seen.insert(key)
+        && let Some(entity) = device.app_entity(i, whole)?
+    {
+        out.entity(entity)?;
+    }
+    let edge_key = edge["_key"].as_str().unwrap_or_default().to_string();
+    if edges_seen.insert(edge_key) {
+        out.relationship(edge)?;
     }
     Ok(())
 }
