@@ -413,7 +413,9 @@ impl DeviceApps {
             .and_then(convert::app_entity))
     }
 
-    /// Every install whole, in the same order.
+    /// Every install whole, in the same order. An answer that only the full parse
+    /// refuses (what `json_items` lets through in what it reads past) fails the step
+    /// here, when one of its apps is first needed.
     fn whole(&self) -> Result<Vec<Value>> {
         Ok(match self.answer.json::<Value>()? {
             Value::Object(mut body) => match body.remove("apps") {

@@ -59,9 +59,10 @@ pub trait ResponseExt {
     /// The items of the body's `list` array, each object item with only `fields` built
     /// (what a step reads of a record it does not keep whole): the rest of the body is
     /// read past, never allocated. An item of another shape is built whole; a body that
-    /// is not an object, or whose `list` is not an array, has none. Garbage is a provider
-    /// error as in [`ResponseExt::json`] (in what is read past, a `\u` escape is checked
-    /// for its form, not for a surrogate's pair).
+    /// is not an object, or whose `list` is not an array, has none. Garbage (bad syntax,
+    /// bad UTF-8, anywhere) is a provider error as in [`ResponseExt::json`]. What is read
+    /// past is not held to the limits a full parse adds: nesting deeper than 128, a
+    /// number out of `f64`'s range and a lone surrogate's `\u` escape pass there.
     fn json_items(&self, list: &str, fields: &[&str]) -> Result<Vec<serde_json::Value>>;
     /// The J1-style error for a non-2xx answer, or `Ok` for a 2xx.
     fn error_for_status(self) -> Result<Response>;
