@@ -493,6 +493,23 @@ mod tests {
         assert_eq!(last.json_items("apps", &["app_id"]).unwrap().len(), 1);
     }
 
+    /// The worst a provider can nest or number: read past where no field is built (the
+    /// parser keeps a byte per open level, within the body's size), refused where one is.
+    #[test]
+    fn json_items_reads_past_what_it_does_not_build_and_checks_what_it_does() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        for odd in [deep.as_str(), "1e400", r#""\ud800""#] {
+            let skipped = format!(r#"{{"x":{odd},"apps":[{{"app_id":"1","big":{odd}}}]}}"#);
+            let items = body(skipped.as_bytes()).json_items("apps", &["app_id"]);
+            assert_eq!(items.unwrap(), vec![serde_json::json!({"app_id": "1"})]);
+            let built = format!(r#"{{"apps":[{{"app_id":{odd}}}]}}"#);
+            match body(built.as_bytes()).json_items("apps", &["app_id"]) {
+                Err(Error::Provider(m)) => assert!(m.contains("http://x/"), "{m}"),
+                other => panic!("{}: {other:?}", &odd[..odd.len().min(20)]),
+            }
+        }
+    }
+
     /// Garbage anywhere in the body is the provider error `json` gives, naming the URL.
     #[test]
     fn json_items_refuses_garbage_anywhere() {
