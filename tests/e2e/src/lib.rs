@@ -429,8 +429,14 @@ pub fn npm(dir: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// `dir/node_modules`, installed from its lock file (`npm ci`) unless `marker`, a package
-/// the lock installs, is there already.
+/// the lock installs, is there already. One install at a time, across threads and
+/// processes: `npm ci` first deletes `node_modules`, so a second install beside it broke
+/// the first (two tests of one binary on a fresh clone).
 pub fn npm_installed(dir: &std::path::Path, marker: &str) {
+    let lock = std::fs::File::create(dir.join(".npm-install.lock"))
+        .unwrap_or_else(|e| panic!("a lock file in {}: {e}", dir.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("locking {}'s install: {e}", dir.display()));
     if !dir.join("node_modules").join(marker).exists() {
         npm(dir, &["ci", "--no-audit", "--no-fund", "--loglevel=error"]);
     }
