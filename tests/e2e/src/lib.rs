@@ -433,8 +433,15 @@ pub fn npm(dir: &std::path::Path, args: &[&str]) -> String {
 /// processes: `npm ci` first deletes `node_modules`, so a second install beside it broke
 /// the first (two tests of one binary on a fresh clone).
 pub fn npm_installed(dir: &std::path::Path, marker: &str) {
-    let lock = std::fs::File::create(dir.join(".npm-install.lock"))
-        .unwrap_or_else(|e| panic!("a lock file in {}: {e}", dir.display()));
+    // Outside the tree: `dir` may be one that `plugin new` vendors file by file.
+    let name: String = dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let path = std::env::temp_dir().join(format!("corral-npm{name}.lock"));
+    let lock = std::fs::File::create(&path)
+        .unwrap_or_else(|e| panic!("the lock file {}: {e}", path.display()));
     lock.lock()
         .unwrap_or_else(|e| panic!("locking {}'s install: {e}", dir.display()));
     if !dir.join("node_modules").join(marker).exists() {
