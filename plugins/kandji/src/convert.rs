@@ -412,6 +412,20 @@ pub const USER_FIELDS: &[&str] = &[
     "user.isArchived",
 ];
 
+/// What the apps step reads of a stored device.
+pub const ID_FIELDS: &[&str] = &["id"];
+
+/// What the devices step keeps of each stored device for the later steps: the apps
+/// step's [`ID_FIELDS`] and the users step's [`USER_FIELDS`].
+pub const CARRIED_FIELDS: &[&str] = &[
+    "_key",
+    "id",
+    "user.id",
+    "user.name",
+    "user.email",
+    "user.isArchived",
+];
+
 /// The user a stored device entity names in `user.*`, if any: a numeric id or a
 /// non-blank text one (an empty id would give every such user one shared key).
 pub fn user_entity(device: &Object) -> Option<Object> {
@@ -818,6 +832,15 @@ mod tests {
             e["_key"], "kandji_app:com.x.helper",
             "the key is the reference's"
         );
+    }
+
+    /// A field a later step reads but the devices step does not carry would make that
+    /// step read every device back whole: the same graph, at the old cost.
+    #[test]
+    fn the_devices_step_carries_every_field_the_later_steps_read() {
+        for field in ID_FIELDS.iter().chain(USER_FIELDS) {
+            assert!(CARRIED_FIELDS.contains(field), "{field} is not carried");
+        }
     }
 
     /// The apps step builds only `INSTALL_FIELDS` of each install: the edge and the

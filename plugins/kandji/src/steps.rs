@@ -1,6 +1,7 @@
 //! The steps' I/O: requests through the host, entities out through the graph.
 
 use crate::convert::{self, ACCOUNT_KEY, APP_TYPE, DEVICE_TYPE};
+use corral_sdk::carry::{self, Carry};
 use corral_sdk::config;
 use corral_sdk::graph::{self, Emitter};
 use corral_sdk::http::{self, Request, RequestExt, Response, ResponseExt, Retry};
@@ -80,6 +81,8 @@ pub fn fetch_devices() -> Result<()> {
     };
     let mut fetched = 0usize;
     let mut out = Emitter::new();
+    // What the apps and users steps read of each stored device.
+    let mut carry = Carry::new(DEVICE_TYPE, convert::CARRIED_FIELDS);
     http::for_each_offset_page(
         |offset| {
             let url = format!("{base}devices?offset={offset}&limit={limit}");
@@ -116,8 +119,9 @@ pub fn fetch_devices() -> Result<()> {
             let mut details = fetch_details(&base, &changed)?.into_iter();
             // In list order, as a full run emits them (later steps take the first device
             // of an app or a user in this order).
+            let mut entities = Vec::with_capacity(fresh.len());
             for (d, prev) in fresh.iter().zip(reused) {
-                let entity = match prev {
+                entities.push(match prev {
                     Some(prev) => {
                         unchanged.push(prev["_key"].as_str().unwrap_or_default().to_string());
                         prev
@@ -132,16 +136,22 @@ pub fn fetch_devices() -> Result<()> {
                         },
                         None => continue,
                     },
-                };
-                let key = entity["_key"].as_str().unwrap_or_default().to_string();
-                out.entity(entity)?;
+                });
+            }
+            let stored = out.entities_now(&entities)?;
+            for (entity, stored) in entities.iter().zip(stored) {
+                if stored {
+                    carry.add(entity);
+                }
                 if has_account {
-                    out.relationship(convert::account_device_relationship(&key))?;
+                    let key = entity["_key"].as_str().unwrap_or_default();
+                    out.relationship(convert::account_device_relationship(key))?;
                 }
             }
             Ok(())
         },
     )?;
+    carry.finish();
     if let Err(e) = kv::set_json(UNCHANGED_KEY, &unchanged) {
         // The apps step then fetches every device's apps: more requests, same graph.
         log::warn(
@@ -238,8 +248,7 @@ fn device_id(d: &Value) -> Option<&str> {
 
 /// Every stored device's id, in emission order.
 fn stored_device_ids() -> Result<Vec<String>> {
-    graph::entities_of_type(DEVICE_TYPE)
-        .only(&["id"])
+    carry::stored(DEVICE_TYPE, convert::ID_FIELDS)?
         .map(|e| {
             Ok(e?
                 .get("id")
@@ -583,7 +592,7 @@ fn reemit_edges(reused: &HashSet<String>, seen: &mut Seen, out: &mut Emitter) ->
 pub fn fetch_device_users() -> Result<()> {
     let mut users_seen = HashSet::new();
     let mut out = Emitter::new();
-    for device in graph::entities_of_type(DEVICE_TYPE).only(convert::USER_FIELDS) {
+    for device in carry::stored(DEVICE_TYPE, convert::USER_FIELDS)? {
         let device = device?;
         let Some(user) = convert::user_entity(&device) else {
             continue;

@@ -56,6 +56,29 @@ impl Emitter {
         self.flush_relationships()
     }
 
+    /// Sends `entities` now, after everything buffered, and says of each whether the
+    /// host stored it: a step that keeps something of what it stored ([`crate::carry`])
+    /// keeps it of these alone. The host's rejections are told apart by their index in
+    /// the batch, never by key.
+    pub fn entities_now(&mut self, entities: &[Object]) -> Result<Vec<bool>> {
+        self.flush()?;
+        let mut stored = vec![true; entities.len()];
+        for (n, chunk) in entities.chunks(BATCH).enumerate() {
+            let batch = chunk.iter().map(to_json).collect::<Result<Vec<_>>>()?;
+            self.failed = true;
+            let report = host::emit_entities(&batch).map_err(graph_error)?;
+            self.failed = false;
+            for r in &report.rejected {
+                let at = (r.index as usize).checked_add(n * BATCH);
+                if let Some(slot) = at.and_then(|i| stored.get_mut(i)) {
+                    *slot = false;
+                }
+            }
+            self.record(report);
+        }
+        Ok(stored)
+    }
+
     fn flush_entities(&mut self) -> Result<()> {
         if self.entities.is_empty() {
             return Ok(());
@@ -305,6 +328,28 @@ mod tests {
         out.flush().unwrap();
         assert_eq!((out.accepted, out.rejected.len()), (2, 0));
         assert_eq!(testing::entities().len(), 2);
+    }
+
+    /// Past a batch, a rejection's index counts from its own batch: each refusal is
+    /// put on its own entity, and what was buffered goes first.
+    #[test]
+    fn entities_sent_now_say_which_were_stored() {
+        testing::reset();
+        for key in ["e0", "e501", "e1199"] {
+            testing::refuse(key, "breaks the data model");
+        }
+        let mut out = Emitter::new();
+        out.entity(object("buffered")).unwrap();
+        let batch: Vec<Object> = (0..1_200).map(|i| object(&format!("e{i}"))).collect();
+        let stored = out.entities_now(&batch).unwrap();
+        let refused: Vec<usize> = (0..stored.len()).filter(|i| !stored[*i]).collect();
+        assert_eq!(refused, [0, 501, 1_199]);
+        assert_eq!((out.accepted, out.rejected.len()), (1_198, 3));
+        let keys: Vec<String> = testing::entities()
+            .iter()
+            .map(|e| e["_key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!((keys.len(), keys[0].as_str()), (1_198, "buffered"));
     }
 
     #[test]

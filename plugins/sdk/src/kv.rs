@@ -62,12 +62,14 @@ mod imp {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod imp {
-    use crate::error::Result;
-    use std::cell::RefCell;
+    use crate::error::{Error, Result};
+    use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
 
     thread_local! {
         static STORE: RefCell<BTreeMap<String, Vec<u8>>> = const { RefCell::new(BTreeMap::new()) };
+        /// Bytes of keys and values the store holds at most (`testing::kv_capacity`).
+        static CAPACITY: Cell<usize> = const { Cell::new(usize::MAX) };
     }
 
     pub fn get(key: &str) -> Option<Vec<u8>> {
@@ -75,18 +77,44 @@ mod imp {
     }
 
     pub fn set(key: &str, value: &[u8]) -> Result<()> {
-        STORE.with(|s| s.borrow_mut().insert(key.to_string(), value.to_vec()));
-        Ok(())
+        STORE.with(|s| {
+            let mut s = s.borrow_mut();
+            let others: usize = s
+                .iter()
+                .filter(|(k, _)| k.as_str() != key)
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            let capacity = CAPACITY.with(Cell::get);
+            if others + key.len() + value.len() > capacity {
+                return Err(Error::Kv(format!(
+                    "kv: the run would hold more than its capacity of {capacity} bytes"
+                )));
+            }
+            s.insert(key.to_string(), value.to_vec());
+            Ok(())
+        })
     }
 
     pub fn delete(key: &str) -> bool {
         STORE.with(|s| s.borrow_mut().remove(key).is_some())
     }
 
-    /// Empties the store (`testing::reset`).
+    /// Empties the store and lifts its bound (`testing::reset`).
     pub fn clear() {
         STORE.with(|s| s.borrow_mut().clear());
+        CAPACITY.with(|c| c.set(usize::MAX));
     }
+
+    pub fn set_capacity(bytes: usize) {
+        CAPACITY.with(|c| c.set(bytes));
+    }
+}
+
+/// Bounds this thread's store to `bytes` of keys and values (native builds:
+/// `testing::kv_capacity`).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn set_capacity(bytes: usize) {
+    imp::set_capacity(bytes)
 }
 
 /// Empties this thread's store (native builds: `testing::reset`).

@@ -9,6 +9,8 @@
 //! - [`entity`]: builders for JupiterOne's entity and direct-relationship shapes.
 //! - [`http`]: requests with credentials by reference, retry with backoff, pagination.
 //! - [`graph`]: buffered emission and reading back what this run emitted.
+//! - [`carry`]: a few fields of a type's stored entities, kept for the run's later
+//!   steps so they do not read every entity back whole.
 //! - [`time`]: timestamps to epoch milliseconds.
 //! - [`log`]: structured logging through the host, with typed field values; `info!`,
 //!   `warn!`, `error!`, `debug!` take format arguments.
@@ -21,6 +23,7 @@
 extern crate self as corral_sdk;
 
 pub mod capabilities;
+pub mod carry;
 pub mod connector;
 pub mod entity;
 pub mod error;

@@ -63,6 +63,12 @@ pub fn reset() {
     crate::kv::clear();
 }
 
+/// Bounds the run's `kv` store to `bytes` of keys and values, as the host bounds it:
+/// a `set` past the bound is refused (until the next [`reset`]).
+pub fn kv_capacity(bytes: usize) {
+    crate::kv::set_capacity(bytes);
+}
+
 /// A plain config field's value.
 pub fn config(name: &str, value: &str) {
     with(|f| f.config.insert(name.into(), value.into()));
