@@ -256,7 +256,17 @@ pub fn main() -> ExitCode {
     // Every command keeps and reuses compiled components (`plugin inspect` and `plugin
     // build` too: a build compiles once for the runs that follow).
     crate::plugin::compiled_cache::enable();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // `TOKIO_WORKER_THREADS`, when set, is the operator's choice and tokio reads it.
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none()
+        && let Command::Run {
+            config, instances, ..
+        } = &cli.command
+        && let Some(n) = run::worker_threads(config, instances)
+    {
+        builder.worker_threads(n);
+    }
+    let rt = builder
         .enable_all()
         .build()
         .expect("starting the tokio runtime");
