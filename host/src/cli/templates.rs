@@ -17,6 +17,7 @@ pub const RUST_SDK: Files = files![
     "../../../plugins/sdk/";
     "Cargo.toml",
     "src/capabilities.rs",
+    "src/carry.rs",
     "src/connector.rs",
     "src/entity.rs",
     "src/error.rs",

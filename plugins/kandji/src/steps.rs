@@ -151,8 +151,17 @@ pub fn fetch_devices() -> Result<()> {
             Ok(())
         },
     )?;
-    carry.finish();
-    if let Err(e) = kv::set_json(UNCHANGED_KEY, &unchanged) {
+    // The unchanged devices first: the carry saves reads, the list saves requests
+    // against the tenant's quota, so when the store has no room for both the carry
+    // gives way.
+    let mut kept = kv::set_json(UNCHANGED_KEY, &unchanged);
+    if kept.is_err() {
+        carry.abandon("the store's room is needed for the unchanged devices");
+        kept = kv::set_json(UNCHANGED_KEY, &unchanged);
+    } else {
+        carry.finish();
+    }
+    if let Err(e) = kept {
         // The apps step then fetches every device's apps: more requests, same graph.
         log::warn(
             "the unchanged devices could not be kept for the apps step",

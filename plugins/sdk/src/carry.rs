@@ -11,6 +11,8 @@
 //! old cost.
 //!
 //! It holds only when one step emits every entity of the type, which carries them all.
+//! The carried copy is read only where the policy lets the run read the type back
+//! (`graph:Read`): a step that could not read the entities does not get them this way.
 
 use crate::entity::Object;
 use crate::error::{Error, Result};
@@ -46,6 +48,8 @@ pub struct Carry {
     written: u32,
     /// Why the store refused a chunk: nothing more is kept.
     refused: Option<String>,
+    /// The marker was written: the chunks are for later steps.
+    finished: bool,
 }
 
 impl Carry {
@@ -58,12 +62,14 @@ impl Carry {
             chunk: Vec::new(),
             written: 0,
             refused: None,
+            finished: false,
         }
     }
 
-    /// Keeps `entity`'s fields (those it has).
+    /// Keeps `entity`'s fields (those it has), if it is of the carried type.
     pub fn add(&mut self, entity: &Object) {
-        if self.refused.is_some() {
+        let of_type = entity.get("_type").and_then(serde_json::Value::as_str);
+        if self.refused.is_some() || of_type != Some(self.entity_type.as_str()) {
             return;
         }
         // Written from borrowed values, in the fields' order: nothing is copied but
@@ -95,9 +101,18 @@ impl Carry {
                 fields: self.fields.iter().map(|f| f.to_string()).collect(),
                 chunks: self.written,
             };
-            if let Err(e) = kv::set_json(&marker_key(&self.entity_type), &marker) {
-                self.refuse(e.to_string());
+            match kv::set_json(&marker_key(&self.entity_type), &marker) {
+                Ok(()) => self.finished = true,
+                Err(e) => self.refuse(e.to_string()),
             }
+        }
+    }
+
+    /// Gives up keeping (the step needs the store's room for something else): what was
+    /// written is deleted, and later steps read the entities back.
+    pub fn abandon(mut self, reason: &str) {
+        if self.refused.is_none() {
+            self.refuse(reason.to_string());
         }
     }
 
@@ -110,19 +125,33 @@ impl Carry {
         }
     }
 
-    /// Gives up keeping: what was written is deleted (later steps read the entities
-    /// back), and the step says why.
-    fn refuse(&mut self, reason: String) {
+    fn delete_chunks(&mut self) {
         for chunk in 0..self.written {
             kv::delete(&chunk_key(&self.entity_type, chunk));
         }
         self.written = 0;
         self.chunk = Vec::new();
+    }
+
+    /// Gives up keeping: what was written is deleted (later steps read the entities
+    /// back), and the step says why.
+    fn refuse(&mut self, reason: String) {
+        self.delete_chunks();
         log::warn(
             "the stored entities' fields are not carried; later steps read them back",
             &[("type", &self.entity_type), ("reason", &reason)],
         );
         self.refused = Some(reason);
+    }
+}
+
+impl Drop for Carry {
+    /// A step that fails or returns before [`Carry::finish`] leaves no chunks behind to
+    /// take the store's room from the steps that still run.
+    fn drop(&mut self) {
+        if !self.finished {
+            self.delete_chunks();
+        }
     }
 }
 
@@ -136,12 +165,16 @@ impl Serialize for Kept<'_> {
 }
 
 /// Every stored entity of `entity_type`, in emission order, with only `fields` (those it
-/// has): from what its step carried when that holds `fields`, else read back from the
-/// host ([`graph::Pages::only`]). The objects are partial: read them, never emit them.
+/// has): from what its step carried when that holds `fields` and the policy lets the run
+/// read the type, else read back from the host ([`graph::Pages::only`], which fails as
+/// before where reading is denied). The objects are partial: read them, never emit them.
 pub fn stored<'a>(entity_type: &str, fields: &'a [&'a str]) -> Result<Stored<'a>> {
     let marker: Option<Marker> = kv::get_json(&marker_key(entity_type))?;
     Ok(match marker {
-        Some(m) if fields.iter().all(|f| m.fields.iter().any(|k| k == f)) => {
+        Some(m)
+            if fields.iter().all(|f| m.fields.iter().any(|k| k == f))
+                && graph::may_read(entity_type) =>
+        {
             Stored::Carried(Chunks {
                 entity_type: entity_type.to_string(),
                 fields,
@@ -222,7 +255,7 @@ mod tests {
             "_key": format!("d{i}"), "_type": "acme_device", "_class": "Device",
             "id": format!("d{i}"), "name": "x".repeat(filler),
         });
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             o["user.id"] = json!(i);
         }
         o.as_object().unwrap().clone()
@@ -319,11 +352,15 @@ mod tests {
     }
 
     #[test]
-    fn an_unfinished_carry_is_not_read() {
+    fn an_unfinished_carry_is_not_read_and_leaves_no_chunk() {
         testing::reset();
         let mut carry = Carry::new("acme_device", FIELDS);
-        carry.add(&device(1, 0));
+        for i in 0..3_000 {
+            carry.add(&device(i, 0));
+        }
+        assert!(kv::get("corral-sdk/carry/acme_device/0").is_some());
         drop(carry);
+        assert!(kv::get("corral-sdk/carry/acme_device/0").is_none());
         let mut out = graph::Emitter::new();
         out.entity(device(1, 0)).unwrap();
         out.flush().unwrap();
@@ -331,6 +368,68 @@ mod tests {
             stored("acme_device", &["id"]).unwrap(),
             Stored::ReadBack(_)
         ));
+    }
+
+    /// The step run again within the run: until it finishes, the last carry is not read.
+    #[test]
+    fn a_carry_started_again_hides_the_one_before() {
+        testing::reset();
+        emit(3, 0, &[]);
+        assert!(matches!(
+            stored("acme_device", &["id"]).unwrap(),
+            Stored::Carried(_)
+        ));
+        let again = Carry::new("acme_device", FIELDS);
+        assert!(matches!(
+            stored("acme_device", &["id"]).unwrap(),
+            Stored::ReadBack(_)
+        ));
+        again.finish();
+        assert!(read(&["id"]).is_empty());
+    }
+
+    #[test]
+    fn an_entity_of_another_type_is_not_carried() {
+        testing::reset();
+        let mut carry = Carry::new("acme_device", FIELDS);
+        let mut other = device(1, 0);
+        other.insert("_type".into(), json!("acme_app"));
+        carry.add(&other);
+        carry.add(&device(2, 0));
+        carry.finish();
+        assert_eq!(read(&["id"]), [json!({"id": "d2"})]);
+    }
+
+    /// Where the policy denies reading the type back, the carried copy is not read:
+    /// the step fails on the denial, as it did before there was one.
+    #[test]
+    fn a_type_the_policy_does_not_let_the_run_read_is_not_read_from_the_carry() {
+        testing::reset();
+        emit(3, 0, &[]);
+        testing::deny_read("acme_device");
+        let got: Vec<Result<Object>> = stored("acme_device", &["id"]).unwrap().collect();
+        assert!(
+            matches!(&got[..], [Err(Error::Graph(m))] if m.contains("denied")),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn an_abandoned_carry_leaves_nothing() {
+        testing::reset();
+        let mut carry = Carry::new("acme_device", FIELDS);
+        for i in 0..3_000 {
+            carry.add(&device(i, 0));
+        }
+        carry.abandon("the store's room is needed");
+        assert!(kv::get("corral-sdk/carry/acme_device/0").is_none());
+        assert!(kv::get("corral-sdk/carry/acme_device").is_none());
+        let logged = crate::log::take_captured();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert_eq!(
+            logged[0].field("reason"),
+            Some("the store's room is needed")
+        );
     }
 
     #[test]

@@ -201,6 +201,12 @@ pub fn entities_of_type(entity_type: &str) -> Pages<'static> {
     Pages::new(entity_type, host::list_entities)
 }
 
+/// Whether the policy lets this run read its entities of `entity_type` back (`graph:Read`):
+/// asks the host for one of them.
+pub fn may_read(entity_type: &str) -> bool {
+    host::list_entities(entity_type, 0, 1).is_ok()
+}
+
 /// An object (entity or relationship) of this instance's graph as the previous run left
 /// it, by `_key`: what a connector re-emits instead of fetching it again. On a first run
 /// the previous graph is empty.

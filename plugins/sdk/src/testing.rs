@@ -45,6 +45,8 @@ struct Fake {
     refuse: HashMap<String, String>,
     /// What the host refused: (key, reason).
     rejected: Vec<(String, String)>,
+    /// Types whose entities the policy does not let the plugin read back.
+    unreadable: HashSet<String>,
 }
 
 thread_local! {
@@ -165,6 +167,11 @@ pub fn requests() -> Vec<Request> {
 /// checks refuse one that breaks the data model).
 pub fn refuse(key: &str, reason: &str) {
     with(|f| f.refuse.insert(key.into(), reason.into()));
+}
+
+/// The policy denies `graph:Read` of `type_name`: reading its entities back fails.
+pub fn deny_read(type_name: &str) {
+    with(|f| f.unreadable.insert(type_name.into()));
 }
 
 /// What the host refused, in order: (`_key`, reason).
@@ -340,6 +347,11 @@ pub mod graph {
         cursor: u32,
         limit: u32,
     ) -> Result<EntityPage, GraphError> {
+        if with(|f| f.unreadable.contains(type_name)) {
+            return Err(GraphError::Denied(format!(
+                "graph:Read type:{type_name} denied: no rule allows it"
+            )));
+        }
         Ok(with(|f| {
             let entities = f
                 .emitted
