@@ -280,6 +280,15 @@ mod tests {
         carry.finish();
     }
 
+    /// A carry of `n` devices, not finished.
+    fn carrying(n: usize) -> Carry {
+        let mut carry = Carry::new("acme_device", FIELDS);
+        for i in 0..n {
+            carry.add(&device(i, 0));
+        }
+        carry
+    }
+
     fn read(fields: &[&str]) -> Vec<Value> {
         stored("acme_device", fields)
             .unwrap()
@@ -354,10 +363,7 @@ mod tests {
     #[test]
     fn an_unfinished_carry_is_not_read_and_leaves_no_chunk() {
         testing::reset();
-        let mut carry = Carry::new("acme_device", FIELDS);
-        for i in 0..3_000 {
-            carry.add(&device(i, 0));
-        }
+        let carry = carrying(3_000);
         assert!(kv::get("corral-sdk/carry/acme_device/0").is_some());
         drop(carry);
         assert!(kv::get("corral-sdk/carry/acme_device/0").is_none());
@@ -417,10 +423,7 @@ mod tests {
     #[test]
     fn an_abandoned_carry_leaves_nothing() {
         testing::reset();
-        let mut carry = Carry::new("acme_device", FIELDS);
-        for i in 0..3_000 {
-            carry.add(&device(i, 0));
-        }
+        let carry = carrying(3_000);
         carry.abandon("the store's room is needed");
         assert!(kv::get("corral-sdk/carry/acme_device/0").is_none());
         assert!(kv::get("corral-sdk/carry/acme_device").is_none());
